@@ -1,0 +1,353 @@
+"""The analysis dataset: one row per infused patient, the contract between the exporter and
+the statistics.
+
+Every column is declared once in ``COLUMNS``; ``DATA_DICTIONARY`` is generated from it, so the
+documentation a statistician reads and the validation the code runs cannot drift apart.
+``read_analysis_csv`` (a CSV file) and ``validate_analysis_frame`` (a DataFrame built in memory)
+both return the same typed table or raise a ``ValueError`` that names the line, the study ID and
+the column of every problem found (up to ``MAX_REPORTED_PROBLEMS``).
+
+Blank cells (and ``NA``, which R's ``write.csv`` writes) mean "not applicable / not known".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from os import PathLike
+from typing import IO, Any
+
+import pandas as pd
+
+#: The window that defines early regeneration (CLINICAL.md section 4); ``early_regen`` in the
+#: dataset must agree with ``regen_day`` under this window.
+EARLY_REGENERATION_WINDOW_DAYS = 45
+
+RESPONSES = ("CR", "CRi", "PR", "NR", "PD", "NE")
+CR_RESPONSES = ("CR", "CRi")
+PREEMPTIVE_CATEGORIES = ("anti_leukemic", "immunomodulatory", "other", "none")
+BLANK_MARKERS = frozenset({"", "NA"})
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the analysis dataset."""
+
+    name: str
+    kind: str  # "text", "date", "number", "day", "flag", "code", "choice"
+    meaning: str
+    required: bool = False  # blank not allowed
+    choices: tuple[str, ...] = ()  # for "choice" and "code" (codes are integers as strings)
+
+    @property
+    def allowed_values(self) -> str:
+        if self.kind in ("choice", "code", "flag"):
+            values = self.choices or ("0", "1")
+            text = ", ".join(values)
+        elif self.kind == "day":
+            text = "number >= 0 (days since the first infusion)"
+        elif self.kind == "number":
+            text = "number >= 0"
+        elif self.kind == "date":
+            text = "ISO date YYYY-MM-DD"
+        else:
+            text = "text"
+        return text if self.required else f"{text}; blank allowed"
+
+    @property
+    def pandas_dtype(self) -> str:
+        return {
+            "text": "object",
+            "choice": "object",
+            "date": "datetime64[ns]",
+            "number": "float64",
+            "day": "float64",
+            "flag": "Int64",
+            "code": "Int64",
+        }[self.kind]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("study_id", "text", "Pseudonymous study ID (unique).", required=True),
+    Column("center", "text", "Center code.", required=True),
+    Column("product", "text", "CAR-T product of the first infusion.", required=True),
+    Column("synthetic", "flag", "1 if the patient is synthetic (demo data).", required=True),
+    Column("first_infusion_date", "date", "Date of the first CAR-T infusion (day 0).", True),
+    Column("age_at_infusion", "number", "Age in years at the first infusion."),
+    Column("sex", "choice", "Sex.", choices=("M", "F")),
+    Column(
+        "best_response",
+        "choice",
+        "Best response after the first infusion; NE = not evaluable / not assessed.",
+        required=True,
+        choices=RESPONSES,
+    ),
+    Column("cr", "flag", "1 if the best response is CR or CRi, else 0.", required=True),
+    Column("cr_day", "day", "Day of the first CR/CRi assessment; blank if none."),
+    Column("rfs_days", "day", "RFS time from the first infusion; blank if not CR."),
+    Column("rfs_event", "flag", "1 relapse or death, 0 censored; blank if not CR."),
+    Column("rfs_from_cr_days", "day", "RFS time measured from cr_day; blank if not CR."),
+    Column("os_days", "day", "OS time from the first infusion.", required=True),
+    Column("os_event", "flag", "1 death, 0 censored.", required=True),
+    Column("relapse_day", "day", "Day of relapse; blank if none."),
+    Column("death_day", "day", "Day of death; blank if none."),
+    Column("hsct_day", "day", "Day of allogeneic HSCT; blank if none."),
+    Column("last_followup_day", "day", "Day of the last follow-up contact.", required=True),
+    Column(
+        "cir_event",
+        "code",
+        "CR patients: 1 relapse, 2 death without relapse, 0 censored (time = rfs_days); "
+        "blank if not CR.",
+        choices=("0", "1", "2"),
+    ),
+    Column("regen_day", "day", "Day of the first detectable PB B-cell count after aplasia."),
+    Column(
+        "early_regen",
+        "flag",
+        f"1 if regen_day <= {EARLY_REGENERATION_WINDOW_DAYS} else 0; blank if B-cell aplasia "
+        "was never documented.",
+    ),
+    Column(
+        "late_regen",
+        "flag",
+        f"1 if regen_day > {EARLY_REGENERATION_WINDOW_DAYS} else 0; blank if aplasia was never "
+        "documented.",
+    ),
+    Column("mrd_positive", "flag", "1 if any post-infusion BM MRD >= threshold; blank if none."),
+    Column("car_loss", "flag", "1 if BM CAR copies became undetectable after being detectable."),
+    Column(
+        "preemptive_category",
+        "choice",
+        "Category of the first pre-emptive therapy.",
+        required=True,
+        choices=PREEMPTIVE_CATEGORIES,
+    ),
+    Column("preemptive_day", "day", "Day the pre-emptive therapy started; blank if none."),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+_BY_NAME = {c.name: c for c in COLUMNS}
+
+#: The data dictionary as plain rows (name, type, meaning, allowed values).
+DATA_DICTIONARY: list[dict[str, str]] = [
+    {"name": c.name, "type": c.kind, "meaning": c.meaning, "allowed_values": c.allowed_values}
+    for c in COLUMNS
+]
+
+
+def data_dictionary_csv() -> str:
+    """The data dictionary as CSV text."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(DATA_DICTIONARY[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(DATA_DICTIONARY)
+    return out.getvalue()
+
+
+def data_dictionary_markdown() -> str:
+    """The data dictionary as a Markdown table."""
+    lines = ["| column | type | meaning | allowed values |", "|---|---|---|---|"]
+    for row in DATA_DICTIONARY:
+        cells = [row["name"], row["type"], row["meaning"], row["allowed_values"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class _Problems:
+    """Collects field-level problems so one run reports all of them, not just the first."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.truncated = False
+
+    def add(self, where: str, column: str, message: str) -> None:
+        if len(self.items) >= MAX_REPORTED_PROBLEMS:
+            self.truncated = True
+            return
+        self.items.append(f"{where}, column '{column}': {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            more = " (further problems not shown)" if self.truncated else ""
+            raise ValueError(
+                "Invalid analysis dataset:\n  " + "\n  ".join(self.items) + more
+            )
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in BLANK_MARKERS
+
+
+def _parse_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value.strip() if isinstance(value, str) else value)
+    if not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+def _parse_cell(column: Column, value: Any) -> Any:
+    """Parse one non-blank cell; raise ValueError with a human message."""
+    if column.kind == "text":
+        return str(value).strip()
+    if column.kind == "choice":
+        text = str(value).strip()
+        if text not in column.choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(column.choices)}")
+        return text
+    if column.kind == "date":
+        if isinstance(value, date):
+            return pd.Timestamp(value)
+        try:
+            return pd.Timestamp(date.fromisoformat(str(value).strip()))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+    try:
+        number = _parse_number(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if column.kind in ("number", "day"):
+        if number < 0:
+            raise ValueError(f"{value!r} is negative")
+        return number
+    allowed = column.choices or ("0", "1")
+    if not number.is_integer() or str(int(number)) not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return int(number)
+
+
+def _where(line: int, study_id: Any) -> str:
+    sid = "" if _is_blank(study_id) else f" (study_id {str(study_id).strip()})"
+    return f"line {line}{sid}"
+
+
+def validate_analysis_frame(raw: pd.DataFrame, *, first_line: int = 2) -> pd.DataFrame:
+    """Check and type a DataFrame holding the analysis columns (strings or typed values).
+
+    ``first_line`` is the line number of the first data row in the source file (2 for a CSV
+    with one header line) and only affects the error messages. Extra columns are ignored and
+    dropped; missing columns, unparseable cells and inconsistent rows raise ``ValueError``.
+    """
+    missing = [name for name in COLUMN_NAMES if name not in raw.columns]
+    if missing:
+        raise ValueError(
+            "Invalid analysis dataset: missing column(s) " + ", ".join(repr(m) for m in missing)
+        )
+    problems = _Problems()
+    parsed: dict[str, list[Any]] = {name: [] for name in COLUMN_NAMES}
+    records = raw[list(COLUMN_NAMES)].to_dict("records")
+    for offset, record in enumerate(records):
+        where = _where(first_line + offset, record["study_id"])
+        for column in COLUMNS:
+            value = record[column.name]
+            if _is_blank(value):
+                if column.required:
+                    problems.add(where, column.name, "is blank but required")
+                parsed[column.name].append(None)
+                continue
+            try:
+                parsed[column.name].append(_parse_cell(column, value))
+            except ValueError as error:
+                problems.add(where, column.name, str(error))
+                parsed[column.name].append(None)
+    problems.raise_if_any()
+
+    frame = pd.DataFrame(
+        {
+            c.name: pd.Series(parsed[c.name], dtype=c.pandas_dtype, index=raw.index)
+            if c.kind != "date"
+            else pd.to_datetime(pd.Series(parsed[c.name], index=raw.index, dtype="object"))
+            for c in COLUMNS
+        }
+    ).reset_index(drop=True)
+    _check_consistency(frame, first_line, problems)
+    problems.raise_if_any()
+    return frame
+
+
+Check = Callable[[dict[str, Any]], tuple[str, str] | None]
+
+
+def _blank(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def _row_checks() -> Iterable[Check]:
+    """Cross-field rules whose violation would silently change a result."""
+
+    def cr_matches_response(r: dict[str, Any]) -> tuple[str, str] | None:
+        expected = 1 if r["best_response"] in CR_RESPONSES else 0
+        if r["cr"] != expected:
+            return "cr", f"is {r['cr']} but best_response is {r['best_response']}"
+        return None
+
+    def cr_fields(r: dict[str, Any]) -> tuple[str, str] | None:
+        for name in ("rfs_days", "rfs_event", "cir_event"):
+            if r["cr"] == 1 and _blank(r[name]):
+                return name, "is blank but the patient is in CR (cr = 1)"
+        for name in ("rfs_days", "rfs_event", "rfs_from_cr_days", "cir_event", "cr_day"):
+            if r["cr"] == 0 and not _blank(r[name]):
+                return name, "must be blank when cr = 0 (RFS is defined for CR patients only)"
+        return None
+
+    def cir_matches_rfs(r: dict[str, Any]) -> tuple[str, str] | None:
+        if r["cr"] != 1 or r["cir_event"] is None or r["rfs_event"] is None:
+            return None
+        if (r["cir_event"] != 0) != (r["rfs_event"] == 1):
+            return "cir_event", f"is {r['cir_event']} but rfs_event is {r['rfs_event']}"
+        return None
+
+    def regeneration(r: dict[str, Any]) -> tuple[str, str] | None:
+        window = EARLY_REGENERATION_WINDOW_DAYS
+        day = r["regen_day"]
+        if _blank(day):
+            if r["early_regen"] == 1 or r["late_regen"] == 1:
+                return "regen_day", "is blank but early_regen or late_regen is 1"
+            return None
+        if _blank(r["early_regen"]):
+            return "early_regen", "is blank but regen_day is given"
+        if r["early_regen"] != int(day <= window):
+            return "early_regen", f"is {r['early_regen']} but regen_day is {day:g}"
+        if not _blank(r["late_regen"]) and r["late_regen"] != int(day > window):
+            return "late_regen", f"is {r['late_regen']} but regen_day is {day:g}"
+        return None
+
+    return (cr_matches_response, cr_fields, cir_matches_rfs, regeneration)
+
+
+def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems) -> None:
+    duplicated = frame["study_id"].duplicated(keep="first")
+    for index in frame.index[duplicated]:
+        where = _where(first_line + index, frame.at[index, "study_id"])
+        problems.add(where, "study_id", "is a duplicate: one row per infused patient")
+    checks = tuple(_row_checks())
+    for index, typed in enumerate(frame.to_dict("records")):
+        # pd.NA refuses boolean tests; None compares unequal to every code, which is what we mean
+        record = {name: None if _blank(value) else value for name, value in typed.items()}
+        for check in checks:
+            found = check(record)
+            if found:
+                problems.add(_where(first_line + index, record["study_id"]), *found)
+
+
+def read_analysis_csv(path_or_buffer: str | PathLike[str] | IO[str]) -> pd.DataFrame:
+    """Read and validate an analysis-dataset CSV (UTF-8, comma-separated, one header line)."""
+    try:
+        raw = pd.read_csv(
+            path_or_buffer, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
+        )
+    except FileNotFoundError:
+        raise ValueError(f"Analysis dataset not found: {path_or_buffer}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"Analysis dataset is not a readable CSV file: {error}") from None
+    return validate_analysis_frame(raw)

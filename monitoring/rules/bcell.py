@@ -1,0 +1,221 @@
+"""Peripheral-blood B-cell rules: the study's finding and the monitoring it depends on.
+
+Relapse after CD19 CAR-T was strongly associated with PB B cells reappearing within 45 days of the
+infusion, after B-cell aplasia (CLINICAL.md section 1). These rules look for that regeneration, for
+the late recovery that was not associated with relapse, for aplasia that was never documented, and
+for gaps in the counts that would hide an early regeneration.
+
+Each rule is a pure function of one patient's timeline and the parameters; nothing dated after
+``as_of`` is considered. Only ``bcell_count_due`` needs ``as_of`` as "today".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from monitoring.findings import (
+    APLASIA,
+    CONFIRMATION,
+    COUNT,
+    LAST_COUNT,
+    REGENERATION,
+    Finding,
+    make_finding,
+    sample_evidence,
+)
+from monitoring.params import RuleParams, format_decimal
+from monitoring.texts import (
+    APLASIA_NOT_REACHED,
+    BCELL_COUNT_DUE,
+    EARLY_REGENERATION,
+    LATE_RECOVERY,
+)
+from monitoring.timeline import FIRST_POST_INFUSION_DAY, BCellSample, Timeline, Window
+
+
+@dataclass(frozen=True)
+class Regeneration:
+    """The first return of detectable PB B cells after aplasia in one window."""
+
+    first_aplasia: BCellSample  # the first post-infusion count that was not detectable
+    last_aplasia: BCellSample  # the last count before the onset that was not detectable
+    onset: BCellSample  # the first detectable sample (the regeneration day)
+    confirmation: BCellSample | None  # the confirming repeat sample, in confirmation mode
+
+    @property
+    def alert_sample(self) -> BCellSample:
+        """The sample that raises the alert: the confirming one when confirmation is required."""
+        return self.confirmation or self.onset
+
+
+def find_regeneration(window: Window, params: RuleParams) -> Regeneration | None:
+    """The first regeneration after aplasia, by the configured definition of "detectable".
+
+    Samples that cannot be judged (a % without an ALC under an absolute threshold) are skipped.
+    A detectable count before aplasia was reached is the B cells that CAR-T has not yet cleared,
+    not a regeneration. In confirmation mode a detectable sample followed by an undetectable one
+    does not count; the next detectable pair may.
+    """
+    judged = [
+        (sample, status)
+        for sample in window.post_infusion_bcell_samples()
+        if (status := sample.is_detectable(params)) is not None
+    ]
+    first_aplasia_at = next((i for i, (_, status) in enumerate(judged) if not status), None)
+    if first_aplasia_at is None:
+        return None
+    first_aplasia = last_aplasia = judged[first_aplasia_at][0]
+    index = first_aplasia_at + 1
+    while index < len(judged):
+        sample, detectable = judged[index]
+        if not detectable:
+            last_aplasia = sample
+            index += 1
+            continue
+        if not params.require_confirmation:
+            return Regeneration(first_aplasia, last_aplasia, sample, None)
+        if index + 1 == len(judged):
+            return None  # awaiting the confirming sample
+        repeat, repeat_detectable = judged[index + 1]
+        if repeat_detectable:
+            return Regeneration(first_aplasia, last_aplasia, sample, repeat)
+        last_aplasia = repeat
+        index += 2
+    return None
+
+
+def _regeneration_finding(
+    rule: str, window: Window, params: RuleParams, regeneration: Regeneration
+) -> Finding:
+    onset, confirmation = regeneration.onset, regeneration.confirmation
+    count = onset.count()
+    evidence = sample_evidence(regeneration.last_aplasia, window, APLASIA)
+    evidence += sample_evidence(onset, window, REGENERATION)
+    if confirmation is not None:
+        evidence += sample_evidence(confirmation, window, CONFIRMATION)
+    return make_finding(
+        rule=rule,
+        window=window,
+        day=regeneration.alert_sample.day,
+        evidence=evidence,
+        parameters={"window_days": params.window_days, **params.bcell_definition()},
+        params=params,
+        facts={
+            "regeneration_day": onset.day,
+            "regeneration_date": onset.collected_on.isoformat(),
+            "regeneration_count_cells_per_ul": None if count is None else format_decimal(count),
+            "confirmation_day": None if confirmation is None else confirmation.day,
+            "aplasia_day": regeneration.last_aplasia.day,
+            "first_aplasia_day": regeneration.first_aplasia.day,
+            "definition": params.definition_text(),
+        },
+    )
+
+
+def early_regeneration(
+    timeline: Timeline, params: RuleParams, *, as_of: date | None = None
+) -> list[Finding]:
+    """Detectable PB B cells on day 1..window_days after aplasia: the relapse signal (high)."""
+    findings = []
+    for window in timeline.until(as_of).windows():
+        regeneration = find_regeneration(window, params)
+        # With confirmation the regeneration day is the first sample's, so a pair that starts on
+        # day 45 and is confirmed later is still early.
+        if regeneration and regeneration.onset.day <= params.window_days:
+            findings.append(_regeneration_finding(EARLY_REGENERATION, window, params, regeneration))
+    return findings
+
+
+def late_recovery(
+    timeline: Timeline, params: RuleParams, *, as_of: date | None = None
+) -> list[Finding]:
+    """The first regeneration after aplasia falls after the window: not associated with relapse."""
+    findings = []
+    for window in timeline.until(as_of).windows():
+        regeneration = find_regeneration(window, params)
+        if regeneration and regeneration.onset.day > params.window_days:
+            findings.append(_regeneration_finding(LATE_RECOVERY, window, params, regeneration))
+    return findings
+
+
+def aplasia_not_reached(
+    timeline: Timeline, params: RuleParams, *, as_of: date | None = None
+) -> list[Finding]:
+    """No undetectable PB B-cell count by day ``aplasia_by_day`` (warning).
+
+    Every patient in CR in the study had B-cell aplasia; without it documented, early regeneration
+    cannot be recognised. The rule waits until that day has passed: as of ``as_of``, or without a
+    clock, until something later than that day is recorded (a result, an assessment, an event or
+    the next infusion). A window that the next infusion closed before that day is not judged.
+    """
+    known = timeline.until(as_of)
+    horizon = as_of or known.last_known_date()
+    by_day = params.aplasia_by_day
+    findings = []
+    for window in known.windows():
+        if horizon is None or window.day_of(horizon) <= by_day or not window.covers_day(by_day):
+            continue
+        counts = [s for s in window.post_infusion_bcell_samples() if s.day <= by_day]
+        if any(s.is_detectable(params) is False for s in counts):
+            continue
+        evidence = tuple(e for s in counts for e in sample_evidence(s, window, COUNT))
+        findings.append(
+            make_finding(
+                rule=APLASIA_NOT_REACHED,
+                window=window,
+                day=by_day,
+                evidence=evidence,
+                parameters={"aplasia_by_day": by_day, **params.bcell_definition()},
+                params=params,
+                facts={"counts_by_then": len(counts), "definition": params.definition_text()},
+            )
+        )
+    return findings
+
+
+def bcell_count_due(
+    timeline: Timeline, params: RuleParams, *, as_of: date | None = None
+) -> list[Finding]:
+    """Inside the window the last PB B-cell count is older than ``count_due_days`` (reminder).
+
+    Time-based: it needs ``as_of`` ("today" of the periodic sweep) and yields nothing without it.
+    Only the current infusion's window is due; once its regeneration window has passed, or a
+    regeneration has been found, counts are no longer needed for the early-regeneration rule.
+    With no count since the infusion, the interval runs from day 0.
+    """
+    if as_of is None:
+        return []
+    windows = timeline.until(as_of).windows()
+    if not windows:
+        return []
+    window = windows[-1]  # later infusions are not known yet as of as_of
+    today = window.day_of(as_of)
+    if not FIRST_POST_INFUSION_DAY <= today <= params.window_days:
+        return []
+    if find_regeneration(window, params) is not None:
+        return []
+    samples = window.bcell_samples()
+    last = samples[-1] if samples else None
+    since = last.collected_on if last else window.start
+    days_since_last_count = (as_of - since).days
+    if days_since_last_count <= params.count_due_days:
+        return []
+    return [
+        make_finding(
+            rule=BCELL_COUNT_DUE,
+            window=window,
+            day=today,
+            evidence=sample_evidence(last, window, LAST_COUNT) if last else (),
+            parameters={
+                "count_due_days": params.count_due_days,
+                "window_days": params.window_days,
+            },
+            params=params,
+            facts={
+                "as_of": as_of.isoformat(),
+                "last_count_day": last.day if last else None,
+                "days_since_last_count": days_since_last_count,
+            },
+        )
+    ]

@@ -1,0 +1,135 @@
+"""Forms parse the browser's input; validation itself lives in the models and services."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from patients import units
+from patients.models import (
+    ClinicalEvent,
+    Infusion,
+    LabResult,
+    Patient,
+    PreemptiveTherapy,
+    ResponseAssessment,
+)
+from patients.services import LabValue
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class PatientForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = ["study_id", "center", "sex", "date_of_birth", "diagnosis", "ph_positive",
+                  "hematologists", "mrn", "full_name"]
+        widgets = {"date_of_birth": DATE,
+                   "hematologists": forms.CheckboxSelectMultiple}
+
+    def __init__(self, *args, user=None, centers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if centers is not None:
+            self.fields["center"].queryset = centers
+        self.fields["hematologists"].queryset = get_user_model().objects.filter(
+            is_active=True).order_by("username")
+        if user is not None and not user.has_perm("patients.view_identifiers"):
+            del self.fields["mrn"]
+            del self.fields["full_name"]
+
+
+class InfusionForm(forms.ModelForm):
+    class Meta:
+        model = Infusion
+        fields = ["infusion_number", "infusion_date", "product", "target_antigen",
+                  "dose_cells_per_kg", "lymphodepletion"]
+        widgets = {"infusion_date": DATE}
+
+
+class ResponseForm(forms.ModelForm):
+    class Meta:
+        model = ResponseAssessment
+        fields = ["assessed_on", "response", "mrd_status", "notes"]
+        widgets = {"assessed_on": DATE}
+
+
+class EventForm(forms.ModelForm):
+    class Meta:
+        model = ClinicalEvent
+        fields = ["kind", "event_date", "relapse_cd19", "relapse_site", "death_cause", "notes"]
+        widgets = {"event_date": DATE}
+
+
+class TherapyForm(forms.ModelForm):
+    class Meta:
+        model = PreemptiveTherapy
+        fields = ["start_date", "category", "agent", "agent_detail", "notes"]
+        widgets = {"start_date": DATE}
+
+
+class LabResultForm(forms.ModelForm):
+    """Correct one stored result."""
+
+    class Meta:
+        model = LabResult
+        fields = ["analyte", "collected_at", "value", "unit", "qualifier", "method"]
+        widgets = {"collected_at": forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                       format="%Y-%m-%dT%H:%M")}
+
+
+class SampleForm(forms.Form):
+    """One sampling date and time with several analytes, as results arrive from the lab."""
+
+    collected_date = forms.DateField(label="Collection date", widget=DATE)
+    collected_time = forms.TimeField(label="Time", initial=time(8, 0),
+                                     widget=forms.TimeInput(attrs={"type": "time"},
+                                                            format="%H:%M"))
+    method = forms.CharField(required=False, max_length=100,
+                             help_text="e.g. flow cytometry (applies to every value below)")
+
+    def __init__(self, *args, tz=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+        for analyte in units.ANALYTES.values():
+            code = analyte.code
+            self.fields[f"{code}-value"] = forms.DecimalField(
+                required=False, label=analyte.label, max_digits=20, decimal_places=6,
+                widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}))
+            self.fields[f"{code}-unit"] = forms.ChoiceField(
+                label="Unit", choices=[(u, units.UNIT_LABELS[u]) for u in analyte.units],
+                initial=analyte.canonical_unit)
+            self.fields[f"{code}-qualifier"] = forms.ChoiceField(
+                label="or", choices=units.QUALIFIER_CHOICES, required=False)
+
+    def rows(self):
+        for analyte in units.ANALYTES.values():
+            yield {
+                "analyte": analyte,
+                "value": self[f"{analyte.code}-value"],
+                "unit": self[f"{analyte.code}-unit"],
+                "qualifier": self[f"{analyte.code}-qualifier"],
+            }
+
+    def collected_at(self) -> datetime:
+        return datetime.combine(self.cleaned_data["collected_date"],
+                                self.cleaned_data["collected_time"], tzinfo=self.tz)
+
+    def lab_values(self) -> list[LabValue]:
+        data = self.cleaned_data
+        values = []
+        for code in units.ANALYTES:
+            value = data.get(f"{code}-value")
+            qualifier = data.get(f"{code}-qualifier") or ""
+            if value is None and not qualifier:
+                continue  # this analyte was not measured in this sample
+            values.append(LabValue(analyte=code, value=value, unit=data[f"{code}-unit"],
+                                   qualifier=qualifier, method=data.get("method", "")))
+        return values
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not self.lab_values():
+            raise forms.ValidationError("Enter at least one result: a value or a qualifier.")
+        return cleaned

@@ -1,0 +1,336 @@
+"""The clinical data model (CLINICAL.md sections 2–3).
+
+Models hold fields, constraints and small derived properties. Validation that needs other rows
+(dates against birth and infusions, duplicates) lives in `patients.validation`, and every change
+goes through `patients.services`, so the browser, the admin and the API share one set of rules.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from patients import units, validation
+
+def _raise(errors: validation.Errors) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+SEX_CHOICES = [("F", "Female"), ("M", "Male"), ("U", "Unknown")]
+
+
+def _time_zone_choices():
+    return [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+
+
+class Center(models.Model):
+    code = models.SlugField(max_length=20, unique=True)
+    name = models.CharField(max_length=200)
+    # A result's day after infusion is the calendar date of its collection in this time zone.
+    time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class ClinicianProfile(models.Model):
+    """Which center a user works for and how they want to be notified."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="profile")
+    center = models.ForeignKey(Center, on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="staff",
+                               help_text="Empty for registry staff who see every center.")
+    email_low_severity = models.BooleanField(
+        default=True,
+        help_text="Also e-mail me about warning, info and reminder alerts (high alerts always are).",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.center or 'all centers'})"
+
+
+class Patient(models.Model):
+    center = models.ForeignKey(Center, on_delete=models.PROTECT, related_name="patients")
+    study_id = models.CharField("study ID", max_length=32, unique=True,
+                                help_text="Pseudonymous ID shown everywhere.")
+    # Restricted identifiers: shown only to users with the view_identifiers permission.
+    mrn = models.CharField("MRN", max_length=64, blank=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    sex = models.CharField(max_length=1, choices=SEX_CHOICES, default="U")
+    date_of_birth = models.DateField(null=True, blank=True)
+    diagnosis = models.CharField(max_length=200, default="R/R B-ALL", blank=True)
+    ph_positive = models.BooleanField("Ph+", null=True, blank=True)
+    hematologists = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True,
+                                           related_name="patients")
+    is_synthetic = models.BooleanField(default=False,
+                                       help_text="Generated demo data, not a real patient.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(m2m_fields=[hematologists])
+
+    class Meta:
+        ordering = ["study_id"]
+        permissions = [
+            ("view_identifiers", "Can see patients' MRN and name"),
+            ("view_all_centers", "Can see patients of every center"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["center", "mrn"], condition=~Q(mrn=""),
+                                    name="patient_mrn_unique_per_center"),
+        ]
+
+    def __str__(self) -> str:
+        return self.study_id
+
+    def clean(self) -> None:
+        if self.date_of_birth and self.center_id:
+            if self.date_of_birth > validation.today_in(self.center.tzinfo):
+                raise ValidationError({"date_of_birth": "The date of birth is in the future."})
+
+    def age_on(self, day: date) -> int | None:
+        if self.date_of_birth is None:
+            return None
+        dob = self.date_of_birth
+        return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+class Infusion(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="infusions")
+    infusion_date = models.DateField(help_text="Day 0.")
+    infusion_number = models.PositiveSmallIntegerField(
+        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2.")
+    product = models.CharField(max_length=100)
+    target_antigen = models.CharField(max_length=20, default="CD19")
+    dose_cells_per_kg = models.DecimalField("dose (cells/kg)", max_digits=14, decimal_places=0,
+                                            null=True, blank=True)
+    lymphodepletion = models.CharField(max_length=200, blank=True,
+                                       help_text="e.g. fludarabine + cyclophosphamide")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "infusion_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "infusion_number"],
+                                    name="infusion_number_unique_per_patient"),
+            models.UniqueConstraint(fields=["patient", "infusion_date"],
+                                    name="infusion_date_unique_per_patient"),
+            models.CheckConstraint(condition=Q(dose_cells_per_kg__gte=0),
+                                   name="infusion_dose_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} infusion {self.infusion_number} ({self.infusion_date})"
+
+    def clean(self) -> None:
+        if self.patient_id:
+            _raise(validation.infusion_errors(patient=self.patient,
+                                              infusion_date=self.infusion_date,
+                                              excluding_pk=self.pk))
+
+
+class LabResult(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="lab_results")
+    analyte = models.CharField(max_length=20, choices=units.ANALYTE_CHOICES)
+    # Follows from the analyte when left empty (PB B cells are peripheral blood).
+    specimen = models.CharField(max_length=2, choices=units.SPECIMEN_CHOICES, blank=True)
+    collected_at = models.DateTimeField()
+    # As entered: the value and its unit. A qualifier replaces the value (never a made-up number).
+    value = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    unit = models.CharField(max_length=20, choices=units.UNIT_CHOICES)
+    qualifier = models.CharField(max_length=20, choices=units.QUALIFIER_CHOICES, blank=True)
+    # The value converted to the analyte's canonical unit (cells/µL for counts).
+    canonical_value = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True,
+                                          editable=False)
+    canonical_unit = models.CharField(max_length=20, choices=units.UNIT_CHOICES, blank=True,
+                                      editable=False)
+    method = models.CharField(max_length=100, blank=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    entered_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "collected_at", "analyte"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "analyte", "specimen", "collected_at"],
+                                    name="lab_result_no_exact_duplicate"),
+            models.CheckConstraint(
+                condition=(Q(value__isnull=False, qualifier="")
+                           | Q(value__isnull=True) & ~Q(qualifier="")),
+                name="lab_result_value_xor_qualifier"),
+            models.CheckConstraint(condition=Q(value__gte=0) | Q(value__isnull=True),
+                                   name="lab_result_value_not_negative"),
+        ]
+        indexes = [models.Index(fields=["patient", "analyte", "collected_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_analyte_display()} {self.display_value} ({self.collected_at:%Y-%m-%d})"
+
+    def clean(self) -> None:
+        definition = units.ANALYTES.get(self.analyte)
+        if definition is not None:
+            self.specimen = self.specimen or definition.specimen
+            self.canonical_unit = definition.canonical_unit
+        if self.patient_id is None:
+            return
+        errors = validation.lab_result_errors(
+            patient=self.patient, analyte=self.analyte, specimen=self.specimen,
+            collected_at=self.collected_at, value=self.value, unit=self.unit,
+            qualifier=self.qualifier, excluding_pk=self.pk)
+        _raise(errors)
+        self.canonical_value = (None if self.value is None
+                                else units.to_canonical(self.analyte, self.value, self.unit))
+
+    @property
+    def is_detectable(self) -> bool:
+        return not self.qualifier and self.canonical_value is not None and self.canonical_value > 0
+
+    @property
+    def display_value(self) -> str:
+        if self.qualifier:
+            return self.get_qualifier_display()
+        return f"{self.value.normalize():f} {units.UNIT_LABELS[self.unit]}"
+
+
+RESPONSE_CHOICES = [
+    ("CR", "Complete remission (CR)"),
+    ("CRi", "CR with incomplete count recovery (CRi)"),
+    ("PR", "Partial remission (PR)"),
+    ("NR", "No response (NR)"),
+    ("PD", "Progressive disease (PD)"),
+    ("NE", "Not evaluable"),
+]
+MRD_CHOICES = [("negative", "MRD negative"), ("positive", "MRD positive"),
+               ("unknown", "MRD unknown")]
+
+
+class ResponseAssessment(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="responses")
+    assessed_on = models.DateField()
+    response = models.CharField(max_length=3, choices=RESPONSE_CHOICES)
+    mrd_status = models.CharField("MRD status", max_length=10, choices=MRD_CHOICES,
+                                  default="unknown")
+    notes = models.CharField(max_length=500, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "assessed_on"]
+
+    def __str__(self) -> str:
+        return f"{self.response} on {self.assessed_on}"
+
+    def clean(self) -> None:
+        if self.patient_id:
+            errors: validation.Errors = {}
+            validation.check_clinical_date(errors, "assessed_on", self.assessed_on,
+                                           patient=self.patient, what="assessment")
+            _raise(errors)
+
+
+RELAPSE, DEATH, HSCT, LAST_FOLLOWUP = "relapse", "death", "hsct", "last_followup"
+EVENT_CHOICES = [
+    (RELAPSE, "Relapse"),
+    (DEATH, "Death"),
+    (HSCT, "Allogeneic HSCT"),
+    (LAST_FOLLOWUP, "Last follow-up contact"),
+]
+CD19_CHOICES = [("positive", "CD19-positive"), ("negative", "CD19-negative"),
+                ("unknown", "CD19 status unknown")]
+
+
+class ClinicalEvent(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EVENT_CHOICES)
+    event_date = models.DateField()
+    relapse_cd19 = models.CharField("relapse CD19 status", max_length=10, choices=CD19_CHOICES,
+                                    blank=True)
+    relapse_site = models.CharField(max_length=100, blank=True,
+                                    help_text="e.g. bone marrow, CNS, extramedullary")
+    death_cause = models.CharField(max_length=200, blank=True)
+    notes = models.CharField(max_length=500, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "event_date"]
+        constraints = [
+            # A patient dies once.
+            models.UniqueConstraint(fields=["patient"], condition=Q(kind="death"),
+                                    name="one_death_per_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.event_date}"
+
+    def clean(self) -> None:
+        if self.patient_id:
+            _raise(validation.event_errors(patient=self.patient, kind=self.kind,
+                                           event_date=self.event_date, excluding_pk=self.pk))
+
+
+ANTI_LEUKEMIC, IMMUNOMODULATORY, OTHER = "anti_leukemic", "immunomodulatory", "other"
+THERAPY_CATEGORY_CHOICES = [
+    (ANTI_LEUKEMIC, "Anti-leukemic"),
+    (IMMUNOMODULATORY, "Immunomodulatory"),
+    (OTHER, "Other"),
+]
+AGENT_CHOICES = [
+    ("chemotherapy", "Chemotherapy"),
+    ("targeted", "Targeted agent"),
+    ("second_cart", "Second CAR-T infusion"),
+    ("interferon", "Interferon"),
+    ("il2", "Interleukin-2"),
+    ("other", "Other"),
+]
+# Which category each agent belongs to, as the study grouped them.
+AGENT_CATEGORY = {
+    "chemotherapy": ANTI_LEUKEMIC,
+    "targeted": ANTI_LEUKEMIC,
+    "second_cart": ANTI_LEUKEMIC,
+    "interferon": IMMUNOMODULATORY,
+    "il2": IMMUNOMODULATORY,
+}
+
+
+class PreemptiveTherapy(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="therapies")
+    start_date = models.DateField()
+    category = models.CharField(max_length=20, choices=THERAPY_CATEGORY_CHOICES)
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    agent_detail = models.CharField(max_length=200, blank=True,
+                                    help_text="e.g. blinatumomab, inotuzumab, dasatinib")
+    notes = models.CharField(max_length=500, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "start_date"]
+        verbose_name_plural = "pre-emptive therapies"
+
+    def __str__(self) -> str:
+        return f"{self.get_agent_display()} from {self.start_date}"
+
+    def clean(self) -> None:
+        if self.patient_id:
+            _raise(validation.therapy_errors(patient=self.patient, start_date=self.start_date,
+                                             category=self.category, agent=self.agent))

@@ -1,0 +1,145 @@
+"""Read-only queries for the patient pages: querysets and plain data, no state changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from simple_history.utils import get_history_model_for_model
+
+from patients import units
+from patients.days import ClinicalDay, clinical_day, local_date
+from patients.models import (
+    ClinicalEvent,
+    Infusion,
+    LabResult,
+    Patient,
+    PreemptiveTherapy,
+    ResponseAssessment,
+)
+
+
+def patients_visible_to(user) -> QuerySet[Patient]:
+    """Users see their own center's patients; registry staff (and superusers) see every center."""
+    qs = Patient.objects.select_related("center")
+    if user.is_superuser or user.has_perm("patients.view_all_centers"):
+        return qs
+    profile = getattr(user, "profile", None)
+    if profile is None or profile.center_id is None:
+        return qs.none()
+    return qs.filter(center_id=profile.center_id)
+
+
+@dataclass
+class PatientRow:
+    patient: Patient
+    infusion_dates: list
+    last_bcell: LabResult | None
+    last_bcell_day: ClinicalDay | None
+
+
+def patient_list(user, *, search: str = "") -> QuerySet[Patient]:
+    last_bcell = LabResult.objects.filter(
+        patient=OuterRef("pk"), analyte=units.PB_BCELL_ABS).order_by("-collected_at")
+    qs = patients_visible_to(user).annotate(last_bcell_id=Subquery(last_bcell.values("pk")[:1]))
+    if search:
+        qs = qs.filter(Q(study_id__icontains=search.strip()))
+    return qs.order_by("study_id")
+
+
+def patient_rows(patients: list[Patient]) -> list[PatientRow]:
+    """Rows for one page of the patient list: last B-cell count with its day post-infusion."""
+    ids = [p.pk for p in patients]
+    infusions: dict[int, list] = {pk: [] for pk in ids}
+    for patient_id, when in Infusion.objects.filter(patient_id__in=ids).order_by(
+            "infusion_date").values_list("patient_id", "infusion_date"):
+        infusions[patient_id].append(when)
+    labs = LabResult.objects.in_bulk([p.last_bcell_id for p in patients if p.last_bcell_id])
+    rows = []
+    for p in patients:
+        lab = labs.get(p.last_bcell_id)
+        day = (clinical_day(local_date(lab.collected_at, p.center.tzinfo), infusions[p.pk])
+               if lab else None)
+        rows.append(PatientRow(p, infusions[p.pk], lab, day))
+    return rows
+
+
+@dataclass
+class LabRow:
+    result: LabResult
+    day: ClinicalDay | None
+    local_date: object
+
+
+def patient_labs(patient: Patient) -> list[LabRow]:
+    dates = list(patient.infusions.order_by("infusion_date").values_list("infusion_date",
+                                                                         flat=True))
+    tz = patient.center.tzinfo
+    rows = []
+    for result in patient.lab_results.order_by("-collected_at", "analyte"):
+        when = local_date(result.collected_at, tz)
+        rows.append(LabRow(result, clinical_day(when, dates), when))
+    return rows
+
+
+# The clinical records whose history the patient page shows, by the name used in URLs.
+AUDITED = {
+    "patient": Patient,
+    "infusion": Infusion,
+    "lab": LabResult,
+    "response": ResponseAssessment,
+    "event": ClinicalEvent,
+    "therapy": PreemptiveTherapy,
+}
+
+
+@dataclass
+class Change:
+    kind: str
+    record_id: int
+    record: str
+    action: str
+    user: object
+    when: object
+    changes: list[tuple[str, str, str]]  # (field, before, after)
+
+
+_HIDDEN = {"id", "patient", "canonical_value", "canonical_unit", "entered_at", "entered_by",
+           "created_at", "mrn", "full_name"}
+
+
+def patient_history(patient: Patient, *, kind: str | None = None, record_id: int | None = None,
+                    limit: int = 200) -> list[Change]:
+    """Every create, change and delete of this patient's clinical data, newest first."""
+    changes: list[Change] = []
+    for name, model in AUDITED.items():
+        if kind and name != kind:
+            continue
+        history = get_history_model_for_model(model)
+        rows = (history.objects.filter(id=patient.pk) if name == "patient"
+                else history.objects.filter(patient_id=patient.pk))
+        if record_id is not None:
+            rows = rows.filter(id=record_id)
+        rows = rows.select_related("history_user").order_by("-history_date")[:limit]
+        for row in rows:
+            diffs = []
+            previous = row.prev_record
+            if previous is not None and row.history_type == "~":
+                delta = row.diff_against(previous)
+                for change in delta.changes:
+                    if change.field in _HIDDEN:
+                        continue
+                    diffs.append((change.field.replace("_", " "), _shown(change.old),
+                                  _shown(change.new)))
+            changes.append(Change(
+                kind=name, record_id=row.id, record=str(row.instance),
+                action={"+": "created", "~": "changed", "-": "deleted"}[row.history_type],
+                user=row.history_user, when=row.history_date, changes=diffs))
+    changes.sort(key=lambda c: c.when, reverse=True)
+    return changes[:limit]
+
+
+def _shown(value) -> str:
+    if value is None or value == "":
+        return "—"
+    return str(value)

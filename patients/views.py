@@ -1,0 +1,177 @@
+"""Patient pages. Views parse input, call one service or selector, and render the result."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from patients import forms, selectors, services
+from patients.models import (
+    Center,
+    ClinicalEvent,
+    Infusion,
+    LabResult,
+    Patient,
+    PreemptiveTherapy,
+    ResponseAssessment,
+)
+
+# The clinical records edited on their own pages: URL name -> (model, form, label).
+RECORDS = {
+    "infusion": (Infusion, forms.InfusionForm, "infusion"),
+    "lab": (LabResult, forms.LabResultForm, "lab result"),
+    "response": (ResponseAssessment, forms.ResponseForm, "response assessment"),
+    "event": (ClinicalEvent, forms.EventForm, "clinical event"),
+    "therapy": (PreemptiveTherapy, forms.TherapyForm, "pre-emptive therapy"),
+}
+
+
+def _patient_for(request, study_id: str) -> Patient:
+    return get_object_or_404(selectors.patients_visible_to(request.user), study_id=study_id)
+
+
+def _apply_errors(form, error: ValidationError) -> None:
+    """Show a service's errors beside the form's fields (or above the form)."""
+    if hasattr(error, "error_dict"):
+        for field, messages_ in error.message_dict.items():
+            target = field if field in form.fields else None
+            for message in messages_:
+                if message not in form.errors.get(target or "__all__", []):
+                    form.add_error(target, message)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+@require_http_methods(["GET"])
+def patient_list(request):
+    search = request.GET.get("q", "")
+    page = Paginator(selectors.patient_list(request.user, search=search), 50).get_page(
+        request.GET.get("page"))
+    rows = selectors.patient_rows(list(page.object_list))
+    return render(request, "patients/patient_list.html",
+                  {"page": page, "rows": rows, "search": search})
+
+
+@require_http_methods(["GET"])
+def patient_detail(request, study_id: str):
+    patient = _patient_for(request, study_id)
+    infusions = list(patient.infusions.order_by("infusion_date"))
+    context = {
+        "patient": patient,
+        "infusions": infusions,
+        "age_at_infusion": patient.age_on(infusions[0].infusion_date) if infusions else None,
+        "labs": selectors.patient_labs(patient),
+        "responses": patient.responses.all(),
+        "events": patient.events.all(),
+        "therapies": patient.therapies.all(),
+        "history": selectors.patient_history(patient, limit=20),
+        "show_identifiers": request.user.has_perm("patients.view_identifiers"),
+    }
+    return render(request, "patients/patient_detail.html", context)
+
+
+def _centers_for(user):
+    if user.is_superuser or user.has_perm("patients.view_all_centers"):
+        return Center.objects.all()
+    profile = getattr(user, "profile", None)
+    return Center.objects.filter(pk=profile.center_id if profile else None)
+
+
+@require_http_methods(["GET", "POST"])
+def patient_edit(request, study_id: str | None = None):
+    patient = _patient_for(request, study_id) if study_id else Patient()
+    if not request.user.has_perm("patients.change_patient" if study_id
+                                 else "patients.add_patient"):
+        raise PermissionDenied
+    centers = _centers_for(request.user)
+    form = forms.PatientForm(request.POST or None, instance=patient, user=request.user,
+                             centers=centers)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = form.save(commit=False)
+            services.patient_save(patient=patient, user=request.user,
+                                  hematologists=form.cleaned_data["hematologists"])
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, f"Patient {patient.study_id} saved.")
+            return redirect("patients:detail", study_id=patient.study_id)
+    return render(request, "patients/record_form.html", {
+        "form": form, "patient": patient if study_id else None,
+        "title": f"Edit patient {patient.study_id}" if study_id else "New patient"})
+
+
+@require_http_methods(["GET", "POST"])
+def sample_add(request, study_id: str):
+    """Record one sample: a collection date and time with several analytes."""
+    patient = _patient_for(request, study_id)
+    if not request.user.has_perm("patients.add_labresult"):
+        raise PermissionDenied
+    form = forms.SampleForm(request.POST or None, tz=patient.center.tzinfo)
+    if request.method == "POST" and form.is_valid():
+        try:
+            results = services.lab_results_record(
+                patient=patient, collected_at=form.collected_at(), values=form.lab_values(),
+                entered_by=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, f"{len(results)} result(s) recorded for "
+                                      f"{form.cleaned_data['collected_date']:%d %b %Y}.")
+            return redirect("patients:detail", study_id=patient.study_id)
+    return render(request, "patients/sample_form.html", {"form": form, "patient": patient})
+
+
+def _record_kind(kind: str):
+    if kind not in RECORDS:
+        raise Http404("Unknown kind of record")
+    return RECORDS[kind]
+
+
+@require_http_methods(["GET", "POST"])
+def record_edit(request, study_id: str, kind: str, pk: int | None = None):
+    patient = _patient_for(request, study_id)
+    model, form_class, label = _record_kind(kind)
+    action = "change" if pk else "add"
+    if not request.user.has_perm(f"patients.{action}_{model._meta.model_name}"):
+        raise PermissionDenied
+    instance = get_object_or_404(model, pk=pk, patient=patient) if pk else model(patient=patient)
+    form = form_class(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.clinical_record_save(instance=form.save(commit=False), user=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, f"The {label} was saved.")
+            return redirect("patients:detail", study_id=patient.study_id)
+    return render(request, "patients/record_form.html", {
+        "form": form, "patient": patient, "kind": kind, "instance": instance if pk else None,
+        "title": f"{'Correct' if pk else 'Add'} {label}"})
+
+
+@require_POST
+def record_delete(request, study_id: str, kind: str, pk: int):
+    patient = _patient_for(request, study_id)
+    model, _form, label = _record_kind(kind)
+    if not request.user.has_perm(f"patients.delete_{model._meta.model_name}"):
+        raise PermissionDenied
+    instance = get_object_or_404(model, pk=pk, patient=patient)
+    services.clinical_record_delete(instance=instance, user=request.user)
+    messages.success(request, f"The {label} was deleted; its history is kept.")
+    return redirect("patients:detail", study_id=patient.study_id)
+
+
+@require_http_methods(["GET"])
+def record_history(request, study_id: str, kind: str | None = None, pk: int | None = None):
+    patient = _patient_for(request, study_id)
+    if kind is not None and kind not in selectors.AUDITED:
+        raise Http404("Unknown kind of record")
+    changes = selectors.patient_history(patient, kind=kind, record_id=pk)
+    return render(request, "patients/history.html",
+                  {"patient": patient, "changes": changes, "kind": kind, "pk": pk})
