@@ -11,4 +11,11 @@ app = Celery("carttrack")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Time-based rules (B-cell count due) and a safety net for every other rule.
+    "sweep-alerts-hourly": {"task": "monitoring.tasks.sweep_alerts",
+                            "schedule": crontab(minute=5)},
+    # Notifications that could not be enqueued when their alert was raised (Redis down).
+    "send-pending-notifications": {"task": "monitoring.tasks.send_pending_notifications",
+                                   "schedule": 60.0},
+}

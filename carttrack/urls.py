@@ -9,5 +9,6 @@ urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", include("patients.urls")),
+    path("alerts/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
 ]

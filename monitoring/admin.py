@@ -1,3 +1,57 @@
 from django.contrib import admin
+from django.db import transaction
 
-# Register your models here.
+from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
+
+
+@admin.register(RuleParameterSet)
+class RuleParameterSetAdmin(admin.ModelAdmin):
+    """Each save stores a new version and retires the previous one (versions are immutable)."""
+
+    list_display = ["label", "center", "is_current", "window_days", "bcell_threshold",
+                    "bcell_pct_threshold", "require_confirmation", "created_at", "created_by"]
+    list_filter = ["center", "is_current"]
+    readonly_fields = ["version", "is_current", "created_at", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        from monitoring.services import rule_parameters_publish
+
+        with transaction.atomic():
+            saved = rule_parameters_publish(
+                center=obj.center, user=request.user, note=obj.note,
+                values={f: getattr(obj, f) for f in form.cleaned_data
+                        if f not in ("center", "note")})
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # alerts name these versions
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["old_status", "new_status", "reason", "user", "created_at"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["patient", "rule", "severity", "status", "day", "raised_at", "outcome"]
+    list_filter = ["rule", "severity", "status", "outcome"]
+    search_fields = ["patient__study_id"]
+    inlines = [AlertEventInline]
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # alerts come from the rules engine
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # withdrawn, never deleted
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["alert", "recipient", "channel", "status", "attempts", "created_at",
+                    "sent_at", "last_error"]
+    list_filter = ["status", "channel"]
+    readonly_fields = [f.name for f in Notification._meta.fields]

@@ -1,3 +1,91 @@
-from django.shortcuts import render
+"""Alert pages: the inbox, one alert with its basis, acknowledge and close."""
 
-# Create your views here.
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from monitoring import selectors, services
+from monitoring.forms import AlertCloseForm, InboxFilterForm
+from patients.models import Center
+
+
+def _can_act(user) -> bool:
+    # Acting on an alert is a clinical decision: those who may record therapies may act.
+    return user.has_perm("patients.add_preemptivetherapy")
+
+
+@require_http_methods(["GET"])
+def inbox(request):
+    centers = Center.objects.filter(patients__in=selectors.patients_visible_to(request.user)
+                                    ).distinct()
+    form = InboxFilterForm(request.GET or None, centers=centers)
+    filters = form.cleaned_data if form.is_valid() else {}
+    alerts = selectors.alert_inbox(request.user, severity=filters.get("severity", ""),
+                                   center=filters.get("center", ""),
+                                   status=filters.get("status", ""))
+    page = Paginator(alerts, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "monitoring/inbox.html", {
+        "form": form, "page": page, "query": query.urlencode(), "can_act": _can_act(request.user)})
+
+
+def _render_detail(request, alert, close_form, status=200):
+    return render(request, "monitoring/alert_detail.html", {
+        "alert": alert,
+        "events": alert.events.select_related("user"),
+        "close_form": close_form,
+        "can_act": _can_act(request.user),
+    }, status=status)
+
+
+@require_http_methods(["GET"])
+def alert_detail(request, pk: int):
+    alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
+    return _render_detail(request, alert, AlertCloseForm(patient=alert.patient))
+
+
+@require_POST
+def alert_acknowledge(request, pk: int):
+    alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
+    if not _can_act(request.user):
+        raise PermissionDenied
+    try:
+        services.alert_acknowledge(alert=alert, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Alert acknowledged: {alert.patient.study_id} — {alert.title}.")
+    return redirect(request.POST.get("next") or alert.get_absolute_url())
+
+
+@require_POST
+def alert_close(request, pk: int):
+    alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
+    if not _can_act(request.user):
+        raise PermissionDenied
+    form = AlertCloseForm(request.POST, patient=alert.patient)
+    if form.is_valid():
+        try:
+            services.alert_close(alert=alert, user=request.user,
+                                 outcome=form.cleaned_data["outcome"],
+                                 reason=form.cleaned_data["reason"],
+                                 therapy=form.cleaned_data["therapy"],
+                                 new_therapy=form.new_therapy())
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                for field, errors in error.message_dict.items():
+                    target = {"start_date": "start_date", "agent": "agent", "category": "agent",
+                              "reason": "reason", "therapy": "therapy"}.get(field)
+                    for message in errors:
+                        form.add_error(target, message)
+            else:
+                for message in error.messages:
+                    form.add_error(None, message)
+        else:
+            messages.success(request, f"Alert closed: {alert.patient.study_id} — {alert.title}.")
+            return redirect(alert.get_absolute_url())
+    alert.refresh_from_db()
+    return _render_detail(request, alert, form, status=400)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from simple_history.utils import get_history_model_for_model
@@ -36,6 +36,7 @@ class PatientRow:
     infusion_dates: list
     last_bcell: LabResult | None
     last_bcell_day: ClinicalDay | None
+    open_alerts: list = field(default_factory=list)
 
 
 def patient_list(user, *, search: str = "") -> QuerySet[Patient]:

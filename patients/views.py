@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from monitoring.selectors import open_alerts_by_patient
 from patients import forms, selectors, services
 from patients.models import (
     Center,
@@ -53,6 +54,9 @@ def patient_list(request):
     page = Paginator(selectors.patient_list(request.user, search=search), 50).get_page(
         request.GET.get("page"))
     rows = selectors.patient_rows(list(page.object_list))
+    alerts = open_alerts_by_patient([row.patient.pk for row in rows])
+    for row in rows:
+        row.open_alerts = alerts[row.patient.pk]
     return render(request, "patients/patient_list.html",
                   {"page": page, "rows": rows, "search": search})
 

@@ -1,0 +1,139 @@
+"""The notification outbox and its delivery channels.
+
+A notification row is written in the same transaction as its alert; a Celery task sends it after
+commit, and a periodic task sends whatever is still pending, so an alert raised while Redis or the
+worker was down is still notified once they are back. A sender claims one row with a conditional
+UPDATE and goes on only if exactly one row changed, so two senders never send the same message.
+Each attempt is stored before it is made, and its error after.
+
+E-mail leaves the hospital's systems: a message carries the pseudonymous study ID, the alert's
+title and severity and a link, never a name, MRN or lab value (CLINICAL.md section 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from monitoring.models import (
+    FAILED,
+    HIGH,
+    PENDING,
+    SENDING,
+    SENT,
+    Alert,
+    Notification,
+)
+
+logger = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+# A row left "sending" this long by a crashed sender is claimed again.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+class PermanentError(Exception):
+    """Retrying will not help (no address): stop."""
+
+
+class TransientError(Exception):
+    """Worth another attempt later (the mail server did not answer)."""
+
+
+class EmailChannel:
+    def notify(self, notification: Notification) -> None:
+        user = notification.recipient
+        if not user.email:
+            raise PermanentError(f"{user.username} has no e-mail address")
+        alert = notification.alert
+        link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
+        subject = f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
+        body = (
+            f"A {alert.get_severity_display().lower()} alert was raised for study patient "
+            f"{alert.patient.study_id}:\n\n  {alert.title}\n\n"
+            f"Review the alert and its evidence in CARTtrack:\n  {link}\n\n"
+            "This message deliberately carries no patient identifiers or lab values.\n"
+        )
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+        except OSError as error:  # SMTP servers fail with socket and smtplib errors
+            raise TransientError(str(error)) from error
+
+
+CHANNELS = {"email": EmailChannel()}
+
+
+def notifications_record(*, alert: Alert) -> list[Notification]:
+    """Outbox rows for an alert just raised: its patient's responsible hematologists.
+
+    High alerts always go out; lower severities only to those who have not opted out.
+    """
+    rows = []
+    for user in alert.patient.hematologists.filter(is_active=True).select_related("profile"):
+        profile = getattr(user, "profile", None)
+        if alert.severity != HIGH and profile is not None and not profile.email_low_severity:
+            continue
+        rows.append(Notification(alert=alert, recipient=user, channel="email"))
+    return Notification.objects.bulk_create(rows)
+
+
+def send_after_commit() -> None:
+    """Ask a worker to send the outbox once the transaction commits; never fail the save."""
+
+    def enqueue():
+        from monitoring.tasks import send_pending_notifications
+
+        try:
+            send_pending_notifications.apply_async(retry=False)
+        except Exception:  # Redis down: the periodic task sends them when it is back
+            logger.warning("Could not enqueue notifications; the periodic sender will send them",
+                           exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def _claim(notification_id: int) -> bool:
+    now = timezone.now()
+    claimable = Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+    claimed = Notification.objects.filter(claimable, pk=notification_id).update(
+        status=SENDING, claimed_at=now)
+    return claimed == 1
+
+
+def notification_send(notification_id: int) -> str | None:
+    """Send one notification if this caller wins the claim. Returns its new status."""
+    if not _claim(notification_id):
+        return None
+    notification = Notification.objects.select_related("alert__patient", "recipient").get(
+        pk=notification_id)
+    notification.attempts += 1
+    notification.save(update_fields=["attempts"])  # the attempt is stored before it is made
+    try:
+        CHANNELS[notification.channel].notify(notification)
+    except PermanentError as error:
+        notification.status, notification.last_error = FAILED, str(error)[:500]
+    except Exception as error:  # transient: try again later, up to MAX_ATTEMPTS
+        notification.last_error = str(error)[:500]
+        notification.status = FAILED if notification.attempts >= MAX_ATTEMPTS else PENDING
+    else:
+        notification.status, notification.sent_at, notification.last_error = SENT, timezone.now(), ""
+    notification.save(update_fields=["status", "sent_at", "last_error"])
+    return notification.status
+
+
+def notifications_send_pending(*, limit: int = 500) -> dict[str, int]:
+    now = timezone.now()
+    ids = list(Notification.objects.filter(
+        Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM))
+        .order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    counts: dict[str, int] = {}
+    for pk in ids:
+        status = notification_send(pk)
+        if status:
+            counts[status] = counts.get(status, 0) + 1
+    return counts

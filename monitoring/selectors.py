@@ -1,0 +1,80 @@
+"""Read-only queries of the monitoring app: a patient's timeline as plain values, alert lists."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
+from monitoring.params import RuleParams
+from monitoring.timeline import EventPoint, InfusionPoint, ResponsePoint, ResultPoint, Timeline
+from patients.days import local_date
+from patients.models import Patient
+from patients.selectors import patients_visible_to
+
+
+def patient_timeline(patient: Patient) -> Timeline:
+    """The patient's stored records as the rules engine reads them (dates in the center's zone)."""
+    tz = patient.center.tzinfo
+    return Timeline(
+        patient_ref=patient.study_id,
+        birth_date=patient.date_of_birth,
+        infusions=tuple(InfusionPoint(i.pk, i.infusion_date, i.infusion_number)
+                        for i in patient.infusions.all()),
+        results=tuple(
+            ResultPoint(id=r.pk, analyte=r.analyte, specimen=r.specimen,
+                        collected_on=local_date(r.collected_at, tz), collected_at=r.collected_at,
+                        value=r.canonical_value, qualifier=r.qualifier)
+            for r in patient.lab_results.all()),
+        responses=tuple(ResponsePoint(r.pk, r.assessed_on, r.response, r.mrd_status)
+                        for r in patient.responses.all()),
+        events=tuple(EventPoint(e.pk, e.kind, e.event_date) for e in patient.events.all()),
+    )
+
+
+def rule_params_for(center) -> RuleParams:
+    """The center's current parameters, else the registry-wide ones, else the defaults."""
+    for candidate in (center, None):
+        found = RuleParameterSet.objects.filter(center=candidate, is_current=True).first()
+        if found is not None:
+            return found.to_rule_params()
+    return RuleParams()
+
+
+_SEVERITY_ORDER = Case(*[When(severity=s, then=Value(rank)) for s, rank in SEVERITY_RANK.items()],
+                       output_field=IntegerField())
+
+
+def alerts_visible_to(user) -> QuerySet[Alert]:
+    return Alert.objects.filter(patient__in=patients_visible_to(user)).select_related(
+        "patient", "patient__center")
+
+
+def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "") -> QuerySet:
+    """Open alerts first, by severity, then oldest first; filters by severity, center, status."""
+    qs = alerts_visible_to(user).annotate(severity_rank=_SEVERITY_ORDER)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if center:
+        qs = qs.filter(patient__center__code=center)
+    if status == "active" or not status:
+        qs = qs.filter(status__in=ACTIVE_STATUSES)
+    elif status != "all":
+        qs = qs.filter(status=status)
+    active_first = Case(When(status__in=ACTIVE_STATUSES, then=Value(0)), default=Value(1),
+                        output_field=IntegerField())
+    return qs.order_by(active_first, "severity_rank", "raised_at", "pk")
+
+
+def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
+    alerts: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
+    qs = (Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
+          .annotate(severity_rank=_SEVERITY_ORDER).order_by("severity_rank", "raised_at"))
+    for alert in qs:
+        alerts[alert.patient_id].append(alert)
+    return alerts
+
+
+def open_alert_count(user) -> tuple[int, int]:
+    """(active alerts, of which high) on the patients the user sees: the navigation badge."""
+    qs = alerts_visible_to(user).filter(status__in=ACTIVE_STATUSES)
+    return qs.count(), qs.filter(severity="high").count()

@@ -1,0 +1,54 @@
+from django import template
+
+from monitoring.models import ACTIVE_STATUSES
+
+register = template.Library()
+
+
+@register.inclusion_tag("monitoring/_patient_alerts.html", takes_context=True)
+def patient_alerts(context, patient):
+    alerts = list(patient.alerts.select_related("acknowledged_by").order_by("-raised_at"))
+    active = sorted([a for a in alerts if a.status in ACTIVE_STATUSES],
+                    key=lambda a: ({"high": 0, "warning": 1, "reminder": 2}.get(a.severity, 3),
+                                   a.raised_at))
+    return {"active": active, "past": [a for a in alerts if a.status not in ACTIVE_STATUSES],
+            "patient": patient, "request": context.get("request")}
+
+
+@register.filter
+def analyte_label(code: str) -> str:
+    from patients.units import ANALYTES
+
+    analyte = ANALYTES.get(code)
+    return analyte.label if analyte else code
+
+
+@register.filter
+def evidence_value(evidence: dict) -> str:
+    from patients.units import QUALIFIER_CHOICES, UNIT_LABELS
+
+    if evidence.get("qualifier"):
+        return dict(QUALIFIER_CHOICES).get(evidence["qualifier"], evidence["qualifier"])
+    value = evidence.get("value")
+    if value is None:
+        return "—"
+    if "." in value:
+        value = value.rstrip("0").rstrip(".")
+    return f"{value} {UNIT_LABELS.get(evidence.get('unit'), evidence.get('unit', ''))}"
+
+
+ROLE_LABELS = {
+    "aplasia": "B-cell aplasia documented",
+    "regeneration": "First detectable count",
+    "confirmation": "Confirming count",
+    "count": "Count",
+    "last_count": "Last count",
+    "mrd_positive": "MRD positive",
+    "car_detectable": "CAR copies detectable",
+    "car_loss": "CAR copies undetectable",
+}
+
+
+@register.filter
+def role_label(role: str) -> str:
+    return ROLE_LABELS.get(role, role.replace("_", " "))
