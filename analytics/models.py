@@ -1,3 +1,51 @@
+"""Dashboard snapshots: every analysis of one cohort, computed together and stored at once.
+
+A snapshot is immutable and is inserted in one statement only after every analysis succeeded, so
+a crash mid-way leaves the previous snapshot in place. A refresh run records the progress of one
+computation, for the "Refresh now" button.
+"""
+
+from django.conf import settings
 from django.db import models
 
-# Create your models here.
+
+class DashboardSnapshot(models.Model):
+    cohort_key = models.CharField(max_length=300, db_index=True)
+    cohort_label = models.CharField(max_length=300)
+    computed_at = models.DateTimeField(auto_now_add=True)
+    # The data version it was computed from (latest change in the audited clinical data).
+    data_version = models.CharField(max_length=64)
+    n_patients = models.PositiveIntegerField()
+    report = models.JSONField()
+    figures = models.JSONField()
+    options = models.JSONField(default=dict)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-computed_at", "-pk"]
+        get_latest_by = ["computed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.cohort_label} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+class RefreshRun(models.Model):
+    cohort_key = models.CharField(max_length=300)
+    options = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, default=QUEUED,
+                              choices=[(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)])
+    step = models.CharField(max_length=100, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    snapshot = models.ForeignKey(DashboardSnapshot, on_delete=models.SET_NULL, null=True,
+                                 blank=True, related_name="+")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]

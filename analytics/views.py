@@ -1,3 +1,83 @@
-from django.shortcuts import render
+"""The survival dashboard: the latest snapshot of a cohort, its refresh, and the CSV export."""
 
-# Create your views here.
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from analytics import services
+from analytics.dataset import analysis_csv, analysis_frame
+from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
+from analytics.forms import CohortForm
+from analytics.models import QUEUED, RUNNING, RefreshRun
+
+FIGURE_ORDER = ["rfs", "os", "rfs_by_early_regeneration", "landmark",
+                "rfs_by_preemptive_category", "cir", "rfs_by_mrd_positive", "rfs_by_car_loss"]
+
+
+def _cohort_form(request) -> CohortForm:
+    # Cohort statistics are aggregates over pseudonymous rows: every signed-in user may see
+    # them for any center, as a registry's members compare their outcomes.
+    return CohortForm(request.GET if request.method == "GET" else request.POST)
+
+
+@require_http_methods(["GET"])
+def dashboard(request):
+    form = _cohort_form(request)
+    options = form.options() if form.is_valid() else {}
+    cohort = services.cohort_from_options(options)
+    snapshot = services.latest_snapshot(cohort)
+    run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
+    context = {"form": form, "snapshot": snapshot, "cohort": cohort, "run": run,
+               "stale": snapshot is not None and snapshot.data_version != services.data_version(),
+               "query": request.GET.urlencode(),
+               "endpoint_rows": [("rfs", "relapse-free survival"), ("os", "overall survival")]}
+    if snapshot is not None:
+        context["figures"] = [(name, snapshot.figures[name]) for name in FIGURE_ORDER
+                              if name in snapshot.figures]
+        context["r"] = snapshot.report
+    return render(request, "analytics/dashboard.html", context)
+
+
+@require_POST
+def refresh(request):
+    form = _cohort_form(request)
+    if not form.is_valid():
+        return redirect(reverse("analytics:dashboard"))
+    options = form.options()
+    cohort = services.cohort_from_options(options)
+    run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
+    if run is None:
+        run = RefreshRun.objects.create(cohort_key=cohort.key, options=options,
+                                        requested_by=request.user)
+        services.refresh_enqueue(run=run)
+    query = "&".join(f"{k}={v}" for k, v in options.items())
+    return redirect(f"{reverse('analytics:dashboard')}?{query}&run={run.pk}")
+
+
+@require_http_methods(["GET"])
+def run_status(request, pk: int):
+    run = get_object_or_404(RefreshRun, pk=pk)
+    return JsonResponse({"status": run.status, "step": run.step, "progress": run.progress,
+                         "error": run.error, "snapshot": run.snapshot_id})
+
+
+@require_http_methods(["GET"])
+def export_csv(request):
+    form = _cohort_form(request)
+    options = form.options() if form.is_valid() else {}
+    cohort = services.cohort_from_options(options)
+    response = HttpResponse(analysis_csv(analysis_frame(cohort)), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="carttrack-analysis-{stamp}.csv"'
+    return response
+
+
+@require_http_methods(["GET"])
+def data_dictionary(request):
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(data_dictionary_csv(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="carttrack-data-dictionary.csv"'
+        return response
+    return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")

@@ -18,4 +18,9 @@ app.conf.beat_schedule = {
     # Notifications that could not be enqueued when their alert was raised (Redis down).
     "send-pending-notifications": {"task": "monitoring.tasks.send_pending_notifications",
                                    "schedule": 60.0},
+    # Dashboards: recompute when the data changed since the last snapshot, and nightly.
+    "refresh-dashboard-if-changed": {"task": "analytics.tasks.refresh_dashboard_if_changed",
+                                     "schedule": 300.0},
+    "refresh-dashboard-nightly": {"task": "analytics.tasks.refresh_dashboard_nightly",
+                                  "schedule": crontab(hour=2, minute=30)},
 }

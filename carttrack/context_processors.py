@@ -12,4 +12,5 @@ def navigation(request):
     return {"nav_items": [
         {"label": "Alerts", "url": reverse("monitoring:inbox"), "app": "monitoring",
          "badge": active or "", "badge_class": "high" if high else ""},
+        {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
     ]}

@@ -8,6 +8,7 @@ and REDIS_URL switches to PostgreSQL, Redis and real Celery workers.
 from pathlib import Path
 
 import environ
+import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 from carttrack.env import env_bool, env_int, env_list, env_str
@@ -114,7 +115,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js is served from the plotly package's own file: hospital networks reach no CDN.
+STATICFILES_DIRS = [BASE_DIR / "static",
+                    ("vendor/plotly", Path(plotly.__file__).resolve().parent / "package_data")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -10,5 +10,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
+    path("dashboard/", include("analytics.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -76,7 +76,8 @@ def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[
             "date fixed, a response or event recorded): the rule's condition no longer holds.")
 
 
-def alerts_sync(*, patient: Patient, as_of: date | None = None) -> list[Alert]:
+def alerts_sync(*, patient: Patient, as_of: date | None = None,
+                notify: bool = True) -> list[Alert]:
     """Make the patient's alerts match what the rules find now. Returns the changed alerts.
 
     The caller holds the patient's row lock (every service does), so two concurrent saves for
@@ -100,7 +101,8 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None) -> list[Alert]:
             alert.save()
             _status_change(alert, OPEN, reason="Raised by the rules engine.")
             alert.save(update_fields=["status"])
-            notifications.notifications_record(alert=alert)
+            if notify:
+                notifications.notifications_record(alert=alert)
             changed.append(alert)
             continue
         basis_changed = any(getattr(alert, k) != v for k, v in fields.items())
@@ -110,7 +112,8 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None) -> list[Alert]:
             alert.withdrawn_at, alert.withdrawn_reason = None, ""
             _status_change(alert, OPEN, reason="The rule's condition holds again.")
             alert.save()
-            notifications.notifications_record(alert=alert)
+            if notify:
+                notifications.notifications_record(alert=alert)
             changed.append(alert)
         elif basis_changed:
             # Same alert, newer evidence (e.g. a later count, changed parameters): keep its status.
@@ -129,7 +132,7 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None) -> list[Alert]:
         alert.save()
         changed.append(alert)
 
-    if any(a.status == OPEN for a in changed):
+    if notify and any(a.status == OPEN for a in changed):
         notifications.send_after_commit()
     return changed
 

@@ -141,5 +141,5 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
                 PreemptiveTherapy(patient=patient, start_date=d.on(day), category=category,
                                   agent=agent, agent_detail=detail)
                 for day, category, agent, detail in d.therapies]), PreemptiveTherapy)
-            alerts_sync(patient=patient)
+            alerts_sync(patient=patient, notify=False)  # historical data: no e-mails
     return counts

@@ -66,21 +66,34 @@ def patient_rows(patients: list[Patient]) -> list[PatientRow]:
 
 
 @dataclass
-class LabRow:
-    result: LabResult
-    day: ClinicalDay | None
+class SampleRow:
+    """One sample (one collection time) with its results by analyte."""
+
+    collected_at: object
     local_date: object
+    day: ClinicalDay | None
+    results: dict[str, LabResult]
+
+    def cells(self, analytes):
+        return [self.results.get(code) for code in analytes]
 
 
-def patient_labs(patient: Patient) -> list[LabRow]:
+def patient_samples(patient: Patient) -> tuple[list[str], list[SampleRow]]:
+    """The labs table: one row per sample, newest first, one column per analyte measured."""
     dates = list(patient.infusions.order_by("infusion_date").values_list("infusion_date",
                                                                          flat=True))
     tz = patient.center.tzinfo
-    rows = []
-    for result in patient.lab_results.order_by("-collected_at", "analyte"):
-        when = local_date(result.collected_at, tz)
-        rows.append(LabRow(result, clinical_day(when, dates), when))
-    return rows
+    samples: dict = {}
+    for result in patient.lab_results.select_related("entered_by").order_by("-collected_at"):
+        row = samples.get(result.collected_at)
+        if row is None:
+            when = local_date(result.collected_at, tz)
+            row = samples[result.collected_at] = SampleRow(
+                result.collected_at, when, clinical_day(when, dates), {})
+        row.results[result.analyte] = result
+    measured = {code for row in samples.values() for code in row.results}
+    columns = [code for code in units.ANALYTES if code in measured]
+    return columns, list(samples.values())
 
 
 # The clinical records whose history the patient page shows, by the name used in URLs.

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import open_alerts_by_patient
 from patients import forms, selectors, services
+from patients.units import ANALYTES
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -65,11 +66,15 @@ def patient_list(request):
 def patient_detail(request, study_id: str):
     patient = _patient_for(request, study_id)
     infusions = list(patient.infusions.order_by("infusion_date"))
+    lab_columns, samples = selectors.patient_samples(patient)
+    for sample in samples:
+        sample.row_cells = sample.cells(lab_columns)
     context = {
         "patient": patient,
         "infusions": infusions,
         "age_at_infusion": patient.age_on(infusions[0].infusion_date) if infusions else None,
-        "labs": selectors.patient_labs(patient),
+        "lab_columns": [ANALYTES[code] for code in lab_columns],
+        "samples": samples,
         "responses": patient.responses.all(),
         "events": patient.events.all(),
         "therapies": patient.therapies.all(),

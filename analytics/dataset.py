@@ -1,0 +1,210 @@
+"""The analysis dataset built from the database: one row per infused patient.
+
+Definitions follow CLINICAL.md section 5; the columns and their meaning are declared once in
+`analytics.dataset_schema` (the data dictionary). Only the pseudonymous study ID leaves: no name,
+no MRN, no dates of birth. Statistics never read the database: they run on this table, so the
+dashboard, the CSV export, `survival_report` and R all see the same rows.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+from django.db.models import Prefetch
+
+from analytics.dataset_schema import COLUMN_NAMES
+from monitoring.params import RuleParams
+from monitoring.selectors import patient_timeline, rule_params_for
+from monitoring.timeline import Window
+from patients import units
+from patients.models import Patient
+
+RESPONSE_ORDER = ["CR", "CRi", "PR", "NR", "PD", "NE"]  # best first
+
+
+@dataclass(frozen=True)
+class CohortFilter:
+    center: str = ""
+    product: str = ""
+    infused_from: date | None = None
+    infused_to: date | None = None
+
+    @property
+    def key(self) -> str:
+        parts = [f"center={self.center}", f"product={self.product}",
+                 f"from={self.infused_from or ''}", f"to={self.infused_to or ''}"]
+        return "&".join(parts)
+
+    @property
+    def is_default(self) -> bool:
+        return self == CohortFilter()
+
+    def describe(self) -> str:
+        bits = []
+        if self.center:
+            bits.append(f"center {self.center}")
+        if self.product:
+            bits.append(f"product {self.product}")
+        if self.infused_from or self.infused_to:
+            bits.append(f"infused {self.infused_from or '…'} to {self.infused_to or '…'}")
+        return ", ".join(bits) or "all infused patients"
+
+
+def _regeneration_day(window: Window, params: RuleParams) -> tuple[int | None, bool]:
+    """(first detectable count after documented aplasia, whether aplasia was documented)."""
+    aplasia_seen = False
+    for sample in window.post_infusion_bcell_samples():
+        detectable = sample.is_detectable(params)
+        if detectable is None:
+            continue
+        if not detectable:
+            aplasia_seen = True
+        elif aplasia_seen:
+            return sample.day, True
+    return None, aplasia_seen
+
+
+def _day(when: date | None, origin: date) -> int | None:
+    return None if when is None else (when - origin).days
+
+
+def patient_row(patient: Patient, params: RuleParams) -> dict | None:
+    infusions = sorted(patient.infusions.all(), key=lambda i: i.infusion_date)
+    if not infusions:
+        return None
+    first = infusions[0]
+    origin = first.infusion_date
+    responses = [r for r in patient.responses.all() if r.assessed_on >= origin]
+    best = min((r.response for r in responses), key=RESPONSE_ORDER.index, default="NE")
+    cr_dates = [r.assessed_on for r in responses if r.response in ("CR", "CRi")]
+    events = sorted(patient.events.all(), key=lambda e: e.event_date)
+
+    def first_of(kind):
+        return next((e.event_date for e in events if e.kind == kind and e.event_date >= origin),
+                    None)
+
+    relapse, death, hsct = first_of("relapse"), first_of("death"), first_of("hsct")
+    tz = patient.center.tzinfo
+    known_dates = [e.event_date for e in events] + [r.assessed_on for r in responses] + [
+        r.collected_at.astimezone(tz).date() for r in patient.lab_results.all()] + [
+        t.start_date for t in patient.therapies.all()] + [i.infusion_date for i in infusions]
+    last_contact = death or max(known_dates)
+    os_days = _day(last_contact, origin)
+
+    cr = 1 if cr_dates else 0
+    rfs_end = min([d for d in (relapse, death) if d is not None], default=None)
+    rfs_days = rfs_event = rfs_from_cr = cir = None
+    if cr:
+        rfs_days = _day(rfs_end or last_contact, origin)
+        rfs_event = 1 if rfs_end else 0
+        rfs_from_cr = rfs_days - _day(cr_dates[0], origin)
+        cir = 0 if rfs_end is None else (1 if relapse is not None and relapse == rfs_end else 2)
+
+    timeline = patient_timeline(patient)
+    windows = timeline.windows()
+    window = windows[0] if windows else None
+    regen_day, aplasia = _regeneration_day(window, params) if window else (None, False)
+    if regen_day is not None and relapse is not None and window.date_of(regen_day) >= relapse:
+        regen_day = None  # counts at or after relapse are disease, not regeneration
+
+    before_relapse = [r for r in patient.lab_results.all()
+                      if r.collected_at.astimezone(tz).date() >= origin
+                      and (relapse is None or r.collected_at.astimezone(tz).date() < relapse)]
+    mrd = [r for r in before_relapse if r.analyte in (units.BM_MRD_FLOW, units.BM_MRD_NGS)]
+    mrd_positive = None
+    if mrd:
+        mrd_positive = int(any(
+            not r.qualifier and r.canonical_value is not None and r.canonical_value >= (
+                params.mrd_flow_threshold_pct if r.analyte == units.BM_MRD_FLOW
+                else params.mrd_ngs_threshold) for r in mrd))
+    car = sorted([r for r in before_relapse if r.analyte == units.BM_CAR_COPIES],
+                  key=lambda r: r.collected_at)
+    car_loss = None
+    if car:
+        seen_detectable = False
+        car_loss = 0
+        for r in car:
+            if r.is_detectable:
+                seen_detectable = True
+            elif seen_detectable:
+                car_loss = 1
+                break
+    therapies = sorted(patient.therapies.all(), key=lambda t: t.start_date)
+    therapy = therapies[0] if therapies else None
+    age = patient.age_on(origin)
+    return {
+        "study_id": patient.study_id,
+        "center": patient.center.code,
+        "product": first.product,
+        "synthetic": int(patient.is_synthetic),
+        "first_infusion_date": origin.isoformat(),
+        "age_at_infusion": age,
+        "sex": patient.sex if patient.sex in ("M", "F") else None,
+        "best_response": best,
+        "cr": cr,
+        "cr_day": _day(cr_dates[0], origin) if cr_dates else None,
+        "rfs_days": rfs_days,
+        "rfs_event": rfs_event,
+        "rfs_from_cr_days": rfs_from_cr,
+        "os_days": os_days,
+        "os_event": 1 if death else 0,
+        "relapse_day": _day(relapse, origin),
+        "death_day": _day(death, origin),
+        "hsct_day": _day(hsct, origin),
+        "last_followup_day": os_days,
+        "cir_event": cir,
+        "regen_day": regen_day,
+        "early_regen": (None if not aplasia else
+                        int(regen_day is not None and regen_day <= params.window_days)),
+        "late_regen": (None if not aplasia else
+                       int(regen_day is not None and regen_day > params.window_days)),
+        "mrd_positive": mrd_positive,
+        "car_loss": car_loss,
+        "preemptive_category": therapy.category if therapy else "none",
+        "preemptive_day": _day(therapy.start_date, origin) if therapy else None,
+    }
+
+
+def cohort_patients(cohort: CohortFilter):
+    qs = Patient.objects.select_related("center").prefetch_related(
+        "infusions", "responses", "events", "therapies",
+        Prefetch("lab_results")).filter(infusions__isnull=False).distinct()
+    if cohort.center:
+        qs = qs.filter(center__code=cohort.center)
+    if cohort.product:
+        qs = qs.filter(infusions__infusion_number=1, infusions__product=cohort.product)
+    if cohort.infused_from:
+        qs = qs.filter(infusions__infusion_number=1,
+                       infusions__infusion_date__gte=cohort.infused_from)
+    if cohort.infused_to:
+        qs = qs.filter(infusions__infusion_number=1,
+                       infusions__infusion_date__lte=cohort.infused_to)
+    return qs.order_by("study_id")
+
+
+def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
+    """The analysis dataset for a cohort, with exactly the data dictionary's columns."""
+    cohort = cohort or CohortFilter()
+    params_by_center: dict[int, RuleParams] = {}
+    rows = []
+    for patient in cohort_patients(cohort):
+        if patient.center_id not in params_by_center:
+            params_by_center[patient.center_id] = rule_params_for(patient.center)
+        row = patient_row(patient, params_by_center[patient.center_id])
+        if row is not None:
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMN_NAMES))
+
+
+def analysis_csv(frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    out = frame.copy()
+    for column in out.columns:  # whole numbers print as 12, not 12.0; blanks stay blank
+        if pd.api.types.is_float_dtype(out[column]) and (
+                out[column].dropna() == out[column].dropna().round()).all():
+            out[column] = out[column].astype("Int64")
+    out.to_csv(buffer, index=False)
+    return buffer.getvalue()

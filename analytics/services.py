@@ -1,0 +1,128 @@
+"""Dashboard snapshots: compute every analysis of a cohort and store it at once.
+
+The whole computation happens in memory; the snapshot row is inserted only when every analysis
+succeeded, in one statement, so a crash or a failing analysis leaves the previous snapshot in
+place. Snapshots are never changed afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from datetime import date
+
+from django.db.models import Max
+from django.utils import timezone
+from simple_history.utils import get_history_model_for_model
+
+from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
+from analytics.dataset_schema import read_analysis_csv
+from analytics.figures import dashboard_figures
+from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
+from analytics.report import headline_report
+from monitoring.models import RuleParameterSet
+from patients.selectors import AUDITED
+
+logger = logging.getLogger(__name__)
+
+
+def data_version() -> str:
+    """The time of the latest change to the clinical data or the rule parameters.
+
+    Every create, change and delete writes an audit row, so the newest audit row dates the data.
+    """
+    latest = [get_history_model_for_model(model).objects.aggregate(m=Max("history_date"))["m"]
+              for model in AUDITED.values()]
+    latest.append(RuleParameterSet.objects.aggregate(m=Max("created_at"))["m"])
+    known = [moment for moment in latest if moment is not None]
+    return max(known).isoformat() if known else "empty"
+
+
+def cohort_from_options(options: dict) -> CohortFilter:
+    def as_date(value):
+        return date.fromisoformat(value) if value else None
+
+    return CohortFilter(center=options.get("center", ""), product=options.get("product", ""),
+                        infused_from=as_date(options.get("infused_from")),
+                        infused_to=as_date(options.get("infused_to")))
+
+
+def snapshot_compute(*, options: dict | None = None, run: RefreshRun | None = None
+                     ) -> DashboardSnapshot:
+    """Compute every analysis for the cohort the options name and store one snapshot."""
+    options = dict(options or {})
+    cohort = cohort_from_options(options)
+    rfs_origin = options.get("rfs_origin", "infusion")
+    censor_at_hsct = bool(options.get("censor_at_hsct", False))
+    started = time.perf_counter()
+
+    def progress(step: str, percent: int) -> None:
+        if run is not None:
+            RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step=step,
+                                                        progress=percent)
+
+    version = data_version()  # read first: data changed during the run makes it look stale
+    progress("Building the analysis dataset", 10)
+    frame = analysis_frame(cohort)
+    # Round-trip through the CSV reader: the snapshot sees exactly what the export gives.
+    table = read_analysis_csv(io.StringIO(analysis_csv(frame)))
+    progress("Survival analyses", 40)
+    report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
+    progress("Figures", 70)
+    figures = dashboard_figures(table, report, rfs_origin=rfs_origin,
+                                censor_at_hsct=censor_at_hsct)
+    progress("Saving", 95)
+    return DashboardSnapshot.objects.create(
+        cohort_key=cohort.key, cohort_label=cohort.describe(), data_version=version,
+        n_patients=len(table), report=report, figures=figures, options=options,
+        duration_ms=int((time.perf_counter() - started) * 1000))
+
+
+def refresh_run_execute(*, run_id: int) -> RefreshRun:
+    run = RefreshRun.objects.get(pk=run_id)
+    if run.status not in (QUEUED, RUNNING):
+        return run
+    RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step="Starting", progress=1)
+    try:
+        snapshot = snapshot_compute(options=run.options, run=run)
+    except Exception as error:  # the previous snapshot stays; the page shows the error
+        logger.exception("Dashboard refresh %s failed", run.pk)
+        RefreshRun.objects.filter(pk=run.pk).update(
+            status=FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now())
+        run.refresh_from_db()
+        return run
+    RefreshRun.objects.filter(pk=run.pk).update(status=DONE, step="Done", progress=100,
+                                                snapshot=snapshot, finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
+
+
+def latest_snapshot(cohort: CohortFilter) -> DashboardSnapshot | None:
+    return DashboardSnapshot.objects.filter(cohort_key=cohort.key).order_by(
+        "-computed_at", "-pk").first()
+
+
+def refresh_if_changed() -> DashboardSnapshot | None:
+    """Beat's check every few minutes: recompute the whole-cohort dashboard if data changed."""
+    current = latest_snapshot(CohortFilter())
+    if current is not None and current.data_version == data_version():
+        return None
+    return snapshot_compute(options={})
+
+
+def refresh_enqueue(*, run: RefreshRun) -> None:
+    """Start a refresh after commit; in-process when no broker is configured."""
+    from django.db import transaction
+
+    from analytics.tasks import refresh_dashboard
+
+    def enqueue():
+        try:
+            refresh_dashboard.apply_async(args=[run.pk], retry=False)
+        except Exception as error:  # Redis down: say so on the page rather than spin forever
+            RefreshRun.objects.filter(pk=run.pk).update(
+                status=FAILED, error=f"Could not reach the task queue: {error}",
+                finished_at=timezone.now())
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,34 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+@register.filter
+def days(value) -> str:
+    return "not reached" if value is None else f"{value:.0f} d"
+
+
+@register.filter
+def num(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{value:.0f}"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.1f}"
+
+
+@register.filter
+def pvalue(value) -> str:
+    if value is None:
+        return "p not computed"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+@register.filter
+def get(mapping, key):
+    return mapping.get(key) if mapping else None

@@ -1,0 +1,43 @@
+"""Take the README's screenshots of a running CARTtrack (bin/run) with Debian's chromium.
+
+    .venv/bin/python scripts/screenshots.py [BASE_URL]     # default http://127.0.0.1:8000
+"""
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+BASE = (sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000").rstrip("/")
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update"]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{BASE}/login/")
+        page.fill("input[name=username]", "dr.alpha")
+        page.fill("input[name=password]", "carttrack-demo")
+        page.click("button[type=submit]")
+        page.goto(f"{BASE}/patients/")
+        page.screenshot(path=OUT / "patient-list.png")
+        # A patient with an early-regeneration alert.
+        page.goto(f"{BASE}/alerts/?severity=high")
+        page.screenshot(path=OUT / "alert-inbox.png")
+        link = page.locator("[data-testid=alert-inbox] tbody a[href^='/alerts/']").first
+        link.click()
+        page.screenshot(path=OUT / "alert-detail.png", full_page=True)
+        page.locator("a[href^='/patients/DEMO']").first.click()
+        page.screenshot(path=OUT / "patient-page.png", full_page=True)
+        page.goto(f"{BASE}/dashboard/")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=OUT / "dashboard.png", full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
