@@ -88,7 +88,7 @@ class Finding:
     severity: str
     title: str
     evidence: tuple[Evidence, ...]
-    details: dict[str, Any] = field(default_factory=dict, compare=True)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[int, str]:

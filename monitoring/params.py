@@ -98,7 +98,8 @@ class RuleParams:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(
-                f"unknown rule parameter(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown rule parameter(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         params = cls(**dict(data))
         default = cls()
@@ -111,7 +112,9 @@ class RuleParams:
 
     def definition_text(self) -> str:
         """The definition of "detectable PB B cells" in words; every B-cell alert names it."""
-        text = f"PB B cells count as detectable above {format_decimal(self.bcell_threshold)} cells/µL"
+        text = (
+            f"PB B cells count as detectable above {format_decimal(self.bcell_threshold)} cells/µL"
+        )
         if self.bcell_pct_threshold is not None:
             text += f" or above {format_decimal(self.bcell_pct_threshold)} % of lymphocytes"
         if self.require_confirmation:

@@ -57,8 +57,8 @@ RULE_TEXTS: dict[str, RuleText] = {
         title="Late B-cell recovery",
         recommendation=(
             "Peripheral-blood B cells reappeared on day {regeneration_day} after infusion, after "
-            "the {window_days}-day window: loss of B-cell aplasia. In the reference cohort this was "
-            "not associated with relapse. Continue monitoring."
+            "the {window_days}-day window: loss of B-cell aplasia. In the reference cohort this "
+            "was not associated with relapse. Continue monitoring."
         ),
         study_finding=(
             f"{REFERENCE_COHORT} B-cell regeneration after day 45 was not associated with "

@@ -253,6 +253,11 @@ class Timeline:
     events: tuple[EventPoint, ...] = ()
 
     def __post_init__(self) -> None:
+        # Ids name the records a finding rests on (the infusion, the evidence): they must be unique.
+        for section in ("infusions", "results", "responses", "events"):
+            ids = [item.id for item in getattr(self, section)]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{section}: ids must be unique")
         # Keep everything in a canonical order so that every consumer sees the same sequence.
         object.__setattr__(
             self, "infusions", tuple(sorted(self.infusions, key=lambda i: (i.date, i.number, i.id)))

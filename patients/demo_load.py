@@ -142,4 +142,21 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
                                   agent=agent, agent_detail=detail)
                 for day, category, agent, detail in d.therapies]), PreemptiveTherapy)
             alerts_sync(patient=patient, notify=False)  # historical data: no e-mails
+        _close_demo_alerts(doctors)
     return counts
+
+
+def _close_demo_alerts(doctors) -> None:
+    """Close the early-regeneration alerts that the recorded therapy answered, as the treating
+    hematologist would have; the ones without a recorded decision stay open for the demo."""
+    from monitoring.models import Alert
+    from monitoring.services import alert_close
+
+    for alert in Alert.objects.filter(rule="early_regeneration", patient__is_synthetic=True
+                                      ).select_related("patient__center"):
+        therapy = alert.patient.therapies.order_by("start_date").first()
+        if therapy is None or therapy.category not in ("anti_leukemic", "immunomodulatory"):
+            continue
+        alert_close(alert=alert, user=doctors[alert.patient.center.code],
+                    outcome=therapy.category, therapy=therapy,
+                    reason="Recorded with the synthetic demo cohort.")

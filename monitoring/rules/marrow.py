@@ -18,7 +18,9 @@ from patients.units import BM, BM_CAR_COPIES, BM_MRD_FLOW, BM_MRD_NGS
 
 
 def _mrd_threshold(result: ResultPoint, params: RuleParams) -> Decimal:
-    return params.mrd_flow_threshold_pct if result.analyte == BM_MRD_FLOW else params.mrd_ngs_threshold
+    return (
+        params.mrd_flow_threshold_pct if result.analyte == BM_MRD_FLOW else params.mrd_ngs_threshold
+    )
 
 
 def _describe_threshold(result: ResultPoint, params: RuleParams) -> str:

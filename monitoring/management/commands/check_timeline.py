@@ -1,0 +1,78 @@
+"""Evaluate the rules on one timeline from a JSON file and print the findings, touching no database.
+
+    python manage.py check_timeline FILE.json [--as-of YYYY-MM-DD] [--params PARAMS.json]
+
+For checking a rule change against reference cases, and for reviewing a patient's course outside
+the application. The file format is described in docs/timeline-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from monitoring.params import RuleParams
+from monitoring.timeline import Timeline
+from monitoring.timeline_json import evaluation_report, load_params_file, load_timeline
+
+
+def load_params(*, params_file: str | None = None) -> RuleParams:
+    """The parameters to evaluate with: a parameter file, or the defaults.
+
+    (A center's stored parameters will be a further source here.)
+    """
+    if params_file is None:
+        return RuleParams()
+    try:
+        return load_params_file(params_file)
+    except OSError as error:
+        raise CommandError(
+            f"cannot read the parameter file {params_file}: {error.strerror}"
+        ) from None
+    except (ValueError, TypeError) as error:
+        raise CommandError(f"{params_file}: {error}") from None
+
+
+def _load_timeline(path: str) -> Timeline:
+    try:
+        return load_timeline(path)
+    except OSError as error:
+        raise CommandError(f"cannot read the timeline file {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path}: {error}") from None
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--as-of must be a date YYYY-MM-DD, not {value!r}") from None
+
+
+class Command(BaseCommand):
+    help = "Evaluate the monitoring rules on a timeline JSON file and print the findings as JSON."
+    # Pure evaluation: no system checks and no database, so it runs anywhere the code does.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("file", help="timeline JSON file (docs/timeline-format.md)")
+        parser.add_argument(
+            "--as-of",
+            dest="as_of",
+            help="evaluate as known on this date (YYYY-MM-DD); it is also the 'today' of the "
+            "count-due reminder. Default: everything in the file, no reminder.",
+        )
+        parser.add_argument("--params", dest="params_file", help="rule parameters JSON file")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        as_of = _as_of(options["as_of"])
+        params = load_params(params_file=options["params_file"])
+        timeline = _load_timeline(str(Path(options["file"])))
+        report = evaluation_report(timeline, params, as_of=as_of)
+        self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
