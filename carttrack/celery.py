@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from carttrack.env import env_int
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
 
 app = Celery("carttrack")
@@ -17,7 +19,7 @@ app.conf.beat_schedule = {
                             "schedule": crontab(minute=5)},
     # Notifications that could not be enqueued when their alert was raised (Redis down).
     "send-pending-notifications": {"task": "monitoring.tasks.send_pending_notifications",
-                                   "schedule": 60.0},
+                                   "schedule": float(env_int("NOTIFICATION_SWEEP_SECONDS", 60))},
     # Dashboards: recompute when the data changed since the last snapshot, and nightly.
     "refresh-dashboard-if-changed": {"task": "analytics.tasks.refresh_dashboard_if_changed",
                                      "schedule": 300.0},

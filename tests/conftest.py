@@ -71,3 +71,105 @@ def registry(roles):
 def clinician_client(client, clinician):
     client.force_login(clinician)
     return client
+
+
+# --- A real Celery worker against real Redis ---------------------------------------------------
+
+
+def _wait_for(predicate, *, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}")
+
+
+class CeleryWorker:
+    """A `celery worker` subprocess on the test database, with its own queue and mail folder."""
+
+    def __init__(self, *, redis_url: str, mail_dir, log_path, beat: bool = False,
+                 extra_env: dict | None = None):
+        import os
+        import subprocess
+        import sys
+        import uuid
+
+        from carttrack.celery import app
+
+        db = connection.settings_dict
+        self.queue = f"test-{uuid.uuid4().hex[:8]}"
+        self.redis_url = redis_url
+        self.mail_dir = mail_dir
+        self.log_path = log_path
+        self._previous_queue = app.conf.task_default_queue
+        self._previous_broker = app.conf.broker_url
+        env = {**os.environ,
+               "DATABASE_URL": (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+                                f"{db['PORT'] or 5432}/{db['NAME']}"),
+               "REDIS_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "False",
+               "CELERY_QUEUE": self.queue, "EMAIL_FILE_PATH": str(mail_dir),
+               **(extra_env or {})}
+        args = [sys.executable, "-m", "celery", "-A", "carttrack", "worker", "--pool=solo",
+                "--loglevel=INFO", "-Q", self.queue, "-n", f"{self.queue}@%h"]
+        if beat:
+            args += ["--beat", "--schedule", str(log_path.parent / f"{self.queue}-beat")]
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(args, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        # This test process publishes to the worker's queue on the worker's broker.
+        app.conf.task_default_queue = self.queue
+        app.conf.broker_url = redis_url
+        _wait_for(lambda: "ready." in log_path.read_text() or self.process.poll() is not None,
+                  timeout=60, what="the Celery worker to start")
+        assert self.process.poll() is None, f"The worker died:\n{log_path.read_text()}"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def mails(self) -> list[str]:
+        return [p.read_text() for p in sorted(self.mail_dir.glob("*.log"))]
+
+    def stop(self) -> None:
+        from carttrack.celery import app
+
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except Exception:
+            self.process.kill()
+        self._log.close()
+        app.conf.task_default_queue = self._previous_queue
+        app.conf.broker_url = self._previous_broker
+        app.pool.force_close_all()
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, tmp_path):
+    """Start real Celery workers (and beat) on the test database; stopped after the test.
+
+    Tests that use it need committed data, hence transactional_db.
+    """
+    import os
+
+    workers = []
+
+    def start(*, redis_url: str | None = None, beat: bool = False, extra_env=None):
+        mail_dir = tmp_path / f"mail-{len(workers)}"
+        mail_dir.mkdir()
+        worker = CeleryWorker(redis_url=redis_url or os.environ["REDIS_URL"], mail_dir=mail_dir,
+                              log_path=tmp_path / f"worker-{len(workers)}.log", beat=beat,
+                              extra_env=extra_env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def wait_for():
+    return _wait_for
