@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from analytics.survival import (
@@ -54,8 +55,9 @@ class LogRankResult:
     chi2: float | None
     df: int | None
     p_value: float | None
-    reason: str | None = None  # why p is None, or a caution about small numbers
+    reason: str | None = None  # why p_value is None
     n_excluded: int = 0  # rows without a group value (e.g. MRD never measured)
+    caution: str | None = None  # p exists but rests on few events or dropped groups
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,16 +68,21 @@ class LogRankResult:
             "df": self.df,
             "p_value": json_number(self.p_value),
             "reason": self.reason,
+            "caution": self.caution,
             "n_excluded": self.n_excluded,
         }
 
 
 def _labels(group: Sequence[Any]) -> np.ndarray:
+    """Group values as text keys (1.0 and 1 -> "1"); blanks (None, NaN, pd.NA) -> None."""
     out = np.empty(len(group), dtype=object)
     for i, value in enumerate(group):
-        blank = value is None or value is np.nan or (isinstance(value, float) and np.isnan(value))
-        blank = blank or str(value) == "<NA>"
-        out[i] = None if blank else str(int(value) if isinstance(value, float) else value)
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            out[i] = None
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            out[i] = str(int(value))
+        else:
+            out[i] = str(value)
     return out
 
 
@@ -134,21 +141,32 @@ def logrank(
         if n > 1:
             share = at_risk / n
             variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
-    diff = (o_per - expected)[:-1]
-    v = variance[:-1, :-1]
-    if np.linalg.matrix_rank(v) < k - 1:
+    # As survdiff: a group never at risk at an event time (expected 0) carries no information
+    # and is left out of the statistic; with fewer than two informative groups there is no test.
+    informative = expected > 0
+    if informative.sum() < 2:
+        return undefined("only one group is at risk at the event times", expected)
+    diff = (o_per - expected)[informative][:-1]
+    v = variance[np.ix_(informative, informative)][:-1, :-1]
+    if np.linalg.matrix_rank(v) < len(diff):
         return undefined("zero variance: the groups are never at risk together", expected)
+    df = int(informative.sum()) - 1
     chi2 = float(diff @ np.linalg.solve(v, diff))
-    p = float(stats.chi2.sf(chi2, k - 1))
-    caution = None
-    small = [lab for lab, x in zip(wanted, expected, strict=True) if x < FEW_EXPECTED_EVENTS]
+    p = float(stats.chi2.sf(chi2, df))
+    notes = []
+    dropped = [lab for lab, ok in zip(wanted, informative, strict=True) if not ok]
+    if dropped:
+        notes.append("not at risk at any event time, left out: " + ", ".join(map(repr, dropped)))
+    small = [lab for lab, x in zip(wanted, expected, strict=True) if 0 < x < FEW_EXPECTED_EVENTS]
     if small:
-        caution = (
+        notes.append(
             f"fewer than {FEW_EXPECTED_EVENTS} expected events in group "
             + ", ".join(repr(x) for x in small)
             + ": the chi-square p-value is approximate"
         )
-    return LogRankResult(name, summary(expected), chi2, k - 1, p, caution, int((~keep).sum()))
+    caution = "; ".join(notes) or None
+    n_excluded = int((~keep).sum())
+    return LogRankResult(name, summary(expected), chi2, df, p, None, n_excluded, caution)
 
 
 @dataclass(frozen=True)
@@ -219,17 +237,21 @@ def landmark_analysis(
     before = known & ~at_risk
     t_lm, e_lm, g_lm = t[at_risk] - landmark_day, e[at_risk], labels[at_risk]
     groups = []
-    for label in ("1", "0"):
+    for label, name in (("1", "early regeneration"), ("0", "no early regeneration")):
         member = g_lm == label
-        name = "early regeneration" if label == "1" else "no early regeneration"
         if member.any():
             km = kaplan_meier(t_lm[member], e_lm[member], conf_level=conf_level)
             median = median_brookmeyer_crowley(km)
         else:
             median = MedianEstimate("Brookmeyer-Crowley", None, None, None, note="empty group")
         groups.append(GroupCurve(name, int(member.sum()), int(e_lm[member].sum()), median))
+    names = {"1": "early regeneration", "0": "no early regeneration"}
     test = logrank(
-        t_lm, e_lm, g_lm, levels=["1", "0"], name=f"early regeneration, landmark day {landmark_day:g}"
+        t_lm,
+        e_lm,
+        [names[g] for g in g_lm],
+        levels=list(names.values()),
+        name=f"early regeneration, landmark day {landmark_day:g}",
     )
     return LandmarkResult(
         landmark_day=float(landmark_day),

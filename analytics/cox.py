@@ -24,6 +24,9 @@ import pandas as pd
 from analytics.survival import json_number, z_value
 
 TIES = "efron"
+#: lifelines stops Newton–Raphson at a step norm of 1e-7 by default, which leaves the
+#: coefficient ~1e-6 from R's converged value; these tolerances reach R's answer to ~1e-12.
+FIT_OPTIONS = {"precision": 1e-12, "r_precision": 1e-14}
 
 
 def split_at_early_regeneration(rfs: pd.DataFrame) -> pd.DataFrame:
@@ -130,9 +133,17 @@ def _result_from_summary(
     coef, se = float(row["coef"]), float(row["se(coef)"])
     z = z_value(conf_level)
     return CoxResult(
-        model, "early_regen", *counts, coef, se, float(np.exp(coef)),
-        float(np.exp(coef - z * se)), float(np.exp(coef + z * se)), float(row["p"]), conf_level,
-    )  # fmt: skip
+        model,
+        "early_regen",
+        *counts,
+        coef,
+        se,
+        float(np.exp(coef)),
+        float(np.exp(coef - z * se)),
+        float(np.exp(coef + z * se)),
+        float(row["p"]),
+        conf_level,
+    )
 
 
 def _undefined(model: str, counts: tuple[int, int, int], reason: str, conf: float) -> CoxResult:
@@ -155,8 +166,15 @@ def cox_time_varying(split: pd.DataFrame, *, conf_level: float = 0.95) -> CoxRes
     fitter = CoxTimeVaryingFitter(alpha=1 - conf_level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitter.fit(data, id_col="study_id", event_col="event", start_col="start",
-                   stop_col="stop", show_progress=False)  # fmt: skip
+        fitter.fit(
+            data,
+            id_col="study_id",
+            event_col="event",
+            start_col="start",
+            stop_col="stop",
+            show_progress=False,
+            fit_options=FIT_OPTIONS,
+        )
     return _result_from_summary(model, fitter.summary, conf_level, counts)
 
 
@@ -171,12 +189,17 @@ def cox_time_fixed(
     only for comparison with the time-varying model). Blank ``early_regen`` rows are left out."""
     model = "Cox, early regeneration fixed at baseline (immortal-time biased)"
     frame = pd.DataFrame(
-        {"time": np.asarray(time, float), "event": np.asarray(event, int),
-         "early_regen": pd.to_numeric(pd.Series(list(early_regen)), errors="coerce")}
-    ).dropna()  # fmt: skip
+        {
+            "time": np.asarray(time, float),
+            "event": np.asarray(event, int),
+            "early_regen": pd.to_numeric(pd.Series(list(early_regen)), errors="coerce"),
+        }
+    ).dropna()
     counts = (len(frame), len(frame), int(frame["event"].sum()))
     t, e, x = (frame[c].to_numpy(float) for c in ("time", "event", "early_regen"))
-    reason = _degenerate(np.zeros_like(t) - 1.0, t, e.astype(int), x) if len(frame) else "none"
+    reason = (
+        _degenerate(np.zeros_like(t) - 1.0, t, e.astype(int), x) if len(frame) else "no patients"
+    )
     if reason:
         return _undefined(model, counts, reason, conf_level)
     from lifelines import CoxPHFitter
@@ -184,5 +207,5 @@ def cox_time_fixed(
     fitter = CoxPHFitter(alpha=1 - conf_level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitter.fit(frame, duration_col="time", event_col="event")
+        fitter.fit(frame, duration_col="time", event_col="event", fit_options=FIT_OPTIONS)
     return _result_from_summary(model, fitter.summary, conf_level, counts)

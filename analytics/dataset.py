@@ -34,8 +34,12 @@ class CohortFilter:
 
     @property
     def key(self) -> str:
-        parts = [f"center={self.center}", f"product={self.product}",
-                 f"from={self.infused_from or ''}", f"to={self.infused_to or ''}"]
+        parts = [
+            f"center={self.center}",
+            f"product={self.product}",
+            f"from={self.infused_from or ''}",
+            f"to={self.infused_to or ''}",
+        ]
         return "&".join(parts)
 
     @property
@@ -83,14 +87,19 @@ def patient_row(patient: Patient, params: RuleParams) -> dict | None:
     events = sorted(patient.events.all(), key=lambda e: e.event_date)
 
     def first_of(kind):
-        return next((e.event_date for e in events if e.kind == kind and e.event_date >= origin),
-                    None)
+        return next(
+            (e.event_date for e in events if e.kind == kind and e.event_date >= origin), None
+        )
 
     relapse, death, hsct = first_of("relapse"), first_of("death"), first_of("hsct")
     tz = patient.center.tzinfo
-    known_dates = [e.event_date for e in events] + [r.assessed_on for r in responses] + [
-        r.collected_at.astimezone(tz).date() for r in patient.lab_results.all()] + [
-        t.start_date for t in patient.therapies.all()] + [i.infusion_date for i in infusions]
+    known_dates = (
+        [e.event_date for e in events]
+        + [r.assessed_on for r in responses]
+        + [r.collected_at.astimezone(tz).date() for r in patient.lab_results.all()]
+        + [t.start_date for t in patient.therapies.all()]
+        + [i.infusion_date for i in infusions]
+    )
     last_contact = death or max(known_dates)
     os_days = _day(last_contact, origin)
 
@@ -110,18 +119,32 @@ def patient_row(patient: Patient, params: RuleParams) -> dict | None:
     if regen_day is not None and relapse is not None and window.date_of(regen_day) >= relapse:
         regen_day = None  # counts at or after relapse are disease, not regeneration
 
-    before_relapse = [r for r in patient.lab_results.all()
-                      if r.collected_at.astimezone(tz).date() >= origin
-                      and (relapse is None or r.collected_at.astimezone(tz).date() < relapse)]
+    before_relapse = [
+        r
+        for r in patient.lab_results.all()
+        if r.collected_at.astimezone(tz).date() >= origin
+        and (relapse is None or r.collected_at.astimezone(tz).date() < relapse)
+    ]
     mrd = [r for r in before_relapse if r.analyte in (units.BM_MRD_FLOW, units.BM_MRD_NGS)]
     mrd_positive = None
     if mrd:
-        mrd_positive = int(any(
-            not r.qualifier and r.canonical_value is not None and r.canonical_value >= (
-                params.mrd_flow_threshold_pct if r.analyte == units.BM_MRD_FLOW
-                else params.mrd_ngs_threshold) for r in mrd))
-    car = sorted([r for r in before_relapse if r.analyte == units.BM_CAR_COPIES],
-                  key=lambda r: r.collected_at)
+        mrd_positive = int(
+            any(
+                not r.qualifier
+                and r.canonical_value is not None
+                and r.canonical_value
+                >= (
+                    params.mrd_flow_threshold_pct
+                    if r.analyte == units.BM_MRD_FLOW
+                    else params.mrd_ngs_threshold
+                )
+                for r in mrd
+            )
+        )
+    car = sorted(
+        [r for r in before_relapse if r.analyte == units.BM_CAR_COPIES],
+        key=lambda r: r.collected_at,
+    )
     car_loss = None
     if car:
         seen_detectable = False
@@ -157,10 +180,12 @@ def patient_row(patient: Patient, params: RuleParams) -> dict | None:
         "last_followup_day": os_days,
         "cir_event": cir,
         "regen_day": regen_day,
-        "early_regen": (None if not aplasia else
-                        int(regen_day is not None and regen_day <= params.window_days)),
-        "late_regen": (None if not aplasia else
-                       int(regen_day is not None and regen_day > params.window_days)),
+        "early_regen": (
+            None if not aplasia else int(regen_day is not None and regen_day <= params.window_days)
+        ),
+        "late_regen": (
+            None if not aplasia else int(regen_day is not None and regen_day > params.window_days)
+        ),
         "mrd_positive": mrd_positive,
         "car_loss": car_loss,
         "preemptive_category": therapy.category if therapy else "none",
@@ -169,19 +194,24 @@ def patient_row(patient: Patient, params: RuleParams) -> dict | None:
 
 
 def cohort_patients(cohort: CohortFilter):
-    qs = Patient.objects.select_related("center").prefetch_related(
-        "infusions", "responses", "events", "therapies",
-        Prefetch("lab_results")).filter(infusions__isnull=False).distinct()
+    qs = (
+        Patient.objects.select_related("center")
+        .prefetch_related("infusions", "responses", "events", "therapies", Prefetch("lab_results"))
+        .filter(infusions__isnull=False)
+        .distinct()
+    )
     if cohort.center:
         qs = qs.filter(center__code=cohort.center)
     if cohort.product:
         qs = qs.filter(infusions__infusion_number=1, infusions__product=cohort.product)
     if cohort.infused_from:
-        qs = qs.filter(infusions__infusion_number=1,
-                       infusions__infusion_date__gte=cohort.infused_from)
+        qs = qs.filter(
+            infusions__infusion_number=1, infusions__infusion_date__gte=cohort.infused_from
+        )
     if cohort.infused_to:
-        qs = qs.filter(infusions__infusion_number=1,
-                       infusions__infusion_date__lte=cohort.infused_to)
+        qs = qs.filter(
+            infusions__infusion_number=1, infusions__infusion_date__lte=cohort.infused_to
+        )
     return qs.order_by("study_id")
 
 
@@ -203,8 +233,10 @@ def analysis_csv(frame: pd.DataFrame) -> str:
     buffer = io.StringIO()
     out = frame.copy()
     for column in out.columns:  # whole numbers print as 12, not 12.0; blanks stay blank
-        if pd.api.types.is_float_dtype(out[column]) and (
-                out[column].dropna() == out[column].dropna().round()).all():
+        if (
+            pd.api.types.is_float_dtype(out[column])
+            and (out[column].dropna() == out[column].dropna().round()).all()
+        ):
             out[column] = out[column].astype("Int64")
     out.to_csv(buffer, index=False)
     return buffer.getvalue()

@@ -174,9 +174,7 @@ class _Problems:
     def raise_if_any(self) -> None:
         if self.items:
             more = " (further problems not shown)" if self.truncated else ""
-            raise ValueError(
-                "Invalid analysis dataset:\n  " + "\n  ".join(self.items) + more
-            )
+            raise ValueError("Invalid analysis dataset:\n  " + "\n  ".join(self.items) + more)
 
 
 def _is_blank(value: Any) -> bool:
@@ -278,10 +276,6 @@ def validate_analysis_frame(raw: pd.DataFrame, *, first_line: int = 2) -> pd.Dat
 Check = Callable[[dict[str, Any]], tuple[str, str] | None]
 
 
-def _blank(v: Any) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-
-
 def _row_checks() -> Iterable[Check]:
     """Cross-field rules whose violation would silently change a result."""
 
@@ -293,11 +287,16 @@ def _row_checks() -> Iterable[Check]:
 
     def cr_fields(r: dict[str, Any]) -> tuple[str, str] | None:
         for name in ("rfs_days", "rfs_event", "cir_event"):
-            if r["cr"] == 1 and _blank(r[name]):
+            if r["cr"] == 1 and _is_blank(r[name]):
                 return name, "is blank but the patient is in CR (cr = 1)"
         for name in ("rfs_days", "rfs_event", "rfs_from_cr_days", "cir_event", "cr_day"):
-            if r["cr"] == 0 and not _blank(r[name]):
+            if r["cr"] == 0 and not _is_blank(r[name]):
                 return name, "must be blank when cr = 0 (RFS is defined for CR patients only)"
+        return None
+
+    def rfs_within_os(r: dict[str, Any]) -> tuple[str, str] | None:
+        if r["rfs_days"] is not None and r["rfs_days"] > r["os_days"]:
+            return "rfs_days", f"({r['rfs_days']:g}) is longer than os_days ({r['os_days']:g})"
         return None
 
     def cir_matches_rfs(r: dict[str, Any]) -> tuple[str, str] | None:
@@ -310,19 +309,19 @@ def _row_checks() -> Iterable[Check]:
     def regeneration(r: dict[str, Any]) -> tuple[str, str] | None:
         window = EARLY_REGENERATION_WINDOW_DAYS
         day = r["regen_day"]
-        if _blank(day):
+        if _is_blank(day):
             if r["early_regen"] == 1 or r["late_regen"] == 1:
                 return "regen_day", "is blank but early_regen or late_regen is 1"
             return None
-        if _blank(r["early_regen"]):
+        if _is_blank(r["early_regen"]):
             return "early_regen", "is blank but regen_day is given"
         if r["early_regen"] != int(day <= window):
             return "early_regen", f"is {r['early_regen']} but regen_day is {day:g}"
-        if not _blank(r["late_regen"]) and r["late_regen"] != int(day > window):
+        if not _is_blank(r["late_regen"]) and r["late_regen"] != int(day > window):
             return "late_regen", f"is {r['late_regen']} but regen_day is {day:g}"
         return None
 
-    return (cr_matches_response, cr_fields, cir_matches_rfs, regeneration)
+    return (cr_matches_response, cr_fields, rfs_within_os, cir_matches_rfs, regeneration)
 
 
 def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems) -> None:
@@ -333,7 +332,7 @@ def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems
     checks = tuple(_row_checks())
     for index, typed in enumerate(frame.to_dict("records")):
         # pd.NA refuses boolean tests; None compares unequal to every code, which is what we mean
-        record = {name: None if _blank(value) else value for name, value in typed.items()}
+        record = {name: None if _is_blank(value) else value for name, value in typed.items()}
         for check in checks:
             found = check(record)
             if found:

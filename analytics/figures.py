@@ -17,14 +17,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analytics.comparisons import landmark_cohort_mask
 from analytics.competing import aalen_johansen
 from analytics.endpoints import os_endpoint, rfs_endpoint
-from analytics.report import COMPARISONS, _as_key
+from analytics.report import COMPARISONS, group_key
 from analytics.survival import km_curve
 
 COLORS = ["#1f4e79", "#b3261e", "#2e7d32", "#b26a00"]
-BANDS = ["rgba(31,78,121,0.15)", "rgba(179,38,30,0.15)", "rgba(46,125,50,0.15)",
-         "rgba(178,106,0,0.15)"]
+BANDS = [
+    "rgba(31,78,121,0.15)",
+    "rgba(179,38,30,0.15)",
+    "rgba(46,125,50,0.15)",
+    "rgba(178,106,0,0.15)",
+]
 
 
 def _fmt_p(p: float | None) -> str:
@@ -41,14 +46,21 @@ def _fmt_median(m: dict | None) -> str:
     return f"median {m['median']:.0f} d (95% CI {lo}–{hi})"
 
 
-def km_figure(groups: Sequence[tuple[str, np.ndarray, np.ndarray]], *, title: str,
-              y_title: str, note: str = "", risk_days: Sequence[float] = (),
-              x_title: str = "Days after first infusion", cumulative: bool = False
-              ) -> dict[str, Any]:
+def km_figure(
+    groups: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    title: str,
+    y_title: str,
+    note: str = "",
+    risk_days: Sequence[float] = (),
+    x_title: str = "Days after first infusion",
+    cumulative: bool = False,
+) -> dict[str, Any]:
     """A KM figure with a number-at-risk table under it. groups: (label, time, event)."""
     groups = [g for g in groups if len(g[1])]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22],
-                        vertical_spacing=0.1)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1
+    )
     max_time = max((float(np.max(t)) for _l, t, _e in groups), default=1.0)
     risk_days = [d for d in risk_days if d <= max_time] or [0]
     for index, (label, time, event) in enumerate(groups):
@@ -58,73 +70,167 @@ def km_figure(groups: Sequence[tuple[str, np.ndarray, np.ndarray]], *, title: st
         at_risk = [int((time >= t).sum()) for t in step_t]
         lower = [None if v is None else v for v in curve.step_lower]
         upper = [None if v is None else v for v in curve.step_upper]
-        fig.add_trace(go.Scatter(x=step_t, y=upper, line={"width": 0, "shape": "hv"},
-                                 hoverinfo="skip", showlegend=False, legendgroup=label), 1, 1)
-        fig.add_trace(go.Scatter(x=step_t, y=lower, line={"width": 0, "shape": "hv"},
-                                 fill="tonexty", fillcolor=band, hoverinfo="skip",
-                                 name=f"{label} 95% CI", showlegend=False, legendgroup=label),
-                      1, 1)
-        fig.add_trace(go.Scatter(
-            x=step_t, y=curve.step_survival, mode="lines", line={"shape": "hv", "color": color},
-            name=f"{label} (n={len(time)}, events={int(np.sum(event))})", legendgroup=label,
-            customdata=np.array(at_risk),
-            hovertemplate=(f"{label}<br>day %{{x:.0f}}<br>{y_title} %{{y:.3f}}"
-                           "<br>at risk %{customdata}<extra></extra>")), 1, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=step_t,
+                y=upper,
+                line={"width": 0, "shape": "hv"},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=label,
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=step_t,
+                y=lower,
+                line={"width": 0, "shape": "hv"},
+                fill="tonexty",
+                fillcolor=band,
+                hoverinfo="skip",
+                name=f"{label} 95% CI",
+                showlegend=False,
+                legendgroup=label,
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=step_t,
+                y=curve.step_survival,
+                mode="lines",
+                line={"shape": "hv", "color": color},
+                name=f"{label} (n={len(time)}, events={int(np.sum(event))})",
+                legendgroup=label,
+                customdata=np.array(at_risk),
+                hovertemplate=(
+                    f"{label}<br>day %{{x:.0f}}<br>{y_title} %{{y:.3f}}"
+                    "<br>at risk %{customdata}<extra></extra>"
+                ),
+            ),
+            1,
+            1,
+        )
         if curve.censor_time:
-            fig.add_trace(go.Scatter(
-                x=curve.censor_time, y=curve.censor_survival, mode="markers",
-                marker={"symbol": "line-ns-open", "size": 9, "color": color},
-                name=f"{label} censored", showlegend=False, legendgroup=label,
-                hovertemplate=f"{label}<br>censored day %{{x:.0f}}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Scatter(
-            x=risk_days, y=[label] * len(risk_days), mode="text",
-            text=[str(n) for n in curve.risk.at_risk], textfont={"color": color},
-            showlegend=False, hovertemplate=f"{label}: %{{text}} at risk on day %{{x}}"
-                                            "<extra></extra>"), 2, 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=curve.censor_time,
+                    y=curve.censor_survival,
+                    mode="markers",
+                    marker={"symbol": "line-ns-open", "size": 9, "color": color},
+                    name=f"{label} censored",
+                    showlegend=False,
+                    legendgroup=label,
+                    hovertemplate=f"{label}<br>censored day %{{x:.0f}}<extra></extra>",
+                ),
+                1,
+                1,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=risk_days,
+                y=[label] * len(risk_days),
+                mode="text",
+                text=[str(n) for n in curve.risk.at_risk],
+                textfont={"color": color},
+                showlegend=False,
+                hovertemplate=f"{label}: %{{text}} at risk on day %{{x}}<extra></extra>",
+            ),
+            2,
+            1,
+        )
     fig.update_yaxes(title_text=y_title, range=[0, 1.02], row=1, col=1)
-    fig.update_yaxes(title_text="At risk", autorange="reversed", showgrid=False, row=2, col=1,
-                     type="category")
+    fig.update_yaxes(
+        title_text="At risk", autorange="reversed", showgrid=False, row=2, col=1, type="category"
+    )
     fig.update_xaxes(title_text=x_title, row=2, col=1, tickvals=risk_days)
     fig.update_xaxes(tickvals=risk_days, showticklabels=True, row=1, col=1)
     if note:
-        fig.add_annotation(text=note, xref="x domain", yref="y domain", x=0.99, y=0.98,
-                           showarrow=False, align="right", bgcolor="rgba(255,255,255,0.85)",
-                           bordercolor="#d9dee4", row=1, col=1)
-    fig.update_layout(title={"text": title, "x": 0.01}, height=520, margin={"l": 70, "r": 20,
-                      "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.18},
-                      template="plotly_white", hovermode="closest")
+        fig.add_annotation(
+            text=note,
+            xref="x domain",
+            yref="y domain",
+            x=0.99,
+            y=0.98,
+            showarrow=False,
+            align="right",
+            bgcolor="rgba(255,255,255,0.85)",
+            bordercolor="#d9dee4",
+            row=1,
+            col=1,
+        )
+    fig.update_layout(
+        title={"text": title, "x": 0.01},
+        height=520,
+        margin={"l": 70, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.18},
+        template="plotly_white",
+        hovermode="closest",
+    )
     return json.loads(fig.to_json())
 
 
 def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> dict[str, Any]:
     table = aalen_johansen(rfs["time"], rfs["cir_event"])
     fig = go.Figure()
-    for k, (name, color, band) in enumerate([("Relapse", COLORS[1], BANDS[1]),
-                                             ("Death without relapse", COLORS[0], BANDS[0])]):
+    for k, (name, color, band) in enumerate(
+        [("Relapse", COLORS[1], BANDS[1]), ("Death without relapse", COLORS[0], BANDS[0])]
+    ):
         t = [0.0, *table.time.tolist()]
         cif = [0.0, *table.cif[k].tolist()]
         lower = [0.0, *[None if np.isnan(v) else v for v in table.lower[k]]]
         upper = [0.0, *[None if np.isnan(v) else v for v in table.upper[k]]]
-        fig.add_trace(go.Scatter(x=t, y=upper, line={"width": 0, "shape": "hv"},
-                                 hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=t, y=lower, line={"width": 0, "shape": "hv"}, fill="tonexty",
-                                 fillcolor=band, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=t, y=cif, mode="lines", line={"shape": "hv", "color": color},
-                                 name=name, customdata=[len(rfs), *table.n_at_risk.tolist()],
-                                 hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
-                                               "incidence %{y:.3f}<br>at risk %{customdata}"
-                                               "<extra></extra>"))
-    fig.update_layout(title={"text": title, "x": 0.01}, height=420, template="plotly_white",
-                      yaxis={"title": "Cumulative incidence", "range": [0, 1]},
-                      xaxis={"title": "Days after first infusion", "tickvals": list(risk_days)},
-                      legend={"orientation": "h", "y": -0.2},
-                      margin={"l": 70, "r": 20, "t": 50, "b": 50})
+        fig.add_trace(
+            go.Scatter(
+                x=t, y=upper, line={"width": 0, "shape": "hv"}, hoverinfo="skip", showlegend=False
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=lower,
+                line={"width": 0, "shape": "hv"},
+                fill="tonexty",
+                fillcolor=band,
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=cif,
+                mode="lines",
+                line={"shape": "hv", "color": color},
+                name=name,
+                customdata=[len(rfs), *table.n_at_risk.tolist()],
+                hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
+                "incidence %{y:.3f}<br>at risk %{customdata}"
+                "<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "x": 0.01},
+        height=420,
+        template="plotly_white",
+        yaxis={"title": "Cumulative incidence", "range": [0, 1]},
+        xaxis={"title": "Days after first infusion", "tickvals": list(risk_days)},
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 70, "r": 20, "t": 50, "b": 50},
+    )
     return json.loads(fig.to_json())
 
 
-def dashboard_figures(df: pd.DataFrame, report: dict[str, Any], *,
-                      rfs_origin: str = "infusion", censor_at_hsct: bool = False
-                      ) -> dict[str, dict]:
+def dashboard_figures(
+    df: pd.DataFrame,
+    report: dict[str, Any],
+    *,
+    rfs_origin: str = "infusion",
+    censor_at_hsct: bool = False,
+) -> dict[str, dict]:
     """Every figure of the dashboard, keyed by name."""
     risk_days = report["options"]["risk_days"]
     rfs = rfs_endpoint(df, origin=rfs_origin, censor_at_hsct=censor_at_hsct)
@@ -133,14 +239,19 @@ def dashboard_figures(df: pd.DataFrame, report: dict[str, Any], *,
     if len(rfs):
         figures["rfs"] = km_figure(
             [("RFS", rfs["time"].to_numpy(float), rfs["event"].to_numpy(int))],
-            title="Relapse-free survival, CR patients", y_title="Relapse-free",
+            title="Relapse-free survival, CR patients",
+            y_title="Relapse-free",
             note=_fmt_median(report["rfs"].get("median_brookmeyer_crowley")),
-            risk_days=risk_days)
+            risk_days=risk_days,
+        )
     if len(os_cr):
         figures["os"] = km_figure(
             [("OS", os_cr["time"].to_numpy(float), os_cr["event"].to_numpy(int))],
-            title="Overall survival, CR patients", y_title="Alive",
-            note=_fmt_median(report["os"].get("median_brookmeyer_crowley")), risk_days=risk_days)
+            title="Overall survival, CR patients",
+            y_title="Alive",
+            note=_fmt_median(report["os"].get("median_brookmeyer_crowley")),
+            risk_days=risk_days,
+        )
     titles = {
         "early_regeneration": "RFS by early B-cell regeneration (≤ day 45), naive split",
         "preemptive_category": "RFS of early regenerators by pre-emptive therapy",
@@ -150,30 +261,51 @@ def dashboard_figures(df: pd.DataFrame, report: dict[str, Any], *,
     for key, (column, names) in COMPARISONS.items():
         rows = rfs
         if key == "preemptive_category":
-            rows = rfs.loc[rfs["early_regen"].map(_as_key) == "1"]
-        keys = rows[column].map(_as_key)
-        groups = [(label, rows.loc[keys == value, "time"].to_numpy(float),
-                   rows.loc[keys == value, "event"].to_numpy(int))
-                  for value, label in names.items()]
+            rows = rfs.loc[rfs["early_regen"].map(group_key) == "1"]
+        keys = rows[column].map(group_key)
+        groups = [
+            (
+                label,
+                rows.loc[keys == value, "time"].to_numpy(float),
+                rows.loc[keys == value, "event"].to_numpy(int),
+            )
+            for value, label in names.items()
+        ]
         if sum(len(g[1]) for g in groups):
             figures[f"rfs_by_{key}"] = km_figure(
-                groups, title=titles[key], y_title="Relapse-free",
-                note=_fmt_p(report["logrank"][key].get("p_value")), risk_days=risk_days)
+                groups,
+                title=titles[key],
+                y_title="Relapse-free",
+                note=_fmt_p(report["logrank"][key].get("p_value")),
+                risk_days=risk_days,
+            )
     landmark_day = report["options"]["landmark_day"]
     rfs_inf = rfs_endpoint(df, origin="infusion", censor_at_hsct=censor_at_hsct)
-    in_landmark = rfs_inf.loc[(rfs_inf["time"] > landmark_day)
-                              & rfs_inf["early_regen"].map(_as_key).notna()]
+    in_landmark = rfs_inf.loc[
+        landmark_cohort_mask(rfs_inf["time"], landmark_day=landmark_day)
+        & rfs_inf["early_regen"].map(group_key).notna()
+    ]
     if len(in_landmark):
-        keys = in_landmark["early_regen"].map(_as_key)
+        keys = in_landmark["early_regen"].map(group_key)
         figures["landmark"] = km_figure(
-            [(label, in_landmark.loc[keys == v, "time"].to_numpy(float) - landmark_day,
-              in_landmark.loc[keys == v, "event"].to_numpy(int))
-             for v, label in (("1", "early regeneration"), ("0", "no early regeneration"))],
-            title=f"Landmark at day {landmark_day:g}: RFS of patients relapse-free at the "
-                  "landmark", y_title="Relapse-free",
+            [
+                (
+                    label,
+                    in_landmark.loc[keys == v, "time"].to_numpy(float) - landmark_day,
+                    in_landmark.loc[keys == v, "event"].to_numpy(int),
+                )
+                for v, label in (("1", "early regeneration"), ("0", "no early regeneration"))
+            ],
+            title=f"Landmark at day {landmark_day:g}: RFS of patients relapse-free at the landmark",
+            y_title="Relapse-free",
             note=_fmt_p(report["landmark"].get("logrank", {}).get("p_value")),
-            risk_days=risk_days, x_title=f"Days after the day-{landmark_day:g} landmark")
+            risk_days=risk_days,
+            x_title=f"Days after the day-{landmark_day:g} landmark",
+        )
     if len(rfs):
-        figures["cir"] = cir_figure(rfs, title="Cumulative incidence of relapse (death without "
-                                               "relapse as competing risk)", risk_days=risk_days)
+        figures["cir"] = cir_figure(
+            rfs,
+            title="Cumulative incidence of relapse (death without relapse as competing risk)",
+            risk_days=risk_days,
+        )
     return figures

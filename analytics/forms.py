@@ -6,18 +6,24 @@ from patients.models import Center, Infusion
 class CohortForm(forms.Form):
     center = forms.ChoiceField(required=False)
     product = forms.ChoiceField(required=False)
-    infused_from = forms.DateField(required=False, label="Infused from",
-                                   widget=forms.DateInput(attrs={"type": "date"}))
-    infused_to = forms.DateField(required=False, label="to",
-                                 widget=forms.DateInput(attrs={"type": "date"}))
+    infused_from = forms.DateField(
+        required=False, label="Infused from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    infused_to = forms.DateField(
+        required=False, label="to", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["center"].choices = [("", "All centers"), *Center.objects.values_list(
-            "code", "name")]
+        self.fields["center"].choices = [
+            ("", "All centers"),
+            *Center.objects.values_list("code", "name"),
+        ]
         products = Infusion.objects.order_by("product").values_list("product", flat=True)
-        self.fields["product"].choices = [("", "All products"),
-                                          *[(p, p) for p in products.distinct()]]
+        self.fields["product"].choices = [
+            ("", "All products"),
+            *[(p, p) for p in products.distinct()],
+        ]
 
     def clean(self):
         data = super().clean()
@@ -28,5 +34,8 @@ class CohortForm(forms.Form):
 
     def options(self) -> dict:
         data = self.cleaned_data
-        return {key: (value.isoformat() if hasattr(value, "isoformat") else value)
-                for key, value in data.items() if value}
+        return {
+            key: (value.isoformat() if hasattr(value, "isoformat") else value)
+            for key, value in data.items()
+            if value
+        }

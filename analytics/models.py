@@ -35,17 +35,23 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 class RefreshRun(models.Model):
     cohort_key = models.CharField(max_length=300)
     options = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, default=QUEUED,
-                              choices=[(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)])
+    status = models.CharField(
+        max_length=10, default=QUEUED, choices=[(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+    )
     step = models.CharField(max_length=100, blank=True)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                     null=True, blank=True, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     requested_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    snapshot = models.ForeignKey(DashboardSnapshot, on_delete=models.SET_NULL, null=True,
-                                 blank=True, related_name="+")
+    snapshot = models.ForeignKey(
+        DashboardSnapshot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"refresh {self.pk} of {self.cohort_key}: {self.status}"

@@ -32,8 +32,10 @@ def data_version() -> str:
 
     Every create, change and delete writes an audit row, so the newest audit row dates the data.
     """
-    latest = [get_history_model_for_model(model).objects.aggregate(m=Max("history_date"))["m"]
-              for model in AUDITED.values()]
+    latest = [
+        get_history_model_for_model(model).objects.aggregate(m=Max("history_date"))["m"]
+        for model in AUDITED.values()
+    ]
     latest.append(RuleParameterSet.objects.aggregate(m=Max("created_at"))["m"])
     known = [moment for moment in latest if moment is not None]
     return max(known).isoformat() if known else "empty"
@@ -43,13 +45,17 @@ def cohort_from_options(options: dict) -> CohortFilter:
     def as_date(value):
         return date.fromisoformat(value) if value else None
 
-    return CohortFilter(center=options.get("center", ""), product=options.get("product", ""),
-                        infused_from=as_date(options.get("infused_from")),
-                        infused_to=as_date(options.get("infused_to")))
+    return CohortFilter(
+        center=options.get("center", ""),
+        product=options.get("product", ""),
+        infused_from=as_date(options.get("infused_from")),
+        infused_to=as_date(options.get("infused_to")),
+    )
 
 
-def snapshot_compute(*, options: dict | None = None, run: RefreshRun | None = None
-                     ) -> DashboardSnapshot:
+def snapshot_compute(
+    *, options: dict | None = None, run: RefreshRun | None = None
+) -> DashboardSnapshot:
     """Compute every analysis for the cohort the options name and store one snapshot."""
     options = dict(options or {})
     cohort = cohort_from_options(options)
@@ -59,8 +65,7 @@ def snapshot_compute(*, options: dict | None = None, run: RefreshRun | None = No
 
     def progress(step: str, percent: int) -> None:
         if run is not None:
-            RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step=step,
-                                                        progress=percent)
+            RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step=step, progress=percent)
 
     version = data_version()  # read first: data changed during the run makes it look stale
     progress("Building the analysis dataset", 10)
@@ -70,13 +75,18 @@ def snapshot_compute(*, options: dict | None = None, run: RefreshRun | None = No
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
-    figures = dashboard_figures(table, report, rfs_origin=rfs_origin,
-                                censor_at_hsct=censor_at_hsct)
+    figures = dashboard_figures(table, report, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Saving", 95)
     return DashboardSnapshot.objects.create(
-        cohort_key=cohort.key, cohort_label=cohort.describe(), data_version=version,
-        n_patients=len(table), report=report, figures=figures, options=options,
-        duration_ms=int((time.perf_counter() - started) * 1000))
+        cohort_key=cohort.key,
+        cohort_label=cohort.describe(),
+        data_version=version,
+        n_patients=len(table),
+        report=report,
+        figures=figures,
+        options=options,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
 
 
 def refresh_run_execute(*, run_id: int) -> RefreshRun:
@@ -89,18 +99,23 @@ def refresh_run_execute(*, run_id: int) -> RefreshRun:
     except Exception as error:  # the previous snapshot stays; the page shows the error
         logger.exception("Dashboard refresh %s failed", run.pk)
         RefreshRun.objects.filter(pk=run.pk).update(
-            status=FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now())
+            status=FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
+        )
         run.refresh_from_db()
         return run
-    RefreshRun.objects.filter(pk=run.pk).update(status=DONE, step="Done", progress=100,
-                                                snapshot=snapshot, finished_at=timezone.now())
+    RefreshRun.objects.filter(pk=run.pk).update(
+        status=DONE, step="Done", progress=100, snapshot=snapshot, finished_at=timezone.now()
+    )
     run.refresh_from_db()
     return run
 
 
 def latest_snapshot(cohort: CohortFilter) -> DashboardSnapshot | None:
-    return DashboardSnapshot.objects.filter(cohort_key=cohort.key).order_by(
-        "-computed_at", "-pk").first()
+    return (
+        DashboardSnapshot.objects.filter(cohort_key=cohort.key)
+        .order_by("-computed_at", "-pk")
+        .first()
+    )
 
 
 def refresh_if_changed() -> DashboardSnapshot | None:
@@ -122,7 +137,9 @@ def refresh_enqueue(*, run: RefreshRun) -> None:
             refresh_dashboard.apply_async(args=[run.pk], retry=False)
         except Exception as error:  # Redis down: say so on the page rather than spin forever
             RefreshRun.objects.filter(pk=run.pk).update(
-                status=FAILED, error=f"Could not reach the task queue: {error}",
-                finished_at=timezone.now())
+                status=FAILED,
+                error=f"Could not reach the task queue: {error}",
+                finished_at=timezone.now(),
+            )
 
     transaction.on_commit(enqueue)

@@ -214,8 +214,8 @@ def _r_findq(x: np.ndarray, y: np.ndarray, p: float, tol: float) -> float:
 def median_brookmeyer_crowley(km: KaplanMeierTable, *, origin: float = 0.0) -> MedianEstimate:
     """Median with the Brookmeyer–Crowley CI exactly as R's ``quantile(survfit(...))`` gives it.
 
-    The median is where S reaches 0.5; the lower limit is where the *upper* band reaches 0.5
-    and the upper limit where the *lower* band does (NaN -> None: not reached).
+    The median is where S reaches 0.5; the lower limit is where the lower band reaches 0.5
+    (it falls first) and the upper limit where the upper band does (None: not reached).
     """
     x = np.concatenate(([origin], km.time))
 
@@ -223,12 +223,12 @@ def median_brookmeyer_crowley(km: KaplanMeierTable, *, origin: float = 0.0) -> M
         value = _r_findq(x, np.concatenate(([0.0], 1.0 - curve)), 0.5, R_TOLERANCE)
         return None if np.isnan(value) else value
 
-    median, lower, upper = at(km.survival), at(km.upper), at(km.lower)
+    median, lower, upper = at(km.survival), at(km.lower), at(km.upper)
     note = None
     if median is None:
         note = "median not reached: S(t) stays above 0.5"
     elif upper is None:
-        note = "upper limit not reached: the lower band stays above 0.5"
+        note = "upper limit not reached: the upper band stays above 0.5"
     return MedianEstimate(BROOKMEYER_CROWLEY, median, lower, upper, None, km.conf_level, note)
 
 
@@ -248,7 +248,12 @@ def median_collett_symmetric(km: KaplanMeierTable, *, epsilon: float = 0.05) -> 
     if not len(reached):
         return MedianEstimate(method, None, None, None, None, km.conf_level, "median not reached")
     t50 = float(times[reached[0]])
-    se_s = float(se[reached[0]]) if surv[reached[0]] > 0 else 0.0
+    if surv[reached[0]] <= 0:
+        note = (
+            "SE undefined: S(t) drops to 0 at the median, where Greenwood's variance is undefined"
+        )
+        return MedianEstimate(method, t50, None, None, None, km.conf_level, note)
+    se_s = float(se[reached[0]])
     above = np.flatnonzero(surv >= 0.5 + epsilon - R_TOLERANCE)
     u, s_u = (float(times[above[-1]]), float(surv[above[-1]])) if len(above) else (0.0, 1.0)
     below = np.flatnonzero(surv <= 0.5 - epsilon + R_TOLERANCE)
@@ -281,9 +286,7 @@ class RiskTable:
         }
 
 
-def risk_table(
-    time: Sequence[float], event: Sequence[int], at_times: Sequence[float]
-) -> RiskTable:
+def risk_table(time: Sequence[float], event: Sequence[int], at_times: Sequence[float]) -> RiskTable:
     """Number at risk (and events / censorings so far) at chosen times, e.g. 0, 90, 180, 365."""
     t, e = as_arrays(time, event)
     return RiskTable(

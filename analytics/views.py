@@ -12,8 +12,16 @@ from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdo
 from analytics.forms import CohortForm
 from analytics.models import QUEUED, RUNNING, RefreshRun
 
-FIGURE_ORDER = ["rfs", "os", "rfs_by_early_regeneration", "landmark",
-                "rfs_by_preemptive_category", "cir", "rfs_by_mrd_positive", "rfs_by_car_loss"]
+FIGURE_ORDER = [
+    "rfs",
+    "os",
+    "rfs_by_early_regeneration",
+    "landmark",
+    "rfs_by_preemptive_category",
+    "cir",
+    "rfs_by_mrd_positive",
+    "rfs_by_car_loss",
+]
 
 
 def _cohort_form(request) -> CohortForm:
@@ -29,13 +37,19 @@ def dashboard(request):
     cohort = services.cohort_from_options(options)
     snapshot = services.latest_snapshot(cohort)
     run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
-    context = {"form": form, "snapshot": snapshot, "cohort": cohort, "run": run,
-               "stale": snapshot is not None and snapshot.data_version != services.data_version(),
-               "query": request.GET.urlencode(),
-               "endpoint_rows": [("rfs", "relapse-free survival"), ("os", "overall survival")]}
+    context = {
+        "form": form,
+        "snapshot": snapshot,
+        "cohort": cohort,
+        "run": run,
+        "stale": snapshot is not None and snapshot.data_version != services.data_version(),
+        "query": request.GET.urlencode(),
+        "endpoint_rows": [("rfs", "relapse-free survival"), ("os", "overall survival")],
+    }
     if snapshot is not None:
-        context["figures"] = [(name, snapshot.figures[name]) for name in FIGURE_ORDER
-                              if name in snapshot.figures]
+        context["figures"] = [
+            (name, snapshot.figures[name]) for name in FIGURE_ORDER if name in snapshot.figures
+        ]
         context["r"] = snapshot.report
     return render(request, "analytics/dashboard.html", context)
 
@@ -49,8 +63,9 @@ def refresh(request):
     cohort = services.cohort_from_options(options)
     run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
     if run is None:
-        run = RefreshRun.objects.create(cohort_key=cohort.key, options=options,
-                                        requested_by=request.user)
+        run = RefreshRun.objects.create(
+            cohort_key=cohort.key, options=options, requested_by=request.user
+        )
         services.refresh_enqueue(run=run)
     query = "&".join(f"{k}={v}" for k, v in options.items())
     return redirect(f"{reverse('analytics:dashboard')}?{query}&run={run.pk}")
@@ -59,8 +74,15 @@ def refresh(request):
 @require_http_methods(["GET"])
 def run_status(request, pk: int):
     run = get_object_or_404(RefreshRun, pk=pk)
-    return JsonResponse({"status": run.status, "step": run.step, "progress": run.progress,
-                         "error": run.error, "snapshot": run.snapshot_id})
+    return JsonResponse(
+        {
+            "status": run.status,
+            "step": run.step,
+            "progress": run.progress,
+            "error": run.error,
+            "snapshot": run.snapshot_id,
+        }
+    )
 
 
 @require_http_methods(["GET"])

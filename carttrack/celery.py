@@ -15,14 +15,19 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     # Time-based rules (B-cell count due) and a safety net for every other rule.
-    "sweep-alerts-hourly": {"task": "monitoring.tasks.sweep_alerts",
-                            "schedule": crontab(minute=5)},
+    "sweep-alerts-hourly": {"task": "monitoring.tasks.sweep_alerts", "schedule": crontab(minute=5)},
     # Notifications that could not be enqueued when their alert was raised (Redis down).
-    "send-pending-notifications": {"task": "monitoring.tasks.send_pending_notifications",
-                                   "schedule": float(env_int("NOTIFICATION_SWEEP_SECONDS", 60))},
+    "send-pending-notifications": {
+        "task": "monitoring.tasks.send_pending_notifications",
+        "schedule": float(env_int("NOTIFICATION_SWEEP_SECONDS", 60)),
+    },
     # Dashboards: recompute when the data changed since the last snapshot, and nightly.
-    "refresh-dashboard-if-changed": {"task": "analytics.tasks.refresh_dashboard_if_changed",
-                                     "schedule": 300.0},
-    "refresh-dashboard-nightly": {"task": "analytics.tasks.refresh_dashboard_nightly",
-                                  "schedule": crontab(hour=2, minute=30)},
+    "refresh-dashboard-if-changed": {
+        "task": "analytics.tasks.refresh_dashboard_if_changed",
+        "schedule": 300.0,
+    },
+    "refresh-dashboard-nightly": {
+        "task": "analytics.tasks.refresh_dashboard_nightly",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }

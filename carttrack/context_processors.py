@@ -9,8 +9,15 @@ def navigation(request):
     from monitoring.selectors import open_alert_count
 
     active, high = open_alert_count(user)
-    return {"nav_items": [
-        {"label": "Alerts", "url": reverse("monitoring:inbox"), "app": "monitoring",
-         "badge": active or "", "badge_class": "high" if high else ""},
-        {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
-    ]}
+    return {
+        "nav_items": [
+            {
+                "label": "Alerts",
+                "url": reverse("monitoring:inbox"),
+                "app": "monitoring",
+                "badge": active or "",
+                "badge_class": "high" if high else "",
+            },
+            {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
+        ]
+    }

@@ -8,8 +8,17 @@ from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
 class RuleParameterSetAdmin(admin.ModelAdmin):
     """Each save stores a new version and retires the previous one (versions are immutable)."""
 
-    list_display = ["label", "center", "is_current", "window_days", "bcell_threshold",
-                    "bcell_pct_threshold", "require_confirmation", "created_at", "created_by"]
+    list_display = [
+        "label",
+        "center",
+        "is_current",
+        "window_days",
+        "bcell_threshold",
+        "bcell_pct_threshold",
+        "require_confirmation",
+        "created_at",
+        "created_by",
+    ]
     list_filter = ["center", "is_current"]
     readonly_fields = ["version", "is_current", "created_at", "created_by"]
 
@@ -18,9 +27,13 @@ class RuleParameterSetAdmin(admin.ModelAdmin):
 
         with transaction.atomic():
             saved = rule_parameters_publish(
-                center=obj.center, user=request.user, note=obj.note,
-                values={f: getattr(obj, f) for f in form.cleaned_data
-                        if f not in ("center", "note")})
+                center=obj.center,
+                user=request.user,
+                note=obj.note,
+                values={
+                    f: getattr(obj, f) for f in form.cleaned_data if f not in ("center", "note")
+                },
+            )
         obj.pk, obj.version = saved.pk, saved.version
 
     def has_delete_permission(self, request, obj=None):
@@ -51,7 +64,15 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["alert", "recipient", "channel", "status", "attempts", "created_at",
-                    "sent_at", "last_error"]
+    list_display = [
+        "alert",
+        "recipient",
+        "channel",
+        "status",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "last_error",
+    ]
     list_filter = ["status", "channel"]
     readonly_fields = [f.name for f in Notification._meta.fields]

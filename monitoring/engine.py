@@ -45,9 +45,12 @@ class WindowStatus:
 
 def _ending(known: Timeline, window: Window) -> tuple[date | None, str]:
     """The relapse (after this infusion) or death that ends the window's monitoring."""
-    endings = [(e.date, f"{e.kind} recorded on {e.date.isoformat()}") for e in known.events
-               if (e.kind == RELAPSE and e.date > window.start)
-               or (e.kind == DEATH and e.date >= window.start)]
+    endings = [
+        (e.date, f"{e.kind} recorded on {e.date.isoformat()}")
+        for e in known.events
+        if (e.kind == RELAPSE and e.date > window.start)
+        or (e.kind == DEATH and e.date >= window.start)
+    ]
     if not endings:
         return None, ""
     when, text = min(endings)

@@ -5,31 +5,38 @@ from patients.models import AGENT_CATEGORY, AGENT_CHOICES, PreemptiveTherapy
 
 
 class InboxFilterForm(forms.Form):
-    severity = forms.ChoiceField(choices=[("", "Any severity"), *SEVERITY_CHOICES],
-                                 required=False)
+    severity = forms.ChoiceField(choices=[("", "Any severity"), *SEVERITY_CHOICES], required=False)
     center = forms.ChoiceField(choices=[("", "Any center")], required=False)
     status = forms.ChoiceField(
         choices=[("active", "Open or acknowledged"), *STATUS_CHOICES, ("all", "Any status")],
-        required=False)
+        required=False,
+    )
 
     def __init__(self, *args, centers=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["center"].choices = [("", "Any center"),
-                                         *[(c.code, c.name) for c in centers]]
+        self.fields["center"].choices = [("", "Any center"), *[(c.code, c.name) for c in centers]]
 
 
 class AlertCloseForm(forms.Form):
     outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, widget=forms.RadioSelect)
-    reason = forms.CharField(required=False, max_length=500,
-                             widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Required for “not relevant”.")
-    therapy = forms.ModelChoiceField(queryset=PreemptiveTherapy.objects.none(), required=False,
-                                     label="Therapy already recorded")
-    start_date = forms.DateField(required=False, label="Or record it: start date",
-                                 widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required for “not relevant”.",
+    )
+    therapy = forms.ModelChoiceField(
+        queryset=PreemptiveTherapy.objects.none(), required=False, label="Therapy already recorded"
+    )
+    start_date = forms.DateField(
+        required=False,
+        label="Or record it: start date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
     agent = forms.ChoiceField(choices=[("", "—"), *AGENT_CHOICES], required=False)
-    agent_detail = forms.CharField(required=False, max_length=200,
-                                   help_text="e.g. blinatumomab, FLAG-Ida")
+    agent_detail = forms.CharField(
+        required=False, max_length=200, help_text="e.g. blinatumomab, FLAG-Ida"
+    )
 
     def __init__(self, *args, patient=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,5 +51,9 @@ class AlertCloseForm(forms.Form):
         category = AGENT_CATEGORY.get(data.get("agent"), "other")
         if outcome in ("anti_leukemic", "immunomodulatory") and data.get("agent") == "other":
             category = outcome
-        return PreemptiveTherapy(start_date=data.get("start_date"), agent=data.get("agent") or "",
-                                 category=category, agent_detail=data.get("agent_detail", ""))
+        return PreemptiveTherapy(
+            start_date=data.get("start_date"),
+            agent=data.get("agent") or "",
+            category=category,
+            agent_detail=data.get("agent_detail", ""),
+        )

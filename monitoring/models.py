@@ -19,13 +19,16 @@ from monitoring.params import RuleParams
 from patients.models import Center, Infusion, Patient, PreemptiveTherapy
 
 HIGH, WARNING, INFO, REMINDER = "high", "warning", "info", "reminder"
-SEVERITY_CHOICES = [(HIGH, "High"), (WARNING, "Warning"), (INFO, "Info"),
-                    (REMINDER, "Reminder")]
+SEVERITY_CHOICES = [(HIGH, "High"), (WARNING, "Warning"), (INFO, "Info"), (REMINDER, "Reminder")]
 SEVERITY_RANK = {HIGH: 0, WARNING: 1, REMINDER: 2, INFO: 3}
 
 OPEN, ACKNOWLEDGED, CLOSED, WITHDRAWN = "open", "acknowledged", "closed", "withdrawn"
-STATUS_CHOICES = [(OPEN, "Open"), (ACKNOWLEDGED, "Acknowledged"), (CLOSED, "Closed"),
-                  (WITHDRAWN, "Withdrawn")]
+STATUS_CHOICES = [
+    (OPEN, "Open"),
+    (ACKNOWLEDGED, "Acknowledged"),
+    (CLOSED, "Closed"),
+    (WITHDRAWN, "Withdrawn"),
+]
 ACTIVE_STATUSES = (OPEN, ACKNOWLEDGED)
 
 OUTCOME_CHOICES = [
@@ -43,37 +46,55 @@ class RuleParameterSet(models.Model):
     so every alert can name exactly the values it was evaluated with.
     """
 
-    center = models.ForeignKey(Center, on_delete=models.CASCADE, null=True, blank=True,
-                               related_name="rule_parameter_sets")
+    center = models.ForeignKey(
+        Center, on_delete=models.CASCADE, null=True, blank=True, related_name="rule_parameter_sets"
+    )
     version = models.PositiveIntegerField(editable=False)
     is_current = models.BooleanField(default=True, editable=False)
-    window_days = models.PositiveIntegerField(default=45, help_text="Early-regeneration window "
-                                              "(days after infusion, inclusive).")
+    window_days = models.PositiveIntegerField(
+        default=45, help_text="Early-regeneration window (days after infusion, inclusive)."
+    )
     bcell_threshold = models.DecimalField(
-        "B-cell threshold (cells/µL)", max_digits=10, decimal_places=3, default=Decimal(0),
-        help_text="A count strictly above this is detectable. The study used 0.")
+        "B-cell threshold (cells/µL)",
+        max_digits=10,
+        decimal_places=3,
+        default=Decimal(0),
+        help_text="A count strictly above this is detectable. The study used 0.",
+    )
     bcell_pct_threshold = models.DecimalField(
-        "B-cell threshold (% of lymphocytes)", max_digits=6, decimal_places=3, null=True,
-        blank=True, help_text="Optional: also detectable above this %, e.g. 1.")
+        "B-cell threshold (% of lymphocytes)",
+        max_digits=6,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text="Optional: also detectable above this %, e.g. 1.",
+    )
     require_confirmation = models.BooleanField(
-        default=False, help_text="A second consecutive detectable sample must confirm.")
+        default=False, help_text="A second consecutive detectable sample must confirm."
+    )
     aplasia_by_day = models.PositiveIntegerField(default=28)
     count_due_days = models.PositiveIntegerField(default=7)
-    mrd_flow_threshold_pct = models.DecimalField("MRD threshold, flow (%)", max_digits=8,
-                                                 decimal_places=5, default=Decimal("0.01"))
-    mrd_ngs_threshold = models.DecimalField("MRD threshold, NGS (fraction)", max_digits=10,
-                                            decimal_places=8, default=Decimal("0.0001"))
+    mrd_flow_threshold_pct = models.DecimalField(
+        "MRD threshold, flow (%)", max_digits=8, decimal_places=5, default=Decimal("0.01")
+    )
+    mrd_ngs_threshold = models.DecimalField(
+        "MRD threshold, NGS (fraction)", max_digits=10, decimal_places=8, default=Decimal("0.0001")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                   null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     note = models.CharField(max_length=300, blank=True, help_text="Why this change was made.")
 
     class Meta:
         ordering = ["center__code", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["center", "version"], name="rule_params_version"),
-            models.UniqueConstraint(fields=["center"], condition=Q(is_current=True),
-                                    name="one_current_rule_params_per_center"),
+            models.UniqueConstraint(
+                fields=["center"],
+                condition=Q(is_current=True),
+                name="one_current_rule_params_per_center",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -85,19 +106,24 @@ class RuleParameterSet(models.Model):
 
     def to_rule_params(self) -> RuleParams:
         return RuleParams(
-            version=self.label, window_days=self.window_days,
-            bcell_threshold=self.bcell_threshold, bcell_pct_threshold=self.bcell_pct_threshold,
-            require_confirmation=self.require_confirmation, aplasia_by_day=self.aplasia_by_day,
+            version=self.label,
+            window_days=self.window_days,
+            bcell_threshold=self.bcell_threshold,
+            bcell_pct_threshold=self.bcell_pct_threshold,
+            require_confirmation=self.require_confirmation,
+            aplasia_by_day=self.aplasia_by_day,
             count_due_days=self.count_due_days,
             mrd_flow_threshold_pct=self.mrd_flow_threshold_pct,
-            mrd_ngs_threshold=self.mrd_ngs_threshold)
+            mrd_ngs_threshold=self.mrd_ngs_threshold,
+        )
 
 
 class Alert(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
     # Kept when the infusion is deleted (the alert is then withdrawn, not lost).
-    infusion = models.ForeignKey(Infusion, on_delete=models.SET_NULL, null=True,
-                                 related_name="alerts")
+    infusion = models.ForeignKey(
+        Infusion, on_delete=models.SET_NULL, null=True, related_name="alerts"
+    )
     infusion_number = models.PositiveSmallIntegerField()
     rule = models.CharField(max_length=40)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES)
@@ -111,25 +137,33 @@ class Alert(models.Model):
     rule_version = models.CharField(max_length=60)
     raised_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                        null=True, blank=True, related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                  null=True, blank=True, related_name="+")
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=20, choices=OUTCOME_CHOICES, blank=True)
     outcome_reason = models.CharField(max_length=500, blank=True)
-    therapy = models.ForeignKey(PreemptiveTherapy, on_delete=models.SET_NULL, null=True,
-                                blank=True, related_name="prompting_alerts",
-                                help_text="The pre-emptive therapy started in response.")
+    therapy = models.ForeignKey(
+        PreemptiveTherapy,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="prompting_alerts",
+        help_text="The pre-emptive therapy started in response.",
+    )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-raised_at"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "infusion", "rule"],
-                                    name="one_alert_per_patient_infusion_rule"),
+            models.UniqueConstraint(
+                fields=["patient", "infusion", "rule"], name="one_alert_per_patient_infusion_rule"
+            ),
         ]
         indexes = [models.Index(fields=["status", "severity"])]
 
@@ -151,8 +185,9 @@ class AlertEvent(models.Model):
     old_status = models.CharField(max_length=12, blank=True)
     new_status = models.CharField(max_length=12)
     reason = models.CharField(max_length=500, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                             blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -169,11 +204,13 @@ class Notification(models.Model):
     """The outbox: one message to one recipient, recorded with the alert, sent after commit."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                                  related_name="+")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     channel = models.CharField(max_length=20, default="email")
-    status = models.CharField(max_length=10, default=PENDING,
-                              choices=[(s, s) for s in (PENDING, SENDING, SENT, FAILED)])
+    status = models.CharField(
+        max_length=10, default=PENDING, choices=[(s, s) for s in (PENDING, SENDING, SENT, FAILED)]
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -182,8 +219,13 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["created_at"], condition=Q(status__in=[PENDING, SENDING]),
-                                name="notification_unsent")]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=[PENDING, SENDING]),
+                name="notification_unsent",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient} about alert {self.alert_id}: {self.status}"

@@ -52,7 +52,9 @@ class EmailChannel:
             raise PermanentError(f"{user.username} has no e-mail address")
         alert = notification.alert
         link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
-        subject = f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
+        subject = (
+            f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
+        )
         body = (
             f"A {alert.get_severity_display().lower()} alert was raised for study patient "
             f"{alert.patient.study_id}:\n\n  {alert.title}\n\n"
@@ -91,8 +93,9 @@ def send_after_commit() -> None:
         try:
             send_pending_notifications.apply_async(retry=False)
         except Exception:  # Redis down: the periodic task sends them when it is back
-            logger.warning("Could not enqueue notifications; the periodic sender will send them",
-                           exc_info=True)
+            logger.warning(
+                "Could not enqueue notifications; the periodic sender will send them", exc_info=True
+            )
 
     transaction.on_commit(enqueue)
 
@@ -101,7 +104,8 @@ def _claim(notification_id: int) -> bool:
     now = timezone.now()
     claimable = Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
     claimed = Notification.objects.filter(claimable, pk=notification_id).update(
-        status=SENDING, claimed_at=now)
+        status=SENDING, claimed_at=now
+    )
     return claimed == 1
 
 
@@ -110,7 +114,8 @@ def notification_send(notification_id: int) -> str | None:
     if not _claim(notification_id):
         return None
     notification = Notification.objects.select_related("alert__patient", "recipient").get(
-        pk=notification_id)
+        pk=notification_id
+    )
     notification.attempts += 1
     notification.save(update_fields=["attempts"])  # the attempt is stored before it is made
     try:
@@ -121,16 +126,24 @@ def notification_send(notification_id: int) -> str | None:
         notification.last_error = str(error)[:500]
         notification.status = FAILED if notification.attempts >= MAX_ATTEMPTS else PENDING
     else:
-        notification.status, notification.sent_at, notification.last_error = SENT, timezone.now(), ""
+        notification.status, notification.sent_at, notification.last_error = (
+            SENT,
+            timezone.now(),
+            "",
+        )
     notification.save(update_fields=["status", "sent_at", "last_error"])
     return notification.status
 
 
 def notifications_send_pending(*, limit: int = 500) -> dict[str, int]:
     now = timezone.now()
-    ids = list(Notification.objects.filter(
-        Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM))
-        .order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    ids = list(
+        Notification.objects.filter(
+            Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
     counts: dict[str, int] = {}
     for pk in ids:
         status = notification_send(pk)

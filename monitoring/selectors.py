@@ -18,15 +18,25 @@ def patient_timeline(patient: Patient) -> Timeline:
     return Timeline(
         patient_ref=patient.study_id,
         birth_date=patient.date_of_birth,
-        infusions=tuple(InfusionPoint(i.pk, i.infusion_date, i.infusion_number)
-                        for i in patient.infusions.all()),
+        infusions=tuple(
+            InfusionPoint(i.pk, i.infusion_date, i.infusion_number) for i in patient.infusions.all()
+        ),
         results=tuple(
-            ResultPoint(id=r.pk, analyte=r.analyte, specimen=r.specimen,
-                        collected_on=local_date(r.collected_at, tz), collected_at=r.collected_at,
-                        value=r.canonical_value, qualifier=r.qualifier)
-            for r in patient.lab_results.all()),
-        responses=tuple(ResponsePoint(r.pk, r.assessed_on, r.response, r.mrd_status)
-                        for r in patient.responses.all()),
+            ResultPoint(
+                id=r.pk,
+                analyte=r.analyte,
+                specimen=r.specimen,
+                collected_on=local_date(r.collected_at, tz),
+                collected_at=r.collected_at,
+                value=r.canonical_value,
+                qualifier=r.qualifier,
+            )
+            for r in patient.lab_results.all()
+        ),
+        responses=tuple(
+            ResponsePoint(r.pk, r.assessed_on, r.response, r.mrd_status)
+            for r in patient.responses.all()
+        ),
         events=tuple(EventPoint(e.pk, e.kind, e.event_date) for e in patient.events.all()),
     )
 
@@ -40,13 +50,16 @@ def rule_params_for(center) -> RuleParams:
     return RuleParams()
 
 
-_SEVERITY_ORDER = Case(*[When(severity=s, then=Value(rank)) for s, rank in SEVERITY_RANK.items()],
-                       output_field=IntegerField())
+_SEVERITY_ORDER = Case(
+    *[When(severity=s, then=Value(rank)) for s, rank in SEVERITY_RANK.items()],
+    output_field=IntegerField(),
+)
 
 
 def alerts_visible_to(user) -> QuerySet[Alert]:
     return Alert.objects.filter(patient__in=patients_visible_to(user)).select_related(
-        "patient", "patient__center")
+        "patient", "patient__center"
+    )
 
 
 def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "") -> QuerySet:
@@ -60,15 +73,21 @@ def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "")
         qs = qs.filter(status__in=ACTIVE_STATUSES)
     elif status != "all":
         qs = qs.filter(status=status)
-    active_first = Case(When(status__in=ACTIVE_STATUSES, then=Value(0)), default=Value(1),
-                        output_field=IntegerField())
+    active_first = Case(
+        When(status__in=ACTIVE_STATUSES, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
     return qs.order_by(active_first, "severity_rank", "raised_at", "pk")
 
 
 def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
     alerts: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
-    qs = (Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
-          .annotate(severity_rank=_SEVERITY_ORDER).order_by("severity_rank", "raised_at"))
+    qs = (
+        Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
+        .annotate(severity_rank=_SEVERITY_ORDER)
+        .order_by("severity_rank", "raised_at")
+    )
     for alert in qs:
         alerts[alert.patient_id].append(alert)
     return alerts

@@ -59,9 +59,13 @@ def _json_safe(value):
 
 
 def _status_change(alert: Alert, new_status: str, *, reason: str = "", user=None) -> None:
-    AlertEvent.objects.create(alert=alert, old_status=alert.status if alert.pk else "",
-                              new_status=new_status, reason=reason[:500],
-                              user=user if user and user.is_authenticated else None)
+    AlertEvent.objects.create(
+        alert=alert,
+        old_status=alert.status if alert.pk else "",
+        new_status=new_status,
+        reason=reason[:500],
+        user=user if user and user.is_authenticated else None,
+    )
     alert.status = new_status
 
 
@@ -70,14 +74,17 @@ def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[
         return "The infusion this alert was about was deleted."
     missing = [e for e in alert.evidence if e.get("result_id") not in timeline_result_ids]
     if missing:
-        return ("A result this alert rested on was deleted: "
-                f"{missing[0].get('analyte')} of day {missing[0].get('day')}.")
-    return ("Re-evaluated after a change to the patient's data (a lab corrected, an infusion "
-            "date fixed, a response or event recorded): the rule's condition no longer holds.")
+        return (
+            "A result this alert rested on was deleted: "
+            f"{missing[0].get('analyte')} of day {missing[0].get('day')}."
+        )
+    return (
+        "Re-evaluated after a change to the patient's data (a lab corrected, an infusion "
+        "date fixed, a response or event recorded): the rule's condition no longer holds."
+    )
 
 
-def alerts_sync(*, patient: Patient, as_of: date | None = None,
-                notify: bool = True) -> list[Alert]:
+def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = True) -> list[Alert]:
     """Make the patient's alerts match what the rules find now. Returns the changed alerts.
 
     The caller holds the patient's row lock (every service does), so two concurrent saves for
@@ -96,8 +103,12 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None,
         fields = _finding_fields(finding, params)
         alert = existing.get(key)
         if alert is None:
-            alert = Alert(patient=patient, infusion=infusions[finding.infusion_id],
-                          rule=finding.rule, **fields)
+            alert = Alert(
+                patient=patient,
+                infusion=infusions[finding.infusion_id],
+                rule=finding.rule,
+                **fields,
+            )
             alert.save()
             _status_change(alert, OPEN, reason="Raised by the rules engine.")
             alert.save(update_fields=["status"])
@@ -141,17 +152,25 @@ def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
     with transaction.atomic():
         alert = Alert.objects.select_for_update().get(pk=alert.pk)
         if alert.status != OPEN:
-            raise ValidationError(f"Only an open alert can be acknowledged; this one is "
-                                  f"{alert.get_status_display().lower()}.")
+            raise ValidationError(
+                f"Only an open alert can be acknowledged; this one is "
+                f"{alert.get_status_display().lower()}."
+            )
         _status_change(alert, ACKNOWLEDGED, user=user)
         alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
         alert.save()
     return alert
 
 
-def alert_close(*, alert: Alert, user: AbstractBaseUser, outcome: str, reason: str = "",
-                therapy: PreemptiveTherapy | None = None,
-                new_therapy: PreemptiveTherapy | None = None) -> Alert:
+def alert_close(
+    *,
+    alert: Alert,
+    user: AbstractBaseUser,
+    outcome: str,
+    reason: str = "",
+    therapy: PreemptiveTherapy | None = None,
+    new_therapy: PreemptiveTherapy | None = None,
+) -> Alert:
     """Close an alert with its outcome, kept so that each rule's usefulness can be measured.
 
     "Anti-leukemic pre-emption started" links the therapy record: an existing one of the patient,
@@ -167,11 +186,15 @@ def alert_close(*, alert: Alert, user: AbstractBaseUser, outcome: str, reason: s
     for record in (therapy, new_therapy):
         if record is not None and record.pk and record.patient_id != alert.patient_id:
             errors["therapy"] = ["That therapy belongs to another patient."]
-        if record is not None and outcome in ("anti_leukemic", "immunomodulatory") \
-                and record.category != outcome:
+        if (
+            record is not None
+            and outcome in ("anti_leukemic", "immunomodulatory")
+            and record.category != outcome
+        ):
             errors.setdefault("therapy", []).append(
                 f"That therapy is {record.get_category_display().lower()}, not "
-                f"{dict(Alert._meta.get_field('outcome').choices)[outcome].split(' ')[0].lower()}.")
+                f"{dict(Alert._meta.get_field('outcome').choices)[outcome].split(' ')[0].lower()}."
+            )
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -182,8 +205,12 @@ def alert_close(*, alert: Alert, user: AbstractBaseUser, outcome: str, reason: s
             new_therapy.patient_id = alert.patient_id
             therapy = clinical_record_save(instance=new_therapy, user=user)
             alert.refresh_from_db()
-        _status_change(alert, CLOSED, reason=reason or dict(
-            Alert._meta.get_field("outcome").choices)[outcome], user=user)
+        _status_change(
+            alert,
+            CLOSED,
+            reason=reason or dict(Alert._meta.get_field("outcome").choices)[outcome],
+            user=user,
+        )
         alert.outcome, alert.outcome_reason, alert.therapy = outcome, reason.strip(), therapy
         alert.closed_by, alert.closed_at = user, timezone.now()
         if alert.acknowledged_at is None:
@@ -218,12 +245,19 @@ def rule_parameters_publish(*, center, user, values: dict, note: str = ""):
     from monitoring.models import RuleParameterSet
 
     with transaction.atomic():
-        previous = (RuleParameterSet.objects.select_for_update()
-                    .filter(center=center).order_by("-version"))
+        previous = (
+            RuleParameterSet.objects.select_for_update().filter(center=center).order_by("-version")
+        )
         last = previous.first()
         RuleParameterSet.objects.filter(center=center, is_current=True).update(is_current=False)
-        saved = RuleParameterSet(center=center, version=(last.version + 1) if last else 1,
-                                 is_current=True, created_by=user, note=note, **values)
+        saved = RuleParameterSet(
+            center=center,
+            version=(last.version + 1) if last else 1,
+            is_current=True,
+            created_by=user,
+            note=note,
+            **values,
+        )
         saved.full_clean()
         try:
             saved.to_rule_params()

@@ -18,27 +18,39 @@ def _can_act(user) -> bool:
 
 @require_http_methods(["GET"])
 def inbox(request):
-    centers = Center.objects.filter(patients__in=selectors.patients_visible_to(request.user)
-                                    ).distinct()
+    centers = Center.objects.filter(
+        patients__in=selectors.patients_visible_to(request.user)
+    ).distinct()
     form = InboxFilterForm(request.GET or None, centers=centers)
     filters = form.cleaned_data if form.is_valid() else {}
-    alerts = selectors.alert_inbox(request.user, severity=filters.get("severity", ""),
-                                   center=filters.get("center", ""),
-                                   status=filters.get("status", ""))
+    alerts = selectors.alert_inbox(
+        request.user,
+        severity=filters.get("severity", ""),
+        center=filters.get("center", ""),
+        status=filters.get("status", ""),
+    )
     page = Paginator(alerts, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "monitoring/inbox.html", {
-        "form": form, "page": page, "query": query.urlencode(), "can_act": _can_act(request.user)})
+    return render(
+        request,
+        "monitoring/inbox.html",
+        {"form": form, "page": page, "query": query.urlencode(), "can_act": _can_act(request.user)},
+    )
 
 
 def _render_detail(request, alert, close_form, status=200):
-    return render(request, "monitoring/alert_detail.html", {
-        "alert": alert,
-        "events": alert.events.select_related("user"),
-        "close_form": close_form,
-        "can_act": _can_act(request.user),
-    }, status=status)
+    return render(
+        request,
+        "monitoring/alert_detail.html",
+        {
+            "alert": alert,
+            "events": alert.events.select_related("user"),
+            "close_form": close_form,
+            "can_act": _can_act(request.user),
+        },
+        status=status,
+    )
 
 
 @require_http_methods(["GET"])
@@ -69,16 +81,24 @@ def alert_close(request, pk: int):
     form = AlertCloseForm(request.POST, patient=alert.patient)
     if form.is_valid():
         try:
-            services.alert_close(alert=alert, user=request.user,
-                                 outcome=form.cleaned_data["outcome"],
-                                 reason=form.cleaned_data["reason"],
-                                 therapy=form.cleaned_data["therapy"],
-                                 new_therapy=form.new_therapy())
+            services.alert_close(
+                alert=alert,
+                user=request.user,
+                outcome=form.cleaned_data["outcome"],
+                reason=form.cleaned_data["reason"],
+                therapy=form.cleaned_data["therapy"],
+                new_therapy=form.new_therapy(),
+            )
         except ValidationError as error:
             if hasattr(error, "error_dict"):
                 for field, errors in error.message_dict.items():
-                    target = {"start_date": "start_date", "agent": "agent", "category": "agent",
-                              "reason": "reason", "therapy": "therapy"}.get(field)
+                    target = {
+                        "start_date": "start_date",
+                        "agent": "agent",
+                        "category": "agent",
+                        "reason": "reason",
+                        "therapy": "therapy",
+                    }.get(field)
                     for message in errors:
                         form.add_error(target, message)
             else:

@@ -22,7 +22,12 @@ N_CR = 45
 
 # Groups of CR patients and how many of each (early regenerators split by pre-emption).
 EARLY_ANTI, EARLY_IMMUNO, EARLY_NONE, LATE, APLASIA = (
-    "early_anti", "early_immuno", "early_none", "late", "aplasia")
+    "early_anti",
+    "early_immuno",
+    "early_none",
+    "late",
+    "aplasia",
+)
 CR_GROUPS = [EARLY_ANTI] * 11 + [EARLY_IMMUNO] * 7 + [EARLY_NONE] * 3 + [LATE] * 10 + [APLASIA] * 14
 PRODUCTS = ["CD19 CAR-T (academic)", "tisagenlecleucel", "brexucabtagene autoleucel"]
 
@@ -51,7 +56,9 @@ class DemoPatient:
     labs: list[DemoLab] = field(default_factory=list)
     responses: list[tuple[int, str, str]] = field(default_factory=list)  # day, response, MRD
     events: list[tuple[int, str, dict]] = field(default_factory=list)  # day, kind, details
-    therapies: list[tuple[int, str, str, str]] = field(default_factory=list)  # day, cat, agent, detail
+    therapies: list[tuple[int, str, str, str]] = field(
+        default_factory=list
+    )  # day, cat, agent, detail
     second_infusion_day: int | None = None
 
     def on(self, day: int) -> date:
@@ -73,10 +80,16 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
     infusion = date(2021, 3, 1) + timedelta(days=index * 23 + rng.randint(0, 12))
     age_years = rng.randint(8, 68)
     p = DemoPatient(
-        study_id=f"DEMO-{index + 1:03d}", center_code=center, sex=rng.choice("FM"),
+        study_id=f"DEMO-{index + 1:03d}",
+        center_code=center,
+        sex=rng.choice("FM"),
         date_of_birth=infusion - timedelta(days=age_years * 365 + rng.randint(0, 364)),
-        ph_positive=rng.random() < 0.25, group=group, infusion_date=infusion,
-        product=rng.choice(PRODUCTS), dose=rng.choice([1, 2, 3, 5]) * 1_000_000)
+        ph_positive=rng.random() < 0.25,
+        group=group,
+        infusion_date=infusion,
+        product=rng.choice(PRODUCTS),
+        dose=rng.choice([1, 2, 3, 5]) * 1_000_000,
+    )
     max_follow = (DATA_CUTOFF - infusion).days
 
     # Outcome: relapse day, death day (from infusion), pre-emption; None = did not happen.
@@ -109,10 +122,14 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
     if group.startswith("early") and group != EARLY_NONE:
         start = regen + rng.randint(2, 7)
         if group == EARLY_ANTI:
-            agent, detail = rng.choice([("chemotherapy", "FLAG-Ida"),
-                                        ("targeted", "inotuzumab ozogamicin"),
-                                        ("targeted", "blinatumomab"),
-                                        ("second_cart", "second CD19 CAR-T")])
+            agent, detail = rng.choice(
+                [
+                    ("chemotherapy", "FLAG-Ida"),
+                    ("targeted", "inotuzumab ozogamicin"),
+                    ("targeted", "blinatumomab"),
+                    ("second_cart", "second CD19 CAR-T"),
+                ]
+            )
             p.therapies.append((start, "anti_leukemic", agent, detail))
             if agent == "second_cart":
                 p.second_infusion_day = start
@@ -133,35 +150,64 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
     if hsct is not None and hsct < end:
         p.events.append((hsct, "hsct", {}))
     if relapse is not None:
-        p.events.append((relapse, "relapse", {
-            "relapse_cd19": rng.choice(["positive"] * 6 + ["negative"] * 3 + ["unknown"]),
-            "relapse_site": "bone marrow"}))
+        p.events.append(
+            (
+                relapse,
+                "relapse",
+                {
+                    "relapse_cd19": rng.choice(["positive"] * 6 + ["negative"] * 3 + ["unknown"]),
+                    "relapse_site": "bone marrow",
+                },
+            )
+        )
     if death is not None:
-        p.events.append((death, "death", {
-            "death_cause": "leukemia" if relapse is not None or group == "no_cr" else
-            rng.choice(["infection", "cytokine release syndrome", "GvHD"])}))
+        p.events.append(
+            (
+                death,
+                "death",
+                {
+                    "death_cause": "leukemia"
+                    if relapse is not None or group == "no_cr"
+                    else rng.choice(["infection", "cytokine release syndrome", "GvHD"])
+                },
+            )
+        )
     else:
         p.events.append((end, "last_followup", {}))
 
     # Labs: baseline, then PB B cells + ALC on the schedule until relapse, death or the end.
-    p.labs.append(DemoLab(-5, units.PB_BCELL_ABS, Decimal(rng.randint(20, 300)),
-                          units.CELLS_PER_UL, method="flow cytometry"))
+    p.labs.append(
+        DemoLab(
+            -5,
+            units.PB_BCELL_ABS,
+            Decimal(rng.randint(20, 300)),
+            units.CELLS_PER_UL,
+            method="flow cytometry",
+        )
+    )
     last_lab = min(last, end)
     count = Decimal(0)
     for day in _bcell_schedule(last_lab):
         reaplasia = p.second_infusion_day is not None and day >= p.second_infusion_day + 7
         if regen is not None and day >= regen and not reaplasia:
             # Recovering B cells rise over weeks, then plateau in the normal range.
-            count = min(Decimal(rng.randint(150, 600)),
-                        max(Decimal(rng.randint(2, 9)), (count * Decimal("2.2")).quantize(Decimal(1))))
-            p.labs.append(DemoLab(day, units.PB_BCELL_ABS, count, units.CELLS_PER_UL,
-                                  method="flow cytometry"))
+            count = min(
+                Decimal(rng.randint(150, 600)),
+                max(Decimal(rng.randint(2, 9)), (count * Decimal("2.2")).quantize(Decimal(1))),
+            )
+            p.labs.append(
+                DemoLab(day, units.PB_BCELL_ABS, count, units.CELLS_PER_UL, method="flow cytometry")
+            )
         elif rng.random() < 0.15:
-            p.labs.append(DemoLab(day, units.PB_BCELL_ABS, Decimal(0), units.CELLS_PER_UL,
-                                  method="flow cytometry"))
+            p.labs.append(
+                DemoLab(
+                    day, units.PB_BCELL_ABS, Decimal(0), units.CELLS_PER_UL, method="flow cytometry"
+                )
+            )
         else:
-            p.labs.append(_undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL,
-                                        "flow cytometry"))
+            p.labs.append(
+                _undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL, "flow cytometry")
+            )
         alc = Decimal(rng.randint(3, 25)) / Decimal(10)  # ×10⁹/L, as many analysers report
         p.labs.append(DemoLab(day, units.ALC, alc, units.GIGA_PER_L))
     # Bone marrow at about days 28, 90 and 180: MRD and CAR transgene copies.
@@ -170,18 +216,21 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
         if day > last_lab:
             break
         if group != "no_cr" and rng.random() < 0.8:
-            p.labs.append(_undetectable(day, units.BM_MRD_FLOW, units.PERCENT_CELLS,
-                                        "flow cytometry"))
+            p.labs.append(
+                _undetectable(day, units.BM_MRD_FLOW, units.PERCENT_CELLS, "flow cytometry")
+            )
         else:
             mrd = Decimal(rng.choice(["0.005", "0.02", "0.08", "0.4", "3.5"]))
-            p.labs.append(DemoLab(day, units.BM_MRD_FLOW, mrd, units.PERCENT_CELLS,
-                                  method="flow cytometry"))
+            p.labs.append(
+                DemoLab(day, units.BM_MRD_FLOW, mrd, units.PERCENT_CELLS, method="flow cytometry")
+            )
         if car_lost and day > 28:
             p.labs.append(_undetectable(day, units.BM_CAR_COPIES, units.COPIES_PER_UG, "qPCR"))
         else:
             copies = Decimal(rng.randint(200, 90_000))
-            p.labs.append(DemoLab(day, units.BM_CAR_COPIES, copies, units.COPIES_PER_UG,
-                                  method="qPCR"))
+            p.labs.append(
+                DemoLab(day, units.BM_CAR_COPIES, copies, units.COPIES_PER_UG, method="qPCR")
+            )
     if p.second_infusion_day is not None and p.second_infusion_day >= last_lab:
         p.second_infusion_day = None
         p.therapies = [(d, c, "chemotherapy", "FLAG-Ida") for d, c, _a, _x in p.therapies]

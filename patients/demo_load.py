@@ -22,10 +22,18 @@ from patients.models import (
 )
 
 DEMO_PASSWORD = "carttrack-demo"
-CENTERS = [("alpha", "Center Alpha (synthetic)", "Europe/Berlin"),
-           ("beta", "Center Beta (synthetic)", "Asia/Shanghai")]
-CLINICAL_MODELS = ["patient", "infusion", "labresult", "responseassessment", "clinicalevent",
-                   "preemptivetherapy"]
+CENTERS = [
+    ("alpha", "Center Alpha (synthetic)", "Europe/Berlin"),
+    ("beta", "Center Beta (synthetic)", "Asia/Shanghai"),
+]
+CLINICAL_MODELS = [
+    "patient",
+    "infusion",
+    "labresult",
+    "responseassessment",
+    "clinicalevent",
+    "preemptivetherapy",
+]
 
 
 def _group(name: str, codenames: list[str]) -> Group:
@@ -39,13 +47,21 @@ def roles_ensure() -> dict[str, Group]:
     edit = [f"{a}_{m}" for a in ("add", "change", "delete", "view") for m in CLINICAL_MODELS]
     return {
         "clinician": _group("Clinicians", [*edit, "view_identifiers"]),
-        "registry": _group("Registry staff", [f"view_{m}" for m in CLINICAL_MODELS]
-                           + ["view_all_centers"]),
+        "registry": _group(
+            "Registry staff", [f"view_{m}" for m in CLINICAL_MODELS] + ["view_all_centers"]
+        ),
     }
 
 
-def _user(username: str, *, first: str, last: str, center: Center | None, group: Group | None,
-          superuser: bool = False):
+def _user(
+    username: str,
+    *,
+    first: str,
+    last: str,
+    center: Center | None,
+    group: Group | None,
+    superuser: bool = False,
+):
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=username)
     user.first_name, user.last_name = first, last
@@ -62,16 +78,34 @@ def _user(username: str, *, first: str, last: str, center: Center | None, group:
 def demo_users_ensure(centers: dict[str, Center]) -> list[tuple[str, str]]:
     roles = roles_ensure()
     users = [
-        ("dr.alpha", "hematologist at Center Alpha", _user(
-            "dr.alpha", first="Anna", last="Albrecht", center=centers["alpha"],
-            group=roles["clinician"])),
-        ("dr.beta", "hematologist at Center Beta", _user(
-            "dr.beta", first="Bo", last="Bai", center=centers["beta"],
-            group=roles["clinician"])),
-        ("registry", "registry staff, reads every center", _user(
-            "registry", first="Rae", last="Registry", center=None, group=roles["registry"])),
-        ("admin", "administrator (Django admin)", _user(
-            "admin", first="Ada", last="Admin", center=None, group=None, superuser=True)),
+        (
+            "dr.alpha",
+            "hematologist at Center Alpha",
+            _user(
+                "dr.alpha",
+                first="Anna",
+                last="Albrecht",
+                center=centers["alpha"],
+                group=roles["clinician"],
+            ),
+        ),
+        (
+            "dr.beta",
+            "hematologist at Center Beta",
+            _user(
+                "dr.beta", first="Bo", last="Bai", center=centers["beta"], group=roles["clinician"]
+            ),
+        ),
+        (
+            "registry",
+            "registry staff, reads every center",
+            _user("registry", first="Rae", last="Registry", center=None, group=roles["registry"]),
+        ),
+        (
+            "admin",
+            "administrator (Django admin)",
+            _user("admin", first="Ada", last="Admin", center=None, group=None, superuser=True),
+        ),
     ]
     return [(username, role) for username, role, _user_obj in users]
 
@@ -87,60 +121,116 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
     from monitoring.services import alerts_sync
 
     with transaction.atomic():
-        centers = {code: Center.objects.update_or_create(
-            code=code, defaults={"name": name, "time_zone": tz})[0]
-            for code, name, tz in CENTERS}
+        centers = {
+            code: Center.objects.update_or_create(
+                code=code, defaults={"name": name, "time_zone": tz}
+            )[0]
+            for code, name, tz in CENTERS
+        }
         demo_users_ensure(centers)
         if reset:
             Patient.objects.filter(is_synthetic=True).delete()
         elif Patient.objects.filter(is_synthetic=True).exists():
             return {"patients": 0}
-        doctors = {"alpha": get_user_model().objects.get(username="dr.alpha"),
-                   "beta": get_user_model().objects.get(username="dr.beta")}
+        doctors = {
+            "alpha": get_user_model().objects.get(username="dr.alpha"),
+            "beta": get_user_model().objects.get(username="dr.beta"),
+        }
         cohort = demo.generate_cohort(seed)
         patients = []
         for d in cohort:
-            patient = Patient(center=centers[d.center_code], study_id=d.study_id, sex=d.sex,
-                              date_of_birth=d.date_of_birth, ph_positive=d.ph_positive,
-                              diagnosis="R/R B-ALL", is_synthetic=True,
-                              mrn=f"SYN{d.study_id[-3:]}", full_name=f"Synthetic {d.study_id}")
+            patient = Patient(
+                center=centers[d.center_code],
+                study_id=d.study_id,
+                sex=d.sex,
+                date_of_birth=d.date_of_birth,
+                ph_positive=d.ph_positive,
+                diagnosis="R/R B-ALL",
+                is_synthetic=True,
+                mrn=f"SYN{d.study_id[-3:]}",
+                full_name=f"Synthetic {d.study_id}",
+            )
             patient.full_clean()
             patients.append(patient)
         bulk_create_with_history(patients, Patient)
-        patients = {p.study_id: p for p in Patient.objects.filter(is_synthetic=True)
-                    .select_related("center")}
+        patients = {
+            p.study_id: p
+            for p in Patient.objects.filter(is_synthetic=True).select_related("center")
+        }
         counts = {"patients": len(patients), "labs": 0}
         for d in cohort:
             patient = patients[d.study_id]
             patient.hematologists.add(doctors[d.center_code])
             # Order matters for validation: infusions first (events are checked against them).
-            infusions = [Infusion(patient=patient, infusion_date=d.infusion_date,
-                                  infusion_number=1, product=d.product, dose_cells_per_kg=d.dose,
-                                  lymphodepletion="fludarabine + cyclophosphamide")]
+            infusions = [
+                Infusion(
+                    patient=patient,
+                    infusion_date=d.infusion_date,
+                    infusion_number=1,
+                    product=d.product,
+                    dose_cells_per_kg=d.dose,
+                    lymphodepletion="fludarabine + cyclophosphamide",
+                )
+            ]
             if d.second_infusion_day is not None:
-                infusions.append(Infusion(patient=patient, infusion_date=d.on(d.second_infusion_day),
-                                          infusion_number=2, product=d.product, dose_cells_per_kg=d.dose))
+                infusions.append(
+                    Infusion(
+                        patient=patient,
+                        infusion_date=d.on(d.second_infusion_day),
+                        infusion_number=2,
+                        product=d.product,
+                        dose_cells_per_kg=d.dose,
+                    )
+                )
             bulk_create_with_history(_validated(infusions), Infusion)
             tz = patient.center.tzinfo
-            labs = [LabResult(patient=patient, analyte=lab.analyte,
-                              collected_at=datetime.combine(d.on(lab.day), time(8, 30), tzinfo=tz),
-                              value=lab.value, unit=lab.unit, qualifier=lab.qualifier,
-                              method=lab.method)
-                    for lab in d.labs]
+            labs = [
+                LabResult(
+                    patient=patient,
+                    analyte=lab.analyte,
+                    collected_at=datetime.combine(d.on(lab.day), time(8, 30), tzinfo=tz),
+                    value=lab.value,
+                    unit=lab.unit,
+                    qualifier=lab.qualifier,
+                    method=lab.method,
+                )
+                for lab in d.labs
+            ]
             bulk_create_with_history(_validated(labs), LabResult)
             counts["labs"] += len(labs)
-            bulk_create_with_history(_validated([
-                ResponseAssessment(patient=patient, assessed_on=d.on(day), response=response,
-                                   mrd_status=mrd) for day, response, mrd in d.responses]),
-                ResponseAssessment)
+            bulk_create_with_history(
+                _validated(
+                    [
+                        ResponseAssessment(
+                            patient=patient,
+                            assessed_on=d.on(day),
+                            response=response,
+                            mrd_status=mrd,
+                        )
+                        for day, response, mrd in d.responses
+                    ]
+                ),
+                ResponseAssessment,
+            )
             for day, kind, details in sorted(d.events, key=lambda e: e[0]):
                 event = ClinicalEvent(patient=patient, kind=kind, event_date=d.on(day), **details)
                 event.full_clean()
                 event.save()
-            bulk_create_with_history(_validated([
-                PreemptiveTherapy(patient=patient, start_date=d.on(day), category=category,
-                                  agent=agent, agent_detail=detail)
-                for day, category, agent, detail in d.therapies]), PreemptiveTherapy)
+            bulk_create_with_history(
+                _validated(
+                    [
+                        PreemptiveTherapy(
+                            patient=patient,
+                            start_date=d.on(day),
+                            category=category,
+                            agent=agent,
+                            agent_detail=detail,
+                        )
+                        for day, category, agent, detail in d.therapies
+                    ]
+                ),
+                PreemptiveTherapy,
+            )
             alerts_sync(patient=patient, notify=False)  # historical data: no e-mails
         _close_demo_alerts(doctors)
     return counts
@@ -152,11 +242,16 @@ def _close_demo_alerts(doctors) -> None:
     from monitoring.models import Alert
     from monitoring.services import alert_close
 
-    for alert in Alert.objects.filter(rule="early_regeneration", patient__is_synthetic=True
-                                      ).select_related("patient__center"):
+    for alert in Alert.objects.filter(
+        rule="early_regeneration", patient__is_synthetic=True
+    ).select_related("patient__center"):
         therapy = alert.patient.therapies.order_by("start_date").first()
         if therapy is None or therapy.category not in ("anti_leukemic", "immunomodulatory"):
             continue
-        alert_close(alert=alert, user=doctors[alert.patient.center.code],
-                    outcome=therapy.category, therapy=therapy,
-                    reason="Recorded with the synthetic demo cohort.")
+        alert_close(
+            alert=alert,
+            user=doctors[alert.patient.center.code],
+            outcome=therapy.category,
+            therapy=therapy,
+            reason="Recorded with the synthetic demo cohort.",
+        )

@@ -24,17 +24,26 @@ DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
-        fields = ["study_id", "center", "sex", "date_of_birth", "diagnosis", "ph_positive",
-                  "hematologists", "mrn", "full_name"]
-        widgets = {"date_of_birth": DATE,
-                   "hematologists": forms.CheckboxSelectMultiple}
+        fields = [
+            "study_id",
+            "center",
+            "sex",
+            "date_of_birth",
+            "diagnosis",
+            "ph_positive",
+            "hematologists",
+            "mrn",
+            "full_name",
+        ]
+        widgets = {"date_of_birth": DATE, "hematologists": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, user=None, centers=None, **kwargs):
         super().__init__(*args, **kwargs)
         if centers is not None:
             self.fields["center"].queryset = centers
-        self.fields["hematologists"].queryset = get_user_model().objects.filter(
-            is_active=True).order_by("username")
+        self.fields["hematologists"].queryset = (
+            get_user_model().objects.filter(is_active=True).order_by("username")
+        )
         if user is not None and not user.has_perm("patients.view_identifiers"):
             del self.fields["mrn"]
             del self.fields["full_name"]
@@ -43,8 +52,14 @@ class PatientForm(forms.ModelForm):
 class InfusionForm(forms.ModelForm):
     class Meta:
         model = Infusion
-        fields = ["infusion_number", "infusion_date", "product", "target_antigen",
-                  "dose_cells_per_kg", "lymphodepletion"]
+        fields = [
+            "infusion_number",
+            "infusion_date",
+            "product",
+            "target_antigen",
+            "dose_cells_per_kg",
+            "lymphodepletion",
+        ]
         widgets = {"infusion_date": DATE}
 
 
@@ -75,19 +90,27 @@ class LabResultForm(forms.ModelForm):
     class Meta:
         model = LabResult
         fields = ["analyte", "collected_at", "value", "unit", "qualifier", "method"]
-        widgets = {"collected_at": forms.DateTimeInput(attrs={"type": "datetime-local"},
-                                                       format="%Y-%m-%dT%H:%M")}
+        widgets = {
+            "collected_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        }
 
 
 class SampleForm(forms.Form):
     """One sampling date and time with several analytes, as results arrive from the lab."""
 
     collected_date = forms.DateField(label="Collection date", widget=DATE)
-    collected_time = forms.TimeField(label="Time", initial=time(8, 0),
-                                     widget=forms.TimeInput(attrs={"type": "time"},
-                                                            format="%H:%M"))
-    method = forms.CharField(required=False, max_length=100,
-                             help_text="e.g. flow cytometry (applies to every value below)")
+    collected_time = forms.TimeField(
+        label="Time",
+        initial=time(8, 0),
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
+    method = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="e.g. flow cytometry (applies to every value below)",
+    )
 
     def __init__(self, *args, tz=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,13 +118,20 @@ class SampleForm(forms.Form):
         for analyte in units.ANALYTES.values():
             code = analyte.code
             self.fields[f"{code}-value"] = forms.DecimalField(
-                required=False, label=analyte.label, max_digits=20, decimal_places=6,
-                widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}))
+                required=False,
+                label=analyte.label,
+                max_digits=20,
+                decimal_places=6,
+                widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+            )
             self.fields[f"{code}-unit"] = forms.ChoiceField(
-                label="Unit", choices=[(u, units.UNIT_LABELS[u]) for u in analyte.units],
-                initial=analyte.canonical_unit)
+                label="Unit",
+                choices=[(u, units.UNIT_LABELS[u]) for u in analyte.units],
+                initial=analyte.canonical_unit,
+            )
             self.fields[f"{code}-qualifier"] = forms.ChoiceField(
-                label="or", choices=units.QUALIFIER_CHOICES, required=False)
+                label="or", choices=units.QUALIFIER_CHOICES, required=False
+            )
 
     def rows(self):
         for analyte in units.ANALYTES.values():
@@ -113,8 +143,9 @@ class SampleForm(forms.Form):
             }
 
     def collected_at(self) -> datetime:
-        return datetime.combine(self.cleaned_data["collected_date"],
-                                self.cleaned_data["collected_time"], tzinfo=self.tz)
+        return datetime.combine(
+            self.cleaned_data["collected_date"], self.cleaned_data["collected_time"], tzinfo=self.tz
+        )
 
     def lab_values(self) -> list[LabValue]:
         data = self.cleaned_data
@@ -124,8 +155,15 @@ class SampleForm(forms.Form):
             qualifier = data.get(f"{code}-qualifier") or ""
             if value is None and not qualifier:
                 continue  # this analyte was not measured in this sample
-            values.append(LabValue(analyte=code, value=value, unit=data[f"{code}-unit"],
-                                   qualifier=qualifier, method=data.get("method", "")))
+            values.append(
+                LabValue(
+                    analyte=code,
+                    value=value,
+                    unit=data[f"{code}-unit"],
+                    qualifier=qualifier,
+                    method=data.get("method", ""),
+                )
+            )
         return values
 
     def clean(self):

@@ -18,6 +18,7 @@ from simple_history.models import HistoricalRecords
 
 from patients import units, validation
 
+
 def _raise(errors: validation.Errors) -> None:
     if errors:
         raise ValidationError(errors)
@@ -52,14 +53,21 @@ class Center(models.Model):
 class ClinicianProfile(models.Model):
     """Which center a user works for and how they want to be notified."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                                related_name="profile")
-    center = models.ForeignKey(Center, on_delete=models.PROTECT, null=True, blank=True,
-                               related_name="staff",
-                               help_text="Empty for registry staff who see every center.")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    center = models.ForeignKey(
+        Center,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="staff",
+        help_text="Empty for registry staff who see every center.",
+    )
     email_low_severity = models.BooleanField(
         default=True,
-        help_text="Also e-mail me about warning, info and reminder alerts (high alerts always are).",
+        help_text="Also e-mail me about warning, info and reminder alerts "
+        "(high alerts always are).",
     )
 
     def __str__(self) -> str:
@@ -68,8 +76,9 @@ class ClinicianProfile(models.Model):
 
 class Patient(models.Model):
     center = models.ForeignKey(Center, on_delete=models.PROTECT, related_name="patients")
-    study_id = models.CharField("study ID", max_length=32, unique=True,
-                                help_text="Pseudonymous ID shown everywhere.")
+    study_id = models.CharField(
+        "study ID", max_length=32, unique=True, help_text="Pseudonymous ID shown everywhere."
+    )
     # Restricted identifiers: shown only to users with the view_identifiers permission.
     mrn = models.CharField("MRN", max_length=64, blank=True)
     full_name = models.CharField(max_length=200, blank=True)
@@ -77,10 +86,12 @@ class Patient(models.Model):
     date_of_birth = models.DateField(null=True, blank=True)
     diagnosis = models.CharField(max_length=200, default="R/R B-ALL", blank=True)
     ph_positive = models.BooleanField("Ph+", null=True, blank=True)
-    hematologists = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True,
-                                           related_name="patients")
-    is_synthetic = models.BooleanField(default=False,
-                                       help_text="Generated demo data, not a real patient.")
+    hematologists = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="patients"
+    )
+    is_synthetic = models.BooleanField(
+        default=False, help_text="Generated demo data, not a real patient."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(m2m_fields=[hematologists])
@@ -92,8 +103,9 @@ class Patient(models.Model):
             ("view_all_centers", "Can see patients of every center"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["center", "mrn"], condition=~Q(mrn=""),
-                                    name="patient_mrn_unique_per_center"),
+            models.UniqueConstraint(
+                fields=["center", "mrn"], condition=~Q(mrn=""), name="patient_mrn_unique_per_center"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,25 +127,31 @@ class Infusion(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="infusions")
     infusion_date = models.DateField(help_text="Day 0.")
     infusion_number = models.PositiveSmallIntegerField(
-        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2.")
+        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2."
+    )
     product = models.CharField(max_length=100)
     target_antigen = models.CharField(max_length=20, default="CD19")
-    dose_cells_per_kg = models.DecimalField("dose (cells/kg)", max_digits=14, decimal_places=0,
-                                            null=True, blank=True)
-    lymphodepletion = models.CharField(max_length=200, blank=True,
-                                       help_text="e.g. fludarabine + cyclophosphamide")
+    dose_cells_per_kg = models.DecimalField(
+        "dose (cells/kg)", max_digits=14, decimal_places=0, null=True, blank=True
+    )
+    lymphodepletion = models.CharField(
+        max_length=200, blank=True, help_text="e.g. fludarabine + cyclophosphamide"
+    )
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["patient", "infusion_date"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "infusion_number"],
-                                    name="infusion_number_unique_per_patient"),
-            models.UniqueConstraint(fields=["patient", "infusion_date"],
-                                    name="infusion_date_unique_per_patient"),
-            models.CheckConstraint(condition=Q(dose_cells_per_kg__gte=0),
-                                   name="infusion_dose_not_negative"),
+            models.UniqueConstraint(
+                fields=["patient", "infusion_number"], name="infusion_number_unique_per_patient"
+            ),
+            models.UniqueConstraint(
+                fields=["patient", "infusion_date"], name="infusion_date_unique_per_patient"
+            ),
+            models.CheckConstraint(
+                condition=Q(dose_cells_per_kg__gte=0), name="infusion_dose_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -141,9 +159,11 @@ class Infusion(models.Model):
 
     def clean(self) -> None:
         if self.patient_id:
-            _raise(validation.infusion_errors(patient=self.patient,
-                                              infusion_date=self.infusion_date,
-                                              excluding_pk=self.pk))
+            _raise(
+                validation.infusion_errors(
+                    patient=self.patient, infusion_date=self.infusion_date, excluding_pk=self.pk
+                )
+            )
 
 
 class LabResult(models.Model):
@@ -157,13 +177,16 @@ class LabResult(models.Model):
     unit = models.CharField(max_length=20, choices=units.UNIT_CHOICES)
     qualifier = models.CharField(max_length=20, choices=units.QUALIFIER_CHOICES, blank=True)
     # The value converted to the analyte's canonical unit (cells/µL for counts).
-    canonical_value = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True,
-                                          editable=False)
-    canonical_unit = models.CharField(max_length=20, choices=units.UNIT_CHOICES, blank=True,
-                                      editable=False)
+    canonical_value = models.DecimalField(
+        max_digits=24, decimal_places=6, null=True, blank=True, editable=False
+    )
+    canonical_unit = models.CharField(
+        max_length=20, choices=units.UNIT_CHOICES, blank=True, editable=False
+    )
     method = models.CharField(max_length=100, blank=True)
-    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                   null=True, blank=True, related_name="+")
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     entered_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()
@@ -171,14 +194,20 @@ class LabResult(models.Model):
     class Meta:
         ordering = ["patient", "collected_at", "analyte"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "analyte", "specimen", "collected_at"],
-                                    name="lab_result_no_exact_duplicate"),
+            models.UniqueConstraint(
+                fields=["patient", "analyte", "specimen", "collected_at"],
+                name="lab_result_no_exact_duplicate",
+            ),
             models.CheckConstraint(
-                condition=(Q(value__isnull=False, qualifier="")
-                           | Q(value__isnull=True) & ~Q(qualifier="")),
-                name="lab_result_value_xor_qualifier"),
-            models.CheckConstraint(condition=Q(value__gte=0) | Q(value__isnull=True),
-                                   name="lab_result_value_not_negative"),
+                condition=(
+                    Q(value__isnull=False, qualifier="") | Q(value__isnull=True) & ~Q(qualifier="")
+                ),
+                name="lab_result_value_xor_qualifier",
+            ),
+            models.CheckConstraint(
+                condition=Q(value__gte=0) | Q(value__isnull=True),
+                name="lab_result_value_not_negative",
+            ),
         ]
         indexes = [models.Index(fields=["patient", "analyte", "collected_at"])]
 
@@ -193,12 +222,19 @@ class LabResult(models.Model):
         if self.patient_id is None:
             return
         errors = validation.lab_result_errors(
-            patient=self.patient, analyte=self.analyte, specimen=self.specimen,
-            collected_at=self.collected_at, value=self.value, unit=self.unit,
-            qualifier=self.qualifier, excluding_pk=self.pk)
+            patient=self.patient,
+            analyte=self.analyte,
+            specimen=self.specimen,
+            collected_at=self.collected_at,
+            value=self.value,
+            unit=self.unit,
+            qualifier=self.qualifier,
+            excluding_pk=self.pk,
+        )
         _raise(errors)
-        self.canonical_value = (None if self.value is None
-                                else units.to_canonical(self.analyte, self.value, self.unit))
+        self.canonical_value = (
+            None if self.value is None else units.to_canonical(self.analyte, self.value, self.unit)
+        )
 
     @property
     def is_detectable(self) -> bool:
@@ -219,16 +255,20 @@ RESPONSE_CHOICES = [
     ("PD", "Progressive disease (PD)"),
     ("NE", "Not evaluable"),
 ]
-MRD_CHOICES = [("negative", "MRD negative"), ("positive", "MRD positive"),
-               ("unknown", "MRD unknown")]
+MRD_CHOICES = [
+    ("negative", "MRD negative"),
+    ("positive", "MRD positive"),
+    ("unknown", "MRD unknown"),
+]
 
 
 class ResponseAssessment(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="responses")
     assessed_on = models.DateField()
     response = models.CharField(max_length=3, choices=RESPONSE_CHOICES)
-    mrd_status = models.CharField("MRD status", max_length=10, choices=MRD_CHOICES,
-                                  default="unknown")
+    mrd_status = models.CharField(
+        "MRD status", max_length=10, choices=MRD_CHOICES, default="unknown"
+    )
     notes = models.CharField(max_length=500, blank=True)
 
     history = HistoricalRecords()
@@ -242,8 +282,9 @@ class ResponseAssessment(models.Model):
     def clean(self) -> None:
         if self.patient_id:
             errors: validation.Errors = {}
-            validation.check_clinical_date(errors, "assessed_on", self.assessed_on,
-                                           patient=self.patient, what="assessment")
+            validation.check_clinical_date(
+                errors, "assessed_on", self.assessed_on, patient=self.patient, what="assessment"
+            )
             _raise(errors)
 
 
@@ -254,18 +295,23 @@ EVENT_CHOICES = [
     (HSCT, "Allogeneic HSCT"),
     (LAST_FOLLOWUP, "Last follow-up contact"),
 ]
-CD19_CHOICES = [("positive", "CD19-positive"), ("negative", "CD19-negative"),
-                ("unknown", "CD19 status unknown")]
+CD19_CHOICES = [
+    ("positive", "CD19-positive"),
+    ("negative", "CD19-negative"),
+    ("unknown", "CD19 status unknown"),
+]
 
 
 class ClinicalEvent(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=EVENT_CHOICES)
     event_date = models.DateField()
-    relapse_cd19 = models.CharField("relapse CD19 status", max_length=10, choices=CD19_CHOICES,
-                                    blank=True)
-    relapse_site = models.CharField(max_length=100, blank=True,
-                                    help_text="e.g. bone marrow, CNS, extramedullary")
+    relapse_cd19 = models.CharField(
+        "relapse CD19 status", max_length=10, choices=CD19_CHOICES, blank=True
+    )
+    relapse_site = models.CharField(
+        max_length=100, blank=True, help_text="e.g. bone marrow, CNS, extramedullary"
+    )
     death_cause = models.CharField(max_length=200, blank=True)
     notes = models.CharField(max_length=500, blank=True)
 
@@ -275,8 +321,9 @@ class ClinicalEvent(models.Model):
         ordering = ["patient", "event_date"]
         constraints = [
             # A patient dies once.
-            models.UniqueConstraint(fields=["patient"], condition=Q(kind="death"),
-                                    name="one_death_per_patient"),
+            models.UniqueConstraint(
+                fields=["patient"], condition=Q(kind="death"), name="one_death_per_patient"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -284,8 +331,14 @@ class ClinicalEvent(models.Model):
 
     def clean(self) -> None:
         if self.patient_id:
-            _raise(validation.event_errors(patient=self.patient, kind=self.kind,
-                                           event_date=self.event_date, excluding_pk=self.pk))
+            _raise(
+                validation.event_errors(
+                    patient=self.patient,
+                    kind=self.kind,
+                    event_date=self.event_date,
+                    excluding_pk=self.pk,
+                )
+            )
 
 
 ANTI_LEUKEMIC, IMMUNOMODULATORY, OTHER = "anti_leukemic", "immunomodulatory", "other"
@@ -317,8 +370,9 @@ class PreemptiveTherapy(models.Model):
     start_date = models.DateField()
     category = models.CharField(max_length=20, choices=THERAPY_CATEGORY_CHOICES)
     agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
-    agent_detail = models.CharField(max_length=200, blank=True,
-                                    help_text="e.g. blinatumomab, inotuzumab, dasatinib")
+    agent_detail = models.CharField(
+        max_length=200, blank=True, help_text="e.g. blinatumomab, inotuzumab, dasatinib"
+    )
     notes = models.CharField(max_length=500, blank=True)
 
     history = HistoricalRecords()
@@ -332,5 +386,11 @@ class PreemptiveTherapy(models.Model):
 
     def clean(self) -> None:
         if self.patient_id:
-            _raise(validation.therapy_errors(patient=self.patient, start_date=self.start_date,
-                                             category=self.category, agent=self.agent))
+            _raise(
+                validation.therapy_errors(
+                    patient=self.patient,
+                    start_date=self.start_date,
+                    category=self.category,
+                    agent=self.agent,
+                )
+            )

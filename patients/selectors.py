@@ -41,7 +41,8 @@ class PatientRow:
 
 def patient_list(user, *, search: str = "") -> QuerySet[Patient]:
     last_bcell = LabResult.objects.filter(
-        patient=OuterRef("pk"), analyte=units.PB_BCELL_ABS).order_by("-collected_at")
+        patient=OuterRef("pk"), analyte=units.PB_BCELL_ABS
+    ).order_by("-collected_at")
     qs = patients_visible_to(user).annotate(last_bcell_id=Subquery(last_bcell.values("pk")[:1]))
     if search:
         qs = qs.filter(Q(study_id__icontains=search.strip()))
@@ -52,15 +53,21 @@ def patient_rows(patients: list[Patient]) -> list[PatientRow]:
     """Rows for one page of the patient list: last B-cell count with its day post-infusion."""
     ids = [p.pk for p in patients]
     infusions: dict[int, list] = {pk: [] for pk in ids}
-    for patient_id, when in Infusion.objects.filter(patient_id__in=ids).order_by(
-            "infusion_date").values_list("patient_id", "infusion_date"):
+    for patient_id, when in (
+        Infusion.objects.filter(patient_id__in=ids)
+        .order_by("infusion_date")
+        .values_list("patient_id", "infusion_date")
+    ):
         infusions[patient_id].append(when)
     labs = LabResult.objects.in_bulk([p.last_bcell_id for p in patients if p.last_bcell_id])
     rows = []
     for p in patients:
         lab = labs.get(p.last_bcell_id)
-        day = (clinical_day(local_date(lab.collected_at, p.center.tzinfo), infusions[p.pk])
-               if lab else None)
+        day = (
+            clinical_day(local_date(lab.collected_at, p.center.tzinfo), infusions[p.pk])
+            if lab
+            else None
+        )
         rows.append(PatientRow(p, infusions[p.pk], lab, day))
     return rows
 
@@ -80,8 +87,9 @@ class SampleRow:
 
 def patient_samples(patient: Patient) -> tuple[list[str], list[SampleRow]]:
     """The labs table: one row per sample, newest first, one column per analyte measured."""
-    dates = list(patient.infusions.order_by("infusion_date").values_list("infusion_date",
-                                                                         flat=True))
+    dates = list(
+        patient.infusions.order_by("infusion_date").values_list("infusion_date", flat=True)
+    )
     tz = patient.center.tzinfo
     samples: dict = {}
     for result in patient.lab_results.select_related("entered_by").order_by("-collected_at"):
@@ -89,7 +97,8 @@ def patient_samples(patient: Patient) -> tuple[list[str], list[SampleRow]]:
         if row is None:
             when = local_date(result.collected_at, tz)
             row = samples[result.collected_at] = SampleRow(
-                result.collected_at, when, clinical_day(when, dates), {})
+                result.collected_at, when, clinical_day(when, dates), {}
+            )
         row.results[result.analyte] = result
     measured = {code for row in samples.values() for code in row.results}
     columns = [code for code in units.ANALYTES if code in measured]
@@ -118,20 +127,33 @@ class Change:
     changes: list[tuple[str, str, str]]  # (field, before, after)
 
 
-_HIDDEN = {"id", "patient", "canonical_value", "canonical_unit", "entered_at", "entered_by",
-           "created_at", "mrn", "full_name"}
+_HIDDEN = {
+    "id",
+    "patient",
+    "canonical_value",
+    "canonical_unit",
+    "entered_at",
+    "entered_by",
+    "created_at",
+    "mrn",
+    "full_name",
+}
 
 
-def patient_history(patient: Patient, *, kind: str | None = None, record_id: int | None = None,
-                    limit: int = 200) -> list[Change]:
+def patient_history(
+    patient: Patient, *, kind: str | None = None, record_id: int | None = None, limit: int = 200
+) -> list[Change]:
     """Every create, change and delete of this patient's clinical data, newest first."""
     changes: list[Change] = []
     for name, model in AUDITED.items():
         if kind and name != kind:
             continue
         history = get_history_model_for_model(model)
-        rows = (history.objects.filter(id=patient.pk) if name == "patient"
-                else history.objects.filter(patient_id=patient.pk))
+        rows = (
+            history.objects.filter(id=patient.pk)
+            if name == "patient"
+            else history.objects.filter(patient_id=patient.pk)
+        )
         if record_id is not None:
             rows = rows.filter(id=record_id)
         rows = rows.select_related("history_user").order_by("-history_date")[:limit]
@@ -143,12 +165,20 @@ def patient_history(patient: Patient, *, kind: str | None = None, record_id: int
                 for change in delta.changes:
                     if change.field in _HIDDEN:
                         continue
-                    diffs.append((change.field.replace("_", " "), _shown(change.old),
-                                  _shown(change.new)))
-            changes.append(Change(
-                kind=name, record_id=row.id, record=str(row.instance),
-                action={"+": "created", "~": "changed", "-": "deleted"}[row.history_type],
-                user=row.history_user, when=row.history_date, changes=diffs))
+                    diffs.append(
+                        (change.field.replace("_", " "), _shown(change.old), _shown(change.new))
+                    )
+            changes.append(
+                Change(
+                    kind=name,
+                    record_id=row.id,
+                    record=str(row.instance),
+                    action={"+": "created", "~": "changed", "-": "deleted"}[row.history_type],
+                    user=row.history_user,
+                    when=row.history_date,
+                    changes=diffs,
+                )
+            )
     changes.sort(key=lambda c: c.when, reverse=True)
     return changes[:limit]
 

@@ -47,7 +47,9 @@ def clinical_record_save(*, instance: models.Model, user: AbstractBaseUser | Non
             with transaction.atomic():
                 instance.save()
         except IntegrityError as error:  # a concurrent writer got there first
-            raise ValidationError(f"This record conflicts with one saved meanwhile: {error}")
+            raise ValidationError(
+                f"This record conflicts with one saved meanwhile: {error}"
+            ) from error
         _patient_changed(patient)
     return instance
 
@@ -60,8 +62,7 @@ def clinical_record_delete(*, instance: models.Model, user: AbstractBaseUser | N
         _patient_changed(patient)
 
 
-def patient_save(*, patient: Patient, user: AbstractBaseUser | None,
-                 hematologists=None) -> Patient:
+def patient_save(*, patient: Patient, user: AbstractBaseUser | None, hematologists=None) -> Patient:
     with transaction.atomic():
         if patient.pk:
             _lock_patient(patient.pk)
@@ -85,8 +86,13 @@ class LabValue:
     method: str = ""
 
 
-def lab_results_record(*, patient: Patient, collected_at: datetime, values: list[LabValue],
-                       entered_by: AbstractBaseUser | None) -> list[LabResult]:
+def lab_results_record(
+    *,
+    patient: Patient,
+    collected_at: datetime,
+    values: list[LabValue],
+    entered_by: AbstractBaseUser | None,
+) -> list[LabResult]:
     """Record several analytes of one sample; all are saved or, if any is wrong, none.
 
     Errors are keyed "<analyte>-<field>" (e.g. "pb_bcell_abs-value"), or "collected_at" for the
@@ -102,16 +108,22 @@ def lab_results_record(*, patient: Patient, collected_at: datetime, values: list
         for entry in values:
             if entry.analyte in seen:
                 errors.setdefault(f"{entry.analyte}-value", []).append(
-                    "This analyte is entered twice for one sample.")
+                    "This analyte is entered twice for one sample."
+                )
                 continue
             seen.add(entry.analyte)
             definition = units.ANALYTES.get(entry.analyte)
             result = LabResult(
-                patient=patient, analyte=entry.analyte,
+                patient=patient,
+                analyte=entry.analyte,
                 specimen=definition.specimen if definition else "",
-                collected_at=collected_at, value=entry.value, unit=entry.unit,
-                qualifier=entry.qualifier, method=entry.method,
-                entered_by=entered_by if entered_by and entered_by.is_authenticated else None)
+                collected_at=collected_at,
+                value=entry.value,
+                unit=entry.unit,
+                qualifier=entry.qualifier,
+                method=entry.method,
+                entered_by=entered_by if entered_by and entered_by.is_authenticated else None,
+            )
             try:
                 result.full_clean()
             except ValidationError as error:

@@ -81,11 +81,18 @@ ANALYTES: dict[str, Analyte] = {
     a.code: a
     for a in (
         Analyte(PB_BCELL_ABS, "PB B cells (CD19+), absolute", PB, CELLS_PER_UL, _COUNT_UNITS),
-        Analyte(PB_BCELL_PCT, "PB B cells (CD19+), % of lymphocytes", PB, PERCENT_LYMPHOCYTES,
-                (PERCENT_LYMPHOCYTES,), Decimal(100)),
+        Analyte(
+            PB_BCELL_PCT,
+            "PB B cells (CD19+), % of lymphocytes",
+            PB,
+            PERCENT_LYMPHOCYTES,
+            (PERCENT_LYMPHOCYTES,),
+            Decimal(100),
+        ),
         Analyte(ALC, "Absolute lymphocyte count", PB, CELLS_PER_UL, _COUNT_UNITS),
-        Analyte(BM_MRD_FLOW, "BM MRD, flow cytometry", BM, PERCENT_CELLS, (PERCENT_CELLS,),
-                Decimal(100)),
+        Analyte(
+            BM_MRD_FLOW, "BM MRD, flow cytometry", BM, PERCENT_CELLS, (PERCENT_CELLS,), Decimal(100)
+        ),
         Analyte(BM_MRD_NGS, "BM MRD, NGS", BM, FRACTION, (FRACTION,), Decimal(1)),
         Analyte(BM_CAR_COPIES, "BM CAR transgene copies", BM, COPIES_PER_UG, (COPIES_PER_UG,)),
         Analyte(PB_CAR_COPIES, "PB CAR transgene copies", PB, COPIES_PER_UG, (COPIES_PER_UG,)),

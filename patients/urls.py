@@ -13,8 +13,8 @@ urlpatterns = [
     path("<str:study_id>/history/", views.record_history, name="history"),
     path("<str:study_id>/<str:kind>/add/", views.record_edit, name="record_add"),
     path("<str:study_id>/<str:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
-    path("<str:study_id>/<str:kind>/<int:pk>/delete/", views.record_delete,
-         name="record_delete"),
-    path("<str:study_id>/<str:kind>/<int:pk>/history/", views.record_history,
-         name="record_history"),
+    path("<str:study_id>/<str:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path(
+        "<str:study_id>/<str:kind>/<int:pk>/history/", views.record_history, name="record_history"
+    ),
 ]

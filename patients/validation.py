@@ -25,16 +25,21 @@ def today_in(tz) -> date:
     return timezone.now().astimezone(tz).date()
 
 
-def check_clinical_date(errors: Errors, field: str, value: date | None, *, patient,
-                        what: str) -> None:
+def check_clinical_date(
+    errors: Errors, field: str, value: date | None, *, patient, what: str
+) -> None:
     """A clinical date can be neither in the future nor before the patient's birth."""
     if value is None or patient is None:
         return
     if value > today_in(patient.center.tzinfo):
         _add(errors, field, f"The {what} date {value:%d %b %Y} is in the future.")
     if patient.date_of_birth and value < patient.date_of_birth:
-        _add(errors, field, f"The {what} date {value:%d %b %Y} is before the patient's birth "
-                            f"({patient.date_of_birth:%d %b %Y}).")
+        _add(
+            errors,
+            field,
+            f"The {what} date {value:%d %b %Y} is before the patient's birth "
+            f"({patient.date_of_birth:%d %b %Y}).",
+        )
 
 
 def first_infusion_date(patient, *, excluding_pk=None) -> date | None:
@@ -44,23 +49,39 @@ def first_infusion_date(patient, *, excluding_pk=None) -> date | None:
     return qs.order_by("infusion_date").values_list("infusion_date", flat=True).first()
 
 
-def lab_result_errors(*, patient, analyte: str, specimen: str, collected_at: datetime | None,
-                      value: Decimal | None, unit: str, qualifier: str,
-                      excluding_pk=None) -> Errors:
+def lab_result_errors(
+    *,
+    patient,
+    analyte: str,
+    specimen: str,
+    collected_at: datetime | None,
+    value: Decimal | None,
+    unit: str,
+    qualifier: str,
+    excluding_pk=None,
+) -> Errors:
     errors: Errors = {}
     definition = units.ANALYTES.get(analyte)
     if definition is None:
         _add(errors, "analyte", f"Unknown analyte {analyte!r}.")
         return errors
     if specimen and specimen != definition.specimen:
-        _add(errors, "specimen", f"{definition.label} is measured in "
-                                 f"{dict(units.SPECIMEN_CHOICES)[definition.specimen].lower()}, "
-                                 f"not {dict(units.SPECIMEN_CHOICES).get(specimen, specimen)}.")
+        _add(
+            errors,
+            "specimen",
+            f"{definition.label} is measured in "
+            f"{dict(units.SPECIMEN_CHOICES)[definition.specimen].lower()}, "
+            f"not {dict(units.SPECIMEN_CHOICES).get(specimen, specimen)}.",
+        )
     if value is None and not qualifier:
         _add(errors, "value", "Enter a value, or choose a qualifier such as “Undetectable”.")
     if value is not None and qualifier:
-        _add(errors, "qualifier", "Give either a value or a qualifier, not both: an undetectable "
-                                  "result is stored as a qualifier, never as a number.")
+        _add(
+            errors,
+            "qualifier",
+            "Give either a value or a qualifier, not both: an undetectable "
+            "result is stored as a qualifier, never as a number.",
+        )
     if value is not None and value < 0:
         _add(errors, "value", "A value cannot be negative.")
     if value is not None and definition.maximum is not None and value > definition.maximum:
@@ -70,8 +91,12 @@ def lab_result_errors(*, patient, analyte: str, specimen: str, collected_at: dat
             _add(errors, "value", f"A fraction cannot be over {definition.maximum}.")
     if unit and unit not in definition.units:
         allowed = ", ".join(units.UNIT_LABELS[u] for u in definition.units)
-        _add(errors, "unit", f"{units.UNIT_LABELS.get(unit, unit)} is not a unit of "
-                             f"{definition.label}; use {allowed}.")
+        _add(
+            errors,
+            "unit",
+            f"{units.UNIT_LABELS.get(unit, unit)} is not a unit of "
+            f"{definition.label}; use {allowed}.",
+        )
     if not unit:
         _add(errors, "unit", "Choose a unit.")
     if collected_at is not None and patient is not None:
@@ -79,20 +104,30 @@ def lab_result_errors(*, patient, analyte: str, specimen: str, collected_at: dat
             _add(errors, "collected_at", "The collection time is in the future.")
         local = collected_at.astimezone(patient.center.tzinfo).date()
         if patient.date_of_birth and local < patient.date_of_birth:
-            _add(errors, "collected_at", "The collection date is before the patient's birth "
-                                         f"({patient.date_of_birth:%d %b %Y}).")
+            _add(
+                errors,
+                "collected_at",
+                "The collection date is before the patient's birth "
+                f"({patient.date_of_birth:%d %b %Y}).",
+            )
         if patient.pk:
             from patients.models import LabResult
 
             duplicate = LabResult.objects.filter(
-                patient=patient, analyte=analyte, specimen=specimen or definition.specimen,
-                collected_at=collected_at)
+                patient=patient,
+                analyte=analyte,
+                specimen=specimen or definition.specimen,
+                collected_at=collected_at,
+            )
             if excluding_pk:
                 duplicate = duplicate.exclude(pk=excluding_pk)
             if duplicate.exists():
-                _add(errors, "collected_at",
-                     f"{definition.label} collected at this time is already recorded for this "
-                     "patient: correct the existing result instead of entering it again.")
+                _add(
+                    errors,
+                    "collected_at",
+                    f"{definition.label} collected at this time is already recorded for this "
+                    "patient: correct the existing result instead of entering it again.",
+                )
     return errors
 
 
@@ -106,21 +141,33 @@ def event_errors(*, patient, kind: str, event_date: date | None, excluding_pk=No
     if kind in (RELAPSE, DEATH):
         first = first_infusion_date(patient)
         if first is None:
-            _add(errors, "kind", "Record the CAR-T infusion first: a relapse or death is "
-                                 "counted from it.")
+            _add(
+                errors,
+                "kind",
+                "Record the CAR-T infusion first: a relapse or death is counted from it.",
+            )
         elif event_date < first:
-            _add(errors, "event_date", f"A {kind} cannot be before the first infusion "
-                                       f"({first:%d %b %Y}).")
+            _add(
+                errors,
+                "event_date",
+                f"A {kind} cannot be before the first infusion ({first:%d %b %Y}).",
+            )
     if kind == DEATH:
         later = patient.events.filter(event_date__gt=event_date).exclude(pk=excluding_pk)
         if later.exists():
-            _add(errors, "event_date", "Other events are recorded after this date of death; "
-                                       "correct them first.")
+            _add(
+                errors,
+                "event_date",
+                "Other events are recorded after this date of death; correct them first.",
+            )
     else:
         death = patient.events.filter(kind=DEATH).exclude(pk=excluding_pk).first()
         if death and event_date > death.event_date:
-            _add(errors, "event_date", f"This is after the recorded death "
-                                       f"({death.event_date:%d %b %Y}).")
+            _add(
+                errors,
+                "event_date",
+                f"This is after the recorded death ({death.event_date:%d %b %Y}).",
+            )
     return errors
 
 
@@ -135,9 +182,13 @@ def infusion_errors(*, patient, infusion_date: date | None, excluding_pk=None) -
     first = min([infusion_date, *others.values_list("infusion_date", flat=True)])
     early = patient.events.filter(kind__in=[RELAPSE, DEATH], event_date__lt=first).first()
     if early:
-        _add(errors, "infusion_date", f"The {early.get_kind_display().lower()} on "
-                                      f"{early.event_date:%d %b %Y} would then be before the "
-                                      "first infusion.")
+        _add(
+            errors,
+            "infusion_date",
+            f"The {early.get_kind_display().lower()} on "
+            f"{early.event_date:%d %b %Y} would then be before the "
+            "first infusion.",
+        )
     return errors
 
 
@@ -150,14 +201,24 @@ def therapy_errors(*, patient, start_date: date | None, category: str, agent: st
     if expected and category and expected != category:
         from patients.models import AGENT_CHOICES, THERAPY_CATEGORY_CHOICES
 
-        _add(errors, "category", f"{dict(AGENT_CHOICES)[agent]} is "
-                                 f"{dict(THERAPY_CATEGORY_CHOICES)[expected].lower()} therapy.")
+        _add(
+            errors,
+            "category",
+            f"{dict(AGENT_CHOICES)[agent]} is "
+            f"{dict(THERAPY_CATEGORY_CHOICES)[expected].lower()} therapy.",
+        )
     if start_date and patient is not None and patient.pk:
         first = first_infusion_date(patient)
         if first is None:
-            _add(errors, "start_date", "Record the CAR-T infusion first: pre-emptive therapy "
-                                       "follows it.")
+            _add(
+                errors,
+                "start_date",
+                "Record the CAR-T infusion first: pre-emptive therapy follows it.",
+            )
         elif start_date < first:
-            _add(errors, "start_date", f"Pre-emptive therapy cannot start before the first "
-                                       f"infusion ({first:%d %b %Y}).")
+            _add(
+                errors,
+                "start_date",
+                f"Pre-emptive therapy cannot start before the first infusion ({first:%d %b %Y}).",
+            )
     return errors

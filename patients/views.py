@@ -11,7 +11,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import open_alerts_by_patient
 from patients import forms, selectors, services
-from patients.units import ANALYTES
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -21,6 +20,7 @@ from patients.models import (
     PreemptiveTherapy,
     ResponseAssessment,
 )
+from patients.units import ANALYTES
 
 # The clinical records edited on their own pages: URL name -> (model, form, label).
 RECORDS = {
@@ -53,13 +53,15 @@ def _apply_errors(form, error: ValidationError) -> None:
 def patient_list(request):
     search = request.GET.get("q", "")
     page = Paginator(selectors.patient_list(request.user, search=search), 50).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     rows = selectors.patient_rows(list(page.object_list))
     alerts = open_alerts_by_patient([row.patient.pk for row in rows])
     for row in rows:
         row.open_alerts = alerts[row.patient.pk]
-    return render(request, "patients/patient_list.html",
-                  {"page": page, "rows": rows, "search": search})
+    return render(
+        request, "patients/patient_list.html", {"page": page, "rows": rows, "search": search}
+    )
 
 
 @require_http_methods(["GET"])
@@ -94,25 +96,32 @@ def _centers_for(user):
 @require_http_methods(["GET", "POST"])
 def patient_edit(request, study_id: str | None = None):
     patient = _patient_for(request, study_id) if study_id else Patient()
-    if not request.user.has_perm("patients.change_patient" if study_id
-                                 else "patients.add_patient"):
+    if not request.user.has_perm("patients.change_patient" if study_id else "patients.add_patient"):
         raise PermissionDenied
     centers = _centers_for(request.user)
-    form = forms.PatientForm(request.POST or None, instance=patient, user=request.user,
-                             centers=centers)
+    form = forms.PatientForm(
+        request.POST or None, instance=patient, user=request.user, centers=centers
+    )
     if request.method == "POST" and form.is_valid():
         try:
             patient = form.save(commit=False)
-            services.patient_save(patient=patient, user=request.user,
-                                  hematologists=form.cleaned_data["hematologists"])
+            services.patient_save(
+                patient=patient, user=request.user, hematologists=form.cleaned_data["hematologists"]
+            )
         except ValidationError as error:
             _apply_errors(form, error)
         else:
             messages.success(request, f"Patient {patient.study_id} saved.")
             return redirect("patients:detail", study_id=patient.study_id)
-    return render(request, "patients/record_form.html", {
-        "form": form, "patient": patient if study_id else None,
-        "title": f"Edit patient {patient.study_id}" if study_id else "New patient"})
+    return render(
+        request,
+        "patients/record_form.html",
+        {
+            "form": form,
+            "patient": patient if study_id else None,
+            "title": f"Edit patient {patient.study_id}" if study_id else "New patient",
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -125,13 +134,19 @@ def sample_add(request, study_id: str):
     if request.method == "POST" and form.is_valid():
         try:
             results = services.lab_results_record(
-                patient=patient, collected_at=form.collected_at(), values=form.lab_values(),
-                entered_by=request.user)
+                patient=patient,
+                collected_at=form.collected_at(),
+                values=form.lab_values(),
+                entered_by=request.user,
+            )
         except ValidationError as error:
             _apply_errors(form, error)
         else:
-            messages.success(request, f"{len(results)} result(s) recorded for "
-                                      f"{form.cleaned_data['collected_date']:%d %b %Y}.")
+            messages.success(
+                request,
+                f"{len(results)} result(s) recorded for "
+                f"{form.cleaned_data['collected_date']:%d %b %Y}.",
+            )
             return redirect("patients:detail", study_id=patient.study_id)
     return render(request, "patients/sample_form.html", {"form": form, "patient": patient})
 
@@ -159,9 +174,17 @@ def record_edit(request, study_id: str, kind: str, pk: int | None = None):
         else:
             messages.success(request, f"The {label} was saved.")
             return redirect("patients:detail", study_id=patient.study_id)
-    return render(request, "patients/record_form.html", {
-        "form": form, "patient": patient, "kind": kind, "instance": instance if pk else None,
-        "title": f"{'Correct' if pk else 'Add'} {label}"})
+    return render(
+        request,
+        "patients/record_form.html",
+        {
+            "form": form,
+            "patient": patient,
+            "kind": kind,
+            "instance": instance if pk else None,
+            "title": f"{'Correct' if pk else 'Add'} {label}",
+        },
+    )
 
 
 @require_POST
@@ -182,5 +205,8 @@ def record_history(request, study_id: str, kind: str | None = None, pk: int | No
     if kind is not None and kind not in selectors.AUDITED:
         raise Http404("Unknown kind of record")
     changes = selectors.patient_history(patient, kind=kind, record_id=pk)
-    return render(request, "patients/history.html",
-                  {"patient": patient, "changes": changes, "kind": kind, "pk": pk})
+    return render(
+        request,
+        "patients/history.html",
+        {"patient": patient, "changes": changes, "kind": kind, "pk": pk},
+    )

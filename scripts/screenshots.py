@@ -1,6 +1,6 @@
 """Take the README's screenshots of a running CARTtrack (bin/run) with Debian's chromium.
 
-    .venv/bin/python scripts/screenshots.py [BASE_URL]     # default http://127.0.0.1:8000
+.venv/bin/python scripts/screenshots.py [BASE_URL]     # default http://127.0.0.1:8000
 """
 
 import sys
@@ -10,8 +10,13 @@ from playwright.sync_api import sync_playwright
 
 BASE = (sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000").rstrip("/")
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 def main() -> None:

@@ -8,11 +8,16 @@ register = template.Library()
 @register.inclusion_tag("monitoring/_patient_alerts.html", takes_context=True)
 def patient_alerts(context, patient):
     alerts = list(patient.alerts.select_related("acknowledged_by").order_by("-raised_at"))
-    active = sorted([a for a in alerts if a.status in ACTIVE_STATUSES],
-                    key=lambda a: ({"high": 0, "warning": 1, "reminder": 2}.get(a.severity, 3),
-                                   a.raised_at))
-    return {"active": active, "past": [a for a in alerts if a.status not in ACTIVE_STATUSES],
-            "patient": patient, "request": context.get("request")}
+    active = sorted(
+        [a for a in alerts if a.status in ACTIVE_STATUSES],
+        key=lambda a: ({"high": 0, "warning": 1, "reminder": 2}.get(a.severity, 3), a.raised_at),
+    )
+    return {
+        "active": active,
+        "past": [a for a in alerts if a.status not in ACTIVE_STATUSES],
+        "patient": patient,
+        "request": context.get("request"),
+    }
 
 
 @register.filter

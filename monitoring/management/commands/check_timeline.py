@@ -1,6 +1,7 @@
 """Evaluate the rules on one timeline from a JSON file and print the findings, touching no database.
 
-    python manage.py check_timeline FILE.json [--as-of YYYY-MM-DD] [--params PARAMS.json]
+    python manage.py check_timeline FILE.json [--as-of YYYY-MM-DD]
+                                   [--params PARAMS.json | --center CODE]
 
 For checking a rule change against reference cases, and for reviewing a patient's course outside
 the application. The file format is described in docs/timeline-format.md.
@@ -20,11 +21,20 @@ from monitoring.timeline import Timeline
 from monitoring.timeline_json import evaluation_report, load_params_file, load_timeline
 
 
-def load_params(*, params_file: str | None = None) -> RuleParams:
-    """The parameters to evaluate with: a parameter file, or the defaults.
+def load_params(*, params_file: str | None = None, center: str | None = None) -> RuleParams:
+    """The parameters to evaluate with: a parameter file, a center's current stored ones (read
+    from the database, which nothing here writes to), or the defaults."""
+    if params_file is not None and center is not None:
+        raise CommandError("give either --params or --center, not both")
+    if center is not None:
+        from monitoring.selectors import rule_params_for
+        from patients.models import Center
 
-    (A center's stored parameters will be a further source here.)
-    """
+        found = Center.objects.filter(code=center).first()
+        if found is None:
+            codes = ", ".join(Center.objects.values_list("code", flat=True)) or "none"
+            raise CommandError(f"no center with the code {center!r} (known: {codes})")
+        return rule_params_for(found)
     if params_file is None:
         return RuleParams()
     try:
@@ -69,10 +79,14 @@ class Command(BaseCommand):
             "count-due reminder. Default: everything in the file, no reminder.",
         )
         parser.add_argument("--params", dest="params_file", help="rule parameters JSON file")
+        parser.add_argument(
+            "--center",
+            help="use this center's current stored parameters (by center code; reads the database)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = _as_of(options["as_of"])
-        params = load_params(params_file=options["params_file"])
+        params = load_params(params_file=options["params_file"], center=options["center"])
         timeline = _load_timeline(str(Path(options["file"])))
         report = evaluation_report(timeline, params, as_of=as_of)
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
