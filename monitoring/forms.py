@@ -17,6 +17,14 @@ class InboxFilterForm(forms.Form):
         self.fields["center"].choices = [("", "Any center"), *[(c.code, c.name) for c in centers]]
 
 
+class PreferencesForm(forms.Form):
+    email_low_severity = forms.BooleanField(
+        required=False,
+        label="Also e-mail me about warning, info and reminder alerts",
+        help_text="High-severity alerts are always e-mailed to the patient's hematologists.",
+    )
+
+
 class AlertCloseForm(forms.Form):
     outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, widget=forms.RadioSelect)
     reason = forms.CharField(

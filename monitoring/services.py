@@ -269,3 +269,17 @@ def rule_parameters_publish(*, center, user, values: dict, note: str = ""):
             Patient.objects.select_for_update().get(pk=patient.pk)
             alerts_sync(patient=patient)
     return saved
+
+
+def profile_for(*, user):
+    from patients.models import ClinicianProfile
+
+    profile, _ = ClinicianProfile.objects.get_or_create(user=user)
+    return profile
+
+
+def notification_preferences_update(*, user, email_low_severity: bool):
+    profile = profile_for(user=user)
+    profile.email_low_severity = email_low_severity
+    profile.save(update_fields=["email_low_severity"])
+    return profile

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring import selectors, services
-from monitoring.forms import AlertCloseForm, InboxFilterForm
+from monitoring.forms import AlertCloseForm, InboxFilterForm, PreferencesForm
 from patients.models import Center
 
 
@@ -109,3 +109,17 @@ def alert_close(request, pk: int):
             return redirect(alert.get_absolute_url())
     alert.refresh_from_db()
     return _render_detail(request, alert, form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    """The signed-in user's notification preferences."""
+    profile = services.profile_for(user=request.user)
+    form = PreferencesForm(request.POST or None,
+                           initial={"email_low_severity": profile.email_low_severity})
+    if request.method == "POST" and form.is_valid():
+        services.notification_preferences_update(
+            user=request.user, email_low_severity=form.cleaned_data["email_low_severity"])
+        messages.success(request, "Your notification preferences were saved.")
+        return redirect("monitoring:preferences")
+    return render(request, "monitoring/preferences.html", {"form": form, "profile": profile})
