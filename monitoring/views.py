@@ -115,11 +115,14 @@ def alert_close(request, pk: int):
 def preferences(request):
     """The signed-in user's notification preferences."""
     profile = services.profile_for(user=request.user)
-    form = PreferencesForm(request.POST or None,
-                           initial={"email_low_severity": profile.email_low_severity})
+    form = PreferencesForm(
+        request.POST if request.method == "POST" else None,
+        initial={"email_low_severity": profile.email_low_severity},
+    )
     if request.method == "POST" and form.is_valid():
         services.notification_preferences_update(
-            user=request.user, email_low_severity=form.cleaned_data["email_low_severity"])
+            user=request.user, email_low_severity=form.cleaned_data["email_low_severity"]
+        )
         messages.success(request, "Your notification preferences were saved.")
         return redirect("monitoring:preferences")
     return render(request, "monitoring/preferences.html", {"form": form, "profile": profile})

@@ -100,7 +100,10 @@ def patient_edit(request, study_id: str | None = None):
         raise PermissionDenied
     centers = _centers_for(request.user)
     form = forms.PatientForm(
-        request.POST or None, instance=patient, user=request.user, centers=centers
+        request.POST if request.method == "POST" else None,
+        instance=patient,
+        user=request.user,
+        centers=centers,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -130,7 +133,9 @@ def sample_add(request, study_id: str):
     patient = _patient_for(request, study_id)
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied
-    form = forms.SampleForm(request.POST or None, tz=patient.center.tzinfo)
+    form = forms.SampleForm(
+        request.POST if request.method == "POST" else None, tz=patient.center.tzinfo
+    )
     if request.method == "POST" and form.is_valid():
         try:
             results = services.lab_results_record(
@@ -165,7 +170,7 @@ def record_edit(request, study_id: str, kind: str, pk: int | None = None):
     if not request.user.has_perm(f"patients.{action}_{model._meta.model_name}"):
         raise PermissionDenied
     instance = get_object_or_404(model, pk=pk, patient=patient) if pk else model(patient=patient)
-    form = form_class(request.POST or None, instance=instance)
+    form = form_class(request.POST if request.method == "POST" else None, instance=instance)
     if request.method == "POST" and form.is_valid():
         try:
             services.clinical_record_save(instance=form.save(commit=False), user=request.user)
