@@ -90,6 +90,7 @@ class LabResultForm(forms.ModelForm):
     class Meta:
         model = LabResult
         fields = ["analyte", "collected_at", "value", "unit", "qualifier", "method"]
+        help_texts = {"collected_at": "In the center's time zone."}
         widgets = {
             "collected_at": forms.DateTimeInput(
                 attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"

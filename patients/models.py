@@ -113,8 +113,7 @@ class Patient(models.Model):
 
     def clean(self) -> None:
         if self.date_of_birth and self.center_id:
-            if self.date_of_birth > validation.today_in(self.center.tzinfo):
-                raise ValidationError({"date_of_birth": "The date of birth is in the future."})
+            _raise(validation.birth_date_errors(patient=self, date_of_birth=self.date_of_birth))
 
     def age_on(self, day: date) -> int | None:
         if self.date_of_birth is None:
@@ -212,7 +211,8 @@ class LabResult(models.Model):
         indexes = [models.Index(fields=["patient", "analyte", "collected_at"])]
 
     def __str__(self) -> str:
-        return f"{self.get_analyte_display()} {self.display_value} ({self.collected_at:%Y-%m-%d})"
+        when = self.collected_at.astimezone(self.patient.center.tzinfo)
+        return f"{self.get_analyte_display()} {self.display_value} ({when:%Y-%m-%d})"
 
     def clean(self) -> None:
         definition = units.ANALYTES.get(self.analyte)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from simple_history.utils import get_history_model_for_model
@@ -172,7 +173,7 @@ def patient_history(
                 Change(
                     kind=name,
                     record_id=row.id,
-                    record=str(row.instance),
+                    record=_label(row.instance, patient),
                     action={"+": "created", "~": "changed", "-": "deleted"}[row.history_type],
                     user=row.history_user,
                     when=row.history_date,
@@ -183,7 +184,15 @@ def patient_history(
     return changes[:limit]
 
 
+def _label(instance, patient: Patient) -> str:
+    if hasattr(instance, "patient_id"):
+        instance.patient = patient  # the page's patient: no query per history row
+    return str(instance)
+
+
 def _shown(value) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
     return str(value)

@@ -42,6 +42,46 @@ def check_clinical_date(
         )
 
 
+def birth_date_errors(*, patient, date_of_birth: date) -> Errors:
+    """A birth date can be neither in the future nor after any clinical date already recorded."""
+    errors: Errors = {}
+    tz = patient.center.tzinfo
+    if date_of_birth > today_in(tz):
+        _add(errors, "date_of_birth", "The date of birth is in the future.")
+    if patient.pk:
+        earliest = [
+            d
+            for d in (
+                patient.infusions.order_by("infusion_date")
+                .values_list("infusion_date", flat=True)
+                .first(),
+                patient.responses.order_by("assessed_on")
+                .values_list("assessed_on", flat=True)
+                .first(),
+                patient.events.order_by("event_date").values_list("event_date", flat=True).first(),
+                patient.therapies.order_by("start_date")
+                .values_list("start_date", flat=True)
+                .first(),
+            )
+            if d is not None
+        ]
+        first_lab = (
+            patient.lab_results.order_by("collected_at")
+            .values_list("collected_at", flat=True)
+            .first()
+        )
+        if first_lab is not None:
+            earliest.append(first_lab.astimezone(tz).date())
+        if earliest and date_of_birth > min(earliest):
+            _add(
+                errors,
+                "date_of_birth",
+                f"The date of birth is after data already recorded for this patient (the "
+                f"earliest on {min(earliest):%d %b %Y}); correct that first.",
+            )
+    return errors
+
+
 def first_infusion_date(patient, *, excluding_pk=None) -> date | None:
     qs = patient.infusions.all()
     if excluding_pk:
@@ -71,7 +111,7 @@ def lab_result_errors(
             "specimen",
             f"{definition.label} is measured in "
             f"{dict(units.SPECIMEN_CHOICES)[definition.specimen].lower()}, "
-            f"not {dict(units.SPECIMEN_CHOICES).get(specimen, specimen)}.",
+            f"not {dict(units.SPECIMEN_CHOICES).get(specimen, specimen).lower()}.",
         )
     if value is None and not qualifier:
         _add(errors, "value", "Enter a value, or choose a qualifier such as “Undetectable”.")

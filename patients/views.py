@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import open_alerts_by_patient
@@ -36,10 +37,11 @@ def _patient_for(request, study_id: str) -> Patient:
     return get_object_or_404(selectors.patients_visible_to(request.user), study_id=study_id)
 
 
-def _apply_errors(form, error: ValidationError) -> None:
+def _apply_errors(form, error: ValidationError, aliases: dict | None = None) -> None:
     """Show a service's errors beside the form's fields (or above the form)."""
     if hasattr(error, "error_dict"):
         for field, messages_ in error.message_dict.items():
+            field = (aliases or {}).get(field, field)
             target = field if field in form.fields else None
             for message in messages_:
                 if message not in form.errors.get(target or "__all__", []):
@@ -145,7 +147,7 @@ def sample_add(request, study_id: str):
                 entered_by=request.user,
             )
         except ValidationError as error:
-            _apply_errors(form, error)
+            _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
             messages.success(
                 request,
@@ -165,6 +167,12 @@ def _record_kind(kind: str):
 @require_http_methods(["GET", "POST"])
 def record_edit(request, study_id: str, kind: str, pk: int | None = None):
     patient = _patient_for(request, study_id)
+    # Times are shown and typed in the patient's center's time zone.
+    with timezone.override(patient.center.tzinfo):
+        return _record_edit(request, patient, kind, pk)
+
+
+def _record_edit(request, patient, kind: str, pk: int | None):
     model, form_class, label = _record_kind(kind)
     action = "change" if pk else "add"
     if not request.user.has_perm(f"patients.{action}_{model._meta.model_name}"):
