@@ -17,12 +17,13 @@ from django.db.models import Prefetch
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
-from monitoring.selectors import patient_timeline, rule_params_for
+from monitoring.selectors import patient_timeline
 from monitoring.timeline import Window
 from patients import units
 from patients.models import Patient
 
 RESPONSE_ORDER = ["CR", "CRi", "PR", "NR", "PD", "NE"]  # best first
+STUDY_DEFINITION = RuleParams(version="study")
 
 
 @dataclass(frozen=True)
@@ -218,12 +219,13 @@ def cohort_patients(cohort: CohortFilter):
 def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     """The analysis dataset for a cohort, with exactly the data dictionary's columns."""
     cohort = cohort or CohortFilter()
-    params_by_center: dict[int, RuleParams] = {}
+    # The analysis uses the study's definitions (detectable > 0 cells/µL, 45-day window, MRD
+    # ≥ 0.01 %), whatever a center's alert parameters are, so that centers and published
+    # figures are compared on one definition and the data dictionary's meaning holds.
+    params = STUDY_DEFINITION
     rows = []
     for patient in cohort_patients(cohort):
-        if patient.center_id not in params_by_center:
-            params_by_center[patient.center_id] = rule_params_for(patient.center)
-        row = patient_row(patient, params_by_center[patient.center_id])
+        row = patient_row(patient, params)
         if row is not None:
             rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMN_NAMES))

@@ -4,6 +4,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
@@ -11,6 +12,7 @@ from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
 from analytics.forms import CohortForm
 from analytics.models import QUEUED, RUNNING, RefreshRun
+from analytics.report import COMPARISONS
 
 FIGURE_ORDER = [
     "rfs",
@@ -51,6 +53,12 @@ def dashboard(request):
             (name, snapshot.figures[name]) for name in FIGURE_ORDER if name in snapshot.figures
         ]
         context["r"] = snapshot.report
+        # jsonb does not keep key order: list the comparisons in the report's own order.
+        context["comparisons"] = [
+            snapshot.report["logrank"][key]
+            for key in COMPARISONS
+            if key in snapshot.report.get("logrank", {})
+        ]
     return render(request, "analytics/dashboard.html", context)
 
 
@@ -67,8 +75,8 @@ def refresh(request):
             cohort_key=cohort.key, options=options, requested_by=request.user
         )
         services.refresh_enqueue(run=run)
-    query = "&".join(f"{k}={v}" for k, v in options.items())
-    return redirect(f"{reverse('analytics:dashboard')}?{query}&run={run.pk}")
+    query = urlencode({**options, "run": run.pk})
+    return redirect(f"{reverse('analytics:dashboard')}?{query}")
 
 
 @require_http_methods(["GET"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -89,16 +90,30 @@ class RuleParameterSet(models.Model):
     class Meta:
         ordering = ["center__code", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["center", "version"], name="rule_params_version"),
+            # nulls_distinct=False: the registry-wide set (no center) obeys the same rules.
+            models.UniqueConstraint(
+                fields=["center", "version"], name="rule_params_version", nulls_distinct=False
+            ),
             models.UniqueConstraint(
                 fields=["center"],
                 condition=Q(is_current=True),
                 name="one_current_rule_params_per_center",
+                nulls_distinct=False,
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.label} ({'current' if self.is_current else 'retired'})"
+
+    def clean(self) -> None:
+        # The engine's own checks, shown beside the field they concern.
+        try:
+            self.to_rule_params()
+        except ValueError as error:
+            message = str(error)
+            field = message.split(" ", 1)[0]
+            known = {f.name for f in self._meta.fields}
+            raise ValidationError({field if field in known else "__all__": message}) from None
 
     @property
     def label(self) -> str:

@@ -27,6 +27,7 @@ from monitoring.models import (
     PENDING,
     SENDING,
     SENT,
+    WITHDRAWN,
     Alert,
     Notification,
 )
@@ -76,7 +77,11 @@ def notifications_record(*, alert: Alert) -> list[Notification]:
     High alerts always go out; lower severities only to those who have not opted out.
     """
     rows = []
+    # Someone already sent (or about to be sent) this alert is not told again when it re-opens.
+    told = set(alert.notifications.exclude(status=FAILED).values_list("recipient_id", flat=True))
     for user in alert.patient.hematologists.filter(is_active=True).select_related("profile"):
+        if user.pk in told:
+            continue
         profile = getattr(user, "profile", None)
         if alert.severity != HIGH and profile is not None and not profile.email_low_severity:
             continue
@@ -116,6 +121,11 @@ def notification_send(notification_id: int) -> str | None:
     notification = Notification.objects.select_related("alert__patient", "recipient").get(
         pk=notification_id
     )
+    if notification.alert.status == WITHDRAWN:
+        # Withdrawn before it went out: the condition no longer holds, so nothing to say.
+        notification.status, notification.last_error = FAILED, "not sent: alert withdrawn"
+        notification.save(update_fields=["status", "last_error"])
+        return notification.status
     notification.attempts += 1
     notification.save(update_fields=["attempts"])  # the attempt is stored before it is made
     try:

@@ -58,7 +58,7 @@ _SEVERITY_ORDER = Case(
 
 def alerts_visible_to(user) -> QuerySet[Alert]:
     return Alert.objects.filter(patient__in=patients_visible_to(user)).select_related(
-        "patient", "patient__center"
+        "patient", "patient__center", "acknowledged_by"
     )
 
 

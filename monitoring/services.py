@@ -58,15 +58,23 @@ def _json_safe(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def _status_change(alert: Alert, new_status: str, *, reason: str = "", user=None) -> None:
+def _status_change(
+    alert: Alert, new_status: str, *, reason: str = "", user=None, is_new: bool = False
+) -> None:
     AlertEvent.objects.create(
         alert=alert,
-        old_status=alert.status if alert.pk else "",
+        old_status="" if is_new else alert.status,
         new_status=new_status,
         reason=reason[:500],
         user=user if user and user.is_authenticated else None,
     )
     alert.status = new_status
+
+
+def _analyte_label(code: str | None) -> str:
+    from patients.units import ANALYTES
+
+    return ANALYTES[code].label if code in ANALYTES else str(code)
 
 
 def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[int]) -> str:
@@ -76,7 +84,7 @@ def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[
     if missing:
         return (
             "A result this alert rested on was deleted: "
-            f"{missing[0].get('analyte')} of day {missing[0].get('day')}."
+            f"{_analyte_label(missing[0].get('analyte'))} of day {missing[0].get('day')}."
         )
     return (
         "Re-evaluated after a change to the patient's data (a lab corrected, an infusion "
@@ -98,6 +106,7 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
     infusions = {i.pk: i for i in Infusion.objects.filter(patient=patient)}
     existing = {(a.infusion_id, a.rule): a for a in patient.alerts.all()}
     changed: list[Alert] = []
+    recorded: list = []
 
     for key, finding in findings.items():
         fields = _finding_fields(finding, params)
@@ -110,10 +119,9 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
                 **fields,
             )
             alert.save()
-            _status_change(alert, OPEN, reason="Raised by the rules engine.")
-            alert.save(update_fields=["status"])
+            _status_change(alert, OPEN, reason="Raised by the rules engine.", is_new=True)
             if notify:
-                notifications.notifications_record(alert=alert)
+                recorded += notifications.notifications_record(alert=alert)
             changed.append(alert)
             continue
         basis_changed = any(getattr(alert, k) != v for k, v in fields.items())
@@ -123,8 +131,8 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
             alert.withdrawn_at, alert.withdrawn_reason = None, ""
             _status_change(alert, OPEN, reason="The rule's condition holds again.")
             alert.save()
-            if notify:
-                notifications.notifications_record(alert=alert)
+            if notify:  # only those not yet told about this alert (never the same e-mail twice)
+                recorded += notifications.notifications_record(alert=alert)
             changed.append(alert)
         elif basis_changed:
             # Same alert, newer evidence (e.g. a later count, changed parameters): keep its status.
@@ -143,7 +151,7 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
         alert.save()
         changed.append(alert)
 
-    if notify and any(a.status == OPEN for a in changed):
+    if recorded:
         notifications.send_after_commit()
     return changed
 

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring import selectors, services
@@ -70,7 +71,12 @@ def alert_acknowledge(request, pk: int):
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"Alert acknowledged: {alert.patient.study_id} — {alert.title}.")
-    return redirect(request.POST.get("next") or alert.get_absolute_url())
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = alert.get_absolute_url()  # never send a clinician off-site
+    return redirect(target)
 
 
 @require_POST

@@ -87,6 +87,14 @@ def _wait_for(predicate, *, timeout: float, what: str) -> None:
     raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _reset_broker_pool(app) -> None:
+    """Drop the app's cached broker connections, so the next publish uses the current URL."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 class CeleryWorker:
     """A `celery worker` subprocess on the test database, with its own queue and mail folder."""
 
@@ -122,6 +130,7 @@ class CeleryWorker:
         # This test process publishes to the worker's queue on the worker's broker.
         app.conf.task_default_queue = self.queue
         app.conf.broker_url = redis_url
+        _reset_broker_pool(app)
         _wait_for(lambda: "ready." in log_path.read_text() or self.process.poll() is not None,
                   timeout=60, what="the Celery worker to start")
         assert self.process.poll() is None, f"The worker died:\n{log_path.read_text()}"
@@ -143,7 +152,7 @@ class CeleryWorker:
         self._log.close()
         app.conf.task_default_queue = self._previous_queue
         app.conf.broker_url = self._previous_broker
-        app.pool.force_close_all()
+        _reset_broker_pool(app)
 
 
 @pytest.fixture

@@ -130,3 +130,33 @@ def test_runs_from_the_command_line_without_a_database(tmp_path):
     )
     assert done.returncode == 1
     assert "not valid JSON" in done.stderr
+
+
+# --- --center: a center's stored parameters (reads the database, writes nothing) --------------
+
+
+@pytest.mark.django_db
+def test_center_parameters_are_used_and_named(center, tmp_path):
+    from django.core.management import call_command
+
+    from monitoring.models import Alert, RuleParameterSet
+    from monitoring.services import rule_parameters_publish
+
+    rule_parameters_publish(center=center, user=None, values={"bcell_threshold": 10})
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "early-regeneration.json"
+    out = io.StringIO()
+    call_command("check_timeline", str(example), "--center", center.code, stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["params"]["version"] == f"{center.code}-v1"
+    assert report["params"]["bcell_threshold"] == "10"
+    assert RuleParameterSet.objects.count() == 1 and Alert.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unknown_center_is_a_clear_error(center):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "early-regeneration.json"
+    with pytest.raises(CommandError, match="no center with the code 'nowhere'"):
+        call_command("check_timeline", str(example), "--center", "nowhere")
