@@ -7,12 +7,13 @@ place. Snapshots are never changed afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
 from datetime import date
 
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
 
@@ -22,23 +23,28 @@ from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
 from monitoring.models import RuleParameterSet
+from patients.models import Center
 from patients.selectors import AUDITED
 
 logger = logging.getLogger(__name__)
 
 
 def data_version() -> str:
-    """The time of the latest change to the clinical data or the rule parameters.
+    """A fingerprint of the clinical data, the centers and the rule parameters.
 
-    Every create, change and delete writes an audit row, so the newest audit row dates the data.
+    Every create, change and delete writes an audit row, so the number of audit rows (and the
+    newest row id) of each table changes with every committed change. Counting rather than
+    dating them also catches a slow transaction that commits after a quicker, later one: its
+    audit rows are older than the newest, but they still add to the count.
     """
-    latest = [
-        get_history_model_for_model(model).objects.aggregate(m=Max("history_date"))["m"]
-        for model in AUDITED.values()
-    ]
-    latest.append(RuleParameterSet.objects.aggregate(m=Max("created_at"))["m"])
-    known = [moment for moment in latest if moment is not None]
-    return max(known).isoformat() if known else "empty"
+    parts = []
+    for model in [*AUDITED.values(), Center]:
+        history = get_history_model_for_model(model)
+        stats = history.objects.aggregate(n=Count("history_id"), last=Max("history_id"))
+        parts.append(f"{model._meta.model_name}:{stats['n']}/{stats['last']}")
+    stats = RuleParameterSet.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    parts.append(f"ruleparameterset:{stats['n']}/{stats['last']}")
+    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:32]
 
 
 def cohort_from_options(options: dict) -> CohortFilter:
