@@ -20,7 +20,7 @@ from monitoring.params import RuleParams
 from monitoring.selectors import patient_timeline
 from monitoring.timeline import Window
 from patients import units
-from patients.models import Patient
+from patients.models import LabResult, Patient
 
 RESPONSE_ORDER = ["CR", "CRi", "PR", "NR", "PD", "NE"]  # best first
 STUDY_DEFINITION = RuleParams(version="study")
@@ -194,13 +194,22 @@ def patient_row(patient: Patient, params: RuleParams) -> dict | None:
     }
 
 
+# What the dataset reads of each lab result (not who entered it, nor the value as entered).
+_LAB_FIELDS = (
+    "id",
+    "patient_id",
+    "analyte",
+    "specimen",
+    "collected_at",
+    "canonical_value",
+    "qualifier",
+)
+_BATCH = 500  # patients per round of queries: bounded memory for large registries
+
+
 def cohort_patients(cohort: CohortFilter):
-    qs = (
-        Patient.objects.select_related("center")
-        .prefetch_related("infusions", "responses", "events", "therapies", Prefetch("lab_results"))
-        .filter(infusions__isnull=False)
-        .distinct()
-    )
+    """The cohort's patients (with an infusion), ordered by study ID, without their records."""
+    qs = Patient.objects.filter(infusions__isnull=False).distinct()
     if cohort.center:
         qs = qs.filter(center__code=cohort.center)
     if cohort.product:
@@ -216,6 +225,21 @@ def cohort_patients(cohort: CohortFilter):
     return qs.order_by("study_id")
 
 
+def _with_records(patient_ids: list[int]):
+    return (
+        Patient.objects.filter(pk__in=patient_ids)
+        .select_related("center")
+        .prefetch_related(
+            "infusions",
+            "responses",
+            "events",
+            "therapies",
+            Prefetch("lab_results", queryset=LabResult.objects.only(*_LAB_FIELDS)),
+        )
+        .order_by("study_id")
+    )
+
+
 def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     """The analysis dataset for a cohort, with exactly the data dictionary's columns."""
     cohort = cohort or CohortFilter()
@@ -224,7 +248,13 @@ def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     # figures are compared on one definition and the data dictionary's meaning holds.
     params = STUDY_DEFINITION
     rows = []
-    for patient in cohort_patients(cohort):
+    ids = list(cohort_patients(cohort).values_list("pk", flat=True))
+    patients = (
+        p
+        for start in range(0, len(ids), _BATCH)
+        for p in _with_records(ids[start : start + _BATCH])
+    )
+    for patient in patients:
         row = patient_row(patient, params)
         if row is not None:
             rows.append(row)

@@ -19,6 +19,9 @@ class DashboardSnapshot(models.Model):
     report = models.JSONField()
     figures = models.JSONField()
     options = models.JSONField(default=dict)
+    # The analysis table exactly as the numbers were computed from it (pseudonymous IDs only),
+    # so a statistician can recompute every headline figure from the export.
+    table_csv = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField()
 
     class Meta:

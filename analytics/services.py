@@ -77,7 +77,8 @@ def snapshot_compute(
     progress("Building the analysis dataset", 10)
     frame = analysis_frame(cohort)
     # Round-trip through the CSV reader: the snapshot sees exactly what the export gives.
-    table = read_analysis_csv(io.StringIO(analysis_csv(frame)))
+    table_csv = analysis_csv(frame)
+    table = read_analysis_csv(io.StringIO(table_csv))
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
@@ -91,6 +92,7 @@ def snapshot_compute(
         report=report,
         figures=figures,
         options=options,
+        table_csv=table_csv,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
 

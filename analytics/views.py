@@ -1,6 +1,6 @@
 """The survival dashboard: the latest snapshot of a cohort, its refresh, and the CSV export."""
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +11,7 @@ from analytics import services
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
 from analytics.forms import CohortForm
-from analytics.models import QUEUED, RUNNING, RefreshRun
+from analytics.models import QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISONS
 
 FIGURE_ORDER = [
@@ -95,12 +95,22 @@ def run_status(request, pk: int):
 
 @require_http_methods(["GET"])
 def export_csv(request):
-    form = _cohort_form(request)
-    options = form.options() if form.is_valid() else {}
-    cohort = services.cohort_from_options(options)
-    response = HttpResponse(analysis_csv(analysis_frame(cohort)), content_type="text/csv")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="carttrack-analysis-{stamp}.csv"'
+    """The analysis table: a snapshot's own (?snapshot=ID, the rows behind its numbers), or
+    built now from the current data for the cohort the filters name."""
+    if request.GET.get("snapshot"):
+        snapshot = get_object_or_404(DashboardSnapshot, pk=request.GET["snapshot"])
+        body, stamp = snapshot.table_csv, snapshot.computed_at
+    else:
+        form = _cohort_form(request)
+        if not form.is_valid():  # never quietly export every patient instead
+            return HttpResponseBadRequest(
+                "Cannot export: " + form.errors.as_text(), content_type="text/plain"
+            )
+        cohort = services.cohort_from_options(form.options())
+        body, stamp = analysis_csv(analysis_frame(cohort)), timezone.now()
+    response = HttpResponse(body, content_type="text/csv")
+    name = f"carttrack-analysis-{timezone.localtime(stamp):%Y%m%d-%H%M}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

@@ -88,9 +88,13 @@ def _wait_for(predicate, *, timeout: float, what: str) -> None:
 
 
 def _reset_broker_pool(app) -> None:
-    """Drop the app's cached broker connections, so the next publish uses the current URL."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Drop the cached broker connections, so the next publish uses the current URL.
+
+    kombu keeps its pools in a registry keyed by broker URL: reset that too, or a later
+    publish to the same URL gets a pool closed here ("Acquire on closed pool")."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
