@@ -46,6 +46,17 @@ def _fmt_median(m: dict | None) -> str:
     return f"median {m['median']:.0f} d (95% CI {lo}–{hi})"
 
 
+def _readable_ticks(max_time: float) -> list[float]:
+    """Evenly spaced days for the axis and the number-at-risk row (6-monthly, or yearly for
+    long follow-up), so labels never collide as 0, 90 and 180 would."""
+    step = 182.5 if max_time <= 1100 else 365.0
+    ticks, day = [], 0.0
+    while day <= max_time:
+        ticks.append(round(day))
+        day += step
+    return ticks
+
+
 def km_figure(
     groups: Sequence[tuple[str, np.ndarray, np.ndarray]],
     *,
@@ -59,10 +70,10 @@ def km_figure(
     """A KM figure with a number-at-risk table under it. groups: (label, time, event)."""
     groups = [g for g in groups if len(g[1])]
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.1
     )
     max_time = max((float(np.max(t)) for _l, t, _e in groups), default=1.0)
-    risk_days = [d for d in risk_days if d <= max_time] or [0]
+    risk_days = _readable_ticks(max_time)
     for index, (label, time, event) in enumerate(groups):
         curve = km_curve(time, event, label=label, risk_times=risk_days)
         color, band = COLORS[index % 4], BANDS[index % 4]
@@ -144,10 +155,15 @@ def km_figure(
         )
     fig.update_yaxes(title_text=y_title, range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(
-        title_text="At risk", autorange="reversed", showgrid=False, row=2, col=1, type="category"
+        title_text="At risk",
+        range=[len(groups) - 0.4, -0.6],
+        showgrid=False,
+        row=2,
+        col=1,
+        type="category",
     )
     fig.update_xaxes(title_text=x_title, row=2, col=1, tickvals=risk_days)
-    fig.update_xaxes(tickvals=risk_days, showticklabels=True, row=1, col=1)
+    fig.update_xaxes(tickvals=risk_days, showticklabels=False, row=1, col=1)
     if note:
         fig.add_annotation(
             text=note,
@@ -217,7 +233,10 @@ def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> 
         height=420,
         template="plotly_white",
         yaxis={"title": "Cumulative incidence", "range": [0, 1]},
-        xaxis={"title": "Days after first infusion", "tickvals": list(risk_days)},
+        xaxis={
+            "title": "Days after first infusion",
+            "tickvals": _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0),
+        },
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 70, "r": 20, "t": 50, "b": 50},
     )
@@ -305,7 +324,7 @@ def dashboard_figures(
     if len(rfs):
         figures["cir"] = cir_figure(
             rfs,
-            title="Cumulative incidence of relapse (death without relapse as competing risk)",
+            title="Cumulative incidence of relapse (competing risk: death)",
             risk_days=risk_days,
         )
     return figures
