@@ -32,6 +32,16 @@ STATUS_CHOICES = [
 ]
 ACTIVE_STATUSES = (OPEN, ACKNOWLEDGED)
 
+# Short names for flags in lists, where the severity colour alone would not say which rule.
+RULE_SHORT_LABELS = {
+    "early_regeneration": "Early B-cell regeneration",
+    "late_recovery": "Late B-cell recovery",
+    "aplasia_not_reached": "No aplasia by day 28",
+    "bcell_count_due": "B-cell count due",
+    "mrd_positive": "MRD positive",
+    "car_copies_lost": "CAR copies lost",
+}
+
 OUTCOME_CHOICES = [
     ("anti_leukemic", "Anti-leukemic pre-emption started"),
     ("immunomodulatory", "Immunomodulatory therapy started"),
@@ -187,6 +197,10 @@ class Alert(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("monitoring:alert", args=[self.pk])
+
+    @property
+    def short_label(self) -> str:
+        return RULE_SHORT_LABELS.get(self.rule, self.title)
 
     @property
     def is_active(self) -> bool:
