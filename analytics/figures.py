@@ -46,6 +46,22 @@ def _fmt_median(m: dict | None) -> str:
     return f"median {m['median']:.0f} d (95% CI {lo}–{hi})"
 
 
+def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
+    """A step-shaped 95 % confidence band: the upper edge, then the lower edge filled up to it."""
+    edge = {
+        "line": {"width": 0, "shape": "hv"},
+        "hoverinfo": "skip",
+        "showlegend": False,
+        "legendgroup": label,
+    }
+    return [
+        go.Scatter(x=x, y=upper, **edge),
+        go.Scatter(
+            x=x, y=lower, fill="tonexty", fillcolor=fillcolor, name=f"{label} 95% CI", **edge
+        ),
+    ]
+
+
 def _readable_ticks(max_time: float) -> list[float]:
     """Evenly spaced days for the axis and the number-at-risk row (6-monthly, or yearly for
     long follow-up), so labels never collide as 0, 90 and 180 would."""
@@ -79,35 +95,8 @@ def km_figure(
         color, band = COLORS[index % 4], BANDS[index % 4]
         step_t = np.asarray(curve.step_time)
         at_risk = [int((time >= t).sum()) for t in step_t]
-        lower = [None if v is None else v for v in curve.step_lower]
-        upper = [None if v is None else v for v in curve.step_upper]
-        fig.add_trace(
-            go.Scatter(
-                x=step_t,
-                y=upper,
-                line={"width": 0, "shape": "hv"},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=label,
-            ),
-            1,
-            1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=step_t,
-                y=lower,
-                line={"width": 0, "shape": "hv"},
-                fill="tonexty",
-                fillcolor=band,
-                hoverinfo="skip",
-                name=f"{label} 95% CI",
-                showlegend=False,
-                legendgroup=label,
-            ),
-            1,
-            1,
-        )
+        for trace in _band(step_t, curve.step_lower, curve.step_upper, band, label):
+            fig.add_trace(trace, 1, 1)
         fig.add_trace(
             go.Scatter(
                 x=step_t,
@@ -199,22 +188,8 @@ def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> 
         cif = [0.0, *table.cif[k].tolist()]
         lower = [0.0, *[None if np.isnan(v) else v for v in table.lower[k]]]
         upper = [0.0, *[None if np.isnan(v) else v for v in table.upper[k]]]
-        fig.add_trace(
-            go.Scatter(
-                x=t, y=upper, line={"width": 0, "shape": "hv"}, hoverinfo="skip", showlegend=False
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=lower,
-                line={"width": 0, "shape": "hv"},
-                fill="tonexty",
-                fillcolor=band,
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
+        for trace in _band(t, lower, upper, band, name):
+            fig.add_trace(trace)
         fig.add_trace(
             go.Scatter(
                 x=t,
