@@ -1,1 +1,45 @@
-# Register your models here.
+from django.contrib import admin
+
+from analytics.models import DashboardSnapshot, RefreshRun
+
+
+@admin.register(DashboardSnapshot)
+class DashboardSnapshotAdmin(admin.ModelAdmin):
+    """Snapshots are immutable: listed and inspected, never edited."""
+
+    list_display = ["cohort_label", "computed_at", "n_patients", "duration_ms", "data_version"]
+    list_filter = ["cohort_key"]
+    exclude = ["report", "figures", "table_csv"]  # large JSON and CSV: see the dashboard
+    readonly_fields = [
+        "cohort_key",
+        "cohort_label",
+        "computed_at",
+        "data_version",
+        "n_patients",
+        "options",
+        "duration_ms",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RefreshRun)
+class RefreshRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "cohort_key",
+        "status",
+        "progress",
+        "requested_by",
+        "requested_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in RefreshRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
