@@ -18,7 +18,8 @@ def _real_postgresql(django_db_setup, django_db_blocker):
     """The suite runs against real PostgreSQL (bin/test sets DATABASE_URL); refuse SQLite."""
     with django_db_blocker.unblock():
         assert connection.vendor == "postgresql", (
-            "The tests need PostgreSQL: run them with bin/test (it sets DATABASE_URL).")
+            "The tests need PostgreSQL: run them with bin/test (it sets DATABASE_URL)."
+        )
 
 
 @pytest.fixture
@@ -45,8 +46,9 @@ def roles(db):
 @pytest.fixture
 def clinician(center, roles):
     """A hematologist at Center Alpha who may enter and correct clinical data."""
-    user = UserFactory(username="clinician", first_name="Clara", last_name="Clinician",
-                       center=center)
+    user = UserFactory(
+        username="clinician", first_name="Clara", last_name="Clinician", center=center
+    )
     user.groups.add(roles["clinician"])
     return user
 
@@ -102,8 +104,15 @@ def _reset_broker_pool(app) -> None:
 class CeleryWorker:
     """A `celery worker` subprocess on the test database, with its own queue and mail folder."""
 
-    def __init__(self, *, redis_url: str, mail_dir, log_path, beat: bool = False,
-                 extra_env: dict | None = None):
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        mail_dir,
+        log_path,
+        beat: bool = False,
+        extra_env: dict | None = None,
+    ):
         import os
         import subprocess
         import sys
@@ -118,32 +127,62 @@ class CeleryWorker:
         self.log_path = log_path
         self._previous_queue = app.conf.task_default_queue
         self._previous_broker = app.conf.broker_url
-        env = {**os.environ,
-               "DATABASE_URL": (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                                f"{db['PORT'] or 5432}/{db['NAME']}"),
-               "REDIS_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "False",
-               "CELERY_QUEUE": self.queue, "EMAIL_FILE_PATH": str(mail_dir),
-               **(extra_env or {})}
-        args = [sys.executable, "-m", "celery", "-A", "carttrack", "worker", "--pool=solo",
-                "--loglevel=INFO", "-Q", self.queue, "-n", f"{self.queue}@%h"]
+        env = {
+            **os.environ,
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+                f"{db['PORT'] or 5432}/{db['NAME']}"
+            ),
+            "REDIS_URL": redis_url,
+            "CELERY_TASK_ALWAYS_EAGER": "False",
+            "CELERY_QUEUE": self.queue,
+            "EMAIL_FILE_PATH": str(mail_dir),
+            **(extra_env or {}),
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "carttrack",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-Q",
+            self.queue,
+            "-n",
+            f"{self.queue}@%h",
+        ]
         if beat:
             args += ["--beat", "--schedule", str(log_path.parent / f"{self.queue}-beat")]
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen(args, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         # This test process publishes to the worker's queue on the worker's broker.
         app.conf.task_default_queue = self.queue
         app.conf.broker_url = redis_url
         _reset_broker_pool(app)
-        _wait_for(lambda: "ready." in log_path.read_text() or self.process.poll() is not None,
-                  timeout=60, what="the Celery worker to start")
+        _wait_for(
+            lambda: "ready." in log_path.read_text() or self.process.poll() is not None,
+            timeout=60,
+            what="the Celery worker to start",
+        )
         assert self.process.poll() is None, f"The worker died:\n{log_path.read_text()}"
 
     def log(self) -> str:
         return self.log_path.read_text()
 
     def mails(self) -> list[str]:
-        return [p.read_text() for p in sorted(self.mail_dir.glob("*.log"))]
+        """Every message the worker wrote, one string each.
+
+        Django's file backend appends to a file named by the second and the backend object's
+        id(), so two messages sent in one second can share a file: split on its separator."""
+        separator = "\n" + "-" * 79 + "\n"
+        return [
+            message + separator
+            for path in sorted(self.mail_dir.glob("*.log"))
+            for message in path.read_text().split(separator)
+            if message.strip()
+        ]
 
     def stop(self) -> None:
         from carttrack.celery import app
@@ -172,9 +211,13 @@ def celery_worker_factory(transactional_db, tmp_path):
     def start(*, redis_url: str | None = None, beat: bool = False, extra_env=None):
         mail_dir = tmp_path / f"mail-{len(workers)}"
         mail_dir.mkdir()
-        worker = CeleryWorker(redis_url=redis_url or os.environ["REDIS_URL"], mail_dir=mail_dir,
-                              log_path=tmp_path / f"worker-{len(workers)}.log", beat=beat,
-                              extra_env=extra_env)
+        worker = CeleryWorker(
+            redis_url=redis_url or os.environ["REDIS_URL"],
+            mail_dir=mail_dir,
+            log_path=tmp_path / f"worker-{len(workers)}.log",
+            beat=beat,
+            extra_env=extra_env,
+        )
         workers.append(worker)
         return worker
 
