@@ -11,5 +11,6 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
     path("dashboard/", include("analytics.urls")),
+    path("api/", include("patients.api.urls")),
     path("admin/", admin.site.urls),
 ]
