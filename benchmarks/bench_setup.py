@@ -1,0 +1,196 @@
+"""Setting up the benchmark database: a disposable CARTtrack database and a large synthetic
+cohort stored fast (bulk_create: no per-row validation, no audit history, no alerts)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import datetime
+from datetime import time as clock
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+CLINICAL_TABLES_PREFIXES = ("patients_", "monitoring_", "analytics_", "auth_", "django_", "axes_")
+
+
+# The database: refuse anything that is not a disposable CARTtrack database.
+
+
+def _connection_kwargs(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        sys.exit(f"DATABASE_URL must be a PostgreSQL URL, not {parts.scheme!r}")
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password) if parts.password else None,
+        "dbname": parts.path.lstrip("/"),
+    }
+
+
+def database_recreate(url: str) -> None:
+    """Drop and create the benchmark database, after checking it holds nothing of value."""
+    import psycopg
+    from psycopg import sql
+
+    kwargs = _connection_kwargs(url)
+    name = kwargs["dbname"]
+    if not name or name in ("postgres", "template0", "template1"):
+        sys.exit(f"Refusing to use the database {name!r}: name a database of its own.")
+    maintenance = {**kwargs, "dbname": "postgres"}
+    with psycopg.connect(**maintenance, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    if exists:
+        with psycopg.connect(**kwargs) as target:
+            tables = [
+                row[0]
+                for row in target.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+            ]
+            foreign = [t for t in tables if not t.startswith(CLINICAL_TABLES_PREFIXES)]
+            if foreign:
+                sys.exit(
+                    f"Refusing to drop {name!r}: it holds tables that are not CARTtrack's "
+                    f"({', '.join(sorted(foreign)[:5])}...)."
+                )
+            if "patients_patient" in tables:
+                real = target.execute(
+                    "SELECT count(*) FROM patients_patient WHERE NOT is_synthetic"
+                ).fetchone()[0]
+                if real:
+                    sys.exit(
+                        f"Refusing to drop {name!r}: it holds {real} non-synthetic patient(s)."
+                    )
+    with psycopg.connect(**maintenance, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+# --- the synthetic cohort ---------------------------------------------------------------------
+
+
+def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
+    """N patients from the demo generator, stored with bulk_create (no history, no alerts)."""
+    from patients import demo, units
+    from patients.demo_load import CENTERS
+    from patients.models import (
+        Center,
+        ClinicalEvent,
+        Infusion,
+        LabResult,
+        Patient,
+        PreemptiveTherapy,
+        ResponseAssessment,
+    )
+
+    centers = {
+        code: Center.objects.create(code=code, name=name, time_zone=tz)
+        for code, name, tz in CENTERS
+    }
+    rng = random.Random(seed)
+    # The demo's 55 slots (45 CR in the study's groups, 10 not in CR), repeated and shuffled.
+    slots = demo.CR_GROUPS + ["no_cr"] * (demo.N_PATIENTS - demo.N_CR)
+    groups = [slots[i % len(slots)] for i in range(n_patients)]
+    rng.shuffle(groups)
+    # The generator places patient `index` on the demo's calendar (one infusion every ~23 days
+    # from March 2021, follow-up to mid-2026); index modulo 55 keeps every patient on it.
+    generated = [demo._patient(rng, i % demo.N_PATIENTS, group) for i, group in enumerate(groups)]
+    patients = Patient.objects.bulk_create(
+        [
+            Patient(
+                center=centers[d.center_code],
+                study_id=f"BENCH-{i + 1:05d}",
+                sex=d.sex,
+                date_of_birth=d.date_of_birth,
+                ph_positive=d.ph_positive,
+                is_synthetic=True,
+            )
+            for i, d in enumerate(generated)
+        ],
+        batch_size=2000,
+    )
+    infusions, labs, responses, events, therapies = [], [], [], [], []
+    for d, patient in zip(generated, patients, strict=True):
+        tz = centers[d.center_code].tzinfo
+        infusions.append(
+            Infusion(
+                patient=patient,
+                infusion_date=d.infusion_date,
+                infusion_number=1,
+                product=d.product,
+                dose_cells_per_kg=d.dose,
+            )
+        )
+        if d.second_infusion_day is not None:
+            infusions.append(
+                Infusion(
+                    patient=patient,
+                    infusion_date=d.on(d.second_infusion_day),
+                    infusion_number=2,
+                    product=d.product,
+                    dose_cells_per_kg=d.dose,
+                )
+            )
+        for lab in d.labs:
+            analyte = units.ANALYTES[lab.analyte]
+            labs.append(
+                LabResult(
+                    patient=patient,
+                    analyte=lab.analyte,
+                    specimen=analyte.specimen,
+                    collected_at=datetime.combine(d.on(lab.day), clock(8, 30), tzinfo=tz),
+                    value=lab.value,
+                    unit=lab.unit,
+                    qualifier=lab.qualifier,
+                    canonical_value=(
+                        None if lab.value is None else analyte.to_canonical(lab.value, lab.unit)
+                    ),
+                    canonical_unit=analyte.canonical_unit,
+                    method=lab.method,
+                )
+            )
+        responses += [
+            ResponseAssessment(patient=patient, assessed_on=d.on(day), response=r, mrd_status=m)
+            for day, r, m in d.responses
+        ]
+        events += [
+            ClinicalEvent(patient=patient, kind=kind, event_date=d.on(day), **details)
+            for day, kind, details in d.events
+        ]
+        therapies += [
+            PreemptiveTherapy(
+                patient=patient, start_date=d.on(day), category=c, agent=a, agent_detail=x
+            )
+            for day, c, a, x in d.therapies
+        ]
+    for model, rows in (
+        (Infusion, infusions),
+        (LabResult, labs),
+        (ResponseAssessment, responses),
+        (ClinicalEvent, events),
+        (PreemptiveTherapy, therapies),
+    ):
+        model.objects.bulk_create(rows, batch_size=5000)
+    return {
+        "patients": len(patients),
+        "infusions": len(infusions),
+        "labs": len(labs),
+        "responses": len(responses),
+        "events": len(events),
+        "therapies": len(therapies),
+    }
+
+
+def sample_validate(count: int) -> None:
+    """full_clean() the records of the first patients, as load_demo_cohort would."""
+    from patients.models import Patient
+
+    for patient in Patient.objects.order_by("pk")[:count]:
+        patient.full_clean()
+        for related in ("infusions", "lab_results", "responses", "events", "therapies"):
+            for record in getattr(patient, related).all():
+                record.full_clean()
