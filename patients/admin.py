@@ -79,6 +79,11 @@ class LabResultAdmin(ServiceSavedAdmin):
     readonly_fields = ["canonical_value", "canonical_unit", "entered_by", "entered_at"]
     date_hierarchy = "collected_at"
 
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.entered_by = request.user
+        super().save_model(request, obj, form, change)
+
 
 @admin.register(ResponseAssessment)
 class ResponseAssessmentAdmin(ServiceSavedAdmin):
