@@ -12,9 +12,14 @@ from patients.models import Patient
 from patients.selectors import patients_visible_to
 
 
-def patient_timeline(patient: Patient) -> Timeline:
-    """The patient's stored records as the rules engine reads them (dates in the center's zone)."""
+def patient_timeline(patient: Patient, labs=None) -> Timeline:
+    """The patient's stored records as the rules engine reads them (dates in the center's zone).
+
+    `labs` may give the lab results already read (anything with pk, analyte, specimen,
+    collected_at, canonical_value and qualifier); by default they are read from the database.
+    """
     tz = patient.center.tzinfo
+    labs = patient.lab_results.all() if labs is None else labs
     return Timeline(
         patient_ref=patient.study_id,
         birth_date=patient.date_of_birth,
@@ -31,7 +36,7 @@ def patient_timeline(patient: Patient) -> Timeline:
                 value=r.canonical_value,
                 qualifier=r.qualifier,
             )
-            for r in patient.lab_results.all()
+            for r in labs
         ),
         responses=tuple(
             ResponsePoint(r.pk, r.assessed_on, r.response, r.mrd_status)
