@@ -134,6 +134,22 @@ def refresh_if_changed() -> DashboardSnapshot | None:
     return snapshot_compute(options={})
 
 
+def pending_run(cohort: CohortFilter) -> RefreshRun | None:
+    """The cohort's refresh that is queued or running, if any."""
+    return RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
+
+
+def refresh_request(*, options: dict, user) -> RefreshRun:
+    """Ask for a new snapshot of the cohort the options name; a pending one is reused, so
+    pressing "Refresh now" twice computes once."""
+    cohort = cohort_from_options(options)
+    run = pending_run(cohort)
+    if run is None:
+        run = RefreshRun.objects.create(cohort_key=cohort.key, options=options, requested_by=user)
+        refresh_enqueue(run=run)
+    return run
+
+
 def refresh_enqueue(*, run: RefreshRun) -> None:
     """Start a refresh after commit; in-process when no broker is configured."""
     from django.db import transaction

@@ -11,7 +11,7 @@ from analytics import services
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
 from analytics.forms import CohortForm
-from analytics.models import QUEUED, RUNNING, DashboardSnapshot, RefreshRun
+from analytics.models import DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISONS
 
 FIGURE_ORDER = [
@@ -38,7 +38,7 @@ def dashboard(request):
     options = form.options() if form.is_valid() else {}
     cohort = services.cohort_from_options(options)
     snapshot = services.latest_snapshot(cohort)
-    run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
+    run = services.pending_run(cohort)
     context = {
         "form": form,
         "snapshot": snapshot,
@@ -68,13 +68,7 @@ def refresh(request):
     if not form.is_valid():
         return redirect(reverse("analytics:dashboard"))
     options = form.options()
-    cohort = services.cohort_from_options(options)
-    run = RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
-    if run is None:
-        run = RefreshRun.objects.create(
-            cohort_key=cohort.key, options=options, requested_by=request.user
-        )
-        services.refresh_enqueue(run=run)
+    run = services.refresh_request(options=options, user=request.user)
     query = urlencode({**options, "run": run.pk})
     return redirect(f"{reverse('analytics:dashboard')}?{query}")
 

@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.db import transaction
 
 from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
 
@@ -25,15 +24,10 @@ class RuleParameterSetAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         from monitoring.services import rule_parameters_publish
 
-        with transaction.atomic():
-            saved = rule_parameters_publish(
-                center=obj.center,
-                user=request.user,
-                note=obj.note,
-                values={
-                    f: getattr(obj, f) for f in form.cleaned_data if f not in ("center", "note")
-                },
-            )
+        values = {f: getattr(obj, f) for f in form.cleaned_data if f not in ("center", "note")}
+        saved = rule_parameters_publish(
+            center=obj.center, user=request.user, note=obj.note, values=values
+        )
         obj.pk, obj.version = saved.pk, saved.version
 
     def has_delete_permission(self, request, obj=None):

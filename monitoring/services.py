@@ -35,7 +35,7 @@ from monitoring.models import (
 from monitoring.params import RuleParams
 from monitoring.selectors import patient_timeline, rule_params_for
 from monitoring.timeline_json import evidence_to_dict
-from patients.models import Infusion, Patient, PreemptiveTherapy
+from patients.models import THERAPY_CATEGORY_CHOICES, Infusion, Patient, PreemptiveTherapy
 from patients.validation import today_in
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def alert_close(
         ):
             errors.setdefault("therapy", []).append(
                 f"That therapy is {record.get_category_display().lower()}, not "
-                f"{dict(Alert._meta.get_field('outcome').choices)[outcome].split(' ')[0].lower()}."
+                f"{dict(THERAPY_CATEGORY_CHOICES)[outcome].lower()}."
             )
     if errors:
         raise ValidationError(errors)
