@@ -152,6 +152,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # NOTIFICATION_SWEEP_SECONDS (read in carttrack/celery.py): how often beat sends the
 # notifications that could not be enqueued when raised (Redis down); default 60.
+# History is not news: a finding first raised (by an import or a sweep) from a sample older than
+# this many days is recorded as historical, never e-mailed and kept out of the open worklist.
+ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True

@@ -8,7 +8,12 @@ class InboxFilterForm(forms.Form):
     severity = forms.ChoiceField(choices=[("", "Any severity"), *SEVERITY_CHOICES], required=False)
     center = forms.ChoiceField(choices=[("", "Any center")], required=False)
     status = forms.ChoiceField(
-        choices=[("active", "Open or acknowledged"), *STATUS_CHOICES, ("all", "Any status")],
+        choices=[
+            ("active", "Open or acknowledged"),
+            *STATUS_CHOICES,
+            ("historical", "Historical (imported)"),
+            ("all", "Any status"),
+        ],
         required=False,
     )
 

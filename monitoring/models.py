@@ -182,6 +182,14 @@ class Alert(models.Model):
     )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=500, blank=True)
+    # History is not news: a finding first raised from data older than ALERT_HISTORICAL_AGE_DAYS
+    # (an import of past courses, the first sweep after a bulk load) is recorded and analysed like
+    # any alert, but never e-mailed and kept out of the open worklist and the badge.
+    historical = models.BooleanField(
+        default=False,
+        help_text="Raised from data older than the historical age (imported history): "
+        "recorded and analysed, not e-mailed, not in the open worklist.",
+    )
 
     class Meta:
         ordering = ["-raised_at"]

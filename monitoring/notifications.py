@@ -77,6 +77,8 @@ def notifications_record(*, alert: Alert) -> list[Notification]:
     High alerts always go out; lower severities only to those who have not opted out.
     """
     rows = []
+    if alert.historical:  # history is not news: recorded, never e-mailed
+        return rows
     # Someone already sent (or about to be sent) this alert is not told again when it re-opens.
     told = set(alert.notifications.exclude(status=FAILED).values_list("recipient_id", flat=True))
     for user in alert.patient.hematologists.filter(is_active=True).select_related("profile"):

@@ -75,7 +75,10 @@ def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "")
     if center:
         qs = qs.filter(patient__center__code=center)
     if status == "active" or not status:
-        qs = qs.filter(status__in=ACTIVE_STATUSES)
+        # Historical alerts (imported history) are recorded, not work to do.
+        qs = qs.filter(status__in=ACTIVE_STATUSES, historical=False)
+    elif status == "historical":
+        qs = qs.filter(historical=True)
     elif status != "all":
         qs = qs.filter(status=status)
     active_first = Case(
@@ -100,5 +103,5 @@ def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
 
 def open_alert_count(user) -> tuple[int, int]:
     """(active alerts, of which high) on the patients the user sees: the navigation badge."""
-    qs = alerts_visible_to(user).filter(status__in=ACTIVE_STATUSES)
+    qs = alerts_visible_to(user).filter(status__in=ACTIVE_STATUSES, historical=False)
     return qs.count(), qs.filter(severity="high").count()

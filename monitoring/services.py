@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -92,11 +93,32 @@ def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[
     )
 
 
-def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = True) -> list[Alert]:
+def historical_cutoff(as_of: date) -> date:
+    """Findings dated before this day are history when first raised (ALERT_HISTORICAL_AGE_DAYS)."""
+    return as_of - timedelta(days=settings.ALERT_HISTORICAL_AGE_DAYS)
+
+
+def _is_history(finding: Finding, historical_before: date | None) -> bool:
+    if historical_before is None:
+        return False
+    return date.fromisoformat(finding.details["date"]) < historical_before
+
+
+def alerts_sync(
+    *,
+    patient: Patient,
+    as_of: date | None = None,
+    notify: bool = True,
+    historical_before: date | None = None,
+) -> list[Alert]:
     """Make the patient's alerts match what the rules find now. Returns the changed alerts.
 
     The caller holds the patient's row lock (every service does), so two concurrent saves for
     one patient cannot both create the alert; the unique constraint backs this up.
+
+    `historical_before`: a finding dated before this day that raises (or re-opens) an alert is
+    history, not news (imports and sweeps pass `historical_cutoff(today)`; a clinician's own
+    entry passes nothing): the alert is marked historical and nobody is e-mailed.
     """
     patient = Patient.objects.select_related("center").get(pk=patient.pk)
     as_of = as_of or today_in(patient.center.tzinfo)
@@ -112,15 +134,24 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
         fields = _finding_fields(finding, params)
         alert = existing.get(key)
         if alert is None:
+            history = _is_history(finding, historical_before)
             alert = Alert(
                 patient=patient,
                 infusion=infusions[finding.infusion_id],
                 rule=finding.rule,
+                historical=history,
                 **fields,
             )
             alert.save()
-            _status_change(alert, OPEN, reason="Raised by the rules engine.", is_new=True)
-            if notify:
+            _status_change(
+                alert,
+                OPEN,
+                reason="Raised from historical data (not notified)."
+                if history
+                else "Raised by the rules engine.",
+                is_new=True,
+            )
+            if notify and not history:
                 recorded += notifications.notifications_record(alert=alert)
             changed.append(alert)
             continue
@@ -129,9 +160,13 @@ def alerts_sync(*, patient: Patient, as_of: date | None = None, notify: bool = T
             for k, v in fields.items():
                 setattr(alert, k, v)
             alert.withdrawn_at, alert.withdrawn_reason = None, ""
+            history = _is_history(finding, historical_before)
+            alert.historical = history
             _status_change(alert, OPEN, reason="The rule's condition holds again.")
             alert.save()
-            if notify:  # only those not yet told about this alert (never the same e-mail twice)
+            if (
+                notify and not history
+            ):  # only those not yet told about this alert (never the same e-mail twice)
                 recorded += notifications.notifications_record(alert=alert)
             changed.append(alert)
         elif basis_changed:
@@ -230,13 +265,22 @@ def alert_close(
 def sweep(*, as_of: date | None = None) -> dict[str, int]:
     """Re-evaluate every patient: the time-based rules need it, and it is a safety net.
 
-    Idempotent: with unchanged data and the same day it changes nothing.
+    Idempotent: with unchanged data and the same day it changes nothing. A finding the sweep
+    raises from data older than the historical age (data that arrived without passing through the
+    services, e.g. a bulk load) is history: recorded, not e-mailed.
     """
     counts = {"patients": 0, "changed": 0}
     for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
-            patient = Patient.objects.select_for_update().get(pk=patient_id)
-            counts["changed"] += len(alerts_sync(patient=patient, as_of=as_of))
+            patient = (
+                Patient.objects.select_for_update().select_related("center").get(pk=patient_id)
+            )
+            today = as_of or today_in(patient.center.tzinfo)
+            counts["changed"] += len(
+                alerts_sync(
+                    patient=patient, as_of=today, historical_before=historical_cutoff(today)
+                )
+            )
             counts["patients"] += 1
     return counts
 
