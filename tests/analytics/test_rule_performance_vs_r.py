@@ -44,7 +44,7 @@ def demo_tables(django_db_setup, django_db_blocker, tmp_path_factory):
         paths = {
             "analysis": folder / "analysis.csv",
             "alerts": folder / "alerts.csv",
-            "bcells": folder / "bcells.csv",
+            "bcells": folder / "analysis-bcells.csv",  # the name survival_report looks for
         }
         paths["analysis"].write_text(analysis_csv(analysis_frame()))
         paths["alerts"].write_text(table_csv(alerts_frame()))
@@ -140,3 +140,49 @@ def test_wilson_intervals_match_r_prop_test(demo_tables):
         assert p["lower"] == pytest.approx(lower, abs=TOLERANCE)
         assert p["upper"] == pytest.approx(upper, abs=TOLERANCE)
     json.dumps(report, allow_nan=False)
+
+
+def test_survival_report_prints_the_same_grid_and_the_rule_performance(demo_tables, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    call_command(
+        "survival_report", "--csv", str(demo_tables["analysis"]), "--calibration", "--json"
+    )
+    printed = json.loads(capsys.readouterr().out)
+    expected = calibration_grid(
+        read_analysis_csv(demo_tables["analysis"]), read_bcell_csv(demo_tables["bcells"])
+    )
+    assert printed == json.loads(json.dumps(expected))
+    call_command("survival_report", "--csv", str(demo_tables["analysis"]), "--calibration")
+    text = capsys.readouterr().out
+    assert "overstates" in text and "HR (95 % CI)" in text
+    call_command(
+        "survival_report",
+        "--csv",
+        str(demo_tables["analysis"]),
+        "--alerts",
+        str(demo_tables["alerts"]),
+        "--json",
+    )
+    report = json.loads(capsys.readouterr().out)
+    performance = report["rule_performance"]
+    assert performance["early_regeneration_by_center"]
+    assert any(r["rule"] == "early_regeneration" for r in performance["alerts"])
+    call_command(
+        "survival_report",
+        "--csv",
+        str(demo_tables["analysis"]),
+        "--alerts",
+        str(demo_tables["alerts"]),
+    )
+    assert "Early regeneration, center" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="B-cell course table not found"):
+        call_command(
+            "survival_report",
+            "--csv",
+            str(demo_tables["analysis"]),
+            "--calibration",
+            "--bcells",
+            "/nonexistent.csv",
+        )
