@@ -108,6 +108,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Login lockout (django-axes): five failures lock the username/IP pair for 30 minutes.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# Counts from 1 to SMALL_CELL_MIN - 1 are suppressed in pooled (registry-wide) statistics.
+SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
 AXES_COOLOFF_TIME = 0.5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
