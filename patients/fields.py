@@ -26,7 +26,6 @@ class DecimalTextField(forms.CharField):
                 attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"}
             ),
         )
-        kwargs.setdefault("max_length", 60)
         super().__init__(**kwargs)
 
     def to_python(self, value) -> Decimal | None:

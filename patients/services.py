@@ -155,10 +155,14 @@ def lab_results_record(
     return results
 
 
+def _text(error: ValidationError) -> str:
+    return error.message % error.params if error.params else error.message
+
+
 def _add_unique(errors: dict[str, list], key: str, messages: list[ValidationError]) -> None:
-    shown = {m.message % (m.params or {}) for m in errors.get(key, [])}
+    shown = {_text(m) for m in errors.get(key, [])}
     for message in messages:
-        text = message.message % (message.params or {})
+        text = _text(message)
         if text not in shown:
             errors.setdefault(key, []).append(message)
             shown.add(text)

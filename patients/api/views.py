@@ -42,7 +42,7 @@ def _sample_errors(index: int, sample: dict, error: ValidationError) -> dict[str
         else:
             path = f"samples[{index}].{key}"
         for item in errors:
-            text = item.message % (item.params or {})
+            text = item.message % item.params if item.params else item.message
             if item.code == validation.UNCONFIRMED:
                 text = text.removesuffix(" If it is correct, confirm it.") + " " + CONFIRM_HINT
             out.setdefault(path, []).append(text)
