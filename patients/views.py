@@ -148,10 +148,10 @@ def sample_add(request, study_id: str):
                 entered_by=request.user,
             )
         except ValidationError as error:
-            _apply_errors(form, error, aliases={"collected_at": "collected_date"})
             unconfirmed = _unconfirmed_analytes(error)
-            if unconfirmed:
+            if unconfirmed:  # before the errors are shown (they take values off cleaned_data)
                 form.ask_confirmation(unconfirmed)
+            _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
             messages.success(
                 request,
