@@ -92,7 +92,13 @@ def export_csv(request):
     """The analysis table: a snapshot's own (?snapshot=ID, the rows behind its numbers), or
     built now from the current data for the cohort the filters name."""
     if request.GET.get("snapshot"):
-        snapshot = get_object_or_404(DashboardSnapshot, pk=request.GET["snapshot"])
+        wanted = request.GET["snapshot"]
+        if not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
+            return HttpResponseBadRequest(
+                "Cannot export: snapshot must be the number of a dashboard snapshot.",
+                content_type="text/plain",
+            )
+        snapshot = get_object_or_404(DashboardSnapshot, pk=int(request.GET["snapshot"]))
         body, stamp = snapshot.table_csv, snapshot.computed_at
     else:
         form = _cohort_form(request)

@@ -186,6 +186,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One JSON error shape for every status (patients/api/errors.py).
+    "EXCEPTION_HANDLER": "patients.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CARTtrack API",

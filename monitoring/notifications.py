@@ -53,7 +53,7 @@ class EmailChannel:
             raise PermanentError(f"{user.username} has no e-mail address")
         alert = notification.alert
         link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
-        subject = (
+        subject = _one_line(
             f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
         )
         body = (
@@ -66,6 +66,11 @@ class EmailChannel:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
         except OSError as error:  # SMTP servers fail with socket and smtplib errors
             raise TransientError(str(error)) from error
+
+
+def _one_line(text: str) -> str:
+    """A header on one line: a line break in a (legacy) study ID must not stop every e-mail."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 CHANNELS = {"email": EmailChannel()}

@@ -5,9 +5,11 @@ and alert re-evaluation are the same whichever door the data comes through.
 """
 
 from django.contrib import admin
+from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
 from patients import services
+from patients.fields import decimal_formfield
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -15,9 +17,19 @@ from patients.models import (
     Infusion,
     LabResult,
     Patient,
+    PlausibilityLimits,
     PreemptiveTherapy,
     ResponseAssessment,
 )
+
+
+class TypedNumbersMixin:
+    """Numbers are typed as text and read by the one parser (patients.numbers), as on the pages."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.DecimalField) and db_field.editable:
+            return decimal_formfield(db_field)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Center)
@@ -31,7 +43,7 @@ class ClinicianProfileAdmin(admin.ModelAdmin):
     list_filter = ["center"]
 
 
-class ServiceSavedAdmin(SimpleHistoryAdmin):
+class ServiceSavedAdmin(TypedNumbersMixin, SimpleHistoryAdmin):
     """Save and delete clinical records through the services (locks, audit, alerts)."""
 
     def save_model(self, request, obj, form, change):
@@ -76,7 +88,14 @@ class LabResultAdmin(ServiceSavedAdmin):
     list_filter = ["analyte", "specimen"]
     search_fields = ["patient__study_id"]
     autocomplete_fields = ["patient"]
-    readonly_fields = ["canonical_value", "canonical_unit", "entered_by", "entered_at"]
+    readonly_fields = [
+        "canonical_value",
+        "canonical_unit",
+        "entered_by",
+        "entered_at",
+        "plausibility_warning",
+        "plausibility_confirmed_by",
+    ]
     date_hierarchy = "collected_at"
 
     def save_model(self, request, obj, form, change):
@@ -107,3 +126,32 @@ class PreemptiveTherapyAdmin(ServiceSavedAdmin):
     list_filter = ["category", "agent"]
     search_fields = ["patient__study_id"]
     autocomplete_fields = ["patient"]
+
+
+@admin.register(PlausibilityLimits)
+class PlausibilityLimitsAdmin(TypedNumbersMixin, admin.ModelAdmin):
+    """Each save stores a new version and retires the previous one (versions are immutable)."""
+
+    list_display = [
+        "label",
+        "center",
+        "is_current",
+        "bcell_abs_soft",
+        "bcell_abs_hard",
+        "alc_soft",
+        "alc_hard",
+        "created_at",
+        "created_by",
+    ]
+    list_filter = ["center", "is_current"]
+    readonly_fields = ["version", "is_current", "created_at", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        values = {f: getattr(obj, f) for f in form.cleaned_data if f not in ("center", "note")}
+        saved = services.plausibility_limits_publish(
+            center=obj.center, user=request.user, note=obj.note, values=values
+        )
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # confirmed values name these versions

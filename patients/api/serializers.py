@@ -1,15 +1,93 @@
 """API input shapes. They parse; the services validate and save (the same rules as the pages)."""
 
+import math
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from patients import units
+from patients.identifiers import STUDY_ID_MAX_LENGTH
+from patients.numbers import NumberFormatError, parse_decimal
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "example": "0.9"}, {"type": "number"}],
+        "nullable": True,
+        "description": 'A number, or text read like a typed number: "0.9" and "0,9" are 0.9; '
+        'ambiguous text ("1,234", "1.234,5"), exponents, inf and NaN are refused.',
+    }
+)
+class TypedDecimalField(serializers.Field):
+    """A value read by the one number parser (patients.numbers), as on the pages."""
+
+    def __init__(self, *, max_digits: int = 20, decimal_places: int = 6, **kwargs):
+        self.max_digits, self.decimal_places = max_digits, decimal_places
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> Decimal:
+        if isinstance(data, float):
+            if not math.isfinite(data):
+                raise serializers.ValidationError("Send a finite number (not infinity or NaN).")
+            data = Decimal(repr(data))
+        try:
+            return parse_decimal(
+                data, max_digits=self.max_digits, decimal_places=self.decimal_places
+            )
+        except NumberFormatError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def to_representation(self, value) -> str:
+        return f"{value.normalize():f}"
+
+
+# Dates far from today are refused before any time-zone arithmetic can overflow.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class LocalDateTimeField(serializers.Field):
+    """An ISO 8601 date-time or date. Without a UTC offset it is the patient's center's local
+    time (a bare date is 00:00 there), never the server's: the view applies the zone once it
+    knows the patient. Returns an aware datetime, or a naive one to be localised."""
+
+    def to_internal_value(self, data) -> datetime:
+        if not isinstance(data, str) or len(data) > 40:
+            raise serializers.ValidationError(self._how())
+        text = data.strip()
+        try:
+            moment = parse_datetime(text)
+            if moment is None:
+                day = parse_date(text)
+                moment = datetime.combine(day, time(0)) if day is not None else None
+        except (ValueError, OverflowError):
+            moment = None
+        if moment is None:
+            raise serializers.ValidationError(self._how())
+        if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+            raise serializers.ValidationError(
+                f"The year must be between {FIRST_YEAR} and {LAST_YEAR}."
+            )
+        return moment
+
+    def to_representation(self, value) -> str:
+        return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+    @staticmethod
+    def _how() -> str:
+        return (
+            "Give a date-time like 2025-03-15T08:30:00+01:00 (with its UTC offset), or "
+            "2025-03-15T08:30 (local time of the patient's center), or a date 2025-03-15."
+        )
 
 
 class LabValueSerializer(serializers.Serializer):
     analyte = serializers.ChoiceField(choices=list(units.ANALYTES))
-    value = serializers.DecimalField(
-        max_digits=20, decimal_places=6, required=False, allow_null=True
-    )
+    value = TypedDecimalField(required=False, allow_null=True)
     unit = serializers.ChoiceField(choices=list(units.UNIT_LABELS))
     qualifier = serializers.ChoiceField(
         choices=[c for c, _ in units.QUALIFIER_CHOICES],
@@ -18,12 +96,19 @@ class LabValueSerializer(serializers.Serializer):
         default="",
     )
     method = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    confirmed = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true once a person has checked a value that was refused as unusual (a soft "
+        "plausibility limit) and found it correct; recorded in the audit trail.",
+    )
 
 
 class SampleSerializer(serializers.Serializer):
-    study_id = serializers.CharField(max_length=32)
-    collected_at = serializers.DateTimeField(
-        help_text="ISO 8601 with its UTC offset, e.g. 2025-03-15T08:30:00+01:00"
+    study_id = serializers.CharField(max_length=STUDY_ID_MAX_LENGTH)
+    collected_at = LocalDateTimeField(
+        help_text="ISO 8601, e.g. 2025-03-15T08:30:00+01:00. Without an offset (or a bare date, "
+        "read as 00:00) it is local time in the patient's center's time zone."
     )
     values = LabValueSerializer(many=True, allow_empty=False)
 
@@ -43,3 +128,32 @@ class AlertSerializer(serializers.Serializer):
     day = serializers.IntegerField()
     raised_at = serializers.DateTimeField()
     url = serializers.CharField(source="get_absolute_url")
+
+
+class StoredSampleSerializer(serializers.Serializer):
+    """One stored sample as the answer echoes it: the moment, the zone and its clinical day."""
+
+    study_id = serializers.CharField()
+    collected_at = serializers.CharField(help_text="In the center's time zone, with its offset.")
+    time_zone = serializers.CharField()
+    collected_on = serializers.DateField(help_text="The clinical date in the center's zone.")
+    infusion_number = serializers.IntegerField(allow_null=True)
+    day = serializers.IntegerField(allow_null=True, help_text="Day after that infusion (day 0).")
+    ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class LabBatchResultSerializer(serializers.Serializer):
+    saved = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.IntegerField())
+    samples = StoredSampleSerializer(many=True)
+
+
+class AlertQuerySerializer(serializers.Serializer):
+    severity = serializers.ChoiceField(
+        choices=["", "high", "warning", "info", "reminder"], required=False, default=""
+    )
+    status = serializers.ChoiceField(
+        choices=["", "active", "all", "open", "acknowledged", "closed", "withdrawn"],
+        required=False,
+        default="",
+    )

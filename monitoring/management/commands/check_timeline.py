@@ -52,7 +52,7 @@ def _load_timeline(path: str) -> Timeline:
         return load_timeline(path)
     except OSError as error:
         raise CommandError(f"cannot read the timeline file {path}: {error.strerror}") from None
-    except ValueError as error:
+    except (ValueError, TypeError, ArithmeticError, OverflowError, RecursionError) as error:
         raise CommandError(f"{path}: {error}") from None
 
 
@@ -88,5 +88,10 @@ class Command(BaseCommand):
         as_of = _as_of(options["as_of"])
         params = load_params(params_file=options["params_file"], center=options["center"])
         timeline = _load_timeline(str(Path(options["file"])))
-        report = evaluation_report(timeline, params, as_of=as_of)
+        try:
+            report = evaluation_report(timeline, params, as_of=as_of)
+        except (ValueError, ArithmeticError, OverflowError, RecursionError) as error:
+            # A file that passed every check but still cannot be evaluated: say so, never a
+            # traceback.
+            raise CommandError(f"{options['file']}: cannot be evaluated: {error}") from None
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
