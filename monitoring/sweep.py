@@ -43,6 +43,8 @@ from patients.models import Center, ClinicalEvent, Infusion, Patient, ResponseAs
 from patients.validation import today_in
 
 BATCH = 500  # patients per transaction: bounded memory and lock time
+CHUNK = 1000  # patients per Celery task: each free worker takes a chunk
+ALL, TIME_SENSITIVE = "all", "time_sensitive"
 
 
 class SweepContext:
@@ -168,6 +170,17 @@ def sweep_patients(
     for start in range(0, len(skipped), BATCH):  # their clinician's transaction is done soon
         _sweep_batch(skipped[start : start + BATCH], context, counts, wait=True)
     return counts
+
+
+def sweep_chunks(*, scope: str, as_of: date | None = None, size: int = CHUNK) -> list[list[int]]:
+    """The patients a run covers, in chunks of `size` (one Celery task each)."""
+    if scope == ALL:
+        ids = all_patient_ids()
+    elif scope == TIME_SENSITIVE:
+        ids = time_sensitive_patient_ids(as_of=as_of)
+    else:
+        raise ValueError(f"unknown sweep scope {scope!r}")
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def sweep_all(*, as_of: date | None = None) -> dict[str, int]:
