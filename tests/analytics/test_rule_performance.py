@@ -321,3 +321,14 @@ def test_the_dashboard_links_the_rule_page_for_those_who_may_see_it(
     assert 'data-testid="rules-link"' in client.get("/dashboard/").content.decode()
     client.force_login(clinician)
     assert 'data-testid="rules-link"' not in client.get("/dashboard/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_rule_page_of_an_empty_registry_says_so_without_failing(client, registry, frozen_now):
+    client.force_login(registry)
+    response = client.get(RULES, {"landmark": "60"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "No alerts yet." in html and "0 infused patients" in html
+    # A landmark that is not offered falls back to the study's day 45, never a 500.
+    assert client.get(RULES, {"landmark": "7; drop"}).status_code == 200
