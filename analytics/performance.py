@@ -18,7 +18,9 @@ dataset), so the page, ``survival_report --alerts`` and R read the same rows.
   default type-7 quantiles).
 
 Pooled (registry-wide) results suppress small cells (``analytics.disclosure``): a count of 1 to
-4 becomes None, and so does every proportion or lead time that rests on one.
+4 becomes None, together with the other non-zero cells of its group (the four cells of a 2×2
+table, the statuses, the outcomes, the withdrawal reasons) so that it cannot be recovered from
+the total, and every proportion or lead time that rests on a suppressed cell.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.course_tables import WITHDRAWAL_REASONS
-from analytics.disclosure import is_small, small_cell_minimum, suppress_small
+from analytics.disclosure import is_small, small_cell_minimum, suppress_group, suppress_small
 from analytics.proportions import proportion_ci
 from analytics.survival import json_number
 from monitoring.models import OUTCOME_CHOICES
@@ -76,20 +78,20 @@ def pooled_alert_outcomes(
     rows = []
     for rule, group in alerts.groupby("rule", sort=True):
         summary = _alert_summary(group)
-        for key in ("raised", "open", "acknowledged", "withdrawn", "closed"):
-            summary[key] = suppress_small(summary[key], minimum)
+        summary["raised"] = suppress_small(summary["raised"], minimum)
+        statuses = suppress_group(
+            {k: summary[k] for k in ("open", "acknowledged", "withdrawn", "closed")}, minimum
+        )
+        summary |= statuses
         for key in ("withdrawn_by_reason", "closed_by_outcome"):
-            summary[key] = {k: suppress_small(v, minimum) for k, v in summary[key].items()}
+            summary[key] = suppress_group(summary[key], minimum)
+            if any(v is None for v in statuses.values()):
+                # The breakdown would give the hidden total back: hide it with the statuses.
+                summary[key] = {k: (0 if v == 0 else None) for k, v in summary[key].items()}
         if is_small(int(group["hours_to_acknowledgement"].notna().sum()), minimum):
             summary["median_hours_to_acknowledgement"] = None
         rows.append({"rule": rule} | summary)
     return rows
-
-
-def _proportion(successes: int, n: int, *, minimum: int | None, pooled: bool) -> dict | None:
-    if pooled and (is_small(successes, minimum) or is_small(n - successes, minimum)):
-        return None
-    return proportion_ci(successes, n, method="wilson").to_dict()
 
 
 def _quartiles(values: np.ndarray) -> dict[str, Any]:
@@ -141,23 +143,27 @@ def early_regeneration_accuracy(
         tp, fp = cells["alerted_relapsed"], cells["alerted_no_relapse"]
         fn, tn = cells["not_alerted_relapsed"], cells["not_alerted_no_relapse"]
 
-        def prop(successes, n):
-            return _proportion(successes, n, minimum=minimum, pooled=pooled)
+        shown = suppress_group(cells, minimum) if pooled else cells
+        hidden = any(v is None for v in shown.values())
+
+        def prop(successes: int, n: int, hidden: bool = hidden) -> dict | None:
+            # A proportion on a suppressed cell would give it away: suppressed with it.
+            return None if hidden else proportion_ci(successes, n, method="wilson").to_dict()
 
         entry = {
             "horizon_days": horizon,
             "n_evaluable": int(evaluable.sum()),
             "n_not_evaluable": int((~evaluable).sum()),
-            "cells": cells,
+            "cells": shown,
             "sensitivity": prop(tp, tp + fn),
             "specificity": prop(tn, tn + fp),
             "ppv": prop(tp, tp + fp),
             "npv": prop(tn, tn + fn),
         }
         if pooled:
-            entry["n_evaluable"] = suppress_small(entry["n_evaluable"], minimum)
-            entry["n_not_evaluable"] = suppress_small(entry["n_not_evaluable"], minimum)
-            entry["cells"] = {k: suppress_small(v, minimum) for k, v in cells.items()}
+            entry |= suppress_group(
+                {k: entry[k] for k in ("n_evaluable", "n_not_evaluable")}, minimum
+            )
         out["horizons"].append(entry)
     ids = cohort["study_id"].to_numpy()
     lead = np.array(
@@ -171,7 +177,10 @@ def early_regeneration_accuracy(
     out["lead_time_days"] = _quartiles(lead)
     if pooled:
         out["n_in_remission_at_landmark"] = suppress_small(len(cohort), minimum)
-        out["n_alerted"] = suppress_small(out["n_alerted"], minimum)
+        alerted_or_not = suppress_group(
+            {"alerted": out["n_alerted"], "not": len(cohort) - out["n_alerted"]}, minimum
+        )
+        out["n_alerted"] = alerted_or_not["alerted"]
         if is_small(len(lead), minimum):
             out["lead_time_days"] = {"n": None, "median": None, "q1": None, "q3": None}
     return out

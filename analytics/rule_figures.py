@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from analytics.calibration import THRESHOLDS
 
+CALIBRATION_FIGURES = ("calibration_unconfirmed", "calibration_confirmed")
 COLORS = ["#1f4e79", "#b3261e", "#2e7d32", "#b26a00", "#6a1b9a"]
 BANDS = [
     "rgba(31,78,121,0.12)",
@@ -37,6 +38,7 @@ def _figure(cells: list[dict[str, Any]], confirmation: bool) -> dict[str, Any]:
             go.Scatter(
                 x=x + x[::-1],
                 y=[c["upper"] for c in estimable] + [c["lower"] for c in estimable][::-1],
+                mode="lines",
                 fill="toself",
                 fillcolor=BANDS[index],
                 line={"width": 0},

@@ -13,6 +13,7 @@ from analytics.calibration import WINDOWS
 from analytics.course_tables import alerts_frame, bcell_course_frame, table_csv
 from analytics.dataset import CohortFilter
 from analytics.performance import OUTCOMES
+from analytics.rule_figures import CALIBRATION_FIGURES
 from analytics.rule_review import rule_review, rule_review_centers, sees_pooled
 from monitoring.models import OUTCOME_CHOICES, RULE_SHORT_LABELS
 
@@ -23,6 +24,7 @@ class RuleReviewForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=45,
+        initial=45,
         choices=[(w, f"day {w}") for w in WINDOWS],
         label="Landmark",
     )
@@ -65,10 +67,15 @@ def rule_performance(request):
         "by_center": sorted(performance["early_regeneration_by_center"].items()),
         "definitions": performance["definitions"],
         "calibration": review["calibration"],
-        "figures": sorted(review["figures"].items()),
+        "figures": [(name, review["figures"][name]) for name in CALIBRATION_FIGURES],
         "n_patients": review["n_patients"],
         "rule_labels": RULE_SHORT_LABELS,
         "outcomes": [(code, dict(OUTCOME_CHOICES)[code]) for code in OUTCOMES],
+        "reason_labels": {
+            "infusion_deleted": "infusion deleted",
+            "evidence_deleted": "evidence deleted",
+            "condition_no_longer_holds": "condition gone",
+        },
     }
     return render(request, "analytics/rules.html", context)
 

@@ -35,9 +35,10 @@ def get(mapping, key):
 
 
 @register.filter
-def small(value, minimum) -> str:
-    """A count from a pooled table: None means suppressed (1 to minimum - 1 patients)."""
-    return f"< {minimum}" if value is None else str(value)
+def small(value) -> str:
+    """A count from a pooled table: None means suppressed (a small cell, or one that would give a
+    small cell away)."""
+    return "suppressed" if value is None else str(value)
 
 
 @register.filter

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission
 
 from analytics.calibration import calibration_grid, regeneration_known_day
 from analytics.course_tables import ALERT_COLUMNS, read_alerts_csv, read_bcell_csv
-from analytics.disclosure import suppress_small
+from analytics.disclosure import suppress_group, suppress_small
 from analytics.performance import (
     alert_outcomes,
     early_regeneration_accuracy,
@@ -108,12 +108,26 @@ def test_pooled_alert_outcomes_suppress_small_cells():
           "anti_leukemic" if i < 2 else "observation", "") for i in range(9)]
     )  # fmt: skip
     [row] = pooled_alert_outcomes(alerts)
-    assert row["raised"] == 9 and row["closed"] == 6
-    assert row["open"] is None  # 3 open: a small cell
-    assert row["closed_by_outcome"]["anti_leukemic"] is None  # 2
-    assert row["closed_by_outcome"]["observation"] is None  # 4
-    assert row["closed_by_outcome"]["not_relevant"] == 0
+    assert row["raised"] == 9
+    # 3 open is a small cell; closed (6) and acknowledged (6) would give it back (9 - 6 - 0).
+    assert (row["open"], row["closed"], row["acknowledged"], row["withdrawn"]) == (
+        None, None, None, 0
+    )  # fmt: skip
+    assert row["closed_by_outcome"] == {
+        "anti_leukemic": None,
+        "immunomodulatory": 0,
+        "observation": None,
+        "not_relevant": 0,
+    }
     assert row["median_hours_to_acknowledgement"] == 1.0  # 6 acknowledged
+    # Without small cells nothing is hidden.
+    [row] = pooled_alert_outcomes(alerts, minimum=2)
+    assert (row["open"], row["closed"], row["closed_by_outcome"]["anti_leukemic"]) == (3, 6, 2)
+
+
+def test_a_group_of_cells_is_suppressed_together():
+    assert suppress_group({"a": 3, "b": 10, "c": 0}) == {"a": None, "b": None, "c": 0}
+    assert suppress_group({"a": 5, "b": 10, "c": 0}) == {"a": 5, "b": 10, "c": 0}
 
 
 # Early regeneration against relapse ---------------------------------------------------------
@@ -194,9 +208,13 @@ def test_pooled_accuracy_suppresses_cells_and_the_proportions_built_on_them():
     pooled = early_regeneration_accuracy(frame, alerts, landmark_day=45, pooled=True)
     at_365 = pooled["horizons"][1]
     assert set(at_365["cells"].values()) == {None}
-    assert at_365["sensitivity"] is None and at_365["npv"] is None
+    assert [at_365[k] for k in ("sensitivity", "specificity", "ppv", "npv")] == [None] * 4
     assert pooled["n_alerted"] is None and pooled["lead_time_days"]["median"] is None
     assert pooled["n_in_remission_at_landmark"] == 6
+    # With a minimum of 1 nothing is small: the pooled figures equal the center's.
+    assert early_regeneration_accuracy(
+        frame, alerts, landmark_day=45, pooled=True, minimum=1
+    ) == early_regeneration_accuracy(frame, alerts, landmark_day=45)
 
 
 # Calibration: the regeneration known by the landmark ----------------------------------------
@@ -290,7 +308,8 @@ def test_registry_staff_see_every_center_pooled_and_the_calibration(
     assert "js/figures.js" in html
     inline = [s for s in html.split("<script")[1:] if "src=" not in s.split(">")[0]]
     assert all('type="application/json"' in s.split(">")[0] for s in inline)
-    assert "&lt; 5" in html  # the pooled table of 3 patients has small cells
+    assert "suppressed" in html  # the pooled table of 3 patients has small cells
+    assert 'data-testid="small-cells"' in html
     response = client.get("/dashboard/rules/alerts.csv")
     assert response.status_code == 200 and response["Content-Type"] == "text/csv"
     assert response.content.decode().splitlines()[0] == ",".join(ALERT_COLUMNS)
@@ -321,3 +340,14 @@ def test_the_dashboard_links_the_rule_page_for_those_who_may_see_it(
     assert 'data-testid="rules-link"' in client.get("/dashboard/").content.decode()
     client.force_login(clinician)
     assert 'data-testid="rules-link"' not in client.get("/dashboard/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_rule_page_of_an_empty_registry_says_so_without_failing(client, registry, frozen_now):
+    client.force_login(registry)
+    response = client.get(RULES, {"landmark": "60"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "No alerts yet." in html and "0 infused patients" in html
+    # A landmark that is not offered falls back to the study's day 45, never a 500.
+    assert client.get(RULES, {"landmark": "7; drop"}).status_code == 200

@@ -237,14 +237,19 @@ def reference(course: Course, p: RuleParams, ids: dict) -> list[tuple]:
         end = infusions[n] if n < len(infusions) else None
         # Endings (CLINICAL.md section 4): a relapse or an allogeneic HSCT after this infusion,
         # or a death, closes the window on its date.
-        closing = [d for d, kind in events
-                   if (kind in ("relapse", "hsct") and d > start)
-                   or (kind == "death" and d >= start)]
+        closing = [
+            d
+            for d, kind in events
+            if (kind in ("relapse", "hsct") and d > start) or (kind == "death" and d >= start)
+        ]
         closed_on = min(closing) if closing else None
         # The window's assessments in order, NE aside, none on or after that closing date.
         assessed = [
-            (d, r) for d, r in responses
-            if r != "NE" and start < d and (end is None or d <= end)
+            (d, r)
+            for d, r in responses
+            if r != "NE"
+            and start < d
+            and (end is None or d <= end)
             and (closed_on is None or d < closed_on)
         ]
         if assessed and assessed[0][1] not in ("CR", "CRi"):
@@ -255,13 +260,14 @@ def reference(course: Course, p: RuleParams, ids: dict) -> list[tuple]:
             closed_on = lost[0]
         # A closed window is read as known the day before, with no "today".
         stop = closed_on - 1 if closed_on is not None else None
-        known = (lambda day, stop=stop: stop is None or day <= stop)  # noqa: E731
+        known = lambda day, stop=stop: stop is None or day <= stop  # noqa: E731
         if stop is None:
             horizon = course.as_of if course.as_of is not None else max(every_day, default=None)
         else:
             horizon = max((d for d in every_day if d <= stop), default=None)
         inside = lambda day, start=start, end=end, known=known: (  # noqa: E731
-            start <= day and (end is None or day < end) and known(day))
+            start <= day and (end is None or day < end) and known(day)
+        )
         mine = sorted(
             ((i, s) for i, s in samples if inside(s.day)),
             key=lambda pair: (pair[1].day, pair[1].hour is not None, pair[1].hour or 0),
