@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
+from patients.admin import TypedNumbersMixin
 
 
 @admin.register(RuleParameterSet)
-class RuleParameterSetAdmin(admin.ModelAdmin):
+class RuleParameterSetAdmin(TypedNumbersMixin, admin.ModelAdmin):
     """Each save stores a new version and retires the previous one (versions are immutable)."""
 
     list_display = [
