@@ -224,3 +224,48 @@ def test_any_query_parameter_of_any_page_is_answered_not_a_server_error(
     get()
     record("hypothesis_page_queries", seen["cases"])
     assert seen["cases"] >= 80
+
+
+def test_the_lab_correction_and_alert_forms_answer_any_input(clinician_client, infused_patient):
+    from monitoring.models import Alert, AlertEvent
+    from tests.monitoring.test_notifications import raise_early_regeneration
+
+    alert = raise_early_regeneration(infused_patient)
+    lab = LabResult.objects.filter(patient=infused_patient).first()
+    forms = {
+        f"/patients/CT-0001/lab/{lab.pk}/edit/": {
+            "analyte": field(units.PB_BCELL_ABS, units.ALC),
+            "collected_at": field("2025-03-08T08:00", "2025-03-30T02:30", "2025-10-26T02:30"),
+            "value": numbers_as_typed,
+            "unit": st.one_of(st.just(units.CELLS_PER_UL), unit_codes),
+            "qualifier": qualifiers,
+            "method": typed_text,
+            "plausibility_confirmed": field("", "on"),
+        },
+        f"/alerts/{alert.pk}/close/": {
+            "outcome": field("observation", "not_relevant", "anti_leukemic_started"),
+            "reason": typed_text,
+            "therapy": typed_text,
+            "start_date": dates,
+            "agent": field("chemotherapy", "interferon"),
+            "agent_detail": typed_text,
+        },
+        f"/alerts/{alert.pk}/acknowledge/": {"next": typed_text},
+        "/alerts/preferences/": {"email_low_severity": field("on", "")},
+    }
+    seen = {"cases": 0}
+
+    @FUZZ
+    @given(url=st.sampled_from(list(forms)), data=st.data())
+    def post(url, data):
+        seen["cases"] += 1
+        body = data.draw(st.fixed_dictionaries(forms[url]))
+        before = rows() | {"AlertEvent": AlertEvent.objects.count()}
+        response = clinician_client.post(url, body)
+        assert response.status_code in (200, 302, 400), (url, body, response.status_code)
+        if response.status_code != 302:
+            assert rows() | {"AlertEvent": AlertEvent.objects.count()} == before
+
+    post()
+    record("hypothesis_lab_correction_and_alert_forms", seen["cases"])
+    assert seen["cases"] >= 80 and Alert.objects.exists()
