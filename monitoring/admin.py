@@ -6,10 +6,11 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
+from patients.admin import TypedNumbersMixin
 
 
 @admin.register(RuleParameterSet)
-class RuleParameterSetAdmin(admin.ModelAdmin):
+class RuleParameterSetAdmin(TypedNumbersMixin, admin.ModelAdmin):
     """Each save stores a new version and retires the previous one (versions are immutable).
 
     The add and change forms have a "Preview" button: it posts the same form to ``preview/``,

@@ -4,11 +4,14 @@ Admin saves go through the same services as the browser pages, so validation, th
 and alert re-evaluation are the same whichever door the data comes through.
 """
 
+from django import forms
 from django.contrib import admin
 from django.db import models
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from patients import services
+from patients.days import LocalTimeError, at_local_time
 from patients.fields import decimal_formfield
 from patients.models import (
     Center,
@@ -82,8 +85,49 @@ class InfusionAdmin(ServiceSavedAdmin):
     autocomplete_fields = ["patient"]
 
 
+class LabResultAdminForm(forms.ModelForm):
+    """The collection time is typed and shown in the patient's center's zone, as on the pages
+    (the admin would otherwise read it in the server's zone)."""
+
+    class Meta:
+        model = LabResult
+        fields = [
+            "patient",
+            "analyte",
+            "specimen",
+            "collected_at",
+            "value",
+            "unit",
+            "qualifier",
+            "method",
+            "plausibility_confirmed",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.collected_at:
+            zone = self.instance.patient.center.tzinfo
+            self.initial["collected_at"] = self.instance.collected_at.astimezone(zone).replace(
+                tzinfo=None
+            )
+        self.fields["collected_at"].help_text = "Local time of the patient's center."
+        self.initial["plausibility_confirmed"] = False  # a confirmation is for the value shown
+
+    def clean(self):
+        cleaned = super().clean()
+        patient, moment = cleaned.get("patient"), cleaned.get("collected_at")
+        if patient is not None and moment is not None:
+            wall_clock = timezone.localtime(moment).replace(tzinfo=None)
+            try:
+                cleaned["collected_at"] = at_local_time(wall_clock, patient.center.tzinfo)
+            except LocalTimeError as error:
+                self.add_error("collected_at", str(error))
+        return cleaned
+
+
 @admin.register(LabResult)
 class LabResultAdmin(ServiceSavedAdmin):
+    form = LabResultAdminForm
     list_display = ["patient", "analyte", "collected_at", "value", "unit", "qualifier"]
     list_filter = ["analyte", "specimen"]
     search_fields = ["patient__study_id"]
