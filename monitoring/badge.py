@@ -1,10 +1,15 @@
 """The navigation badge (active alerts, of which high) without a scan of the alert table per page.
 
 Each center has a version token in the shared cache; whatever changes an alert of the center
-(`alerts_sync`, the bulk sweep, acknowledging, closing) replaces the token after its transaction
-commits. A user's counts are cached under the tokens of the centers they see, so a page costs one
-cache read (and the user's centers) while nothing changed, and the first page after a change
-counts again. Tokens are random, never a counter that could meet an old cached value again.
+(`alerts_sync`, the bulk sweep, acknowledging, closing) replaces the token. A user's counts are
+cached under the tokens of the centers they see, so a page costs one cache read (and the user's
+centers) while nothing changed, and the first page after a change counts again. Tokens are
+random, never a counter that could meet an old cached value again.
+
+The token is replaced when the change is made, inside its transaction, not after commit (no
+extra on-commit callback on the clinician's save): a page rendered in the moment between the
+change and its commit may cache the old count under the new token, and it then shows until the
+cached count expires (BADGE_SECONDS) or the center's next change.
 
 Only with a cache shared by every process (Redis): with the in-process fallback each gunicorn
 worker would keep its own tokens, so the badge is then counted on every page (the small embedded
@@ -14,14 +19,16 @@ bypass the services (e.g. deleting a patient, whose alerts go with it).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
-BADGE_SECONDS = 300
+logger = logging.getLogger(__name__)
+
+BADGE_SECONDS = 60
 
 
 def _enabled() -> bool:
@@ -33,18 +40,14 @@ def _version_key(center_id: int) -> str:
 
 
 def badge_versions_bump(center_ids: Iterable[int]) -> None:
-    """After commit: the badges of users who see these centers are counted again."""
+    """The badges of users who see these centers are counted again on their next page."""
     keys = [_version_key(pk) for pk in set(center_ids)]
     if not keys or not _enabled():
         return
-
-    def bump() -> None:
-        try:
-            cache.set_many({key: uuid.uuid4().hex for key in keys}, timeout=None)
-        except Exception:  # the cache down: fall back on the expiry of the cached counts
-            cache.delete_many(keys)
-
-    transaction.on_commit(bump)
+    try:
+        cache.set_many({key: uuid.uuid4().hex for key in keys}, timeout=None)
+    except Exception:  # the cache down: a badge is not worth failing a save for
+        logger.warning("Could not bump the alert badge versions", exc_info=True)
 
 
 def _visible_center_ids(user) -> list[int]:
