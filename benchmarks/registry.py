@@ -184,7 +184,7 @@ def _alerts_clear() -> None:
         )
 
 
-def _celery_sweep(workers: int, redis_url: str) -> float:
+def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
     """Full sweep queued as chunk tasks, run by a Celery worker with `workers` processes."""
     queue = f"bench13-{os.getpid()}"
     env = {
@@ -232,7 +232,8 @@ def _celery_sweep(workers: int, redis_url: str) -> float:
         from monitoring.tasks import sweep_dispatch
 
         started = time.perf_counter()
-        result = sweep_dispatch(scope="all")
+        # Chunks of 1,000 patients (the default) at 10,000; eight chunks for smaller registries.
+        result = sweep_dispatch(scope="all", size=min(1000, max(50, size // 8)))
         result.get(timeout=1800, disable_sync_subtasks=False)
         return time.perf_counter() - started
     finally:
@@ -275,7 +276,7 @@ def measure(size: int, options) -> dict:
         figures["equal to per-patient"] = _state() == bulk
     if options.redis_url:
         for workers in options.workers:
-            figures[f"celery {workers}"] = _celery_sweep(workers, options.redis_url)
+            figures[f"celery {workers}"] = _celery_sweep(workers, options.redis_url, size)
 
     from analytics.dataset import analysis_csv, analysis_frame
     from analytics.services import snapshot_compute
@@ -290,6 +291,9 @@ def measure(size: int, options) -> dict:
             capture_output=True,
         )
     )
+    from page_weight import dashboard_weight
+
+    figures["weight"] = dashboard_weight()
     return figures
 
 
@@ -355,6 +359,23 @@ def table(f: dict) -> str:
             if one
             else f"| full sweep as Celery tasks, {workers} worker(s) | {f[key]:.2f} s | — | — |"
         )
+    weight = f["weight"]
+    lines.append(
+        f"| dashboard, first view (page, plotly.js, CSS, JS, figures JSON; compressed) | "
+        f"{weight['first view'] / 1e6:.2f} MB | target 1.5 MB | "
+        f"{_ratio(weight['first view'], 1.5e6)} |"
+    )
+    lines.append(
+        f"| dashboard, repeat view (hashed static files and the snapshot's JSON cached) | "
+        f"{weight['repeat view'] / 1e3:.1f} KB | target 200 KB | "
+        f"{_ratio(weight['repeat view'], 200e3)} |"
+    )
+    figures_json = next((v for k, v in weight["assets"].items() if k.endswith(".json")), None)
+    if figures_json:
+        lines.append(
+            f"| figures JSON of the snapshot ({figures_json[1]}) | "
+            f"{figures_json[0] / 1e3:.0f} KB | — | — |"
+        )
     lines.append(
         f"| dashboard snapshot | {f['snapshot s']:.2f} s | R `survival` on the exported CSV: "
         f"{f['R s']:.2f} s | {_ratio(f['snapshot s'], f['R s'])} (target ≤ 1×) |"
@@ -417,6 +438,9 @@ def main() -> None:
         # Sweeps in this process run in-process; only the Celery measurement queues tasks.
         os.environ["REDIS_URL"] = options.redis_url
         os.environ["CELERY_TASK_ALWAYS_EAGER"] = "True"
+        # Static files as production serves them: hashed, precompressed, from collectstatic.
+        os.environ["STATIC_MANIFEST"] = "True"
+        os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
         figures = measure(options.one, options)
         print("FIGURES " + json.dumps(figures, default=str))
         return

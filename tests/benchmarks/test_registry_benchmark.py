@@ -33,6 +33,8 @@ def test_a_small_run_prints_the_table():
         "full (nightly) sweep, nothing changed",
         "first sweep over the bulk-loaded registry",
         "dashboard snapshot",
+        "dashboard, first view",
+        "dashboard, repeat view",
     ):
         assert row in out
     assert "| notifications queued by the first sweep (history) | 0 |" in out
