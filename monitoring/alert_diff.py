@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -53,7 +54,7 @@ def finding_fields(finding: Finding, params: RuleParams) -> dict:
         "day": finding.day,
         "evidence": [evidence_to_dict(e) for e in finding.evidence],
         "details": _json_safe(finding.details),
-        "params": params.to_dict(),
+        "params": _params_dict(params),
         "rule_version": params.version,
         "infusion_number": finding.details.get("infusion_number", 0),
     }
@@ -74,6 +75,16 @@ DIFF_FIELDS = (
     "withdrawn_at",
     "withdrawn_reason",
 )
+
+
+@lru_cache(maxsize=64)
+def _params_dict_cached(params: RuleParams) -> dict:
+    return params.to_dict()
+
+
+def _params_dict(params: RuleParams) -> dict:
+    # One set of parameters serves a whole center: converted once, copied per alert.
+    return dict(_params_dict_cached(params))
 
 
 def _json_safe(value):

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from monitoring import notifications
 from monitoring.alert_diff import RAISED, alerts_diff
+from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
 from monitoring.models import (
     ACKNOWLEDGED,
@@ -104,6 +105,8 @@ def alerts_sync(
             recorded += notifications.notifications_record(alert=alert)
     if recorded:
         notifications.send_after_commit()
+    if changes:
+        badge_versions_bump([patient.center_id])
     return [change.alert for change in changes]
 
 
@@ -118,6 +121,7 @@ def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
         _status_change(alert, ACKNOWLEDGED, user=user)
         alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
         alert.save()
+        badge_versions_bump([alert.patient.center_id])
     return alert
 
 
@@ -175,6 +179,7 @@ def alert_close(
         if alert.acknowledged_at is None:
             alert.acknowledged_by, alert.acknowledged_at = user, alert.closed_at
         alert.save()
+        badge_versions_bump([alert.patient.center_id])
     return alert
 
 

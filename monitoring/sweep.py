@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from monitoring import notifications
 from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
+from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
 from monitoring.models import Alert, AlertEvent, RuleParameterSet
 from monitoring.params import RuleParams
@@ -90,7 +91,9 @@ def all_patient_ids() -> list[int]:
     return list(Patient.objects.order_by("pk").values_list("pk", flat=True))
 
 
-def _changes_for(patient_ids: list[int], context: SweepContext, now: datetime) -> list[AlertChange]:
+def _changes_for(
+    patient_ids: list[int], context: SweepContext, now: datetime, centers: set[int]
+) -> list[AlertChange]:
     existing: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
     # The model's ordering (newest first), as patient.alerts.all() gives them to alerts_sync.
     for alert in Alert.objects.filter(patient_id__in=patient_ids):
@@ -99,7 +102,7 @@ def _changes_for(patient_ids: list[int], context: SweepContext, now: datetime) -
     for read in timelines_read(patient_ids):
         today = context.today[read.center_id]
         params = context.params[read.center_id]
-        changes += alerts_diff(
+        patient_changes = alerts_diff(
             patient_id=read.patient_id,
             findings=evaluate(read.timeline, params, as_of=today),
             existing=existing[read.patient_id],
@@ -109,6 +112,9 @@ def _changes_for(patient_ids: list[int], context: SweepContext, now: datetime) -
             notify=True,
             now=now,
         )
+        if patient_changes:
+            centers.add(read.center_id)
+            changes += patient_changes
     return changes
 
 
@@ -149,8 +155,10 @@ def _sweep_batch(
         rows = Patient.objects.select_for_update(skip_locked=not wait).filter(pk__in=patient_ids)
         locked = list(rows.order_by("pk").values_list("pk", flat=True))
         now = timezone.now()
-        changes = _changes_for(locked, context, now)
+        centers: set[int] = set()
+        changes = _changes_for(locked, context, now, centers)
         counts["notifications"] += changes_apply(changes, now=now)
+        badge_versions_bump(centers)
     counts["patients"] += len(locked)
     counts["changed"] += len(changes)
     return sorted(set(patient_ids) - set(locked))

@@ -12,11 +12,11 @@ def send_pending_notifications() -> dict:
     return notifications.notifications_send_pending()
 
 
-def sweep_dispatch(*, scope: str = sweep.ALL, as_of: date | None = None):
+def sweep_dispatch(*, scope: str = sweep.ALL, as_of: date | None = None, size: int = sweep.CHUNK):
     """Queue the sweep as one task per chunk of patients, so every free worker (on any machine)
     takes a share. Returns the group's result (joinable when a result backend is configured)."""
     day = as_of.isoformat() if as_of else None
-    chunks = sweep.sweep_chunks(scope=scope, as_of=as_of)
+    chunks = sweep.sweep_chunks(scope=scope, as_of=as_of, size=size)
     return group(sweep_alerts_chunk.s(ids, day) for ids in chunks).apply_async()
 
 
