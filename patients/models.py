@@ -287,7 +287,9 @@ class LabResult(models.Model):
         self.canonical_value = (
             None if self.value is None else units.to_canonical(self.analyte, self.value, self.unit)
         )
-        if not getattr(self, "_checked_with_its_sample", False):
+        if self.canonical_value is None:  # a qualifier: nothing to find implausible
+            self.plausibility_confirmed, self.plausibility_warning = False, ""
+        elif not getattr(self, "_checked_with_its_sample", False):
             # One result on its own (a correction, the admin); a new sample is checked as a whole
             # by patients.services.lab_results_record.
             findings = validation.sample_plausibility(

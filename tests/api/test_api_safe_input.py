@@ -72,9 +72,9 @@ def test_a_local_time_the_clock_skips_is_refused(clinician, center):
     PatientFactory(center=center, study_id="CT-0301")
     response = client_for(clinician).post(URL, one("CT-0301", "2025-03-30T02:30"), format="json")
     assert response.status_code == 400
-    assert "does not exist in Europe/Berlin" in response.json()["errors"][
-        "samples[0].collected_at"
-    ][0]
+    assert (
+        "does not exist in Europe/Berlin" in response.json()["errors"]["samples[0].collected_at"][0]
+    )
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "x"])

@@ -11,6 +11,8 @@ from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz_counts import record
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((ROOT / "docs" / "examples" / "early-regeneration.json").read_text())
 
@@ -132,27 +134,40 @@ JSON = st.recursive(
 )
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(document=JSON)
-def test_any_json_document_is_evaluated_or_refused_never_a_traceback(tmp_path, document):
-    answer = check(tmp_path, json.dumps(document))
-    assert answer.startswith("refused: ") or json.loads(answer)["findings"] is not None
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    index=st.integers(0, len(EXAMPLE["results"]) - 1),
-    field=st.sampled_from(["value", "collected", "unit", "analyte", "qualifier", "id"]),
-    value=JSON,
-)
-def test_one_wrong_field_of_a_valid_file_is_refused_never_a_traceback(
-    tmp_path, index, field, value
-):
-    document = json.loads(json.dumps(EXAMPLE))
-    document["results"][index][field] = value
-    answer = check(tmp_path, json.dumps(document))
-    assert answer.startswith("refused: ") or "findings" in json.loads(answer)
+def test_any_json_document_is_evaluated_or_refused_never_a_traceback(tmp_path):
+    cases = {"n": 0}
+
+    @FUZZ
+    @given(document=JSON)
+    def evaluate(document):
+        cases["n"] += 1
+        answer = check(tmp_path, json.dumps(document))
+        assert answer.startswith("refused: ") or json.loads(answer)["findings"] is not None
+
+    evaluate()
+    record("hypothesis_check_timeline_any_document", cases["n"])
+    assert cases["n"] >= 200
+
+
+def test_one_wrong_field_of_a_valid_file_is_refused_never_a_traceback(tmp_path):
+    cases = {"n": 0}
+
+    @FUZZ
+    @given(
+        index=st.integers(0, len(EXAMPLE["results"]) - 1),
+        field=st.sampled_from(["value", "collected", "unit", "analyte", "qualifier", "id"]),
+        value=JSON,
+    )
+    def evaluate(index, field, value):
+        cases["n"] += 1
+        document = json.loads(json.dumps(EXAMPLE))
+        document["results"][index][field] = value
+        answer = check(tmp_path, json.dumps(document))
+        assert answer.startswith("refused: ") or "findings" in json.loads(answer)
+
+    evaluate()
+    record("hypothesis_check_timeline_one_wrong_field", cases["n"])
+    assert cases["n"] >= 200

@@ -53,9 +53,7 @@ def test_b_cells_above_the_alc_of_the_same_sample_need_a_confirmation():
         (D(12), D("0.0121"), False),
     ],
 )
-def test_a_thousandfold_jump_from_the_previous_non_zero_value_is_a_unit_slip(
-    previous, value, slip
-):
+def test_a_thousandfold_jump_from_the_previous_non_zero_value_is_a_unit_slip(previous, value, slip):
     found = check_sample({units.PB_BCELL_ABS: value}, Limits(), {units.PB_BCELL_ABS: previous})
     assert ("unit_slip" in [f.check for f in found]) is slip
 
@@ -145,7 +143,5 @@ def test_limits_are_per_center_and_every_change_is_a_new_version(
             entered_by=clinician,
         )
     with pytest.raises(ValidationError):  # a confirm limit above the refuse limit
-        plausibility_limits_publish(
-            center=center, user=clinician, values={"alc_soft": D(10) ** 7}
-        )
+        plausibility_limits_publish(center=center, user=clinician, values={"alc_soft": D(10) ** 7})
     assert PlausibilityLimits.objects.filter(center=center).count() == 2

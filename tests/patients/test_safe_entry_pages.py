@@ -101,9 +101,7 @@ def test_a_correction_to_an_unusual_value_asks_for_the_confirmation_too(
     assert alc.value == 60000 and alc.plausibility_confirmed
 
 
-def test_infusion_number_zero_and_a_negative_dose_get_plain_messages(
-    clinician_client, patient
-):
+def test_infusion_number_zero_and_a_negative_dose_get_plain_messages(clinician_client, patient):
     response = clinician_client.post(
         "/patients/CT-0001/infusion/add/",
         _infusion_post(infusion_number="0", dose_cells_per_kg="-5"),

@@ -51,9 +51,10 @@ def test_plain_study_ids_pass():
 def test_study_ids_are_unique_without_regard_to_case(clinician_client, center):
     PatientFactory(center=center, study_id="demo-002")
     response = clinician_client.post("/patients/new/", _patient_post(center, study_id="DEMO-002"))
-    assert "without regard to upper and lower case" in field_errors(
-        response.content.decode(), "study_id"
-    )[0]
+    assert (
+        "without regard to upper and lower case"
+        in field_errors(response.content.decode(), "study_id")[0]
+    )
     assert Patient.objects.count() == 1
     # The database keeps the rule too, whatever door a row comes through.
     with pytest.raises(IntegrityError), transaction.atomic():
