@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import date
 
+from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
@@ -59,6 +60,12 @@ def cohort_from_options(options: dict) -> CohortFilter:
     )
 
 
+def small_cell_min_for(cohort: CohortFilter) -> int:
+    """Registry-wide (pooled) cohorts hide counts under SMALL_CELL_MIN; one center's own
+    cohort shows them (its hematologists see those patients anyway)."""
+    return 0 if cohort.center else settings.SMALL_CELL_MIN
+
+
 def snapshot_compute(
     *, options: dict | None = None, run: RefreshRun | None = None
 ) -> DashboardSnapshot:
@@ -82,7 +89,13 @@ def snapshot_compute(
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
-    figures = dashboard_figures(table, report, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
+    figures = dashboard_figures(
+        table,
+        report,
+        rfs_origin=rfs_origin,
+        censor_at_hsct=censor_at_hsct,
+        small_cell_min=small_cell_min_for(cohort),
+    )
     progress("Saving", 95)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,

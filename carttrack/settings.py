@@ -188,6 +188,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+# Registry-wide (pooled) dashboards show a count of 1 to SMALL_CELL_MIN - 1 patients as "<N".
+SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
