@@ -68,6 +68,8 @@ def dashboard(request):
 
 @require_POST
 def refresh(request):
+    if not request.user.has_perm("analytics.add_refreshrun"):  # registry staff only read
+        raise PermissionDenied("Only clinicians and administrators start a dashboard refresh.")
     form = _cohort_form(request)
     if not form.is_valid():
         return redirect(reverse("analytics:dashboard"))
@@ -79,6 +81,7 @@ def refresh(request):
 
 @require_http_methods(["GET"])
 def run_status(request, pk: int):
+    services.refresh_runs_sweep()  # a run whose worker died is reported failed, not running
     run = get_object_or_404(RefreshRun, pk=pk)
     return JsonResponse(
         {

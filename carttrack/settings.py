@@ -152,6 +152,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # NOTIFICATION_SWEEP_SECONDS (read in carttrack/celery.py): how often beat sends the
 # notifications that could not be enqueued when raised (Redis down); default 60.
+# An undeliverable notification (5 attempts) is tried again this long after it failed.
+NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
@@ -166,7 +168,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.2,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
+    # A task taken by a worker that died is given to another after this many seconds (Redis's
+    # default is an hour). Longer than any task runs: a 10,000-patient refresh takes ~15 s.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
 }
+# Dashboard refresh runs: a heartbeat every few seconds while computing; the sweep (every
+# minute) fails a running run silent for REFRESH_STALE_SECONDS and a queued run no worker took.
+REFRESH_HEARTBEAT_SECONDS = env_int("REFRESH_HEARTBEAT_SECONDS", 15)
+REFRESH_STALE_SECONDS = env_int("REFRESH_STALE_SECONDS", 120)
+REFRESH_QUEUE_WAIT_SECONDS = env_int("REFRESH_QUEUE_WAIT_SECONDS", 600)
 
 if REDIS_URL:
     CACHES = {

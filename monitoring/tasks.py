@@ -15,3 +15,8 @@ def sweep_alerts() -> dict:
     counts = services.sweep()
     notifications.notifications_send_pending()
     return counts
+
+
+@shared_task(ignore_result=True)
+def retry_undelivered_notifications() -> int:
+    return notifications.notifications_retry_failed()
