@@ -79,7 +79,7 @@ def test_live_and_snapshot_exports_neutralise_formulas_and_read_back(
     for query in ({}, {"snapshot": snapshot.pk}):
         response = client.get(EXPORT, query)
         assert response.status_code == 200
-        assert response["Cache-Control"] == "no-store"
+        assert "no-store" in response["Cache-Control"]
         rows = _cells(response)
         assert not [c for row in rows for c in row if c[:1] in ("=", "+", "@", "\t", "\r")]
         products = sorted(row[2] for row in rows[1:])
