@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -75,14 +76,18 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def private_postgres(tmp_path_factory):
-    server = PrivatePostgres(tmp_path_factory.mktemp("pg") / "cluster")
+def private_postgres():
+    # Not under pytest's tmp_path: the postgres user must be able to reach the folder.
+    folder = Path(tempfile.mkdtemp(prefix="carttrack-pg-"))
+    folder.chmod(0o755)
+    server = PrivatePostgres(folder / "cluster")
     server.start()
     yield server
     try:
         server.stop()
     except subprocess.CalledProcessError:
         pass  # already stopped
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _env(database_url: str) -> dict:
