@@ -101,3 +101,17 @@ def test_snapshots_and_refresh_runs_cannot_be_deleted_in_the_admin(admin_client,
     from analytics.models import DashboardSnapshot
 
     assert DashboardSnapshot.objects.filter(pk=snapshot.pk).exists()
+
+
+def test_the_database_refuses_to_change_or_delete_the_access_log(clinician_client, patient):
+    from django.db import DatabaseError, connection, transaction
+
+    clinician_client.get("/patients/CT-0901/")
+    for statement in (
+        "UPDATE audit_accessevent SET target = 'forged'",
+        "DELETE FROM audit_accessevent",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+    assert list(AccessEvent.objects.values_list("target", flat=True)) == ["CT-0901"]
