@@ -56,5 +56,6 @@ def test_refresh_now_replaces_a_dead_run_with_a_new_one(limits, clinician_client
 
 def test_registry_staff_cannot_start_a_refresh(client, registry):
     client.force_login(registry)
+    assert 'data-testid="refresh"' not in client.get("/dashboard/").content.decode()
     assert client.post("/dashboard/refresh/").status_code == 403
     assert RefreshRun.objects.count() == 0
