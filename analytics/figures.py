@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from analytics.comparisons import landmark_cohort_mask
 from analytics.competing import aalen_johansen
+from analytics.disclosure import small_cell_label
 from analytics.endpoints import os_endpoint, rfs_endpoint
 from analytics.report import COMPARISONS, group_key
 from analytics.survival import km_curve
@@ -82,6 +83,7 @@ def km_figure(
     risk_days: Sequence[float] = (),
     x_title: str = "Days after first infusion",
     cumulative: bool = False,
+    small_cell_min: int = 0,
 ) -> dict[str, Any]:
     """A KM figure with a number-at-risk table under it. groups: (label, time, event)."""
     groups = [g for g in groups if len(g[1])]
@@ -94,7 +96,8 @@ def km_figure(
         curve = km_curve(time, event, label=label, risk_times=risk_days)
         color, band = COLORS[index % 4], BANDS[index % 4]
         step_t = np.asarray(curve.step_time)
-        at_risk = [int((time >= t).sum()) for t in step_t]
+        at_risk = [small_cell_label(int((time >= t).sum()), small_cell_min) for t in step_t]
+        n, events = (small_cell_label(x, small_cell_min) for x in (len(time), int(np.sum(event))))
         for trace in _band(step_t, curve.step_lower, curve.step_upper, band, label):
             fig.add_trace(trace, 1, 1)
         fig.add_trace(
@@ -103,9 +106,9 @@ def km_figure(
                 y=curve.step_survival,
                 mode="lines",
                 line={"shape": "hv", "color": color},
-                name=f"{label} (n={len(time)}, events={int(np.sum(event))})",
+                name=f"{label} (n={n}, events={events})",
                 legendgroup=label,
-                customdata=np.array(at_risk),
+                customdata=at_risk,
                 hovertemplate=(
                     f"{label}<br>day %{{x:.0f}}<br>{y_title} %{{y:.3f}}"
                     "<br>at risk %{customdata}<extra></extra>"
@@ -134,7 +137,7 @@ def km_figure(
                 x=risk_days,
                 y=[label] * len(risk_days),
                 mode="text",
-                text=[str(n) for n in curve.risk.at_risk],
+                text=[str(small_cell_label(int(k), small_cell_min)) for k in curve.risk.at_risk],
                 textfont={"color": color},
                 showlegend=False,
                 hovertemplate=f"{label}: %{{text}} at risk on day %{{x}}<extra></extra>",
@@ -178,7 +181,9 @@ def km_figure(
     return json.loads(fig.to_json())
 
 
-def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> dict[str, Any]:
+def cir_figure(
+    rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float], small_cell_min: int = 0
+) -> dict[str, Any]:
     table = aalen_johansen(rfs["time"], rfs["cir_event"])
     fig = go.Figure()
     for k, (name, color, band) in enumerate(
@@ -197,7 +202,10 @@ def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> 
                 mode="lines",
                 line={"shape": "hv", "color": color},
                 name=name,
-                customdata=[len(rfs), *table.n_at_risk.tolist()],
+                customdata=[
+                    small_cell_label(int(k), small_cell_min)
+                    for k in [len(rfs), *table.n_at_risk.tolist()]
+                ],
                 hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
                 "incidence %{y:.3f}<br>at risk %{customdata}"
                 "<extra></extra>",
@@ -224,8 +232,10 @@ def dashboard_figures(
     *,
     rfs_origin: str = "infusion",
     censor_at_hsct: bool = False,
+    small_cell_min: int = 0,
 ) -> dict[str, dict]:
-    """Every figure of the dashboard, keyed by name."""
+    """Every figure of the dashboard, keyed by name; counts under ``small_cell_min`` (pooled
+    registry-wide cohorts) are shown as "<min"."""
     risk_days = report["options"]["risk_days"]
     rfs = rfs_endpoint(df, origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     os_cr = os_endpoint(df, cr_only=True)
@@ -237,6 +247,7 @@ def dashboard_figures(
             y_title="Relapse-free",
             note=_fmt_median(report["rfs"].get("median_brookmeyer_crowley")),
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     if len(os_cr):
         figures["os"] = km_figure(
@@ -245,6 +256,7 @@ def dashboard_figures(
             y_title="Alive",
             note=_fmt_median(report["os"].get("median_brookmeyer_crowley")),
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     titles = {
         "early_regeneration": "RFS by early B-cell regeneration (≤ day 45), naive split",
@@ -272,6 +284,7 @@ def dashboard_figures(
                 y_title="Relapse-free",
                 note=_fmt_p(report["logrank"][key].get("p_value")),
                 risk_days=risk_days,
+                small_cell_min=small_cell_min,
             )
     landmark_day = report["options"]["landmark_day"]
     rfs_inf = rfs_endpoint(df, origin="infusion", censor_at_hsct=censor_at_hsct)
@@ -295,11 +308,13 @@ def dashboard_figures(
             note=_fmt_p(report["landmark"].get("logrank", {}).get("p_value")),
             risk_days=risk_days,
             x_title=f"Days after the day-{landmark_day:g} landmark",
+            small_cell_min=small_cell_min,
         )
     if len(rfs):
         figures["cir"] = cir_figure(
             rfs,
             title="Cumulative incidence of relapse (competing risk: death)",
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     return figures

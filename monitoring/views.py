@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from monitoring import selectors, services
+from monitoring import notifications, selectors, services
 from monitoring.forms import AlertCloseForm, InboxFilterForm, PreferencesForm
 from patients.models import Center
 
@@ -50,6 +50,9 @@ def _render_detail(request, alert, close_form, status=200):
             "events": alert.events.select_related("user"),
             "close_form": close_form,
             "can_act": _can_act(request.user),
+            "undelivered": notifications.undelivered(alert.notifications.all()).select_related(
+                "recipient"
+            ),
         },
         status=status,
     )

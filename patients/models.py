@@ -71,6 +71,8 @@ class ClinicianProfile(models.Model):
         help_text="Also e-mail me about warning, info and reminder alerts "
         "(high alerts always are).",
     )
+    # Which center a user belongs to decides which patients they see: every change is kept.
+    history = HistoricalRecords()
 
     def __str__(self) -> str:
         return f"{self.user} ({self.center or 'all centers'})"

@@ -31,6 +31,17 @@ def patients_visible_to(user) -> QuerySet[Patient]:
     return qs.filter(center_id=profile.center_id)
 
 
+def center_code_restricted_to(user) -> str | None:
+    """The one center whose rows a user may take away (exports): None for registry staff and
+    superusers (every center), "" for an account attached to no center (nothing)."""
+    if user.is_superuser or user.has_perm("patients.view_all_centers"):
+        return None
+    profile = getattr(user, "profile", None)
+    if profile is None or profile.center_id is None:
+        return ""
+    return profile.center.code
+
+
 @dataclass
 class PatientRow:
     patient: Patient

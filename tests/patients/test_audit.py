@@ -121,7 +121,7 @@ def test_the_patient_page_lists_the_correction_among_recent_changes(clinician_cl
 def test_a_second_correction_shows_the_first_correction_as_its_before(
     clinician_client, corrected, frozen_now
 ):
-    later(frozen_now)
+    later(frozen_now, minutes=10)  # within the 15-minute idle logoff
     clinician_client.post(
         f"/patients/CT-0001/lab/{corrected.pk}/edit/",
         {
@@ -140,7 +140,7 @@ def test_a_second_correction_shows_the_first_correction_as_its_before(
 
 
 def test_a_deleted_lab_result_keeps_its_history(clinician_client, clinician, corrected, frozen_now):
-    later(frozen_now)
+    later(frozen_now, minutes=10)  # within the 15-minute idle logoff
     response = clinician_client.post(f"/patients/CT-0001/lab/{corrected.pk}/delete/")
     assert response.status_code == 302
     assert not LabResult.objects.filter(pk=corrected.pk).exists()
