@@ -57,3 +57,18 @@ ROLE_LABELS = {
 @register.filter
 def role_label(role: str) -> str:
     return ROLE_LABELS.get(role, role.replace("_", " "))
+
+
+@register.inclusion_tag("monitoring/_course_chart.html")
+def course_chart(patient, key: str = "patient", table_anchor: str = ""):
+    """The patient's course chart (figure JSON for static/js/course_chart.js) and its summary."""
+    from monitoring.course_chart import course_chart_json, course_for, course_summary
+
+    course = course_for(patient)
+    return {
+        "figure": course_chart_json(course),
+        "figure_id": f"course-figure-{key}",
+        "key": key,
+        "summary": course_summary(course),
+        "table_anchor": table_anchor,
+    }
