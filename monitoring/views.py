@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring import selectors, services
 from monitoring.forms import AlertCloseForm, InboxFilterForm, PreferencesForm
+from monitoring.worklist import with_course_status, worklist
 from patients.models import Center
 
 
@@ -31,6 +32,7 @@ def inbox(request):
         status=filters.get("status", ""),
     )
     page = Paginator(alerts, 50).get_page(request.GET.get("page"))
+    with_course_status(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -40,12 +42,22 @@ def inbox(request):
     )
 
 
+@require_http_methods(["GET"])
+def today(request):
+    """The home page: what a hematologist needs to look at today."""
+    return render(
+        request,
+        "monitoring/worklist.html",
+        {"work": worklist(request.user), "can_act": _can_act(request.user)},
+    )
+
+
 def _render_detail(request, alert, close_form, status=200):
     return render(
         request,
         "monitoring/alert_detail.html",
         {
-            "alert": alert,
+            "alert": with_course_status([alert])[0],
             "events": alert.events.select_related("user"),
             "close_form": close_form,
             "can_act": _can_act(request.user),

@@ -12,8 +12,10 @@ def patient_alerts(context, patient):
         [a for a in alerts if a.status in ACTIVE_STATUSES],
         key=lambda a: ({"high": 0, "warning": 1, "reminder": 2}.get(a.severity, 3), a.raised_at),
     )
+    from monitoring.worklist import with_course_status
+
     return {
-        "active": active,
+        "active": with_course_status(active),
         "past": [a for a in alerts if a.status not in ACTIVE_STATUSES],
         "patient": patient,
         "request": context.get("request"),

@@ -64,7 +64,9 @@ def page_messages(response) -> list[str]:
     return [
         unescape(m)
         for m in re.findall(
-            r'<div class="message [^"]*" role="status">(.*?)</div>', response.content.decode(), re.S
+            r'<div class="message [^"]*" role="status"[^>]*>(.*?)</div>',
+            response.content.decode(),
+            re.S,
         )
     ]
 
