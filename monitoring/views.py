@@ -52,7 +52,7 @@ def today(request):
     )
 
 
-def _render_detail(request, alert, close_form, status=200):
+def _render_detail(request, alert, close_form, status=200, focus_close=False):
     return render(
         request,
         "monitoring/alert_detail.html",
@@ -61,6 +61,7 @@ def _render_detail(request, alert, close_form, status=200):
             "events": alert.events.select_related("user"),
             "close_form": close_form,
             "can_act": _can_act(request.user),
+            "focus_close": focus_close or bool(close_form.errors),
         },
         status=status,
     )
@@ -69,7 +70,12 @@ def _render_detail(request, alert, close_form, status=200):
 @require_http_methods(["GET"])
 def alert_detail(request, pk: int):
     alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
-    return _render_detail(request, alert, AlertCloseForm(patient=alert.patient))
+    return _render_detail(
+        request,
+        alert,
+        AlertCloseForm(patient=alert.patient),
+        focus_close=request.GET.get("acknowledged") == "1",
+    )
 
 
 @require_POST
@@ -87,7 +93,8 @@ def alert_acknowledge(request, pk: int):
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        target = alert.get_absolute_url()  # never send a clinician off-site
+        # Never off-site; by default straight on to the close form, in the same place.
+        target = f"{alert.get_absolute_url()}?acknowledged=1#close"
     return redirect(target)
 
 
