@@ -84,7 +84,8 @@ class Patient(models.Model):
     full_name = models.CharField(max_length=200, blank=True)
     sex = models.CharField(max_length=1, choices=SEX_CHOICES, default="U")
     date_of_birth = models.DateField(null=True, blank=True)
-    diagnosis = models.CharField(max_length=200, default="R/R B-ALL", blank=True)
+    DEFAULT_DIAGNOSIS = "R/R B-ALL"
+    diagnosis = models.CharField(max_length=200, default=DEFAULT_DIAGNOSIS, blank=True)
     ph_positive = models.BooleanField("Ph+", null=True, blank=True)
     hematologists = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="patients"

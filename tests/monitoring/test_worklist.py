@@ -148,3 +148,31 @@ def test_registry_staff_see_no_correct_links(client, registry, center):
     page = client.get(f"/patients/{patient.study_id}/").content.decode()
     assert ">Correct<" not in page and "/edit/" not in page
     assert "/history/" in page  # the value still leads to its history
+
+
+def test_the_hematologist_picker_lists_only_the_centers_clinicians(
+    clinician_client, clinician, stranger, center
+):
+    page = clinician_client.get("/patients/new/").content.decode()
+    assert "Clara Clinician" in page and "stranger" not in page
+
+    patient = PatientFactory(center=center, study_id="CT-0050")
+    data = {"study_id": "CT-0050", "center": center.pk, "sex": "F", "diagnosis": "R/R B-ALL"}
+    refused = clinician_client.post(
+        f"/patients/{patient.study_id}/edit/", {**data, "hematologists": [stranger.pk]}
+    )
+    assert refused.status_code == 200 and not patient.hematologists.exists()
+    clinician_client.post(
+        f"/patients/{patient.study_id}/edit/", {**data, "hematologists": [clinician.pk]}
+    )
+    assert list(patient.hematologists.all()) == [clinician]
+
+
+def test_a_new_patients_diagnosis_is_a_placeholder_not_a_prefilled_value(clinician_client, center):
+    page = clinician_client.get("/patients/new/").content.decode()
+    field = re.search(r'<input[^>]*name="diagnosis"[^>]*>', page).group(0)
+    assert 'placeholder="R/R B-ALL"' in field and 'value="' not in field
+    clinician_client.post(
+        "/patients/new/", {"study_id": "CT-0060", "center": center.pk, "sex": "F", "diagnosis": ""}
+    )
+    assert PatientFactory._meta.model.objects.get(study_id="CT-0060").diagnosis == "R/R B-ALL"
