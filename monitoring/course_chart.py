@@ -161,6 +161,7 @@ def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=Non
         fig.add_hline(y=threshold, line={"color": "#8a5200", "dash": "dash", "width": 1}, row=row)
     fig.update_yaxes(
         type="log",
+        dtick=1,  # decades only: 1, 10, 100 (minor ticks crowd a small row)
         title_text=unit_label,
         range=[math.log10(floor) - 0.3, math.log10(max(top, floor * 10)) + 0.3],
         row=row,
@@ -193,9 +194,8 @@ def course_figure(course: Course) -> go.Figure:
         rows=4,
         cols=1,
         shared_xaxes=True,
-        row_heights=[0.2, 0.44, 0.18, 0.18],
-        vertical_spacing=0.035,
-        subplot_titles=["", "PB B cells (CD19+)", "BM MRD", "CAR transgene copies"],
+        row_heights=[0.17, 0.45, 0.19, 0.19],
+        vertical_spacing=0.06,
     )
     first = course.infusions[0]
 
@@ -270,7 +270,7 @@ def course_figure(course: Course) -> go.Figure:
 
     _log_row(
         fig, course, 2, [("PB B cells", of(units.PB_BCELL_ABS), "#b3261e")],
-        unit_label="cells/µL (log)", floor_label="not detectable",
+        unit_label="PB B cells<br>cells/µL", floor_label="not detectable",
     )  # fmt: skip
     for point, label in _aplasia_and_regeneration(course):
         fig.add_annotation(
@@ -286,14 +286,14 @@ def course_figure(course: Course) -> go.Figure:
         for p in of(units.BM_MRD_FLOW, units.BM_MRD_NGS)
     ]
     _log_row(
-        fig, course, 3, [("BM MRD", mrd, "#8a5200")], unit_label="% of cells (log)",
+        fig, course, 3, [("BM MRD", mrd, "#8a5200")], unit_label="BM MRD<br>% of cells",
         floor_label="MRD negative", threshold=0.01,
     )  # fmt: skip
     _log_row(
         fig, course, 4,
         [("BM CAR copies", of(units.BM_CAR_COPIES), "#1f4e79"),
          ("PB CAR copies", of(units.PB_CAR_COPIES), "#2f6fb0")],
-        unit_label="copies/µg DNA (log)", floor_label="not detectable",
+        unit_label="CAR copies<br>per µg DNA", floor_label="not detectable",
     )  # fmt: skip
     second = [(d - first).days for d in course.infusions[1:]]
     fig.update_xaxes(
@@ -304,8 +304,8 @@ def course_figure(course: Course) -> go.Figure:
     )
     fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed")
     fig.update_layout(
-        height=640,
-        margin={"l": 70, "r": 20, "t": 30, "b": 60},
+        height=760,
+        margin={"l": 90, "r": 20, "t": 30, "b": 60},
         plot_bgcolor="#fff",
         paper_bgcolor="#fff",
         font={"family": "system-ui, sans-serif", "size": 12, "color": "#1d2733"},
