@@ -94,7 +94,7 @@ def alert_acknowledge(request, pk: int):
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         # Never off-site; by default straight on to the close form, in the same place.
-        target = f"{alert.get_absolute_url()}?acknowledged=1#close"
+        target = f"{alert.get_absolute_url()}?acknowledged=1"  # focus.js scrolls there
     return redirect(target)
 
 

@@ -135,7 +135,7 @@ def test_acknowledge_records_who_and_when(clinician_client, clinician, alert):
     response = clinician_client.post(url("acknowledge", alert), follow=True)
 
     # On to the close form, in the same place, with the focus moved to it.
-    assert response.redirect_chain == [(url("alert", alert) + "?acknowledged=1#close", 302)]
+    assert response.redirect_chain == [(url("alert", alert) + "?acknowledged=1", 302)]
     html = response.content.decode()
     assert '<h2 id="close-title" tabindex="-1" data-focus="first">' in html
     assert html.index('id="close"') < html.index('id="evidence"')
@@ -161,7 +161,7 @@ def test_acknowledge_does_not_redirect_to_another_site(clinician_client, alert):
     )
 
     assert response.status_code == 302
-    assert response.url == url("alert", alert) + "?acknowledged=1#close"
+    assert response.url == url("alert", alert) + "?acknowledged=1"
 
 
 def test_acknowledging_twice_changes_nothing(clinician_client, clinician, alert):
