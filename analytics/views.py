@@ -9,10 +9,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
 from analytics.dataset import analysis_csv, analysis_frame
-from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
+from analytics.dataset_schema import (
+    DATA_DICTIONARY,
+    data_dictionary_csv,
+    data_dictionary_markdown,
+)
 from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
-from analytics.report import COMPARISONS
+from analytics.report import COMPARISON_LABELS, COMPARISONS
 
 FIGURE_ORDER = [
     "rfs",
@@ -55,7 +59,7 @@ def dashboard(request):
         context["r"] = snapshot.report
         # jsonb does not keep key order: list the comparisons in the report's own order.
         context["comparisons"] = [
-            snapshot.report["logrank"][key]
+            {**snapshot.report["logrank"][key], "label": COMPARISON_LABELS[key]}
             for key in COMPARISONS
             if key in snapshot.report.get("logrank", {})
         ]
@@ -114,4 +118,8 @@ def data_dictionary(request):
         response = HttpResponse(data_dictionary_csv(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="carttrack-data-dictionary.csv"'
         return response
-    return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
+    if request.GET.get("format") == "md":
+        return HttpResponse(
+            data_dictionary_markdown(), content_type="text/markdown; charset=utf-8"
+        )
+    return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})
