@@ -119,7 +119,5 @@ def data_dictionary(request):
         response["Content-Disposition"] = 'attachment; filename="carttrack-data-dictionary.csv"'
         return response
     if request.GET.get("format") == "md":
-        return HttpResponse(
-            data_dictionary_markdown(), content_type="text/markdown; charset=utf-8"
-        )
+        return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
     return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})

@@ -17,6 +17,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from patients import units, validation
+from patients.formats import human_date
 
 
 def _raise(errors: validation.Errors) -> None:
@@ -155,7 +156,7 @@ class Infusion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.patient} infusion {self.infusion_number} ({self.infusion_date})"
+        return f"{self.patient} infusion {self.infusion_number} ({human_date(self.infusion_date)})"
 
     def clean(self) -> None:
         if self.patient_id:
@@ -213,7 +214,7 @@ class LabResult(models.Model):
 
     def __str__(self) -> str:
         when = self.collected_at.astimezone(self.patient.center.tzinfo)
-        return f"{self.get_analyte_display()} {self.display_value} ({when:%Y-%m-%d})"
+        return f"{self.get_analyte_display()} {self.display_value} ({human_date(when.date())})"
 
     def clean(self) -> None:
         definition = units.ANALYTES.get(self.analyte)
@@ -278,7 +279,7 @@ class ResponseAssessment(models.Model):
         ordering = ["patient", "assessed_on"]
 
     def __str__(self) -> str:
-        return f"{self.response} on {self.assessed_on}"
+        return f"{self.response} on {human_date(self.assessed_on)}"
 
     def clean(self) -> None:
         if self.patient_id:
@@ -328,7 +329,7 @@ class ClinicalEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} on {self.event_date}"
+        return f"{self.get_kind_display()} on {human_date(self.event_date)}"
 
     def clean(self) -> None:
         if self.patient_id:
@@ -383,7 +384,7 @@ class PreemptiveTherapy(models.Model):
         verbose_name_plural = "pre-emptive therapies"
 
     def __str__(self) -> str:
-        return f"{self.get_agent_display()} from {self.start_date}"
+        return f"{self.get_agent_display()} from {human_date(self.start_date)}"
 
     def clean(self) -> None:
         if self.patient_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -10,6 +11,7 @@ from simple_history.utils import get_history_model_for_model
 
 from patients import units
 from patients.days import ClinicalDay, clinical_day, local_date
+from patients.formats import human_date
 from patients.models import (
     ClinicalEvent,
     Infusion,
@@ -197,6 +199,8 @@ def _shown(value) -> str:
         return _people(value)
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
+    if isinstance(value, date):
+        return human_date(value)
     return str(value)
 
 
@@ -213,8 +217,6 @@ class ClinicalStatus:
 
     @property
     def label(self) -> str:
-        from patients.formats import human_date
-
         if self.died_on:
             return f"Died {human_date(self.died_on)}"
         if self.relapsed_on:

@@ -176,3 +176,17 @@ def test_a_new_patients_diagnosis_is_a_placeholder_not_a_prefilled_value(clinici
         "/patients/new/", {"study_id": "CT-0060", "center": center.pk, "sex": "F", "diagnosis": ""}
     )
     assert PatientFactory._meta.model.objects.get(study_id="CT-0060").diagnosis == "R/R B-ALL"
+
+
+def test_recent_changes_name_the_hematologists_not_their_ids(
+    clinician_client, clinician, center, frozen_now
+):
+    patient = PatientFactory(center=center, study_id="CT-0070", date_of_birth=None)
+    frozen_now.shift(60)  # the change comes a minute after the creation
+    data = {"study_id": "CT-0070", "center": center.pk, "sex": "F", "diagnosis": "R/R B-ALL"}
+    clinician_client.post(
+        f"/patients/{patient.study_id}/edit/", {**data, "hematologists": [clinician.pk]}
+    )
+    page = clinician_client.get(f"/patients/{patient.study_id}/history/").content.decode()
+    assert "<ins>Clara Clinician</ins>" in page  # hematologists: — → Clara Clinician
+    assert "{&#x27;patient&#x27;" not in page and "{'patient'" not in page
