@@ -302,7 +302,15 @@ def course_figure(course: Course) -> go.Figure:
         row=4,
         col=1,
     )
-    fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed")
+    # Always the whole window of the latest infusion, and every point drawn.
+    days = [(p.on - first).days for p in course.results] + [
+        (m.on - first).days
+        for m in (*course.responses, *course.events, *course.therapies, *course.alerts)
+    ]
+    last_window_end = (course.infusions[-1] - first).days + WINDOW_LAST_DAY
+    left = min([-3, *days]) - 3
+    right = max([last_window_end + 10, *days]) + 5
+    fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed", range=[left, right])
     fig.update_layout(
         height=760,
         margin={"l": 90, "r": 20, "t": 30, "b": 60},

@@ -55,7 +55,7 @@ def rule_params_for(center) -> RuleParams:
     return RuleParams()
 
 
-_SEVERITY_ORDER = Case(
+SEVERITY_ORDER = Case(
     *[When(severity=s, then=Value(rank)) for s, rank in SEVERITY_RANK.items()],
     output_field=IntegerField(),
 )
@@ -69,7 +69,7 @@ def alerts_visible_to(user) -> QuerySet[Alert]:
 
 def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "") -> QuerySet:
     """Open alerts first, by severity, then newest first; filters by severity, center, status."""
-    qs = alerts_visible_to(user).annotate(severity_rank=_SEVERITY_ORDER)
+    qs = alerts_visible_to(user).annotate(severity_rank=SEVERITY_ORDER)
     if severity:
         qs = qs.filter(severity=severity)
     if center:
@@ -93,7 +93,7 @@ def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
     alerts: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
     qs = (
         Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
-        .annotate(severity_rank=_SEVERITY_ORDER)
+        .annotate(severity_rank=SEVERITY_ORDER)
         .order_by("severity_rank", "raised_at")
     )
     for alert in qs:

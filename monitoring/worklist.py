@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from monitoring import texts
 from monitoring.models import ACTIVE_STATUSES, HIGH, Alert
-from monitoring.selectors import alerts_visible_to, rule_params_for
+from monitoring.selectors import SEVERITY_ORDER, alerts_visible_to, rule_params_for
 from patients import units
 from patients.days import local_date
 from patients.models import Infusion, LabResult
@@ -24,6 +24,7 @@ from patients.selectors import ClinicalStatus, clinical_status_by_patient, patie
 
 ACTIVE_WINDOW_DAYS = 45
 RECENT_DAYS = 14
+RECENT_LIMIT = 10
 
 
 @dataclass
@@ -72,10 +73,12 @@ def worklist(user, *, now=None) -> Worklist:
     high = list(
         work.filter(severity=HIGH, status__in=ACTIVE_STATUSES).order_by("-raised_at", "-pk")
     )
+    # Still to act on, raised lately, below high severity (high ones are listed above).
     recent = list(
-        work.filter(raised_at__gte=now - timedelta(days=RECENT_DAYS))
-        .exclude(severity=HIGH, status__in=ACTIVE_STATUSES)
-        .order_by("-raised_at", "-pk")[:20]
+        work.filter(raised_at__gte=now - timedelta(days=RECENT_DAYS), status__in=ACTIVE_STATUSES)
+        .exclude(severity=HIGH)
+        .annotate(severity_rank=SEVERITY_ORDER)
+        .order_by("severity_rank", "-raised_at", "-pk")[:RECENT_LIMIT]
     )
     return Worklist(
         high_alerts=with_course_status(high),
