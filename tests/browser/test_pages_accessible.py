@@ -84,3 +84,17 @@ def test_every_page_passes_axe_and_fits_the_window(
 def test_the_login_page_passes_axe(page):
     page.goto("/login/")
     assert_accessible(page, "the login page")
+
+
+def test_printing_the_patient_page_and_the_dashboard_leaves_out_the_controls(
+    page, sign_in, clinician, registry_data
+):
+    sign_in(page, clinician.username, PASSWORD)
+    page.emulate_media(media="print")
+    for url in ("/patients/CT-0100/", "/dashboard/"):
+        page.goto(url)
+        assert not page.locator(".topbar").is_visible(), url
+        assert not page.locator("footer").is_visible(), url
+        assert page.get_by_role("heading", level=1).is_visible(), url
+    assert not page.get_by_role("button", name="Apply").is_visible()
+    assert page.locator("figure").first.is_visible()
