@@ -50,6 +50,7 @@ def _fmt_median(m: dict | None) -> str:
 def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
     """A step-shaped 95 % confidence band: the upper edge, then the lower edge filled up to it."""
     edge = {
+        "mode": "lines",  # a band is an area: no markers on its edges
         "line": {"width": 0, "shape": "hv"},
         "hoverinfo": "skip",
         "showlegend": False,
@@ -61,6 +62,12 @@ def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
             x=x, y=lower, fill="tonexty", fillcolor=fillcolor, name=f"{label} 95% CI", **edge
         ),
     ]
+
+
+def _median_time(step_time: np.ndarray, survival: np.ndarray) -> float | None:
+    """The first time the step curve reaches 0.5 or below (None: median not reached)."""
+    reached = np.nonzero(survival <= 0.5)[0]
+    return float(step_time[reached[0]]) if len(reached) else None
 
 
 def _readable_ticks(max_time: float) -> list[float]:
@@ -117,6 +124,22 @@ def km_figure(
             1,
             1,
         )
+        median = _median_time(step_t, np.asarray(curve.step_survival, dtype=float))
+        if median is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, median, median],
+                    y=[0.5, 0.5, 0],
+                    mode="lines",
+                    line={"color": color, "dash": "dot", "width": 1},
+                    name=f"{label} median",
+                    showlegend=False,
+                    legendgroup=label,
+                    hovertemplate=f"{label}: median day {median:.0f}<extra></extra>",
+                ),
+                1,
+                1,
+            )
         if curve.censor_time:
             fig.add_trace(
                 go.Scatter(
@@ -184,8 +207,13 @@ def km_figure(
 def cir_figure(
     rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float], small_cell_min: int = 0
 ) -> dict[str, Any]:
+    """Aalen–Johansen cumulative incidence of relapse and of death without relapse, with the
+    number at risk under the time axis as on every KM figure."""
     table = aalen_johansen(rfs["time"], rfs["cir_event"])
-    fig = go.Figure()
+    ticks = _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1
+    )
     for k, (name, color, band) in enumerate(
         [("Relapse", COLORS[1], BANDS[1]), ("Death without relapse", COLORS[0], BANDS[0])]
     ):
@@ -194,7 +222,7 @@ def cir_figure(
         lower = [0.0, *[None if np.isnan(v) else v for v in table.lower[k]]]
         upper = [0.0, *[None if np.isnan(v) else v for v in table.upper[k]]]
         for trace in _band(t, lower, upper, band, name):
-            fig.add_trace(trace)
+            fig.add_trace(trace, 1, 1)
         fig.add_trace(
             go.Scatter(
                 x=t,
@@ -209,18 +237,32 @@ def cir_figure(
                 hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
                 "incidence %{y:.3f}<br>at risk %{customdata}"
                 "<extra></extra>",
-            )
+            ),
+            1,
+            1,
         )
+    times = rfs["time"].to_numpy(float)
+    fig.add_trace(
+        go.Scatter(
+            x=ticks,
+            y=["CR patients"] * len(ticks),
+            mode="text",
+            text=[str(int((times >= day).sum())) for day in ticks],
+            showlegend=False,
+            hovertemplate="%{text} at risk on day %{x}<extra></extra>",
+        ),
+        2,
+        1,
+    )
+    fig.update_yaxes(title_text="Cumulative incidence", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="At risk", type="category", showgrid=False, row=2, col=1)
+    fig.update_xaxes(tickvals=ticks, showticklabels=False, row=1, col=1)
+    fig.update_xaxes(title_text="Days after first infusion", tickvals=ticks, row=2, col=1)
     fig.update_layout(
         title={"text": title, "x": 0.01},
-        height=420,
+        height=480,
         template="plotly_white",
-        yaxis={"title": "Cumulative incidence", "range": [0, 1]},
-        xaxis={
-            "title": "Days after first infusion",
-            "tickvals": _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0),
-        },
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.25},
         margin={"l": 70, "r": 20, "t": 50, "b": 50},
     )
     return json.loads(fig.to_json())

@@ -14,11 +14,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
 from analytics.dataset import analysis_csv, analysis_frame, csv_rows_of_center
-from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
+from analytics.dataset_schema import (
+    DATA_DICTIONARY,
+    data_dictionary_csv,
+    data_dictionary_markdown,
+)
 from analytics.disclosure import suppress_counts
 from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
-from analytics.report import COMPARISONS
+from analytics.report import COMPARISON_LABELS, COMPARISONS
 from carttrack.csv_safety import csv_response
 from patients.selectors import center_code_restricted_to
 
@@ -62,7 +66,7 @@ def dashboard(request):
         context["r"] = suppress_counts(snapshot.report, services.small_cell_min_for(cohort))
         # jsonb does not keep key order: list the comparisons in the report's own order.
         context["comparisons"] = [
-            context["r"]["logrank"][key]
+            {**context["r"]["logrank"][key], "label": COMPARISON_LABELS[key]}
             for key in COMPARISONS
             if key in context["r"].get("logrank", {})
         ]
@@ -161,4 +165,6 @@ def export_csv(request):
 def data_dictionary(request):
     if request.GET.get("format") == "csv":
         return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
-    return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
+    if request.GET.get("format") == "md":
+        return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
+    return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})

@@ -11,6 +11,7 @@ def navigation(request):
     active, high = alert_badge(user)
     return {
         "nav_items": [
+            {"label": "Today", "url": reverse("home"), "app": "home"},
             {
                 "label": "Alerts",
                 "url": reverse("monitoring:inbox"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
@@ -90,8 +91,16 @@ def test_export_with_an_invalid_filter_does_not_export_every_patient(
     assert response.status_code == 400 or _rows(response) == []
 
 
-def test_data_dictionary_markdown_lists_every_column(clinician_client):
+def test_data_dictionary_page_lists_every_column(clinician_client):
     response = clinician_client.get(DICTIONARY)
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    names = re.findall(r'<th scope="row"><code>([a-z0-9_]+)</code></th>', html)
+    assert names == list(COLUMN_NAMES)
+
+
+def test_data_dictionary_markdown_lists_every_column(clinician_client):
+    response = clinician_client.get(DICTIONARY, {"format": "md"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/markdown")
     lines = response.content.decode().splitlines()

@@ -94,7 +94,7 @@ def test_the_patient_history_page_shows_the_change_before_and_after(clinician_cl
     page = clinician_client.get("/patients/CT-0001/history/").content.decode()
     (changed,) = [row for row in history_rows(page) if row[3] == "changed"]
     when, who, record, _action, _diff = changed
-    assert when == "03 Nov 2025 11:30"  # FIXED_NOW + 30 minutes, shown in Berlin time
+    assert when == "3 Nov 2025 11:30"  # FIXED_NOW + 30 minutes, shown in Berlin time
     assert who == "clinician"
     assert record.startswith("PB B cells (CD19+), absolute")
     changes = {field: (before, after) for field, before, after in shown_changes(page)}
@@ -165,7 +165,7 @@ def test_a_deleted_infusion_keeps_its_history(clinician_client, clinician, infus
         clinician_client.get(f"/patients/CT-0001/infusion/{infusion.pk}/history/").content.decode()
     )
     assert [row[3] for row in rows] == ["deleted", "created"]
-    assert "infusion 1 (2025-03-01)" in rows[0][2]
+    assert "infusion 1 (1 Mar 2025)" in rows[0][2]
 
 
 def test_the_history_names_a_result_by_its_collection_date_in_the_centers_time_zone(
@@ -178,4 +178,4 @@ def test_the_history_names_a_result_by_its_collection_date_in_the_centers_time_z
     )
     page = clinician_client.get("/patients/CT-0001/history/").content.decode()
     (created,) = [row for row in history_rows(page) if row[2].startswith("PB B cells")]
-    assert created[2].endswith("(2025-03-15)")
+    assert created[2].endswith("(15 Mar 2025)")
