@@ -7,6 +7,8 @@ requires one and has none is sent to set it up before anything else. API calls w
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -16,6 +18,10 @@ from django_otp import user_has_device
 def otp_required_for(user) -> bool:
     groups = set(settings.OTP_REQUIRED_GROUPS)
     return bool(groups) and user.groups.filter(name__in=groups).exists()
+
+
+def _next(request) -> str:
+    return urlencode({"next": request.path}, safe="/")
 
 
 class OTPRequiredMiddleware:
@@ -36,7 +42,7 @@ class OTPRequiredMiddleware:
             and request.path not in {reverse(name) for name in self.OPEN}
         ):
             if user_has_device(user, confirmed=True):
-                return redirect(f"{reverse('accounts:otp_verify')}?next={request.path}")
+                return redirect(f"{reverse('accounts:otp_verify')}?{_next(request)}")
             if otp_required_for(user):
-                return redirect(f"{reverse('accounts:otp_setup')}?next={request.path}")
+                return redirect(f"{reverse('accounts:otp_setup')}?{_next(request)}")
         return self.get_response(request)

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import sys
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -54,7 +55,9 @@ class SessionTimeoutMiddleware:
                     "application/json"
                 ):
                     return HttpResponse(status=401)
-                return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
+                return redirect(
+                    f"{settings.LOGIN_URL_PATH}?{urlencode({'next': request.path}, safe='/')}"
+                )
             request.session[SEEN] = now
         return self.get_response(request)
 
