@@ -237,23 +237,18 @@ def reference(course: Course, p: RuleParams, ids: dict) -> list[tuple]:
         end = infusions[n] if n < len(infusions) else None
         # A relapse after this infusion, or a death, ends the window: read what was known the
         # day before, with no "today".
-        stops = [
-            d
-            for d, kind in events
-            if (kind == "relapse" and d > start) or (kind == "death" and d >= start)
-        ]
+        stops = [d for d, kind in events
+                 if (kind == "relapse" and d > start) or (kind == "death" and d >= start)]
         stop = min(stops) - 1 if stops else None
-        known = lambda day, stop=stop: stop is None or day <= stop  # noqa: E731
+        known = (lambda day, stop=stop: stop is None or day <= stop)  # noqa: E731
         if stop is None:
             horizon = course.as_of if course.as_of is not None else max(every_day, default=None)
         else:
             horizon = max((d for d in every_day if d <= stop), default=None)
         inside = lambda day, start=start, end=end, known=known: (  # noqa: E731
-            start <= day and (end is None or day < end) and known(day)
-        )
+            start <= day and (end is None or day < end) and known(day))
         assessed = [
-            r
-            for d, r in responses
+            r for d, r in responses
             if r != "NE" and start < d and (end is None or d <= end) and known(d)
         ]
         if assessed and assessed[-1] not in ("CR", "CRi"):
