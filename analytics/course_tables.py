@@ -25,7 +25,6 @@ from typing import IO
 import pandas as pd
 
 from analytics.dataset import CohortFilter, cohort_patients
-from monitoring.selectors import patient_timeline
 
 #: The calibration looks at windows up to day 90; the course is kept to that day.
 COURSE_LAST_DAY = 90
@@ -105,30 +104,26 @@ def alerts_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
 
 def bcell_course_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     """PB B-cell samples of each patient's first infusion window, days 1..COURSE_LAST_DAY."""
-    from analytics.dataset import _BATCH, _with_records
+    from analytics.dataset import cohort_records
 
     cohort = cohort or CohortFilter()
-    ids = list(cohort_patients(cohort).values_list("pk", flat=True))
     rows = []
-    for start in range(0, len(ids), _BATCH):
-        for patient, labs in _with_records(ids[start : start + _BATCH]):
-            windows = patient_timeline(patient, labs).windows()
-            if not windows:
-                continue
-            samples = [
-                s for s in windows[0].post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY
-            ]
-            for order, sample in enumerate(samples, start=1):
-                count = sample.count()
-                rows.append(
-                    (
-                        patient.study_id,
-                        sample.day,
-                        order,
-                        None if count is None else float(count),
-                        _bcells_seen(sample),
-                    )
+    for records in cohort_records(cohort):
+        windows = records.timeline.windows()
+        if not windows:
+            continue
+        samples = [s for s in windows[0].post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY]
+        for order, sample in enumerate(samples, start=1):
+            count = sample.count()
+            rows.append(
+                (
+                    records.study_id,
+                    sample.day,
+                    order,
+                    None if count is None else float(count),
+                    _bcells_seen(sample),
                 )
+            )
     return pd.DataFrame(rows, columns=list(BCELL_COLUMNS))
 
 

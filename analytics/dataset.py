@@ -11,18 +11,17 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import NamedTuple
 
 import pandas as pd
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
-from monitoring.selectors import patient_timeline
-from monitoring.timeline import Window
+from monitoring.selectors import timelines_read
+from monitoring.timeline import Timeline, Window
 from patients import units
-from patients.models import LabResult, Patient
+from patients.models import Infusion, Patient, PreemptiveTherapy
 
 RESPONSE_ORDER = ["CR", "CRi", "PR", "NR", "PD", "NE"]  # best first
 STUDY_DEFINITION = RuleParams(version="study")
@@ -78,64 +77,53 @@ def _day(when: date | None, origin: date) -> int | None:
     return None if when is None else (when - origin).days
 
 
-class LabRow(NamedTuple):
-    """A lab result as the dataset reads it: plain values, no model instance (much faster for
-    large cohorts, where building hundreds of thousands of instances dominated the time)."""
+class PatientRecords(NamedTuple):
+    """One patient's records as the dataset reads them: plain values, no model instances (for
+    large cohorts, building hundreds of thousands of instances dominated the time)."""
 
-    pk: int
-    patient_id: int
-    analyte: str
-    specimen: str
-    collected_at: datetime
-    canonical_value: Decimal | None
-    qualifier: str
-
-    @property
-    def is_detectable(self) -> bool:
-        return not self.qualifier and self.canonical_value is not None and self.canonical_value > 0
+    study_id: str
+    center: str
+    synthetic: bool
+    sex: str
+    date_of_birth: date | None
+    infusions: list[tuple[date, str]]  # (infusion_date, product), in stored order
+    therapies: list[tuple[date, str]]  # (start_date, category), in stored order
+    timeline: Timeline  # dates in the center's zone (monitoring.selectors.timeline_build)
 
 
-def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
-    """One row of the analysis table; `labs` as LabRow (default: read from the database)."""
-    labs = (
-        [
-            LabRow(
-                r.pk,
-                r.patient_id,
-                r.analyte,
-                r.specimen,
-                r.collected_at,
-                r.canonical_value,
-                r.qualifier,
-            )
-            for r in patient.lab_results.all()
-        ]
-        if labs is None
-        else labs
-    )
-    infusions = sorted(patient.infusions.all(), key=lambda i: i.infusion_date)
+def _age(birth: date | None, day: date) -> int | None:  # as Patient.age_on
+    if birth is None:
+        return None
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _detectable(result) -> bool:
+    return not result.qualifier and result.value is not None and result.value > 0
+
+
+def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
+    """One row of the analysis table from one patient's records."""
+    infusions = sorted(records.infusions, key=lambda i: i[0])
     if not infusions:
         return None
-    first = infusions[0]
-    origin = first.infusion_date
-    responses = [r for r in patient.responses.all() if r.assessed_on >= origin]
+    origin, product = infusions[0]
+    timeline = records.timeline
+    responses = [r for r in timeline.responses if r.date >= origin]
     best = min((r.response for r in responses), key=RESPONSE_ORDER.index, default="NE")
-    cr_dates = [r.assessed_on for r in responses if r.response in ("CR", "CRi")]
-    events = sorted(patient.events.all(), key=lambda e: e.event_date)
+    cr_dates = [r.date for r in responses if r.response in ("CR", "CRi")]
+    events = timeline.events  # by date
 
     def first_of(kind):
-        return next(
-            (e.event_date for e in events if e.kind == kind and e.event_date >= origin), None
-        )
+        return next((e.date for e in events if e.kind == kind and e.date >= origin), None)
 
     relapse, death, hsct = first_of("relapse"), first_of("death"), first_of("hsct")
-    tz = patient.center.tzinfo
+    results = timeline.results  # collected_on: the date in the center's zone
     known_dates = (
-        [e.event_date for e in events]
-        + [r.assessed_on for r in responses]
-        + [r.collected_at.astimezone(tz).date() for r in labs]
-        + [t.start_date for t in patient.therapies.all()]
-        + [i.infusion_date for i in infusions]
+        [e.date for e in events]
+        + [r.date for r in responses]
+        + [r.collected_on for r in results]
+        + [on for on, _ in records.therapies]
+        + [on for on, _ in infusions]
     )
     last_contact = death or max(known_dates)
     os_days = _day(last_contact, origin)
@@ -149,7 +137,6 @@ def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
         rfs_from_cr = rfs_days - _day(cr_dates[0], origin)
         cir = 0 if rfs_end is None else (1 if relapse is not None and relapse == rfs_end else 2)
 
-    timeline = patient_timeline(patient, labs)
     windows = timeline.windows()
     window = windows[0] if windows else None
     regen_day, aplasia = _regeneration_day(window, params) if window else (None, False)
@@ -158,9 +145,8 @@ def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
 
     before_relapse = [
         r
-        for r in labs
-        if r.collected_at.astimezone(tz).date() >= origin
-        and (relapse is None or r.collected_at.astimezone(tz).date() < relapse)
+        for r in results
+        if r.collected_on >= origin and (relapse is None or r.collected_on < relapse)
     ]
     mrd = [r for r in before_relapse if r.analyte in (units.BM_MRD_FLOW, units.BM_MRD_NGS)]
     mrd_positive = None
@@ -168,8 +154,8 @@ def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
         mrd_positive = int(
             any(
                 not r.qualifier
-                and r.canonical_value is not None
-                and r.canonical_value
+                and r.value is not None
+                and r.value
                 >= (
                     params.mrd_flow_threshold_pct
                     if r.analyte == units.BM_MRD_FLOW
@@ -187,22 +173,21 @@ def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
         seen_detectable = False
         car_loss = 0
         for r in car:
-            if r.is_detectable:
+            if _detectable(r):
                 seen_detectable = True
             elif seen_detectable:
                 car_loss = 1
                 break
-    therapies = sorted(patient.therapies.all(), key=lambda t: t.start_date)
+    therapies = sorted(records.therapies, key=lambda t: t[0])
     therapy = therapies[0] if therapies else None
-    age = patient.age_on(origin)
     return {
-        "study_id": patient.study_id,
-        "center": patient.center.code,
-        "product": first.product,
-        "synthetic": int(patient.is_synthetic),
+        "study_id": records.study_id,
+        "center": records.center,
+        "product": product,
+        "synthetic": int(records.synthetic),
         "first_infusion_date": origin.isoformat(),
-        "age_at_infusion": age,
-        "sex": patient.sex if patient.sex in ("M", "F") else None,
+        "age_at_infusion": _age(records.date_of_birth, origin),
+        "sex": records.sex if records.sex in ("M", "F") else None,
         "best_response": best,
         "cr": cr,
         "cr_day": _day(cr_dates[0], origin) if cr_dates else None,
@@ -225,22 +210,12 @@ def patient_row(patient: Patient, params: RuleParams, labs=None) -> dict | None:
         ),
         "mrd_positive": mrd_positive,
         "car_loss": car_loss,
-        "preemptive_category": therapy.category if therapy else "none",
-        "preemptive_day": _day(therapy.start_date, origin) if therapy else None,
+        "preemptive_category": therapy[1] if therapy else "none",
+        "preemptive_day": _day(therapy[0], origin) if therapy else None,
     }
 
 
-# What the dataset reads of each lab result (not who entered it, nor the value as entered).
-_LAB_FIELDS = (
-    "id",
-    "patient_id",
-    "analyte",
-    "specimen",
-    "collected_at",
-    "canonical_value",
-    "qualifier",
-)
-_BATCH = 500  # patients per round of queries: bounded memory for large registries
+_BATCH = 1000  # patients per round of queries: bounded memory for large registries
 
 
 def cohort_patients(cohort: CohortFilter):
@@ -261,18 +236,36 @@ def cohort_patients(cohort: CohortFilter):
     return qs.order_by("study_id")
 
 
-def _with_records(patient_ids: list[int]):
-    """Patients with their records; lab results (the bulk) as plain LabRow tuples."""
-    labs: dict[int, list[LabRow]] = {pk: [] for pk in patient_ids}
-    for values in LabResult.objects.filter(patient_id__in=patient_ids).values_list(*_LAB_FIELDS):
-        labs[values[1]].append(LabRow(*values))
+def records_read(patient_ids: list[int]) -> list[PatientRecords]:
+    """The patients' records, by study ID, in a constant number of queries (one per record type,
+    plain tuples); the timelines through the sweep's reader (`monitoring.selectors`)."""
+    timelines = {read.patient_id: read.timeline for read in timelines_read(patient_ids)}
+    infusions: dict[int, list] = {pk: [] for pk in patient_ids}
+    therapies: dict[int, list] = {pk: [] for pk in patient_ids}
+    for patient_id, on, product in Infusion.objects.filter(patient_id__in=patient_ids).values_list(
+        "patient_id", "infusion_date", "product"
+    ):
+        infusions[patient_id].append((on, product))
+    for patient_id, on, category in PreemptiveTherapy.objects.filter(
+        patient_id__in=patient_ids
+    ).values_list("patient_id", "start_date", "category"):
+        therapies[patient_id].append((on, category))
     patients = (
         Patient.objects.filter(pk__in=patient_ids)
-        .select_related("center")
-        .prefetch_related("infusions", "responses", "events", "therapies")
         .order_by("study_id")
+        .values_list("pk", "study_id", "center__code", "is_synthetic", "sex", "date_of_birth")
     )
-    return [(patient, labs[patient.pk]) for patient in patients]
+    return [
+        PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk])
+        for pk, *values in patients
+    ]
+
+
+def cohort_records(cohort: CohortFilter):
+    """Every patient of the cohort with their records, by study ID, read in batches."""
+    ids = list(cohort_patients(cohort).values_list("pk", flat=True))
+    for start in range(0, len(ids), _BATCH):
+        yield from records_read(ids[start : start + _BATCH])
 
 
 def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
@@ -283,10 +276,8 @@ def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     # figures are compared on one definition and the data dictionary's meaning holds.
     params = STUDY_DEFINITION
     rows = []
-    ids = list(cohort_patients(cohort).values_list("pk", flat=True))
-    batches = (_with_records(ids[start : start + _BATCH]) for start in range(0, len(ids), _BATCH))
-    for patient, labs in (pair for batch in batches for pair in batch):
-        row = patient_row(patient, params, labs)
+    for records in cohort_records(cohort):
+        row = patient_row(records, params)
         if row is not None:
             rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMN_NAMES))
