@@ -99,8 +99,9 @@ def timelines_read(patient_ids: Iterable[int]) -> list[PatientTimeline]:
     }
     for section, fields in TIMELINE_SECTIONS.items():
         model = Patient._meta.get_field(section).related_model
-        for patient_id, *values in model.objects.filter(patient_id__in=ids).values_list(
-            "patient_id", *fields
+        # No ORDER BY: Timeline puts every section in its canonical order itself.
+        for patient_id, *values in (
+            model.objects.filter(patient_id__in=ids).order_by().values_list("patient_id", *fields)
         ):
             rows[patient_id][section].append(tuple(values))
     zones: dict[int, object] = {}
