@@ -240,6 +240,26 @@ def refresh_request(*, options: dict, user) -> RefreshRun:
     return run
 
 
+# A filtered view whose computation failed is not started again on every page view.
+FILTERED_VIEW_RETRY_AFTER = timedelta(minutes=10)
+
+
+def filtered_view_request(*, options: dict, user) -> RefreshRun | None:
+    """A filtered cohort shown for the first time is computed in the background (the page shows
+    the progress and then the numbers) instead of waiting for "Refresh now". Computing a view of
+    the same data changes nothing, so any reader may cause it; a view whose last computation
+    failed in the past ten minutes waits for "Refresh now" instead of failing in a loop."""
+    cohort = cohort_from_options(options)
+    failed_lately = RefreshRun.objects.filter(
+        cohort_key=cohort.key,
+        status=FAILED,
+        finished_at__gte=timezone.now() - FILTERED_VIEW_RETRY_AFTER,
+    ).exists()
+    if failed_lately:
+        return None
+    return refresh_request(options=options, user=user)
+
+
 def refresh_enqueue(*, run: RefreshRun) -> None:
     """Start a refresh after commit; in-process when no broker is configured."""
     from django.db import transaction

@@ -51,6 +51,11 @@ def dashboard(request):
     cohort = services.cohort_from_options(options)
     snapshot = services.latest_snapshot(cohort)
     run = services.pending_run(cohort)
+    if snapshot is None and run is None and options:
+        run = services.filtered_view_request(options=options, user=request.user)
+        # Without a broker the computation ran in-process, after the run was committed.
+        snapshot = services.latest_snapshot(cohort)
+        run = services.pending_run(cohort)
     context = {
         "form": form,
         "snapshot": snapshot,
