@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "patients",
     "monitoring",
     "analytics",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,11 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # History is not news: a finding first raised (by an import or a sweep) from a sample older than
 # this many days is recorded as historical, never e-mailed and kept out of the open worklist.
 ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
+# Imports: a lab batch larger than this (samples) becomes a background job answered with 202;
+# a spreadsheet with more rows than this is imported by a background job with a progress bar.
+IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
+IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
+IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True

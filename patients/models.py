@@ -156,11 +156,15 @@ class Infusion(models.Model):
     def __str__(self) -> str:
         return f"{self.patient} infusion {self.infusion_number} ({self.infusion_date})"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        # An import passes the patient's facts pre-loaded (and its patient may be new, unsaved).
+        if self.patient_id or facts is not None:
             _raise(
                 validation.infusion_errors(
-                    patient=self.patient, infusion_date=self.infusion_date, excluding_pk=self.pk
+                    patient=self.patient,
+                    infusion_date=self.infusion_date,
+                    excluding_pk=self.pk,
+                    facts=facts,
                 )
             )
 
@@ -214,12 +218,12 @@ class LabResult(models.Model):
         when = self.collected_at.astimezone(self.patient.center.tzinfo)
         return f"{self.get_analyte_display()} {self.display_value} ({when:%Y-%m-%d})"
 
-    def clean(self) -> None:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         definition = units.ANALYTES.get(self.analyte)
         if definition is not None:
             self.specimen = self.specimen or definition.specimen
             self.canonical_unit = definition.canonical_unit
-        if self.patient_id is None:
+        if self.patient_id is None and facts is None:
             return
         errors = validation.lab_result_errors(
             patient=self.patient,
@@ -230,6 +234,7 @@ class LabResult(models.Model):
             unit=self.unit,
             qualifier=self.qualifier,
             excluding_pk=self.pk,
+            facts=facts,
         )
         _raise(errors)
         self.canonical_value = (
@@ -279,8 +284,8 @@ class ResponseAssessment(models.Model):
     def __str__(self) -> str:
         return f"{self.response} on {self.assessed_on}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             errors: validation.Errors = {}
             validation.check_clinical_date(
                 errors, "assessed_on", self.assessed_on, patient=self.patient, what="assessment"
@@ -329,14 +334,15 @@ class ClinicalEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.event_date}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             _raise(
                 validation.event_errors(
                     patient=self.patient,
                     kind=self.kind,
                     event_date=self.event_date,
                     excluding_pk=self.pk,
+                    facts=facts,
                 )
             )
 
@@ -384,13 +390,14 @@ class PreemptiveTherapy(models.Model):
     def __str__(self) -> str:
         return f"{self.get_agent_display()} from {self.start_date}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             _raise(
                 validation.therapy_errors(
                     patient=self.patient,
                     start_date=self.start_date,
                     category=self.category,
                     agent=self.agent,
+                    facts=facts,
                 )
             )
