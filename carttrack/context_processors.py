@@ -9,6 +9,9 @@ def navigation(request):
     from monitoring.selectors import open_alert_count
 
     active, high = open_alert_count(user)
+    extra = []
+    if user.has_perm("patients.add_labresult"):
+        extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})
     return {
         "nav_items": [
             {
@@ -19,5 +22,6 @@ def navigation(request):
                 "badge_class": "high" if high else "",
             },
             {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
+            *extra,
         ]
     }

@@ -16,7 +16,7 @@ def batch_for_job(job: ImportJob) -> tuple[Batch | None, dict]:
             return None, flatten_errors(parsed.errors)
         return lab_batch_records(parsed.validated_data["samples"]), {}
     if job.kind == "spreadsheet":
-        from imports.spreadsheet import upload_batch
+        from imports.uploads import upload_batch
 
         return upload_batch(job.payload["upload_id"])
     raise ValueError(f"unknown job kind {job.kind!r}")
@@ -24,6 +24,6 @@ def batch_for_job(job: ImportJob) -> tuple[Batch | None, dict]:
 
 def job_finished(job: ImportJob) -> None:
     if job.kind == "spreadsheet":
-        from imports.spreadsheet import upload_finished
+        from imports.uploads import upload_finished
 
         upload_finished(job)
