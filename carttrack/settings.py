@@ -161,6 +161,9 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
+# imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
+FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True

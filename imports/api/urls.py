@@ -9,4 +9,10 @@ app_name = "imports_api"
 urlpatterns = [
     path("v1/lab-results/", login_not_required(views.lab_batch), name="lab_batch"),
     path("v1/jobs/<uuid:job_id>/", login_not_required(views.job_detail), name="job"),
+    path("v1/fhir/", login_not_required(views.fhir_bundle), name="fhir_bundle"),
+    path(
+        "v1/fhir/patients/<str:study_id>/",
+        login_not_required(views.fhir_patient_results),
+        name="fhir_patient",
+    ),
 ]

@@ -12,15 +12,18 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from imports.fhir import bundle_parse, patient_bundle
 from imports.formats.lab_json import LabBatchSerializer, flatten_errors, lab_batch_records
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
 from imports.jobs import job_as_json, job_create
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
+from patients.selectors import patients_visible_to
 
 
 def _wants_async(request) -> bool:
@@ -53,6 +56,23 @@ def lab_batch(request):
             status=status.HTTP_400_BAD_REQUEST,
         )
     samples = parsed.validated_data["samples"]
+
+    def run() -> tuple[int, dict]:
+        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
+            job = job_create(
+                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
+            )
+            return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
+        outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
+        code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
+        return code, outcome.as_json()
+
+    return _answer_once(request, run)
+
+
+def _answer_once(request, run) -> Response:
+    """Run an import in one transaction, answering a re-sent request (same Idempotency-Key and
+    body) with the first answer. A refused import rolls back and leaves its key unclaimed."""
     key = request.headers.get("Idempotency-Key", "").strip()
     with transaction.atomic():
         claim = None
@@ -70,24 +90,56 @@ def lab_batch(request):
                 replay = Response(claim.response, status=claim.status_code)
                 replay["Idempotent-Replayed"] = "true"
                 return replay
-        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
-            job = job_create(
-                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
-            )
-            code, body = status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
-        else:
-            outcome = records_import(
-                batch=lab_batch_records(samples), scope=import_scope(request.user)
-            )
-            if not outcome.ok:
-                transaction.set_rollback(True)  # and the key stays unclaimed
-                return Response(outcome.as_json(), status=status.HTTP_400_BAD_REQUEST)
-            code, body = status.HTTP_201_CREATED, outcome.as_json()
+        code, body = run()
+        if code >= 400:
+            transaction.set_rollback(True)
+            return Response(body, status=code)
         if claim is not None:
             key_answer(claim, status_code=code, response=body)
     response = Response(body, status=code)
     if code == status.HTTP_202_ACCEPTED:
         response["Location"] = body["url"]
+    return response
+
+
+class FhirJSONParser(JSONParser):
+    media_type = "application/fhir+json"
+
+
+@extend_schema(request=dict, responses={201: dict, 400: dict, 422: dict})
+@api_view(["POST"])
+@parser_classes([JSONParser, FhirJSONParser])
+def fhir_bundle(request):
+    """A FHIR R4 Bundle of Observations (and the Patients they reference), all or nothing."""
+    if not request.user.has_perm("patients.add_labresult"):
+        raise PermissionDenied("You may not enter lab results.")
+    if not isinstance(request.data, dict) or request.data.get("resourceType") != "Bundle":
+        return Response(
+            {"errors": {"resourceType": ["Send a FHIR Bundle."]}, "saved": 0},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    batch, problems = bundle_parse(request.data)
+    if problems:
+        return Response({"errors": problems, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
+
+    def run() -> tuple[int, dict]:
+        outcome = records_import(batch=batch, scope=import_scope(request.user))
+        return (status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST), (
+            outcome.as_json()
+        )
+
+    return _answer_once(request, run)
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+def fhir_patient_results(request, study_id: str):
+    """One patient's lab results as a FHIR Bundle (study ID only, no name or MRN)."""
+    if not request.user.has_perm("patients.view_labresult"):
+        raise PermissionDenied("You may not read lab results.")
+    patient = get_object_or_404(patients_visible_to(request.user), study_id=study_id)
+    response = Response(patient_bundle(patient))
+    response["Content-Type"] = "application/fhir+json"
     return response
 
 
