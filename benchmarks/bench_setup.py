@@ -10,7 +10,16 @@ from datetime import time as clock
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-CLINICAL_TABLES_PREFIXES = ("patients_", "monitoring_", "analytics_", "auth_", "django_", "axes_")
+CLINICAL_TABLES_PREFIXES = (
+    "patients_",
+    "monitoring_",
+    "analytics_",
+    "imports_",
+    "auth_",
+    "authtoken_",
+    "django_",
+    "axes_",
+)
 
 
 # The database: refuse anything that is not a disposable CARTtrack database.
