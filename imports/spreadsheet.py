@@ -153,7 +153,12 @@ def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, l
             return {}, [Problem(file_name, "", None, "Save the CSV file as UTF-8.")]
         if csv_sheet not in SHEETS:
             return {}, [Problem(file_name, "", None, "Say what the CSV file holds.")]
-        datasets = [(csv_sheet, tablib.Dataset().load(text, format="csv"))]
+        try:
+            datasets = [(csv_sheet, tablib.Dataset().load(text, format="csv"))]
+        except tablib.InvalidDimensions:
+            return {}, [
+                Problem(file_name, "", None, "A row has more cells than the header has columns.")
+            ]
     else:
         return {}, [Problem(file_name, "", None, "Upload an .xlsx or a .csv file.")]
     rows: dict[str, list[dict]] = {}

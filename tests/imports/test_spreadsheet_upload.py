@@ -217,3 +217,19 @@ def test_someone_elses_upload_is_not_found(manager, stranger, client):
     client.force_login(stranger)
     assert client.get(f"/imports/{upload.pk}/").status_code == 404
     assert client.post(f"/imports/{upload.pk}/confirm/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("labs.csv", b"study_id,analyte\nA,b,c\n", "more cells than the header"),
+        ("labs.csv", b"\xff\xfe\x00bad", "UTF-8"),
+        ("book.xlsx", b"not a workbook", "not a readable XLSX"),
+        ("labs.csv", b"study_id,colour\nCT-1,red\n", "Unknown column"),
+    ],
+)
+def test_a_malformed_file_is_a_clear_problem_not_a_500(manager, name, data, message):
+    page = post_file(manager, name, data, csv_sheet="labs")
+    assert page.status_code == 200
+    assert message in page.content.decode()
+    assert SpreadsheetUpload.objects.get().status == REFUSED
