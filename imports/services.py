@@ -84,6 +84,8 @@ def records_import(
         if not result.written:
             return ImportOutcome(result.problems)
         patients = result.affected_patients
+        if progress is not None:
+            progress("alerts", 0, len(patients))
         raised = historical = 0
         for done, patient in enumerate(patients, start=1):
             cutoff = historical_before or historical_cutoff(today_in(patient.center.tzinfo))

@@ -63,7 +63,10 @@ def batch_preview(batch: Batch, scope: Scope) -> IngestResult:
 def batch_ingest(batch: Batch, scope: Scope, *, progress: Progress | None = None) -> IngestResult:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("batch_ingest runs inside the caller's transaction")
-    plan, problems = batch_check(batch, context_load(batch, scope, lock=True))
+    context = context_load(batch, scope, lock=True)
+    if progress is not None:
+        progress("checking", 0, len(batch.samples))
+    plan, problems = batch_check(batch, context)
     if problems:
         return IngestResult(plan, problems, written=False)
     try:
@@ -90,6 +93,8 @@ def _write(plan: Plan, scope: Scope, progress: Progress | None) -> None:
     ]
     total = sum(len(rows) for _model, rows in steps)
     done = 0
+    if progress is not None:
+        progress("writing", 0, total)
     for model, rows in steps:
         for start in range(0, len(rows), BATCH_SIZE):
             chunk = rows[start : start + BATCH_SIZE]
