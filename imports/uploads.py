@@ -117,10 +117,15 @@ def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
     if outcome is None or not outcome.ok:
         _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
     else:
-        upload.status = IMPORTED
-        upload.preview = {**upload.preview, "result": outcome.as_json() | {"ids": []}}
-        upload.save(update_fields=["status", "preview"])
+        _imported(upload, outcome.as_json())
     return upload
+
+
+def _imported(upload: SpreadsheetUpload, result: dict) -> None:
+    # The rows held restricted identifiers (MRN, name) only until they were imported.
+    upload.status, upload.rows = IMPORTED, {}
+    upload.preview = {**upload.preview, "result": {**result, "ids": []}}
+    upload.save(update_fields=["status", "rows", "preview"])
 
 
 def _refuse(upload: SpreadsheetUpload, errors: dict) -> None:
@@ -141,6 +146,4 @@ def upload_finished(job: ImportJob) -> None:
     if "errors" in job.result:
         _refuse(upload, job.result["errors"])
     else:
-        upload.status = IMPORTED
-        upload.preview = {**upload.preview, "result": {**job.result, "ids": []}}
-        upload.save(update_fields=["status", "preview"])
+        _imported(upload, job.result)

@@ -136,6 +136,7 @@ def test_preview_then_confirm_imports_history_without_e_mail_and_the_same_file_c
         assert done.status_code == 200
         upload.refresh_from_db()
         assert upload.status == IMPORTED
+        assert upload.rows == {}  # identifiers are not kept in the upload once imported
         patient = Patient.objects.get(study_id="CT-XL1")
         assert (patient.mrn, patient.center, patient.date_of_birth.isoformat()) == (
             "MRN-77",
