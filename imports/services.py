@@ -63,7 +63,13 @@ def import_scope(user) -> Scope:
     patients = patients_visible_to(user)
     if not user.is_superuser and center is not None:
         patients = patients.filter(center=center)  # add to one's own center only
-    return Scope(user=user, patients=patients, centers=centers, default_center=center)
+    return Scope(
+        user=user,
+        patients=patients,
+        centers=centers,
+        default_center=center,
+        may_add_patients=user.has_perm("patients.add_patient"),
+    )
 
 
 def records_import(

@@ -211,6 +211,9 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
                 "This study ID is already used by a patient you may not enter data for.",
             )
             continue
+        if not ctx.scope.may_add_patients:
+            out.add(record.place, "study_id", record.study_id, "You may not add patients.")
+            continue
         center = (
             ctx.scope.centers.get(record.center_code)
             if record.center_code

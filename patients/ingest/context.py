@@ -29,6 +29,7 @@ class Scope:
     patients: QuerySet
     centers: dict[str, Center] = field(default_factory=dict)
     default_center: Center | None = None
+    may_add_patients: bool = True
 
 
 @dataclass

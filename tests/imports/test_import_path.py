@@ -246,3 +246,14 @@ def test_checking_costs_the_same_queries_for_ten_or_two_hundred_samples(data_man
             assert not problems and len(plan.labs) == 2 * n
             counts.append(len(queries))
     assert counts[0] == counts[1] <= 8
+
+
+def test_creating_patients_needs_the_right_to_add_them(data_manager):
+    from django.contrib.auth.models import Permission
+
+    data_manager.groups.first().permissions.remove(Permission.objects.get(codename="add_patient"))
+    data_manager = type(data_manager).objects.get(pk=data_manager.pk)  # fresh permission cache
+    with time_machine.travel(NOW, tick=False):
+        outcome = records_import(batch=course(), scope=import_scope(data_manager))
+    assert outcome.as_json()["errors"]["patients row 2.study_id"] == ["You may not add patients."]
+    assert not Patient.objects.exists()
