@@ -29,6 +29,7 @@ from patients.ingest.records import (
     PatientRecord,
     Problem,
     ResponseRecord,
+    SampleRecord,
     TherapyRecord,
 )
 from patients.models import (
@@ -99,10 +100,16 @@ def validate_infusion(infusion: Infusion, record: InfusionRecord, facts: Patient
 
 
 def validate_lab_value(
-    result: LabResult, record: LabValueRecord, facts: PatientFacts, ctx: Context
+    result: LabResult,
+    record: LabValueRecord,
+    sample: SampleRecord,
+    facts: PatientFacts,
+    ctx: Context,
 ) -> Errors:
-    """Plausibility rules go here (per-center limits from `ctx.scope`/the patient's center, the
-    previous value from `ctx.previous_value(...)`, `record.confirmed` for soft limits)."""
+    """Plausibility rules go here: per-center limits (`result.patient.center`), the previous
+    value (`ctx.previous_value(result.patient, analyte, collected_at)`), the other values of the
+    same sample (`sample.values`, e.g. B cells above the ALC) and `record.confirmed` for a soft
+    limit the sender has confirmed."""
     return _model_errors(result, facts)
 
 
@@ -360,7 +367,7 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
                 method=record.method,
                 entered_by=entered_by,
             )
-            errors = validate_lab_value(result, record, facts[sample.study_id], ctx)
+            errors = validate_lab_value(result, record, sample, facts[sample.study_id], ctx)
             out.add_errors(record.place, record, errors, sample_place=sample.place)
             key = (sample.study_id, result.analyte, result.specimen, sample.collected_at)
             if key in seen and sample.collected_at is not None:
