@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -290,7 +291,7 @@ def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) ->
             numbers[study_id][number] = "a stored infusion"
             dates[study_id][when] = "a stored infusion"
     pending: list[tuple[InfusionRecord, Infusion]] = []
-    for record in sorted(batch.infusions, key=lambda r: (r.infusion_date is None, r.infusion_date)):
+    for record in sorted(batch.infusions, key=lambda r: r.infusion_date or date.max):
         patient = _patient(record, plan, out)
         if patient is None:
             continue
