@@ -12,7 +12,9 @@ CLINICAL.md section 5):
 * Symmetric median CI (Collett §2.4): median ± z·SE with SE = SE(S(t50)) / f(t50), the form
   behind published SPSS-style intervals such as the study's "290 (163–416)".
 
-z is the exact normal quantile (1.959964 for 95 %), as in R.
+z is the exact normal quantile (1.959964 for 95 %), as in R, except in the symmetric median CI,
+whose multiplier is exactly 1.96 (CLINICAL.md section 5: the published figures' software uses it;
+1.959964 would put the limits about 0.0015 days away from the published method's).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from scipy import stats
 #: R's default tolerance in quantile.survfit (sqrt of machine epsilon).
 R_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
 BROOKMEYER_CROWLEY = "Brookmeyer-Crowley (R survfit quantile, log-transformed Greenwood band)"
-COLLETT_SYMMETRIC = "median ± z·SE, SE from Collett §2.4 (Greenwood SE / density, ε = 0.05)"
+COLLETT_SYMMETRIC = "median ± 1.96·SE, SE from Collett §2.4 (Greenwood SE / density, ε = 0.05)"
+#: The symmetric (SPSS-style) median CI's multiplier at 95 %: exactly 1.96, not qnorm(0.975).
+SYMMETRIC_Z_95 = 1.96
 
 
 def z_value(conf_level: float) -> float:
@@ -233,7 +237,7 @@ def median_brookmeyer_crowley(km: KaplanMeierTable, *, origin: float = 0.0) -> M
 
 
 def median_collett_symmetric(km: KaplanMeierTable, *, epsilon: float = 0.05) -> MedianEstimate:
-    """Median ± z·SE with Collett's (§2.4) standard error of a KM percentile.
+    """Median ± z·SE with Collett's (§2.4) standard error of a KM percentile; z = 1.96 at 95 %.
 
     t50 is Collett's estimate, the smallest event time with S ≤ 0.5 (no midpoint rule, so it
     can differ from R's median when S is exactly 0.5 on an interval). SE(t50) = SE(S(t50)) / f,
@@ -263,7 +267,7 @@ def median_collett_symmetric(km: KaplanMeierTable, *, epsilon: float = 0.05) -> 
     lo, s_l = float(times[below[0]]), float(surv[below[0]])
     density = (s_u - s_l) / (lo - u)
     se_t50 = se_s / density
-    z = z_value(km.conf_level)
+    z = SYMMETRIC_Z_95 if km.conf_level == 0.95 else z_value(km.conf_level)
     return MedianEstimate(method, t50, t50 - z * se_t50, t50 + z * se_t50, se_t50, km.conf_level)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import views
+from analytics import rule_views, views
 
 app_name = "analytics"
 
@@ -8,6 +8,10 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("refresh/", views.refresh, name="refresh"),
     path("runs/<int:pk>/", views.run_status, name="run_status"),
+    path("snapshots/<int:pk>/figures.json", views.figures_json, name="figures"),
     path("export.csv", views.export_csv, name="export_csv"),
     path("data-dictionary/", views.data_dictionary, name="data_dictionary"),
+    path("rules/", rule_views.rule_performance, name="rules"),
+    path("rules/alerts.csv", rule_views.export_alerts, name="export_alerts"),
+    path("rules/bcells.csv", rule_views.export_bcells, name="export_bcells"),
 ]

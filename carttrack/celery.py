@@ -14,8 +14,19 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
-    # Time-based rules (B-cell count due) and a safety net for every other rule.
-    "sweep-alerts-hourly": {"task": "monitoring.tasks.sweep_alerts", "schedule": crontab(minute=5)},
+    # Time-based rules (B-cell count due, aplasia coming due): only the patients the clock can
+    # change, hourly; everyone nightly, the safety net for every other rule. Each run is queued
+    # as one task per chunk of patients, so more workers finish it sooner.
+    "sweep-alerts-hourly": {
+        "task": "monitoring.tasks.sweep_alerts",
+        "schedule": crontab(minute=5),
+        "args": ("time_sensitive",),
+    },
+    "sweep-alerts-nightly": {
+        "task": "monitoring.tasks.sweep_alerts",
+        "schedule": crontab(hour=1, minute=35),
+        "args": ("all",),
+    },
     # Notifications that could not be enqueued when their alert was raised (Redis down).
     "send-pending-notifications": {
         "task": "monitoring.tasks.send_pending_notifications",

@@ -6,9 +6,9 @@ def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from monitoring.selectors import open_alert_count
+    from monitoring.badge import alert_badge
 
-    active, high = open_alert_count(user)
+    active, high = alert_badge(user)
     extra = []
     if user.has_perm("patients.add_labresult"):
         extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})

@@ -49,6 +49,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages compressed (static files come compressed from whitenoise already). Django's
+    # GZipMiddleware pads the gzip header randomly against BREACH-style length attacks.
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,6 +112,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Login lockout (django-axes): five failures lock the username/IP pair for 30 minutes.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# Counts from 1 to SMALL_CELL_MIN - 1 are suppressed in pooled (registry-wide) statistics.
+SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
 AXES_COOLOFF_TIME = 0.5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -126,11 +131,20 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/plotly", Path(plotly.__file__).resolve().parent / "package_data"),
 ]
+# Served compressed (gzip, and brotli when installed) with hashed names from the collected folder
+# (bin/run and the Dockerfile run collectstatic): whitenoise gives hashed files a year's max-age.
+# STATIC_MANIFEST=False (DEBUG, and bin/test) serves the source folders through the finders
+# instead, with plain names and no collectstatic needed.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
-WHITENOISE_USE_FINDERS = True
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 # E-mail: console by default; EMAIL_URL such as smtp+tls://user:pass@host:587 in production.
 _email = _env.email_url("EMAIL_URL", default="consolemail://")
@@ -161,6 +175,9 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# The largest request body read (a 5,000-sample lab batch is about 1 MB; larger ones become
+# background jobs); over it the API answers a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
@@ -193,6 +210,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One JSON error shape for every status (patients/api/errors.py).
+    "EXCEPTION_HANDLER": "patients.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CARTtrack API",

@@ -16,3 +16,9 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).
+handler400 = "patients.api.errors.json_or_html_400"
+handler403 = "patients.api.errors.json_or_html_403"
+handler404 = "patients.api.errors.json_or_html_404"
+handler500 = "patients.api.errors.json_or_html_500"

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
-from imports.services import import_scope, records_import
+from imports.services import REFUSED, import_scope, records_import
 
 _PROGRESS = "imports:job:{}:progress"
 logger = logging.getLogger(__name__)
@@ -47,13 +47,16 @@ def job_run(*, job_id: str) -> None:
     try:
         batch, problems = batch_for_job(job)
         if problems:
-            result = {"errors": problems, "saved": 0}
+            result = {"detail": REFUSED, "errors": problems, "saved": 0}
         else:
             outcome = records_import(batch=batch, scope=import_scope(job.user), progress=progress)
             result = outcome.as_json()
     except Exception:  # the job reports its failure; nothing was saved (one transaction)
         logger.exception("import job %s failed", job.pk)
-        result = {"errors": {"__all__": ["The import failed unexpectedly; nothing was saved."]}}
+        result = {
+            "detail": "The import failed unexpectedly; nothing was saved.",
+            "errors": {"request": ["The import failed unexpectedly; nothing was saved."]},
+        }
     status = FAILED if "errors" in result else DONE
     ImportJob.objects.filter(pk=job.pk).update(
         status=status, result=result, finished_at=timezone.now()

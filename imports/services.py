@@ -11,6 +11,7 @@ e-mailed, not in the worklist.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,15 +20,19 @@ from django.db import transaction
 
 from monitoring.models import ACTIVE_STATUSES
 from monitoring.services import alerts_sync, historical_cutoff
+from patients.days import clinical_day, local_date
 from patients.ingest.checks import Plan
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, Problem, problems_by_key
 from patients.ingest.write import batch_ingest, batch_preview
-from patients.models import Center
+from patients.models import Center, Infusion
 from patients.selectors import patients_visible_to
 from patients.validation import today_in
 
 Progress = Callable[[str, int, int], None]
+
+
+REFUSED = "Nothing was saved: see errors for each problem."
 
 
 @dataclass
@@ -36,20 +41,54 @@ class ImportOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     lab_result_ids: list[int] = field(default_factory=list)
     alerts: dict[str, int] = field(default_factory=dict)
+    samples: list = field(default_factory=list)  # (SampleRecord, Patient, [LabResult])
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def as_json(self) -> dict:
+        """The answer of the API and of a job: on refusal the API's one error shape
+        (patients.api.errors) with `saved` 0; else what was stored, each sample echoed."""
         if self.problems:
-            return {"errors": problems_by_key(self.problems), "saved": 0}
+            return {"detail": REFUSED, "errors": problems_by_key(self.problems), "saved": 0}
         return {
             "saved": len(self.lab_result_ids),
             "ids": self.lab_result_ids,
+            "samples": stored_samples(self.samples),
             "created": self.counts,
             "alerts": self.alerts,
         }
+
+
+def stored_samples(samples: list) -> list[dict]:
+    """Each stored sample's time in its center's zone, its clinical date, infusion number and
+    day, so a sender can check how a time without an offset was read."""
+    patient_ids = {patient.pk for _sample, patient, _labs in samples}
+    infusions: dict[int, list[date]] = defaultdict(list)
+    for pid, when in (
+        Infusion.objects.filter(patient_id__in=patient_ids)
+        .order_by("infusion_date")
+        .values_list("patient_id", "infusion_date")
+    ):
+        infusions[pid].append(when)
+    out = []
+    for sample, patient, labs in samples:
+        tz = patient.center.tzinfo
+        on = local_date(sample.collected_at, tz)
+        day = clinical_day(on, infusions[patient.pk])
+        out.append(
+            {
+                "study_id": patient.study_id,
+                "collected_at": sample.collected_at.astimezone(tz).isoformat(),
+                "time_zone": patient.center.time_zone,
+                "collected_on": on.isoformat(),
+                "infusion_number": day.infusion_number if day else None,
+                "day": day.day if day else None,
+                "ids": [lab.pk for lab in labs],
+            }
+        )
+    return out
 
 
 def import_scope(user) -> Scope:
@@ -105,6 +144,7 @@ def records_import(
         [],
         counts=result.plan.counts(),
         lab_result_ids=[lab.pk for lab in result.plan.labs],
+        samples=result.plan.samples,
         alerts={"active": raised, "historical": historical, "news": raised - historical},
     )
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import tablib
 from django.conf import settings
 
+from patients import numbers
+from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import (
     Batch,
     EventRecord,
@@ -72,6 +74,11 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("unit", help="cells/uL, 10^9/L, 10^6/L, % lymphocytes, % cells, fraction, ..."),
         Column("qualifier", help="undetectable or below_lod instead of a value"),
         Column("method"),
+        Column(
+            "confirmed",
+            "bool",
+            help="yes: the value was checked and is correct though refused as unusual",
+        ),
     ),
     "responses": (
         Column("study_id", required=True),
@@ -98,6 +105,7 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("notes"),
     ),
 }
+CONFIRM_HINT = 'If the value is correct, write "yes" in the row\'s confirmed column.'
 FIELD_COLUMNS = {c.field: c.name for cols in SHEETS.values() for c in cols if c.field}
 
 
@@ -192,19 +200,17 @@ def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, l
 
 
 def parse_decimal(text: str) -> Decimal:
-    """A number as typed. Issue 8's server-side decimal parser ("0,9" = 0.9; "1,234" refused as
-    ambiguous) replaces this, so every format reads numbers alike."""
+    """A number as typed, read by the one parser of the pages and the API (patients.numbers):
+    "0,9" is 0.9; "1,234" and "1.234,5" are ambiguous and refused."""
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number; write it like 0.9") from None
-    if not number.is_finite():
-        raise ValueError(f"{text!r} is not a number")
-    return number
+        return numbers.parse_decimal(text)
+    except numbers.NumberFormatError as error:
+        raise ValueError(str(error).rstrip(".")) from None
 
 
 def parse_datetime(text: str, zone: ZoneInfo) -> datetime:
-    """A collection time; without an offset it is the center's local time (a date alone: 00:00)."""
+    """A collection time; without an offset it is the center's local time (a date alone: 00:00),
+    a time the clocks skip or show twice refused (patients.days.at_local_time)."""
     try:
         moment = (
             datetime.combine(date.fromisoformat(text), time(0))
@@ -213,7 +219,10 @@ def parse_datetime(text: str, zone: ZoneInfo) -> datetime:
         )
     except ValueError:
         raise ValueError("write the time as YYYY-MM-DD HH:MM") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    try:
+        return at_local_time(moment, zone)
+    except LocalTimeError as error:
+        raise ValueError(str(error).rstrip(".")) from None
 
 
 def _parse(column: Column, text: str, zone: ZoneInfo):
@@ -258,7 +267,7 @@ def _zones(rows: dict, scope) -> dict[str, ZoneInfo]:
 
 
 def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
-    batch, problems = Batch(), []
+    batch, problems = Batch(confirm_hint=CONFIRM_HINT), []
     zones = _zones(rows, scope)
     targets = {
         "patients": (PatientRecord, batch.patients),
@@ -304,6 +313,7 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
                                 unit=values.get("unit", ""),
                                 qualifier=values.get("qualifier", ""),
                                 method=values.get("method", ""),
+                                confirmed=values.get("confirmed", False),
                             )
                         ],
                     )

@@ -1,11 +1,22 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
 from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
+from patients.admin import TypedNumbersMixin
 
 
 @admin.register(RuleParameterSet)
-class RuleParameterSetAdmin(admin.ModelAdmin):
-    """Each save stores a new version and retires the previous one (versions are immutable)."""
+class RuleParameterSetAdmin(TypedNumbersMixin, admin.ModelAdmin):
+    """Each save stores a new version and retires the previous one (versions are immutable).
+
+    The add and change forms have a "Preview" button: it posts the same form to ``preview/``,
+    which runs the engine over the center's patients without writing anything and shows the
+    alerts the version would raise, withdraw or keep, with a button that saves it as shown.
+    """
 
     list_display = [
         "label",
@@ -32,6 +43,39 @@ class RuleParameterSetAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # alerts name these versions
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [
+            path("preview/", preview, name="monitoring_ruleparameterset_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request):
+        from monitoring.preview import rule_change_preview
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.get_form(request)(request.POST)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Preview of a rule-parameter change",
+            "form": form,
+            "save_url": reverse("admin:monitoring_ruleparameterset_add"),
+        }
+        # The add form takes its initial values from the query string: back with them filled in.
+        values = {k: v for k, v in request.POST.items() if not k.startswith(("_", "csrf"))}
+        context["back_url"] = f"{context['save_url']}?{urlencode(values)}"
+        if form.is_valid():
+            try:
+                params = form.instance.to_rule_params()
+            except ValueError as error:  # clean() reports these on the form; belt and braces
+                raise ValidationError(str(error)) from error
+            preview = rule_change_preview(center=form.cleaned_data.get("center"), params=params)
+            context["preview"] = preview
+            context["by_rule"] = preview.by_rule()
+        return TemplateResponse(request, "admin/monitoring/ruleparameterset/preview.html", context)
 
 
 class AlertEventInline(admin.TabularInline):

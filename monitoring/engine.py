@@ -4,19 +4,22 @@ Eligibility (CLINICAL.md section 4): the rules apply to an infusion's window whi
 alive, has no relapse recorded after that infusion, and the response to that infusion is CR/CRi or
 not yet assessed. Decided precisely:
 
-- A relapse dated after an infusion's date, or a death, ends that window's monitoring on its
-  date: the rules read only what was known the day before, so a finding made while the patient
-  was alive and relapse-free still stands (an early-regeneration alert that a relapse later
-  proved right is the alert doing its job, and its closing outcome measures the rule), and
-  nothing after the relapse or death can raise one. Time-based rules (count due) no longer fire
-  for such a window. A relapse dated on the day of a later infusion (the relapse that prompted
-  it) belongs to the earlier window, so a second CAR-T infusion is monitored afresh.
-- The response to an infusion is its latest assessment after the infusion date, up to and
-  including the next infusion's date (and before a relapse or death that ended the window);
-  "NE" (not evaluable) is no assessment. If that latest response is PR, NR or PD, the window has
-  no findings: the study's finding concerns patients in remission. An early PR later superseded
-  by CR leaves the window monitored.
-- Allogeneic HSCT and last follow-up do not affect eligibility (CLINICAL.md does not list them).
+- A window whose first response assessment after the infusion ("NE", not evaluable, is no
+  assessment) is PR, NR or PD has no findings: the study's finding concerns patients in
+  remission.
+- Anything that ends remission or the CAR-T course ends the window's monitoring on its date: a
+  relapse dated after the infusion, a death, a later response of PR/NR/PD after CR/CRi, and an
+  allogeneic HSCT dated after the infusion (donor B cells engrafting after a transplant are not
+  CAR-T failure). The rules then read only what was known the day before, so a finding made
+  before that date still stands (an early-regeneration alert that a relapse later proved right
+  is the alert doing its job, and its closing outcome measures the rule), and nothing dated on
+  or after it raises one. Time-based rules (count due) no longer fire for such a window. A
+  relapse or HSCT dated on the day of a later infusion belongs to the earlier window, so a
+  second CAR-T infusion is monitored afresh; an HSCT before an infusion (common before CAR-T)
+  does not affect its window.
+- Assessments count after the infusion date, up to and including the next infusion's date, and
+  before any event that ended the window. Same-day assessments are taken in entry order.
+- Last follow-up does not affect eligibility.
 
 At most one finding per (infusion, rule); findings are ordered by infusion, then by ``RULES``.
 """
@@ -29,7 +32,16 @@ from datetime import date, timedelta
 from monitoring.findings import Finding
 from monitoring.params import RuleParams
 from monitoring.rules import RULES
-from monitoring.timeline import DEATH, NE, RELAPSE, REMISSION, Timeline, Window
+from monitoring.timeline import (
+    DEATH,
+    HSCT,
+    NE,
+    RELAPSE,
+    REMISSION,
+    ResponsePoint,
+    Timeline,
+    Window,
+)
 
 
 @dataclass(frozen=True)
@@ -38,38 +50,35 @@ class WindowStatus:
     infusion_number: int
     eligible: bool
     reason: str = ""  # why the rules do not apply, in words; empty when eligible
-    # The day before the relapse or death that ended monitoring of this window, if any.
+    # The day before the relapse, death, later PR/NR/PD or HSCT that ended monitoring, if any.
     monitored_until: date | None = None
-    ended_by: str = ""  # "relapse recorded on ...", "death recorded on ..."
+    ended_by: str = ""  # "relapse recorded on ...", "response PD on ... after CR", ...
 
 
-def _ending(known: Timeline, window: Window) -> tuple[date | None, str]:
-    """The relapse (after this infusion) or death that ends the window's monitoring."""
+_EVENT_WORDS = {RELAPSE: "relapse", DEATH: "death", HSCT: "allogeneic HSCT"}
+
+
+def _event_ending(known: Timeline, window: Window) -> tuple[date, str] | None:
+    """The earliest relapse or HSCT after this infusion, or death, that ends the window."""
     endings = [
-        (e.date, f"{e.kind} recorded on {e.date.isoformat()}")
+        (e.date, f"{_EVENT_WORDS[e.kind]} recorded on {e.date.isoformat()}")
         for e in known.events
-        if (e.kind == RELAPSE and e.date > window.start)
+        if (e.kind in (RELAPSE, HSCT) and e.date > window.start)
         or (e.kind == DEATH and e.date >= window.start)
     ]
-    if not endings:
-        return None, ""
-    when, text = min(endings)
-    return when - timedelta(days=1), text
+    return min(endings) if endings else None
 
 
-def _ineligibility(known: Timeline, window: Window, until: date | None) -> str:
-    assessments = [
+def _assessments(known: Timeline, window: Window, before: date | None) -> list[ResponsePoint]:
+    """The window's assessments in order (NE aside), before an event that ended it."""
+    return [
         r
         for r in known.responses
         if r.response != NE
         and window.start < r.date
         and (window.end is None or r.date <= window.end)
-        and (until is None or r.date <= until)
+        and (before is None or r.date < before)
     ]
-    if assessments and assessments[-1].response not in REMISSION:
-        latest = assessments[-1]
-        return f"response {latest.response} on {latest.date.isoformat()} (not CR/CRi)"
-    return ""
 
 
 def window_statuses(timeline: Timeline, *, as_of: date | None = None) -> tuple[WindowStatus, ...]:
@@ -77,16 +86,35 @@ def window_statuses(timeline: Timeline, *, as_of: date | None = None) -> tuple[W
     known = timeline.until(as_of)
     statuses = []
     for window in known.windows():
-        until, ended_by = _ending(known, window)
-        reason = _ineligibility(known, window, until)
+        endings = []
+        event_ending = _event_ending(known, window)
+        if event_ending:
+            endings.append(event_ending)
+        assessed = _assessments(known, window, event_ending[0] if event_ending else None)
+        reason = ""
+        if assessed and assessed[0].response not in REMISSION:
+            first = assessed[0]
+            reason = f"first response {first.response} on {first.date.isoformat()} (not CR/CRi)"
+        else:
+            # Remission ends with the first PR/NR/PD after the CR/CRi.
+            lost = next((r for r in assessed if r.response not in REMISSION), None)
+            if lost is not None:
+                endings.append(
+                    (
+                        lost.date,
+                        f"response {lost.response} on {lost.date.isoformat()} after "
+                        f"{assessed[0].response}",
+                    )
+                )
+        ended = min(endings) if endings else None
         statuses.append(
             WindowStatus(
                 infusion_id=window.infusion_id,
                 infusion_number=window.infusion.number,
                 eligible=not reason,
                 reason=reason,
-                monitored_until=until,
-                ended_by=ended_by,
+                monitored_until=ended[0] - timedelta(days=1) if ended else None,
+                ended_by=ended[1] if ended else "",
             )
         )
     return tuple(statuses)
@@ -101,8 +129,8 @@ def evaluate(timeline: Timeline, params: RuleParams, *, as_of: date | None = Non
     statuses = window_statuses(timeline, as_of=as_of)
     infusion_rank = {s.infusion_id: rank for rank, s in enumerate(statuses)}
     ranked: dict[tuple[int, str], tuple[int, int, Finding]] = {}
-    # Windows that a relapse or death ended are read as known the day before it, with no
-    # "today" (so no time-based reminder); the others as known on as_of.
+    # Windows that an ending (relapse, death, lost remission, HSCT) closed are read as known the
+    # day before it, with no "today" (so no time-based reminder); the others as known on as_of.
     views: dict[tuple[date | None, bool], set[int]] = {}
     for status in statuses:
         if status.eligible:

@@ -53,7 +53,7 @@ class EmailChannel:
             raise PermanentError(f"{user.username} has no e-mail address")
         alert = notification.alert
         link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
-        subject = (
+        subject = _one_line(
             f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
         )
         body = (
@@ -66,6 +66,11 @@ class EmailChannel:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
         except OSError as error:  # SMTP servers fail with socket and smtplib errors
             raise TransientError(str(error)) from error
+
+
+def _one_line(text: str) -> str:
+    """A header on one line: a line break in a (legacy) study ID must not stop every e-mail."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 CHANNELS = {"email": EmailChannel()}
@@ -88,6 +93,39 @@ def notifications_record(*, alert: Alert) -> list[Notification]:
         if alert.severity != HIGH and profile is not None and not profile.email_low_severity:
             continue
         rows.append(Notification(alert=alert, recipient=user, channel="email"))
+    return Notification.objects.bulk_create(rows)
+
+
+def notifications_record_many(*, alerts: list[Alert]) -> list[Notification]:
+    """`notifications_record` for many alerts (of many patients) in a constant number of queries:
+    the same recipients, the same opt-outs, nobody told twice about one alert."""
+    from patients.models import ClinicianProfile, Patient
+
+    alerts = [a for a in alerts if not a.historical]
+    if not alerts:
+        return []
+    told = set(
+        Notification.objects.filter(alert__in=[a.pk for a in alerts])
+        .exclude(status=FAILED)
+        .values_list("alert_id", "recipient_id")
+    )
+    doctors: dict[int, list[int]] = {}
+    for patient_id, user_id in Patient.hematologists.through.objects.filter(
+        patient_id__in={a.patient_id for a in alerts}, user__is_active=True
+    ).values_list("patient_id", "user_id"):
+        doctors.setdefault(patient_id, []).append(user_id)
+    low_severity = dict(
+        ClinicianProfile.objects.filter(
+            user_id__in={u for users in doctors.values() for u in users}
+        ).values_list("user_id", "email_low_severity")
+    )
+    rows = [
+        Notification(alert=alert, recipient_id=user_id, channel="email")
+        for alert in alerts
+        for user_id in doctors.get(alert.patient_id, [])
+        if (alert.pk, user_id) not in told
+        and (alert.severity == HIGH or low_severity.get(user_id, True))
+    ]
     return Notification.objects.bulk_create(rows)
 
 

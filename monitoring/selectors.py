@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
@@ -11,39 +14,109 @@ from patients.days import local_date
 from patients.models import Patient
 from patients.selectors import patients_visible_to
 
+# What a timeline is built from: each section's relation on Patient and the fields read, in the
+# order `timeline_build` expects. The per-patient path (`patient_timeline`, from model instances or
+# their prefetch cache) and the bulk path (`timelines_read`, one values_list query per section for
+# many patients) both read through this table and build through `timeline_build`, so they cannot
+# drift: a new section or field is added here and in `timeline_build`, once.
+TIMELINE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "infusions": ("pk", "infusion_date", "infusion_number"),
+    "lab_results": ("pk", "analyte", "specimen", "collected_at", "canonical_value", "qualifier"),
+    "responses": ("pk", "assessed_on", "response", "mrd_status"),
+    "events": ("pk", "kind", "event_date"),
+}
+
+
+def timeline_build(
+    *, patient_ref: str, birth_date, tz, rows: dict[str, Iterable[Sequence]]
+) -> Timeline:
+    """The one place a stored patient becomes a Timeline: `rows` per section of TIMELINE_SECTIONS,
+    each row a tuple of that section's fields in order (dates in the center's zone `tz`)."""
+    return Timeline(
+        patient_ref=patient_ref,
+        birth_date=birth_date,
+        infusions=tuple(InfusionPoint(pk, on, number) for pk, on, number in rows["infusions"]),
+        results=tuple(
+            ResultPoint(
+                id=pk,
+                analyte=analyte,
+                specimen=specimen,
+                collected_on=local_date(collected_at, tz),
+                collected_at=collected_at,
+                value=value,
+                qualifier=qualifier,
+            )
+            for pk, analyte, specimen, collected_at, value, qualifier in rows["lab_results"]
+        ),
+        responses=tuple(ResponsePoint(*row) for row in rows["responses"]),
+        events=tuple(EventPoint(*row) for row in rows["events"]),
+    )
+
+
+def _instance_rows(instances, fields: tuple[str, ...]) -> list[tuple]:
+    return [tuple(getattr(obj, name) for name in fields) for obj in instances]
+
 
 def patient_timeline(patient: Patient, labs=None) -> Timeline:
     """The patient's stored records as the rules engine reads them (dates in the center's zone).
 
     `labs` may give the lab results already read (anything with pk, analyte, specimen,
     collected_at, canonical_value and qualifier); by default they are read from the database.
+    Related records come through `.all()`, so a caller's prefetch is used.
     """
-    tz = patient.center.tzinfo
-    labs = patient.lab_results.all() if labs is None else labs
-    return Timeline(
+    rows = {
+        section: _instance_rows(
+            getattr(patient, section).all() if section != "lab_results" or labs is None else labs,
+            fields,
+        )
+        for section, fields in TIMELINE_SECTIONS.items()
+    }
+    return timeline_build(
         patient_ref=patient.study_id,
         birth_date=patient.date_of_birth,
-        infusions=tuple(
-            InfusionPoint(i.pk, i.infusion_date, i.infusion_number) for i in patient.infusions.all()
-        ),
-        results=tuple(
-            ResultPoint(
-                id=r.pk,
-                analyte=r.analyte,
-                specimen=r.specimen,
-                collected_on=local_date(r.collected_at, tz),
-                collected_at=r.collected_at,
-                value=r.canonical_value,
-                qualifier=r.qualifier,
-            )
-            for r in labs
-        ),
-        responses=tuple(
-            ResponsePoint(r.pk, r.assessed_on, r.response, r.mrd_status)
-            for r in patient.responses.all()
-        ),
-        events=tuple(EventPoint(e.pk, e.kind, e.event_date) for e in patient.events.all()),
+        tz=patient.center.tzinfo,
+        rows=rows,
     )
+
+
+@dataclass(frozen=True)
+class PatientTimeline:
+    patient_id: int
+    center_id: int
+    timeline: Timeline
+
+
+def timelines_read(patient_ids: Iterable[int]) -> list[PatientTimeline]:
+    """Many patients' timelines in one query per section (plain tuples, no model instances),
+    ordered by patient id: what the sweep evaluates in bulk. Same values as `patient_timeline`."""
+    from patients.models import Center
+
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return []
+    rows: dict[int, dict[str, list[tuple]]] = {
+        pk: {section: [] for section in TIMELINE_SECTIONS} for pk in ids
+    }
+    for section, fields in TIMELINE_SECTIONS.items():
+        model = Patient._meta.get_field(section).related_model
+        for patient_id, *values in model.objects.filter(patient_id__in=ids).values_list(
+            "patient_id", *fields
+        ):
+            rows[patient_id][section].append(tuple(values))
+    zones: dict[int, object] = {}
+    for center in Center.objects.filter(patients__pk__in=ids).distinct():
+        zones[center.pk] = center.tzinfo
+    read = []
+    for pk, center_id, study_id, birth_date in (
+        Patient.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "center_id", "study_id", "date_of_birth")
+    ):
+        timeline = timeline_build(
+            patient_ref=study_id, birth_date=birth_date, tz=zones[center_id], rows=rows[pk]
+        )
+        read.append(PatientTimeline(pk, center_id, timeline))
+    return read
 
 
 def rule_params_for(center) -> RuleParams:

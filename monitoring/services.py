@@ -9,54 +9,33 @@ send in the outbox, which is sent only after commit.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from monitoring import notifications
+from monitoring.alert_diff import RAISED, alerts_diff
+from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
-from monitoring.findings import Finding
 from monitoring.models import (
     ACKNOWLEDGED,
     ACTIVE_STATUSES,
     CLOSED,
     HIGH,
     OPEN,
-    WITHDRAWN,
     Alert,
     AlertEvent,
 )
-from monitoring.params import RuleParams
 from monitoring.selectors import patient_timeline, rule_params_for
-from monitoring.timeline_json import evidence_to_dict
-from patients.models import THERAPY_CATEGORY_CHOICES, Infusion, Patient, PreemptiveTherapy
+from patients.models import THERAPY_CATEGORY_CHOICES, Patient, PreemptiveTherapy
 from patients.validation import today_in
 
 logger = logging.getLogger(__name__)
-
-
-def _finding_fields(finding: Finding, params: RuleParams) -> dict:
-    return {
-        "severity": finding.severity,
-        "title": finding.title,
-        "day": finding.day,
-        "evidence": [evidence_to_dict(e) for e in finding.evidence],
-        "details": _json_safe(finding.details),
-        "params": params.to_dict(),
-        "rule_version": params.version,
-        "infusion_number": finding.details.get("infusion_number", 0),
-    }
-
-
-def _json_safe(value):
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def _status_change(
@@ -72,36 +51,9 @@ def _status_change(
     alert.status = new_status
 
 
-def _analyte_label(code: str | None) -> str:
-    from patients.units import ANALYTES
-
-    return ANALYTES[code].label if code in ANALYTES else str(code)
-
-
-def _withdrawal_reason(alert: Alert, patient: Patient, timeline_result_ids: set[int]) -> str:
-    if alert.infusion_id is None:
-        return "The infusion this alert was about was deleted."
-    missing = [e for e in alert.evidence if e.get("result_id") not in timeline_result_ids]
-    if missing:
-        return (
-            "A result this alert rested on was deleted: "
-            f"{_analyte_label(missing[0].get('analyte'))} of day {missing[0].get('day')}."
-        )
-    return (
-        "Re-evaluated after a change to the patient's data (a lab corrected, an infusion "
-        "date fixed, a response or event recorded): the rule's condition no longer holds."
-    )
-
-
 def historical_cutoff(as_of: date) -> date:
     """Findings dated before this day are history when first raised (ALERT_HISTORICAL_AGE_DAYS)."""
     return as_of - timedelta(days=settings.ALERT_HISTORICAL_AGE_DAYS)
-
-
-def _is_history(finding: Finding, historical_before: date | None) -> bool:
-    if historical_before is None:
-        return False
-    return date.fromisoformat(finding.details["date"]) < historical_before
 
 
 def alerts_sync(
@@ -124,71 +76,38 @@ def alerts_sync(
     as_of = as_of or today_in(patient.center.tzinfo)
     params = rule_params_for(patient.center)
     timeline = patient_timeline(patient)
-    findings = {f.key: f for f in evaluate(timeline, params, as_of=as_of)}
-    infusions = {i.pk: i for i in Infusion.objects.filter(patient=patient)}
-    existing = {(a.infusion_id, a.rule): a for a in patient.alerts.all()}
-    changed: list[Alert] = []
+    changes = alerts_diff(
+        patient_id=patient.pk,
+        findings=evaluate(timeline, params, as_of=as_of),
+        existing=list(patient.alerts.all()),
+        params=params,
+        result_ids={r.id for r in timeline.results},
+        historical_before=historical_before,
+        notify=notify,
+        now=timezone.now(),
+    )
     recorded: list = []
-
-    for key, finding in findings.items():
-        fields = _finding_fields(finding, params)
-        alert = existing.get(key)
-        if alert is None:
-            history = _is_history(finding, historical_before)
-            alert = Alert(
-                patient=patient,
-                infusion=infusions[finding.infusion_id],
-                rule=finding.rule,
-                historical=history,
-                **fields,
+    for change in changes:
+        alert = change.alert
+        if change.kind == RAISED:
+            alert.patient = patient
+            alert.save()
+        if change.status_changed:
+            AlertEvent.objects.create(
+                alert=alert,
+                old_status=change.old_status,
+                new_status=alert.status,
+                reason=change.reason[:500],
             )
+        if change.kind != RAISED:
             alert.save()
-            _status_change(
-                alert,
-                OPEN,
-                reason="Raised from historical data (not notified)."
-                if history
-                else "Raised by the rules engine.",
-                is_new=True,
-            )
-            if notify and not history:
-                recorded += notifications.notifications_record(alert=alert)
-            changed.append(alert)
-            continue
-        basis_changed = any(getattr(alert, k) != v for k, v in fields.items())
-        if alert.status == WITHDRAWN:
-            for k, v in fields.items():
-                setattr(alert, k, v)
-            alert.withdrawn_at, alert.withdrawn_reason = None, ""
-            history = _is_history(finding, historical_before)
-            alert.historical = history
-            _status_change(alert, OPEN, reason="The rule's condition holds again.")
-            alert.save()
-            if (
-                notify and not history
-            ):  # only those not yet told about this alert (never the same e-mail twice)
-                recorded += notifications.notifications_record(alert=alert)
-            changed.append(alert)
-        elif basis_changed:
-            # Same alert, newer evidence (e.g. a later count, changed parameters): keep its status.
-            for k, v in fields.items():
-                setattr(alert, k, v)
-            alert.save()
-            changed.append(alert)
-
-    result_ids = {r.id for r in timeline.results}
-    for key, alert in existing.items():
-        if key in findings or alert.status not in ACTIVE_STATUSES:
-            continue
-        reason = _withdrawal_reason(alert, patient, result_ids)
-        _status_change(alert, WITHDRAWN, reason=reason)
-        alert.withdrawn_at, alert.withdrawn_reason = timezone.now(), reason
-        alert.save()
-        changed.append(alert)
-
+        if change.notify:
+            recorded += notifications.notifications_record(alert=alert)
     if recorded:
         notifications.send_after_commit()
-    return changed
+    if changes:
+        badge_versions_bump([patient.center_id])
+    return [change.alert for change in changes]
 
 
 def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
@@ -202,6 +121,7 @@ def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
         _status_change(alert, ACKNOWLEDGED, user=user)
         alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
         alert.save()
+        badge_versions_bump([alert.patient.center_id])
     return alert
 
 
@@ -259,30 +179,20 @@ def alert_close(
         if alert.acknowledged_at is None:
             alert.acknowledged_by, alert.acknowledged_at = user, alert.closed_at
         alert.save()
+        badge_versions_bump([alert.patient.center_id])
     return alert
 
 
 def sweep(*, as_of: date | None = None) -> dict[str, int]:
-    """Re-evaluate every patient: the time-based rules need it, and it is a safety net.
+    """Re-evaluate every patient (the nightly safety run): `monitoring.sweep.sweep_all`.
 
     Idempotent: with unchanged data and the same day it changes nothing. A finding the sweep
     raises from data older than the historical age (data that arrived without passing through the
     services, e.g. a bulk load) is history: recorded, not e-mailed.
     """
-    counts = {"patients": 0, "changed": 0}
-    for patient_id in Patient.objects.order_by("pk").values_list("pk", flat=True):
-        with transaction.atomic():
-            patient = (
-                Patient.objects.select_for_update().select_related("center").get(pk=patient_id)
-            )
-            today = as_of or today_in(patient.center.tzinfo)
-            counts["changed"] += len(
-                alerts_sync(
-                    patient=patient, as_of=today, historical_before=historical_cutoff(today)
-                )
-            )
-            counts["patients"] += 1
-    return counts
+    from monitoring.sweep import sweep_all
+
+    return sweep_all(as_of=as_of)
 
 
 __all__ = ["alerts_sync", "alert_acknowledge", "alert_close", "sweep", "HIGH"]

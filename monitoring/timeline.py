@@ -210,6 +210,14 @@ class Window:
     def bcell_samples(self) -> tuple[BCellSample, ...]:
         """PB B-cell samples in collection order, from day 0; a % is paired with the ALC of the
         same sample (same collection date and time) to give an absolute count."""
+        # Several rules read them: computed once per window (the values are frozen).
+        cached = self.__dict__.get("_bcell_samples")
+        if cached is None:
+            cached = self._bcell_samples_compute()
+            object.__setattr__(self, "_bcell_samples", cached)
+        return cached
+
+    def _bcell_samples_compute(self) -> tuple[BCellSample, ...]:
         by_sample: dict[tuple, dict[str, ResultPoint]] = {}
         order: list[tuple] = []
         for r in self.results:  # already in collection order
@@ -272,6 +280,14 @@ class Timeline:
         object.__setattr__(self, "events", tuple(sorted(self.events, key=lambda e: (e.date, e.id))))
 
     def windows(self) -> tuple[Window, ...]:
+        # Every rule reads the windows: built once per timeline (the values are frozen).
+        cached = self.__dict__.get("_windows")
+        if cached is None:
+            cached = self._windows_compute()
+            object.__setattr__(self, "_windows", cached)
+        return cached
+
+    def _windows_compute(self) -> tuple[Window, ...]:
         windows = []
         for index, infusion in enumerate(self.infusions):
             following = self.infusions[index + 1] if index + 1 < len(self.infusions) else None
@@ -295,6 +311,9 @@ class Timeline:
         """The timeline as it was known on ``as_of``: nothing dated later."""
         if as_of is None:
             return self
+        last = self.last_known_date()
+        if last is None or last <= as_of:
+            return self  # nothing is dated later (the sweep's usual case): the same timeline
         return replace(
             self,
             infusions=_on_or_before(self.infusions, as_of, lambda i: i.date),
@@ -305,11 +324,15 @@ class Timeline:
 
     def last_known_date(self) -> date | None:
         """The latest date recorded anywhere in the timeline (the horizon without a clock)."""
+        if "_last_known_date" in self.__dict__:
+            return self.__dict__["_last_known_date"]
         dates = [i.date for i in self.infusions]
         dates += [r.collected_on for r in self.results]
         dates += [r.date for r in self.responses]
         dates += [e.date for e in self.events]
-        return max(dates, default=None)
+        last = max(dates, default=None)
+        object.__setattr__(self, "_last_known_date", last)
+        return last
 
     def events_of(self, kind: str) -> tuple[EventPoint, ...]:
         return tuple(e for e in self.events if e.kind == kind)

@@ -50,6 +50,8 @@ def parse_json(text: str) -> Any:
         raise ValueError(
             f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply to be a timeline") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -254,13 +256,29 @@ def _id(where: str, entry: Mapping, position: int) -> int:
     return value
 
 
+# Clinical dates lie in this range; outside it date arithmetic (and UTC offsets) can overflow.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def _in_range(year: int, where: str) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"{where}: the year {year} is outside {FIRST_YEAR}–{LAST_YEAR}")
+
+
 def _date(value: Any, where: str) -> date:
     try:
         if not isinstance(value, str) or len(value) != 10:
             raise ValueError
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{where} must be a date YYYY-MM-DD, not {value!r}") from None
+        raise ValueError(f"{where} must be a date YYYY-MM-DD, not {_short(value)}") from None
+    _in_range(parsed.year, where)
+    return parsed
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def _collected(value: Any, zone: ZoneInfo | None, where: str) -> tuple[date, datetime | None]:
@@ -269,13 +287,18 @@ def _collected(value: Any, zone: ZoneInfo | None, where: str) -> tuple[date, dat
         if not isinstance(value, str):
             raise ValueError
         if len(value) == 10:
-            return date.fromisoformat(value), None
+            day = date.fromisoformat(value)
+            _in_range(day.year, where)
+            return day, None
         moment = datetime.fromisoformat(value)
-    except ValueError:
+    except ValueError as error:
+        if str(error).startswith(where):
+            raise
         raise ValueError(
             f"{where} must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM], "
-            f"not {value!r}"
+            f"not {_short(value)}"
         ) from None
+    _in_range(moment.year, where)
     if zone is not None:
         moment = moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=zone)
     return moment.date(), moment
@@ -300,9 +323,15 @@ def _number(value: Any, where: str) -> Decimal:
     try:
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
-        raise ValueError(f"{where} must be a number, not {value!r}") from None
+        raise ValueError(f"{where} must be a number, not {_short(value)}") from None
     if not number.is_finite():
-        raise ValueError(f"{where} must be a finite number, not {value!r}")
+        raise ValueError(f"{where} must be a finite number, not {_short(value)}")
+    if number == 0:
+        return Decimal(0)
+    # A lab value has at most 15 digits before the point and needs no more than 12 after it;
+    # "1E+999999" is a typing error, not a count.
+    if not -12 <= number.adjusted() <= 14:
+        raise ValueError(f"{where} is out of range for a lab value: {_short(value)}")
     return number
 
 

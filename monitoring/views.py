@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
@@ -72,11 +73,12 @@ def alert_acknowledge(request, pk: int):
     else:
         messages.success(request, f"Alert acknowledged: {alert.patient.study_id} — {alert.title}.")
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = alert.get_absolute_url()  # never send a clinician off-site
-    return redirect(target)
+    # A path, never a view name: redirect("0") would look "0" up as a view and fail.
+    return HttpResponseRedirect(target)
 
 
 @require_POST

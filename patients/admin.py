@@ -4,10 +4,15 @@ Admin saves go through the same services as the browser pages, so validation, th
 and alert re-evaluation are the same whichever door the data comes through.
 """
 
+from django import forms
 from django.contrib import admin
+from django.db import models
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from patients import services
+from patients.days import LocalTimeError, at_local_time
+from patients.fields import decimal_formfield
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -15,9 +20,19 @@ from patients.models import (
     Infusion,
     LabResult,
     Patient,
+    PlausibilityLimits,
     PreemptiveTherapy,
     ResponseAssessment,
 )
+
+
+class TypedNumbersMixin:
+    """Numbers are typed as text and read by the one parser (patients.numbers), as on the pages."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.DecimalField) and db_field.editable:
+            return decimal_formfield(db_field)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Center)
@@ -31,7 +46,7 @@ class ClinicianProfileAdmin(admin.ModelAdmin):
     list_filter = ["center"]
 
 
-class ServiceSavedAdmin(SimpleHistoryAdmin):
+class ServiceSavedAdmin(TypedNumbersMixin, SimpleHistoryAdmin):
     """Save and delete clinical records through the services (locks, audit, alerts)."""
 
     def save_model(self, request, obj, form, change):
@@ -70,13 +85,61 @@ class InfusionAdmin(ServiceSavedAdmin):
     autocomplete_fields = ["patient"]
 
 
+class LabResultAdminForm(forms.ModelForm):
+    """The collection time is typed and shown in the patient's center's zone, as on the pages
+    (the admin would otherwise read it in the server's zone)."""
+
+    class Meta:
+        model = LabResult
+        fields = [
+            "patient",
+            "analyte",
+            "specimen",
+            "collected_at",
+            "value",
+            "unit",
+            "qualifier",
+            "method",
+            "plausibility_confirmed",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.collected_at:
+            zone = self.instance.patient.center.tzinfo
+            self.initial["collected_at"] = self.instance.collected_at.astimezone(zone).replace(
+                tzinfo=None
+            )
+        self.fields["collected_at"].help_text = "Local time of the patient's center."
+        self.initial["plausibility_confirmed"] = False  # a confirmation is for the value shown
+
+    def clean(self):
+        cleaned = super().clean()
+        patient, moment = cleaned.get("patient"), cleaned.get("collected_at")
+        if patient is not None and moment is not None:
+            wall_clock = timezone.localtime(moment).replace(tzinfo=None)
+            try:
+                cleaned["collected_at"] = at_local_time(wall_clock, patient.center.tzinfo)
+            except LocalTimeError as error:
+                self.add_error("collected_at", str(error))
+        return cleaned
+
+
 @admin.register(LabResult)
 class LabResultAdmin(ServiceSavedAdmin):
+    form = LabResultAdminForm
     list_display = ["patient", "analyte", "collected_at", "value", "unit", "qualifier"]
     list_filter = ["analyte", "specimen"]
     search_fields = ["patient__study_id"]
     autocomplete_fields = ["patient"]
-    readonly_fields = ["canonical_value", "canonical_unit", "entered_by", "entered_at"]
+    readonly_fields = [
+        "canonical_value",
+        "canonical_unit",
+        "entered_by",
+        "entered_at",
+        "plausibility_warning",
+        "plausibility_confirmed_by",
+    ]
     date_hierarchy = "collected_at"
 
     def save_model(self, request, obj, form, change):
@@ -107,3 +170,32 @@ class PreemptiveTherapyAdmin(ServiceSavedAdmin):
     list_filter = ["category", "agent"]
     search_fields = ["patient__study_id"]
     autocomplete_fields = ["patient"]
+
+
+@admin.register(PlausibilityLimits)
+class PlausibilityLimitsAdmin(TypedNumbersMixin, admin.ModelAdmin):
+    """Each save stores a new version and retires the previous one (versions are immutable)."""
+
+    list_display = [
+        "label",
+        "center",
+        "is_current",
+        "bcell_abs_soft",
+        "bcell_abs_hard",
+        "alc_soft",
+        "alc_hard",
+        "created_at",
+        "created_by",
+    ]
+    list_filter = ["center", "is_current"]
+    readonly_fields = ["version", "is_current", "created_at", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        values = {f: getattr(obj, f) for f in form.cleaned_data if f not in ("center", "note")}
+        saved = services.plausibility_limits_publish(
+            center=obj.center, user=request.user, note=obj.note, values=values
+        )
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # confirmed values name these versions

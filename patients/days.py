@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -33,6 +33,35 @@ class ClinicalDay:
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
     """The calendar date of an aware datetime in a center's time zone."""
     return moment.astimezone(tz).date()
+
+
+class LocalTimeError(ValueError):
+    """A wall-clock time that a clock change skips or repeats in the zone."""
+
+
+def at_local_time(wall_clock: datetime, tz: ZoneInfo) -> datetime:
+    """A naive date-time read as the wall-clock time in `tz` (a center's zone, never the
+    server's). A time the clock skips (spring) or shows twice (autumn) is refused: only an
+    explicit UTC offset can say which moment was meant."""
+    if wall_clock.tzinfo is not None:
+        return wall_clock
+    try:
+        first = wall_clock.replace(tzinfo=tz, fold=0)
+        second = wall_clock.replace(tzinfo=tz, fold=1)
+        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    except OverflowError:
+        raise LocalTimeError(f"{wall_clock:%Y-%m-%d %H:%M} is out of range.") from None
+    if round_trip != wall_clock:
+        raise LocalTimeError(
+            f"{wall_clock:%d %b %Y %H:%M} does not exist in {tz.key} (the clocks were put "
+            "forward): check the time, or give it with its UTC offset."
+        )
+    if first.utcoffset() != second.utcoffset():
+        raise LocalTimeError(
+            f"{wall_clock:%d %b %Y %H:%M} happened twice in {tz.key} (the clocks were put "
+            "back): give the time with its UTC offset, e.g. +02:00 or +01:00."
+        )
+    return first
 
 
 def clinical_day(on: date, infusion_dates: list[date]) -> ClinicalDay | None:

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from patients import units
+from patients.days import LocalTimeError, at_local_time
+from patients.fields import DecimalTextField
 from patients.models import (
     ClinicalEvent,
     Infusion,
@@ -62,6 +64,11 @@ class InfusionForm(forms.ModelForm):
         ]
         widgets = {"infusion_date": DATE}
 
+    # Typed as text, read by the one number parser (a browser must not drop a comma).
+    dose_cells_per_kg = DecimalTextField(
+        max_digits=14, decimal_places=0, required=False, label="Dose (cells/kg)"
+    )
+
 
 class ResponseForm(forms.ModelForm):
     class Meta:
@@ -89,13 +96,30 @@ class LabResultForm(forms.ModelForm):
 
     class Meta:
         model = LabResult
-        fields = ["analyte", "collected_at", "value", "unit", "qualifier", "method"]
-        help_texts = {"collected_at": "In the center's time zone."}
+        fields = [
+            "analyte",
+            "collected_at",
+            "value",
+            "unit",
+            "qualifier",
+            "method",
+            "plausibility_confirmed",
+        ]
         widgets = {
             "collected_at": forms.DateTimeInput(
                 attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
             )
         }
+
+    value = DecimalTextField(required=False, help_text="e.g. 0.9 or 0,9")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A confirmation is given for the value shown now, never carried over to a new one.
+        self.initial["plausibility_confirmed"] = False
+        patient = getattr(self.instance, "patient", None)
+        zone = patient.center.time_zone if patient is not None and patient.center_id else ""
+        self.fields["collected_at"].help_text = f"Local time in {zone}." if zone else ""
 
 
 class SampleForm(forms.Form):
@@ -112,18 +136,24 @@ class SampleForm(forms.Form):
         max_length=100,
         help_text="e.g. flow cytometry (applies to every value below)",
     )
+    # Shown once values were marked as unusual: the person confirms them on a second look.
+    confirm = forms.BooleanField(
+        required=False, label="I have checked the values marked above: they are correct."
+    )
+    # Which values the confirmation covers ("analyte=value unit" entries): a value changed after
+    # the warning is checked again, never confirmed by the earlier tick.
+    confirmed_values = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
 
     def __init__(self, *args, tz=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.tz = tz
+        self.needs_confirmation = False
+        if tz is not None:
+            self.fields["collected_time"].help_text = f"Local time in {tz.key}."
         for analyte in units.ANALYTES.values():
             code = analyte.code
-            self.fields[f"{code}-value"] = forms.DecimalField(
-                required=False,
-                label=analyte.label,
-                max_digits=20,
-                decimal_places=6,
-                widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+            self.fields[f"{code}-value"] = DecimalTextField(
+                required=False, label=analyte.label, max_digits=20, decimal_places=6
             )
             self.fields[f"{code}-unit"] = forms.ChoiceField(
                 label="Unit",
@@ -144,12 +174,28 @@ class SampleForm(forms.Form):
             }
 
     def collected_at(self) -> datetime:
-        return datetime.combine(
-            self.cleaned_data["collected_date"], self.cleaned_data["collected_time"], tzinfo=self.tz
-        )
+        return self.cleaned_data["collected_at"]
+
+    def value_token(self, code: str) -> str:
+        data = self.cleaned_data
+        return f"{code}={data.get(f'{code}-value')} {data.get(f'{code}-unit')}"
+
+    def ask_confirmation(self, analytes: list[str]) -> None:
+        """Show the form again with the confirmation box, for exactly these values."""
+        self.needs_confirmation = True
+        self.data = self.data.copy()
+        self.data["confirmed_values"] = ";".join(self.value_token(code) for code in analytes)
+        self.data["confirm"] = ""
+
+    def _confirmed(self) -> set[str]:
+        if not self.cleaned_data.get("confirm"):
+            return set()
+        tokens = set((self.cleaned_data.get("confirmed_values") or "").split(";"))
+        return {code for code in units.ANALYTES if self.value_token(code) in tokens}
 
     def lab_values(self) -> list[LabValue]:
         data = self.cleaned_data
+        confirmed = self._confirmed()
         values = []
         for code in units.ANALYTES:
             value = data.get(f"{code}-value")
@@ -163,12 +209,20 @@ class SampleForm(forms.Form):
                     unit=data[f"{code}-unit"],
                     qualifier=qualifier,
                     method=data.get("method", ""),
+                    confirmed=code in confirmed,
                 )
             )
         return values
 
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("collected_date") and cleaned.get("collected_time") and self.tz:
+            try:
+                cleaned["collected_at"] = at_local_time(
+                    datetime.combine(cleaned["collected_date"], cleaned["collected_time"]), self.tz
+                )
+            except LocalTimeError as error:
+                self.add_error("collected_time", str(error))
         if not self.errors and not self.lab_values():
             raise forms.ValidationError("Enter at least one result: a value or a qualifier.")
         return cleaned

@@ -12,8 +12,10 @@ from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
 from patients import units, validation
@@ -77,7 +79,11 @@ class ClinicianProfile(models.Model):
 class Patient(models.Model):
     center = models.ForeignKey(Center, on_delete=models.PROTECT, related_name="patients")
     study_id = models.CharField(
-        "study ID", max_length=32, unique=True, help_text="Pseudonymous ID shown everywhere."
+        "study ID",
+        max_length=32,
+        unique=True,
+        validators=[validation.validate_study_id],
+        help_text="Pseudonymous ID shown everywhere: letters, digits, “-”, “_” and “.”.",
     )
     # Restricted identifiers: shown only to users with the view_identifiers permission.
     mrn = models.CharField("MRN", max_length=64, blank=True)
@@ -104,16 +110,26 @@ class Patient(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["center", "mrn"], condition=~Q(mrn=""), name="patient_mrn_unique_per_center"
+                fields=["center", "mrn"],
+                condition=~Q(mrn=""),
+                name="patient_mrn_unique_per_center",
+                violation_error_message="Another patient of this center has this MRN.",
+            ),
+            models.UniqueConstraint(
+                Lower("study_id"),
+                name="patient_study_id_unique_ignoring_case",
+                violation_error_message=validation.STUDY_ID_TAKEN,
             ),
         ]
 
     def __str__(self) -> str:
         return self.study_id
 
-    def clean(self) -> None:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        errors = validation.study_id_taken_errors(patient=self, facts=facts)
         if self.date_of_birth and self.center_id:
-            _raise(validation.birth_date_errors(patient=self, date_of_birth=self.date_of_birth))
+            errors |= validation.birth_date_errors(patient=self, date_of_birth=self.date_of_birth)
+        _raise(errors)
 
     def age_on(self, day: date) -> int | None:
         if self.date_of_birth is None:
@@ -126,12 +142,20 @@ class Infusion(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="infusions")
     infusion_date = models.DateField(help_text="Day 0.")
     infusion_number = models.PositiveSmallIntegerField(
-        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2."
+        validators=[
+            MinValueValidator(1, "The first CAR-T infusion is number 1; a number is at least 1.")
+        ],
+        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2.",
     )
     product = models.CharField(max_length=100)
     target_antigen = models.CharField(max_length=20, default="CD19")
     dose_cells_per_kg = models.DecimalField(
-        "dose (cells/kg)", max_digits=14, decimal_places=0, null=True, blank=True
+        "dose (cells/kg)",
+        max_digits=14,
+        decimal_places=0,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0, "A dose cannot be negative.")],
     )
     lymphodepletion = models.CharField(
         max_length=200, blank=True, help_text="e.g. fludarabine + cyclophosphamide"
@@ -143,13 +167,19 @@ class Infusion(models.Model):
         ordering = ["patient", "infusion_date"]
         constraints = [
             models.UniqueConstraint(
-                fields=["patient", "infusion_number"], name="infusion_number_unique_per_patient"
+                fields=["patient", "infusion_number"],
+                name="infusion_number_unique_per_patient",
+                violation_error_message="This patient already has an infusion with this number.",
             ),
             models.UniqueConstraint(
-                fields=["patient", "infusion_date"], name="infusion_date_unique_per_patient"
+                fields=["patient", "infusion_date"],
+                name="infusion_date_unique_per_patient",
+                violation_error_message="This patient already has an infusion on this date.",
             ),
             models.CheckConstraint(
-                condition=Q(dose_cells_per_kg__gte=0), name="infusion_dose_not_negative"
+                condition=Q(dose_cells_per_kg__gte=0),
+                name="infusion_dose_not_negative",
+                violation_error_message="A dose cannot be negative.",
             ),
         ]
 
@@ -191,6 +221,22 @@ class LabResult(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     entered_at = models.DateTimeField(auto_now_add=True)
+    # A value outside a soft plausibility limit is kept only once a person confirmed it; the
+    # warning they confirmed and who did are kept (and audited with every change).
+    plausibility_confirmed = models.BooleanField(
+        "the value is correct",
+        default=False,
+        help_text="Tick after checking a value that was marked as unusual.",
+    )
+    plausibility_warning = models.CharField(max_length=1000, blank=True, editable=False)
+    plausibility_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     history = HistoricalRecords()
 
@@ -200,16 +246,22 @@ class LabResult(models.Model):
             models.UniqueConstraint(
                 fields=["patient", "analyte", "specimen", "collected_at"],
                 name="lab_result_no_exact_duplicate",
+                violation_error_message=(
+                    "This analyte collected at this time is already recorded for this patient: "
+                    "correct the existing result instead of entering it again."
+                ),
             ),
             models.CheckConstraint(
                 condition=(
                     Q(value__isnull=False, qualifier="") | Q(value__isnull=True) & ~Q(qualifier="")
                 ),
                 name="lab_result_value_xor_qualifier",
+                violation_error_message="Give either a value or a qualifier, not both.",
             ),
             models.CheckConstraint(
                 condition=Q(value__gte=0) | Q(value__isnull=True),
                 name="lab_result_value_not_negative",
+                violation_error_message="A value cannot be negative.",
             ),
         ]
         indexes = [models.Index(fields=["patient", "analyte", "collected_at"])]
@@ -240,6 +292,21 @@ class LabResult(models.Model):
         self.canonical_value = (
             None if self.value is None else units.to_canonical(self.analyte, self.value, self.unit)
         )
+        if self.canonical_value is None:  # a qualifier: nothing to find implausible
+            self.plausibility_confirmed, self.plausibility_warning = False, ""
+        elif facts is None and not getattr(self, "_checked_with_its_sample", False):
+            # One result on its own (a correction, the admin); a new sample is checked as a whole
+            # by patients.services.lab_results_record, an import's by patients.ingest.checks.
+            findings = validation.sample_plausibility(
+                patient=self.patient,
+                collected_at=self.collected_at,
+                values={self.analyte: self.canonical_value},
+                excluding_pks=[self.pk] if self.pk else [],
+            )
+            _raise(validation.plausibility_errors(findings, confirmed=self.plausibility_confirmed))
+            soft = [f.message for f in findings if not f.is_hard]
+            self.plausibility_confirmed = bool(soft) and self.plausibility_confirmed
+            self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""
 
     @property
     def is_detectable(self) -> bool:
@@ -401,3 +468,6 @@ class PreemptiveTherapy(models.Model):
                     facts=facts,
                 )
             )
+
+
+from patients.limits import PlausibilityLimits  # noqa: E402, F401  (a model of this app)

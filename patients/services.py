@@ -15,8 +15,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
-from patients import units
-from patients.models import LabResult, Patient
+from patients import units, validation
+from patients.models import LabResult, Patient, PlausibilityLimits
 
 
 def _lock_patient(patient_id: int) -> Patient:
@@ -42,13 +42,17 @@ def clinical_record_save(*, instance: models.Model, user: AbstractBaseUser | Non
         patient = _lock_patient(instance.patient_id)
         instance.patient = patient
         instance.full_clean()
+        if isinstance(instance, LabResult):
+            confirmed = instance.plausibility_confirmed and user is not None
+            instance.plausibility_confirmed_by = user if confirmed else None
         _with_history_user(instance, user)
         try:
             with transaction.atomic():
                 instance.save()
         except IntegrityError as error:  # a concurrent writer got there first
             raise ValidationError(
-                f"This record conflicts with one saved meanwhile: {error}"
+                "This record conflicts with one saved meanwhile (for example the same result or "
+                "infusion entered twice): reload the page and check."
             ) from error
         _patient_changed(patient)
     return instance
@@ -68,7 +72,11 @@ def patient_save(*, patient: Patient, user: AbstractBaseUser | None, hematologis
             _lock_patient(patient.pk)
         patient.full_clean()
         _with_history_user(patient, user)
-        patient.save()
+        try:
+            with transaction.atomic():
+                patient.save()
+        except IntegrityError as error:  # a concurrent writer took the study ID meanwhile
+            raise ValidationError({"study_id": [validation.STUDY_ID_TAKEN]}) from error
         if hematologists is not None:
             patient.hematologists.set(hematologists)
         _patient_changed(patient)
@@ -84,6 +92,8 @@ class LabValue:
     unit: str
     qualifier: str = ""
     method: str = ""
+    # The person or lab system has checked a value marked as unusual and says it is correct.
+    confirmed: bool = False
 
 
 def lab_results_record(
@@ -97,10 +107,12 @@ def lab_results_record(
 
     Errors are keyed "<analyte>-<field>" (e.g. "pb_bcell_abs-value"), or "collected_at" for the
     sample as a whole, so a form with one row per analyte can show each message beside its field.
+    A value outside a soft plausibility limit is refused with the code
+    `validation.UNCONFIRMED` unless its LabValue is `confirmed`; hard limits always refuse.
     """
     if not values:
         raise ValidationError({"__all__": ["Enter at least one result."]})
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list] = {}
     with transaction.atomic():
         patient = _lock_patient(patient.pk)
         results = []
@@ -124,20 +136,89 @@ def lab_results_record(
                 method=entry.method,
                 entered_by=entered_by if entered_by and entered_by.is_authenticated else None,
             )
+            result._checked_with_its_sample = True  # plausibility below, with its siblings
             try:
                 result.full_clean()
             except ValidationError as error:
-                for field, messages in error.message_dict.items():
+                for field, messages in error.error_dict.items():
                     key = "collected_at" if field == "collected_at" else f"{entry.analyte}-{field}"
-                    for message in messages:
-                        if message not in errors.get(key, []):
-                            errors.setdefault(key, []).append(message)
+                    _add_unique(errors, key, messages)
                 continue
             _with_history_user(result, entered_by)
             results.append(result)
+        _check_sample_plausibility(patient, collected_at, values, results, entered_by, errors)
         if errors:
             raise ValidationError(errors)
         for result in results:  # save() (not bulk_create) so that each gets its audit row
             result.save()
         _patient_changed(patient)
     return results
+
+
+def _text(error: ValidationError) -> str:
+    return error.message % error.params if error.params else error.message
+
+
+def _add_unique(errors: dict[str, list], key: str, messages: list[ValidationError]) -> None:
+    shown = {_text(m) for m in errors.get(key, [])}
+    for message in messages:
+        text = _text(message)
+        if text not in shown:
+            errors.setdefault(key, []).append(message)
+            shown.add(text)
+
+
+def _check_sample_plausibility(
+    patient: Patient,
+    collected_at: datetime,
+    values: list[LabValue],
+    results: list[LabResult],
+    user: AbstractBaseUser | None,
+    errors: dict[str, list],
+) -> None:
+    """Hard limits refuse; soft ones need the value's confirmation, which is then recorded."""
+    findings = validation.sample_plausibility(
+        patient=patient,
+        collected_at=collected_at,
+        values={r.analyte: r.canonical_value for r in results},
+    )
+    confirmed = {v.analyte for v in values if v.confirmed}
+    for result in results:
+        mine = [f for f in findings if f.analyte == result.analyte]
+        refusals = validation.plausibility_errors(mine, confirmed=result.analyte in confirmed)
+        if refusals:
+            _add_unique(errors, f"{result.analyte}-value", refusals["value"])
+        soft = [f.message for f in mine if not f.is_hard]
+        if soft and result.analyte in confirmed:
+            result.plausibility_confirmed = True
+            result.plausibility_warning = " ".join(soft)[:1000]
+            if user is not None and user.is_authenticated:
+                result.plausibility_confirmed_by = user
+
+
+def plausibility_limits_publish(
+    *, center, user: AbstractBaseUser | None, values: dict, note: str = ""
+) -> PlausibilityLimits:
+    """Store a new version of a center's plausibility limits (no center: registry-wide).
+
+    The previous version is retired, never changed, as with the rule parameters.
+    """
+    with transaction.atomic():
+        last = (
+            PlausibilityLimits.objects.select_for_update()
+            .filter(center=center)
+            .order_by("-version")
+            .first()
+        )
+        PlausibilityLimits.objects.filter(center=center, is_current=True).update(is_current=False)
+        saved = PlausibilityLimits(
+            center=center,
+            version=(last.version + 1) if last else 1,
+            is_current=True,
+            created_by=user if user is not None and user.is_authenticated else None,
+            note=note,
+            **values,
+        )
+        saved.full_clean()
+        saved.save()
+    return saved

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import open_alerts_by_patient
-from patients import forms, selectors, services
+from patients import forms, selectors, services, validation
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -53,7 +53,8 @@ def _apply_errors(form, error: ValidationError, aliases: dict | None = None) -> 
 
 @require_http_methods(["GET"])
 def patient_list(request):
-    search = request.GET.get("q", "")
+    # A search can never match control characters (and PostgreSQL refuses a NUL in text).
+    search = "".join(c for c in request.GET.get("q", "") if c.isprintable())[:100]
     page = Paginator(selectors.patient_list(request.user, search=search), 50).get_page(
         request.GET.get("page")
     )
@@ -147,6 +148,9 @@ def sample_add(request, study_id: str):
                 entered_by=request.user,
             )
         except ValidationError as error:
+            unconfirmed = _unconfirmed_analytes(error)
+            if unconfirmed:  # before the errors are shown (they take values off cleaned_data)
+                form.ask_confirmation(unconfirmed)
             _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
             messages.success(
@@ -156,6 +160,16 @@ def sample_add(request, study_id: str):
             )
             return redirect("patients:detail", study_id=patient.study_id)
     return render(request, "patients/sample_form.html", {"form": form, "patient": patient})
+
+
+def _unconfirmed_analytes(error: ValidationError) -> list[str]:
+    """The analytes refused only for want of a confirmation (soft plausibility limits)."""
+    found = []
+    for key, errors in getattr(error, "error_dict", {}).items():
+        analyte, _, field = key.partition("-")
+        if field == "value" and any(e.code == validation.UNCONFIRMED for e in errors):
+            found.append(analyte)
+    return found
 
 
 def _record_kind(kind: str):

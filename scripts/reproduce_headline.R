@@ -8,7 +8,8 @@
 # Choices, identical to the Python side:
 #   * KM: survfit() defaults (Greenwood variance, conf.type = "log"); medians and their
 #     Brookmeyer-Crowley limits from quantile.survfit().
-#   * Symmetric median CI: median +/- z * SE, SE = Greenwood SE(S(t50)) / f, Collett section 2.4.
+#   * Symmetric median CI: median +/- 1.96 * SE (exactly 1.96, CLINICAL.md section 5),
+#     SE = Greenwood SE(S(t50)) / f, Collett section 2.4.
 #   * Log-rank: survdiff(rho = 0). Cox: coxph(ties = "efron"), lifelines' tie method; Wald CI/p.
 #   * Landmark: CR patients with RFS time > landmark and a known early_regen; time from landmark.
 #   * Time-varying Cox: follow-up split at regen_day when early_regen = 1 and regen_day < time.
@@ -71,7 +72,7 @@ collett <- function(fit) {
   if (!length(il)) return(c(t50, NA, NA))
   sl <- s[min(il)]; l <- tt[min(il)]
   se50 <- se[i50[1]] / ((su - sl) / (l - u))
-  c(t50, t50 - z * se50, t50 + z * se50)
+  c(t50, t50 - 1.96 * se50, t50 + 1.96 * se50)
 }
 
 km_figures <- function(prefix, time, event) {

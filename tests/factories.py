@@ -81,7 +81,8 @@ class LabResultFactory(factory.django.DjangoModelFactory):
     unit = units.CELLS_PER_UL
     canonical_unit = units.CELLS_PER_UL
     canonical_value = factory.LazyAttribute(
-        lambda o: None if o.value is None else units.to_canonical(o.analyte, o.value, o.unit))
+        lambda o: None if o.value is None else units.to_canonical(o.analyte, o.value, o.unit)
+    )
 
 
 class ResponseFactory(factory.django.DjangoModelFactory):

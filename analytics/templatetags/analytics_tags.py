@@ -32,3 +32,23 @@ def pvalue(value) -> str:
 @register.filter
 def get(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def small(value) -> str:
+    """A count from a pooled table: None means suppressed (a small cell, or one that would give a
+    small cell away)."""
+    return "suppressed" if value is None else str(value)
+
+
+@register.filter
+def proportion_ci(p) -> str:
+    """ "62.5 % (40.9–80.1)" from a proportion dict; "suppressed" or "—" without one."""
+    if p is None:
+        return "suppressed"
+    if p.get("proportion") is None:
+        return "—"
+    return (
+        f"{p['proportion'] * 100:.1f} % ({p['lower'] * 100:.1f}–{p['upper'] * 100:.1f}), "
+        f"{p['successes']}/{p['n']}"
+    )

@@ -1,7 +1,10 @@
 """The import API: lab batches (synchronous up to a size, else a background job), job status.
 
-Errors are JSON, each named by its place in the request (`samples[1].values[0].unit`); a batch
-is all or nothing. An `Idempotency-Key` header makes a re-sent batch return the first answer.
+Errors are JSON of the API's one shape (patients.api.errors: `{"detail", "errors"}`), each
+problem named by its place in the request (`samples[1].values[0].unit`); a batch is all or
+nothing. An `Idempotency-Key` header makes a re-sent batch return the first answer. A collection
+time without a UTC offset is the patient's center's local time; the 201 answer echoes each stored
+sample's time in that zone and its clinical day.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from imports.fhir import bundle_parse, patient_bundle
-from imports.formats.lab_json import LabBatchSerializer, flatten_errors, lab_batch_records
+from imports.formats.lab_json import (
+    LabBatchResultSerializer,
+    LabBatchSerializer,
+    lab_batch_records,
+)
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
 from imports.jobs import job_as_json, job_create
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
+from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
 from patients.selectors import patients_visible_to
+
+ANSWERS = {**ERROR_RESPONSES, 422: ErrorSerializer}
 
 
 def _wants_async(request) -> bool:
@@ -36,9 +46,16 @@ def _job_url(request, job: ImportJob) -> str:
     return request.build_absolute_uri(reverse("imports_api:job", args=[job.pk]))
 
 
+def _read_whole_body(request) -> None:
+    """Django's size limit (DATA_UPLOAD_MAX_MEMORY_SIZE) applies when the body is read as a
+    whole; read it so, and an oversized request is a JSON 413 (patients.api.errors), not parsed
+    at any size."""
+    request._request.body  # noqa: B018
+
+
 @extend_schema(
     request=LabBatchSerializer,
-    responses={201: dict, 202: dict, 400: dict, 422: dict},
+    responses={201: LabBatchResultSerializer, 202: dict, **ANSWERS},
     parameters=[
         OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
         OpenApiParameter("async", str, OpenApiParameter.QUERY, required=False),
@@ -49,12 +66,9 @@ def lab_batch(request):
     """Record many samples for patients the user may enter results for, all or nothing."""
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied("You may not enter lab results.")
+    _read_whole_body(request)
     parsed = LabBatchSerializer(data=request.data)
-    if not parsed.is_valid():
-        return Response(
-            {"errors": flatten_errors(parsed.errors), "saved": 0},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
+    parsed.is_valid(raise_exception=True)  # 400 in the one error shape
     samples = parsed.validated_data["samples"]
 
     def run() -> tuple[int, dict]:
@@ -82,10 +96,12 @@ def _answer_once(request, run) -> Response:
                     sender=request.user, key=key[:255], digest=request_hash(request.data)
                 )
             except KeyReusedError as error:
-                return Response(
-                    {"errors": {"Idempotency-Key": [str(error)]}, "saved": 0},
-                    status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                body = error_body(
+                    422,
+                    "This Idempotency-Key was used for another request.",
+                    {"Idempotency-Key": [str(error)]},
                 )
+                return Response({**body, "saved": 0}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
             if not first:
                 replay = Response(claim.response, status=claim.status_code)
                 replay["Idempotent-Replayed"] = "true"
@@ -106,21 +122,24 @@ class FhirJSONParser(JSONParser):
     media_type = "application/fhir+json"
 
 
-@extend_schema(request=dict, responses={201: dict, 400: dict, 422: dict})
+def _refused(errors: dict[str, list[str]]) -> Response:
+    body = error_body(400, "Nothing was saved: see errors for each problem.", errors)
+    return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
+
+
+@extend_schema(request=dict, responses={201: dict, **ANSWERS})
 @api_view(["POST"])
 @parser_classes([JSONParser, FhirJSONParser])
 def fhir_bundle(request):
     """A FHIR R4 Bundle of Observations (and the Patients they reference), all or nothing."""
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied("You may not enter lab results.")
+    _read_whole_body(request)
     if not isinstance(request.data, dict) or request.data.get("resourceType") != "Bundle":
-        return Response(
-            {"errors": {"resourceType": ["Send a FHIR Bundle."]}, "saved": 0},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
+        return _refused({"resourceType": ["Send a FHIR Bundle."]})
     batch, problems = bundle_parse(request.data)
     if problems:
-        return Response({"errors": problems, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
+        return _refused(problems)
 
     def run() -> tuple[int, dict]:
         outcome = records_import(batch=batch, scope=import_scope(request.user))
@@ -131,7 +150,7 @@ def fhir_bundle(request):
     return _answer_once(request, run)
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: dict, **ERROR_RESPONSES})
 @api_view(["GET"])
 def fhir_patient_results(request, study_id: str):
     """One patient's lab results as a FHIR Bundle (study ID only, no name or MRN)."""
@@ -143,7 +162,7 @@ def fhir_patient_results(request, study_id: str):
     return response
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: dict, **ERROR_RESPONSES})
 @api_view(["GET"])
 def job_detail(request, job_id):
     """A background import: its status, progress and, once finished, its answer."""

@@ -1,5 +1,11 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.views import SpectacularAPIView
 
 from patients.api import views
@@ -10,5 +16,20 @@ app_name = "api"
 # redirect-to-login middleware steps aside; every view still requires an authenticated user.
 urlpatterns = [
     path("v1/alerts/", login_not_required(views.alert_list), name="alerts"),
-    path("schema/", login_not_required(SpectacularAPIView.as_view()), name="schema"),
+    # JSON first, so that its errors (an unknown ?format=) are JSON like every API error;
+    # ?format=yaml still gives YAML.
+    path(
+        "schema/",
+        login_not_required(
+            SpectacularAPIView.as_view(
+                renderer_classes=[
+                    OpenApiJsonRenderer,
+                    OpenApiJsonRenderer2,
+                    OpenApiYamlRenderer,
+                    OpenApiYamlRenderer2,
+                ]
+            )
+        ),
+        name="schema",
+    ),
 ]

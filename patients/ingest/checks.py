@@ -13,6 +13,7 @@ is the single place where a record type's rules are called: a new rule of `patie
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from patients import units
+from patients import units, validation
 from patients.ingest.context import Context
 from patients.ingest.records import (
     Batch,
@@ -44,6 +45,9 @@ from patients.models import (
 )
 from patients.validation import Errors, PatientFacts
 
+# How a sender confirms a value refused as unusual, if its format has a way (Batch.confirm_hint).
+_CONFIRM_SUFFIX = " If it is correct, confirm it."
+
 _FOREIGN_KEYS = ["patient", "center", "entered_by", "hematologists"]
 
 
@@ -58,6 +62,8 @@ class Plan:
     responses: list[ResponseAssessment] = field(default_factory=list)
     events: list[ClinicalEvent] = field(default_factory=list)
     therapies: list[PreemptiveTherapy] = field(default_factory=list)
+    # Each sample with its patient and its results, in the batch's order (the API echoes them).
+    samples: list[tuple[SampleRecord, Patient, list[LabResult]]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -93,7 +99,10 @@ def _model_errors(instance, facts: PatientFacts | None) -> Errors:
 
 
 def validate_patient(patient: Patient, record: PatientRecord, ctx: Context) -> Errors:
-    return _model_errors(patient, None)
+    """Field rules (study ID characters, reserved words) and the study ID compared without
+    regard to case with every stored patient, from the batch's one query."""
+    taken = ctx.taken_study_ids.get(record.study_id.lower()) is not None
+    return _model_errors(patient, PatientFacts(study_id_taken=taken))
 
 
 def validate_infusion(infusion: Infusion, record: InfusionRecord, facts: PatientFacts) -> Errors:
@@ -107,11 +116,44 @@ def validate_lab_value(
     facts: PatientFacts,
     ctx: Context,
 ) -> Errors:
-    """Plausibility rules go here: per-center limits (`result.patient.center`), the previous
-    value (`ctx.previous_value(result.patient, analyte, collected_at)`), the other values of the
-    same sample (`sample.values`, e.g. B cells above the ALC) and `record.confirmed` for a soft
-    limit the sender has confirmed."""
+    """The model's rules with the patient's facts; plausibility is checked per sample
+    (`sample_plausibility_errors`), with the other values of the sample."""
     return _model_errors(result, facts)
+
+
+def sample_plausibility_errors(
+    results: list[tuple[LabValueRecord, LabResult]],
+    *,
+    collected_at,
+    siblings: dict,
+    previous: dict,
+    ctx: Context,
+) -> dict[int, list]:
+    """CLINICAL.md's plausibility limits for one sample's values (patients.validation with the
+    facts loaded once: the center's limits, stored values of the same sample, previous values):
+    hard limits refuse, soft ones refuse until `record.confirmed`, which is then recorded with
+    the importing user. Returns {index in `results`: [ValidationError]}."""
+    if not results:
+        return {}
+    patient = results[0][1].patient
+    values = {r.analyte: r.canonical_value for _rec, r in results}
+    findings = validation.sample_findings(
+        values, siblings=siblings, previous=previous, limits=ctx.limits(patient.center)
+    )
+    user = ctx.scope.user
+    out: dict[int, list] = {}
+    for index, (record, result) in enumerate(results):
+        mine = [f for f in findings if f.analyte == result.analyte]
+        refusals = validation.plausibility_errors(mine, confirmed=record.confirmed)
+        if refusals:
+            out[index] = refusals["value"]
+        soft = [f.message for f in mine if not f.is_hard]
+        if soft and record.confirmed:
+            result.plausibility_confirmed = True
+            result.plausibility_warning = " ".join(soft)[:1000]
+            if user is not None and user.is_authenticated:
+                result.plausibility_confirmed_by = user
+    return out
 
 
 def validate_response(response: ResponseAssessment, record: ResponseRecord) -> Errors:
@@ -132,11 +174,17 @@ def validate_therapy(
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, confirm_hint: str = "") -> None:
         self.problems: list[Problem] = []
+        self.confirm_hint = confirm_hint
 
-    def add(self, place: str, field_name: str, value: Any, message: str) -> None:
-        self.problems.append(Problem(place, field_name, value, message))
+    def add(self, place: str, field_name: str, value: Any, message) -> None:
+        if isinstance(message, ValidationError):
+            text = message.message % message.params if message.params else message.message
+            if message.code == validation.UNCONFIRMED and self.confirm_hint:
+                text = text.removesuffix(_CONFIRM_SUFFIX) + " " + self.confirm_hint
+            message = text
+        self.problems.append(Problem(place, field_name, value, str(message)))
 
     def add_errors(self, place: str, record: Any, errors: Errors, *, sample_place: str = ""):
         for key, messages in errors.items():
@@ -150,7 +198,7 @@ class _Collector:
 
 def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
     plan = Plan(patients=dict(ctx.existing))
-    out = _Collector()
+    out = _Collector(batch.confirm_hint)
     _check_patients(batch, ctx, plan, out)
     facts = _facts(batch, ctx, plan)
     _check_infusions(batch, ctx, plan, facts, out)
@@ -200,18 +248,17 @@ def _patient(record, plan: Plan, out: _Collector) -> Patient | None:
 
 
 def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> None:
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # study IDs compared without regard to case, as stored
     mrns: set[tuple[int, str]] = set(ctx.taken_mrns)
     for record in batch.patients:
         if record.study_id in ctx.existing:
             continue  # already stored: the batch refers to it (its stored details stand)
-        if record.study_id in seen:
-            out.add(
-                record.place, "study_id", record.study_id, f"Also given at {seen[record.study_id]}."
-            )
+        folded = record.study_id.lower()
+        if folded in seen:
+            out.add(record.place, "study_id", record.study_id, f"Also given at {seen[folded]}.")
             continue
-        seen[record.study_id] = record.place
-        if record.study_id in ctx.taken_study_ids:
+        seen[folded] = record.place
+        if ctx.taken_study_ids.get(folded) is False:
             out.add(
                 record.place,
                 "study_id",
@@ -339,13 +386,20 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
     seen: dict[tuple, str] = {}
     user = ctx.scope.user
     entered_by = user if user is not None and user.is_authenticated else None
+    checked: list[tuple[SampleRecord, Patient, list[tuple[LabValueRecord, LabResult]]]] = []
     for sample in batch.samples:
         patient = _patient(sample, plan, out)
         if patient is None:
             continue
+        if id(sample) in ctx.time_problems:
+            problem = ctx.time_problems[id(sample)]
+            out.add(problem.place, problem.field, problem.value, problem.message)
+            continue
         if not sample.values:
             out.add(sample.place, "values", None, "Enter at least one result.")
         in_sample: set[str] = set()
+        fine: list[tuple[LabValueRecord, LabResult]] = []
+        first = len(plan.labs)
         for record in sample.values:
             if record.analyte in in_sample:
                 out.add(
@@ -370,6 +424,8 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
             )
             errors = validate_lab_value(result, record, sample, facts[sample.study_id], ctx)
             out.add_errors(record.place, record, errors, sample_place=sample.place)
+            if not errors and result.canonical_value is not None:
+                fine.append((record, result))
             key = (sample.study_id, result.analyte, result.specimen, sample.collected_at)
             if key in seen and sample.collected_at is not None:
                 out.add(
@@ -381,6 +437,48 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
                 )
             seen.setdefault(key, record.place)
             plan.labs.append(result)
+        checked.append((sample, patient, fine))
+        plan.samples.append((sample, patient, plan.labs[first:]))
+    _check_plausibility(checked, ctx, out)
+
+
+def _check_plausibility(checked, ctx: Context, out: _Collector) -> None:
+    """Each sample against the center's limits, the stored values of the same collection time
+    and each analyte's previous non-zero value: the stored one or an earlier sample of the batch,
+    whichever is later."""
+    in_batch: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for sample, _patient, fine in checked:
+        for _record, result in fine:
+            if result.canonical_value > 0:
+                in_batch[(sample.study_id, result.analyte)].append(
+                    (sample.collected_at, result.canonical_value)
+                )
+    for series in in_batch.values():
+        series.sort()
+    for sample, patient, fine in checked:
+        previous = {}
+        for _record, result in fine:
+            when = sample.collected_at
+            series = in_batch.get((sample.study_id, result.analyte), [])
+            index = bisect.bisect_left(series, (when,)) - 1
+            candidates = [
+                entry
+                for entry in (
+                    ctx.previous_entry(patient, result.analyte, when),
+                    series[index] if index >= 0 else None,
+                )
+                if entry is not None
+            ]
+            if candidates:
+                previous[result.analyte] = max(candidates, key=lambda entry: entry[0])[1]
+        siblings = ctx.stored_samples.get((patient.pk, sample.collected_at), {})
+        refusals = sample_plausibility_errors(
+            fine, collected_at=sample.collected_at, siblings=siblings, previous=previous, ctx=ctx
+        )
+        for index, messages in refusals.items():
+            record = fine[index][0]
+            for message in messages:
+                out.add(record.place, "value", record.value, message)
 
 
 def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:

@@ -127,6 +127,9 @@ class Batch:
     responses: list[ResponseRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     therapies: list[TherapyRecord] = field(default_factory=list)
+    # How this format's sender confirms a value refused as unusual (a soft plausibility limit),
+    # said in the refusal; empty: the generic "If it is correct, confirm it."
+    confirm_hint: str = ""
 
     def study_ids(self) -> set[str]:
         return {

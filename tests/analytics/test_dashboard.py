@@ -130,8 +130,19 @@ def test_page_has_a_figure_container_for_each_figure(clinician_client, study):
     html = _page(clinician_client)
     for name in ("rfs", "os", "landmark", "cir"):
         assert f'data-testid="figure-{name}"' in html
-        assert f'<div id="fig-{name}" class="plot">' in html
-        assert f'<script id="{name}" type="application/json">' in html
+        assert f'<div id="fig-{name}" class="plot" data-figure="{name}">' in html
+    # The figures' data is fetched from the snapshot's URL, not inlined (nor any script).
+    snapshot = DashboardSnapshot.objects.get()
+    url = f"/dashboard/snapshots/{snapshot.pk}/figures.json"
+    assert f'data-figures-url="{url}"' in html
+    assert "<script>" not in html and 'type="application/json"' not in html
+    response = clinician_client.get(url)
+    assert response["Content-Type"] == "application/json"
+    assert "immutable" in response["Cache-Control"]
+    figures = response.json()
+    assert {"rfs", "os", "landmark", "cir"} <= set(figures)
+    assert figures["rfs"]["data"] and figures["rfs"]["layout"]
+    assert clinician_client.get("/dashboard/snapshots/999999/figures.json").status_code == 404
 
 
 def test_page_says_newer_data_exists_after_a_change(clinician_client, study, frozen_now):

@@ -74,8 +74,10 @@ def test_symmetric_median_ci_uses_collett_density():
     m = median_collett_symmetric(kaplan_meier(EIGHT_TIME, EIGHT_EVENT))
     assert m.median == 8
     assert m.se == pytest.approx(se_t50, rel=1e-12)
-    assert m.lower == pytest.approx(8 - Z * se_t50, rel=1e-12)
-    assert m.upper == pytest.approx(8 + Z * se_t50, rel=1e-12)
+    # The multiplier is exactly 1.96 (CLINICAL.md section 5), not qnorm(0.975).
+    assert m.lower == pytest.approx(8 - 1.96 * se_t50, rel=1e-12)
+    assert m.upper == pytest.approx(8 + 1.96 * se_t50, rel=1e-12)
+    assert m.lower != pytest.approx(8 - Z * se_t50, rel=1e-9)
 
 
 def test_median_when_the_curve_is_exactly_one_half_follows_r():

@@ -91,6 +91,7 @@ def test_one_bad_value_saves_nothing_and_names_its_place(lab_system, two_patient
     response = lab_system.post(URL, batch, format="json")
     assert response.status_code == 400
     assert response.json() == {
+        "detail": "Nothing was saved: see errors for each problem.",
         "errors": {"samples[1].values[1].value": ["A percentage cannot be over 100."]},
         "saved": 0,
     }
@@ -148,11 +149,11 @@ def test_malformed_input_gets_field_messages_not_a_500(lab_system, two_patients)
     )
     assert response.status_code == 400
     assert response.json() == {
+        "detail": "The request was refused: see errors for each problem.",
         "errors": {
             "samples[0].collected_at": ["This field is required."],
             "samples[0].values[0].analyte": ['"xyz" is not a valid choice.'],
         },
-        "saved": 0,
     }
 
 

@@ -105,7 +105,7 @@ def courses(draw, *, bcells_only: bool = False):
                         st.integers(1, 140),
                         st.sampled_from(["CR", "CR", "CR", "CRi", "PR", "NR", "PD", "NE"]),
                     ),
-                    max_size=0 if bcells_only else 2,
+                    max_size=0 if bcells_only else 3,
                 )
             )
         ),
@@ -118,7 +118,7 @@ def courses(draw, *, bcells_only: bool = False):
                             ["relapse", "death", "hsct", "last_followup", "last_followup"]
                         ),
                     ),
-                    max_size=0 if bcells_only else 1,
+                    max_size=0 if bcells_only else 2,
                 )
             )
         ),
@@ -227,7 +227,7 @@ def reference(course: Course, p: RuleParams, ids: dict) -> list[tuple]:
     infusions = [d for d in course.infusion_days if d <= cut]
     samples = [(i, s) for i, s in enumerate(course.samples) if s.day <= cut]
     marrow = [(i, m) for i, m in enumerate(course.marrow) if m[0] <= cut]
-    # Assessments in date order (same date: entry order); the latest one decides.
+    # Assessments in date order (same date: entry order); the first one decides eligibility.
     responses = sorted((r for r in course.responses if r[0] <= cut), key=lambda r: r[0])
     events = [e for e in course.events if e[0] <= cut]
     every_day = infusions + [s.day for _, s in samples] + [m[0] for _, m in marrow]
@@ -235,24 +235,39 @@ def reference(course: Course, p: RuleParams, ids: dict) -> list[tuple]:
     expected = []
     for n, start in enumerate(infusions, start=1):
         end = infusions[n] if n < len(infusions) else None
-        # A relapse after this infusion, or a death, ends the window: read what was known the
-        # day before, with no "today".
-        stops = [d for d, kind in events
-                 if (kind == "relapse" and d > start) or (kind == "death" and d >= start)]
-        stop = min(stops) - 1 if stops else None
-        known = (lambda day, stop=stop: stop is None or day <= stop)  # noqa: E731
+        # Endings (CLINICAL.md section 4): a relapse or an allogeneic HSCT after this infusion,
+        # or a death, closes the window on its date.
+        closing = [
+            d
+            for d, kind in events
+            if (kind in ("relapse", "hsct") and d > start) or (kind == "death" and d >= start)
+        ]
+        closed_on = min(closing) if closing else None
+        # The window's assessments in order, NE aside, none on or after that closing date.
+        assessed = [
+            (d, r)
+            for d, r in responses
+            if r != "NE"
+            and start < d
+            and (end is None or d <= end)
+            and (closed_on is None or d < closed_on)
+        ]
+        if assessed and assessed[0][1] not in ("CR", "CRi"):
+            continue  # first assessed PR/NR/PD: no findings at all
+        # Remission lost later (PR/NR/PD after the CR/CRi) closes it as well.
+        lost = [d for d, r in assessed if r not in ("CR", "CRi")]
+        if lost and (closed_on is None or lost[0] < closed_on):
+            closed_on = lost[0]
+        # A closed window is read as known the day before, with no "today".
+        stop = closed_on - 1 if closed_on is not None else None
+        known = lambda day, stop=stop: stop is None or day <= stop  # noqa: E731
         if stop is None:
             horizon = course.as_of if course.as_of is not None else max(every_day, default=None)
         else:
             horizon = max((d for d in every_day if d <= stop), default=None)
         inside = lambda day, start=start, end=end, known=known: (  # noqa: E731
-            start <= day and (end is None or day < end) and known(day))
-        assessed = [
-            r for d, r in responses
-            if r != "NE" and start < d and (end is None or d <= end) and known(d)
-        ]
-        if assessed and assessed[-1] not in ("CR", "CRi"):
-            continue
+            start <= day and (end is None or day < end) and known(day)
+        )
         mine = sorted(
             ((i, s) for i, s in samples if inside(s.day)),
             key=lambda pair: (pair[1].day, pair[1].hour is not None, pair[1].hour or 0),

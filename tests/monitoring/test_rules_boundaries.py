@@ -246,21 +246,95 @@ def test_a_relapse_that_prompted_a_second_infusion_does_not_stop_its_window():
     assert found(t) == [("early_regeneration", 2, 10)]
 
 
-def test_no_rules_when_the_response_is_not_cr_or_cri():
+def test_no_rules_when_the_first_response_is_not_cr_or_cri():
     course = Course().bcells({7: 0, 30: 12})
     for response in ("PR", "NR", "PD"):
         t = Course().bcells({7: 0, 30: 12}).response(28, response).timeline()
         assert found(t) == [], response
+        reason = window_statuses(t)[0].reason
+        assert reason == f"first response {response} on 2025-03-29 (not CR/CRi)"
     assert found(course.response(28, "CRi").timeline()) == [("early_regeneration", 1, 30)]
 
 
-def test_the_latest_assessment_decides_and_ne_is_no_assessment():
+def test_the_first_assessment_decides_and_ne_is_no_assessment():
+    # CLINICAL.md section 4: a window whose first assessment is PR/NR/PD has no findings, even if
+    # a CR follows; NE (not evaluable) is no assessment at all.
     t = Course().bcells({7: 0, 30: 12}).response(14, "PR").response(28, "CR").timeline()
-    assert found(t) == [("early_regeneration", 1, 30)]
-    t = Course().bcells({7: 0, 30: 12}).response(28, "CR").response(60, "PD").timeline()
     assert found(t) == []
+    t = Course().bcells({7: 0, 30: 12}).response(14, "NE").response(28, "CR").timeline()
+    assert found(t) == [("early_regeneration", 1, 30)]
     t = Course().bcells({7: 0, 30: 12}).response(28, "NR").response(35, "NE").timeline()
     assert found(t) == []
+
+
+@pytest.mark.parametrize("response", ["PR", "NR", "PD"])
+def test_a_later_pr_nr_or_pd_after_cr_ends_the_window_on_its_date(response):
+    # Regeneration on day 35 after a CR on day 28; remission lost on day 60. The alert raised
+    # before stands (the course proved it right), it is not withdrawn.
+    t = Course().bcells({7: 0, 35: 12}).response(28, "CR").response(60, response).timeline()
+    assert found(t) == [("early_regeneration", 1, 35)]
+    status = window_statuses(t)[0]
+    assert status.eligible and status.monitored_until == on(59)
+    assert status.ended_by == f"response {response} on 2025-04-30 after CR"
+
+
+def test_a_count_on_the_day_of_a_later_pr_raises_nothing_the_day_before_stands():
+    base = Course().bcells({7: 0, 35: 12}).response(28, "CRi")
+    # PR on the day of the detectable count: data on or after the PR's date raise nothing.
+    t = Course().bcells({7: 0, 35: 12}).response(28, "CRi").response(35, "PR").timeline()
+    assert found(t) == []
+    # PR the day after the finding: the finding stands.
+    t = base.response(36, "PR").timeline()
+    assert found(t) == [("early_regeneration", 1, 35)]
+    assert window_statuses(t)[0].ended_by == "response PR on 2025-04-06 after CRi"
+
+
+def test_a_later_pr_stops_the_count_due_reminder_and_later_counts():
+    course = Course().bcells({7: 0, 14: 0}).response(12, "CR")
+    assert ("bcell_count_due", 1, 30) in found(course.timeline(), as_of=on(30))
+    t = course.response(20, "PD").bcells({25: 40}).timeline()
+    assert found(t, as_of=on(30)) == []
+
+
+def test_a_cr_after_a_later_pr_does_not_reopen_the_window():
+    t = (
+        Course()
+        .bcells({7: 0, 40: 12})
+        .response(28, "CR")
+        .response(30, "PR")
+        .response(35, "CR")
+        .timeline()
+    )
+    assert found(t) == []
+    assert window_statuses(t)[0].ended_by == "response PR on 2025-03-31 after CR"
+
+
+def test_allogeneic_hsct_ends_the_window_on_its_date():
+    # Donor B cells engrafting after a transplant are not CAR-T failure.
+    t = Course().bcells({7: 0, 30: 12}).event("hsct", 30).timeline()
+    assert found(t) == []
+    assert window_statuses(t)[0].ended_by == "allogeneic HSCT recorded on 2025-03-31"
+    assert window_statuses(t)[0].monitored_until == on(29)
+    # HSCT the day after the finding: the finding stands.
+    t = Course().bcells({7: 0, 30: 12}).event("hsct", 31).timeline()
+    assert found(t) == [("early_regeneration", 1, 30)]
+    # Counts after the transplant raise nothing, and the reminder stops.
+    t = Course().bcells({7: 0, 14: 0, 40: 300}).event("hsct", 20).timeline()
+    assert found(t) == []
+    assert found(t, as_of=on(30)) == []
+
+
+def test_an_hsct_before_the_infusion_does_not_stop_its_window():
+    # Many patients with relapsed/refractory ALL had a transplant before CAR-T.
+    t = Course(0).bcells({7: 0, 30: 12}).event("hsct", -200).timeline()
+    assert found(t) == [("early_regeneration", 1, 30)]
+    # An HSCT between two infusions ends the first window only.
+    t = Course(0, 100).bcells({7: 0, 107: 0, 130: 9}).event("hsct", 60).timeline()
+    assert found(t) == [("early_regeneration", 2, 30)]
+    assert [s.ended_by for s in window_statuses(t)] == [
+        "allogeneic HSCT recorded on 2025-04-30",
+        "",
+    ]
 
 
 def test_nothing_dated_after_as_of_is_considered():

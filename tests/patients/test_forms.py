@@ -92,7 +92,8 @@ def test_a_study_id_already_in_use_is_refused(clinician_client, center, patient)
     response = clinician_client.post("/patients/new/", _patient_post(center, study_id="CT-0001"))
     assert response.status_code == 200
     assert field_errors(response.content.decode(), "study_id") == [
-        "Patient with this Study ID already exists."
+        "Another patient has this study ID (study IDs are compared without regard to upper and "
+        "lower case)."
     ]
     assert Patient.objects.count() == 1
 
@@ -211,7 +212,9 @@ def test_a_second_infusion_with_the_same_number_is_refused(clinician_client, inf
         "/patients/CT-0001/infusion/add/", _infusion_post(infusion_date="2025-05-01")
     )
     assert response.status_code == 200
-    assert "already exists" in " ".join(form_errors(response.content.decode()))
+    assert "This patient already has an infusion with this number." in form_errors(
+        response.content.decode()
+    )
     assert infused_patient.infusions.count() == 1
 
 

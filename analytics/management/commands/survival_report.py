@@ -1,7 +1,12 @@
 """``python manage.py survival_report --csv FILE [--json]``: the headline survival figures of
 an exported analysis dataset, as a readable table or as the JSON of ``headline_report``.
 
-It reads a file and touches no database, so a statistician can run it on an export anywhere.
+``--alerts ALERTS.csv`` adds each rule's performance (``analytics.performance``);
+``--calibration`` prints the window/threshold calibration grid instead, from the B-cell course
+(``--bcells BCELLS.csv``, by default FILE with ``-bcells`` before ``.csv``). The companion files
+are the exports of the rule-performance page (``analytics.course_tables``).
+
+It reads files and touches no database, so a statistician can run it on an export anywhere.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from analytics.calibration import calibration_grid
+from analytics.course_tables import read_alerts_csv, read_bcell_csv
 from analytics.dataset_schema import read_analysis_csv
 from analytics.endpoints import RFS_ORIGINS
+from analytics.performance import rule_performance_report
 from analytics.report import headline_report
 
 
@@ -114,6 +122,56 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_calibration(grid: dict[str, Any]) -> str:
+    lines = [
+        "Calibration of the early-regeneration window and threshold",
+        f"{grid['cohort']}; {grid['grouping']}.",
+        f"Caution: {grid['caveat']}",
+        "",
+        f"{'confirm':<8}{'> cells/uL':<11}{'window':<7}{'regen (ev)':<12}{'not (ev)':<11}"
+        f"{'chi2':<9}HR (95 % CI)",
+    ]
+    for c in grid["cells"]:
+        hr = (
+            f"{c['hazard_ratio']:.2f} ({c['lower']:.2f}-{c['upper']:.2f})"
+            if c["hazard_ratio"] is not None
+            else f"n/a: {c['reason']}"
+        )
+        chi2 = _num(c["chi2"], 3)
+        lines.append(
+            f"{'on' if c['confirmation'] else 'off':<8}{c['threshold_cells_per_ul']:<11g}"
+            f"{c['window_days']:<7}{c['n_regenerated']} ({c['events_regenerated']})".ljust(38)
+            + f"{c['n_not_regenerated']} ({c['events_not_regenerated']})".ljust(11)
+            + f"{chi2:<9}{hr}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def format_rule_performance(performance: dict[str, Any]) -> str:
+    lines = ["", "Alerts per rule, parameter version and center"]
+    for r in performance["alerts"]:
+        closed = ", ".join(f"{k} {v}" for k, v in r["closed_by_outcome"].items() if v)
+        hours = r["median_hours_to_acknowledgement"]
+        lines.append(
+            f"  {r['rule']} {r['rule_version']} {r['center']}: raised {r['raised']}, withdrawn "
+            f"{r['withdrawn']}, acknowledged {r['acknowledged']} (median "
+            f"{_num(hours)} h), closed {r['closed']}" + (f" ({closed})" if closed else "")
+        )
+    for center, acc in performance["early_regeneration_by_center"].items():
+        lines.append(
+            f"Early regeneration, center {center}: {acc['n_in_remission_at_landmark']} in "
+            f"remission at day {acc['landmark_day']}, {acc['n_alerted']} alerted"
+        )
+        for h in acc["horizons"]:
+            parts = []
+            for name in ("sensitivity", "specificity", "ppv", "npv"):
+                p = h[name]
+                value = "n/a" if not p or p["proportion"] is None else _num(p["proportion"] * 100)
+                parts.append(f"{name} {value} %" + (f" ({_ci(p, 1, 100)})" if p and p["n"] else ""))
+            lines.append(f"  relapse within {h['horizon_days']} d: " + "; ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
 class Command(BaseCommand):
     help = "Print the headline survival figures of an analysis-dataset CSV (no database used)."
     requires_system_checks: list[str] = []  # reads a file only; unrelated app checks must not block
@@ -124,19 +182,49 @@ class Command(BaseCommand):
         parser.add_argument("--rfs-origin", choices=RFS_ORIGINS, default="infusion")
         parser.add_argument("--censor-at-hsct", action="store_true")
         parser.add_argument("--landmark-day", type=float, default=45)
+        parser.add_argument("--alerts", help="alerts CSV (rule-performance page export)")
+        parser.add_argument(
+            "--calibration", action="store_true", help="print the window/threshold grid"
+        )
+        parser.add_argument(
+            "--bcells", help="B-cell course CSV for --calibration (default FILE-bcells.csv)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             df = read_analysis_csv(options["csv"])
+            if options["calibration"]:
+                grid = calibration_grid(df, read_bcell_csv(self._bcells_path(options)))
+                if options["json"]:
+                    self.stdout.write(json.dumps(grid, indent=2, allow_nan=False))
+                else:
+                    self.stdout.write(format_calibration(grid), ending="")
+                return
             report = headline_report(
                 df,
                 rfs_origin=options["rfs_origin"],
                 censor_at_hsct=options["censor_at_hsct"],
                 landmark_day=options["landmark_day"],
             )
+            if options["alerts"]:
+                report["rule_performance"] = rule_performance_report(
+                    df,
+                    read_alerts_csv(options["alerts"]),
+                    landmark_day=int(options["landmark_day"]),
+                )
         except (ValueError, OSError) as error:
             raise CommandError(str(error)) from None
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, allow_nan=False))
         else:
-            self.stdout.write(format_report(report), ending="")
+            text = format_report(report)
+            if "rule_performance" in report:
+                text += format_rule_performance(report["rule_performance"])
+            self.stdout.write(text, ending="")
+
+    @staticmethod
+    def _bcells_path(options: dict[str, Any]) -> str:
+        if options["bcells"]:
+            return options["bcells"]
+        path = options["csv"]
+        return (path[:-4] if path.endswith(".csv") else path) + "-bcells.csv"

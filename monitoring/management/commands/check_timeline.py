@@ -2,9 +2,15 @@
 
     python manage.py check_timeline FILE.json [--as-of YYYY-MM-DD]
                                    [--params PARAMS.json | --center CODE]
+    python manage.py check_timeline --all --center CODE [--params PROPOSED.json] [--as-of DATE]
 
 For checking a rule change against reference cases, and for reviewing a patient's course outside
 the application. The file format is described in docs/timeline-format.md.
+
+With ``--all`` it previews a rule change on a center's stored patients instead (``--center
+registry``: the registry-wide set): the alerts that saving PROPOSED.json as the center's new
+version would raise, withdraw or keep, per rule, with the patients' study IDs. It reads the
+database and writes nothing (``monitoring.preview``).
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ def _load_timeline(path: str) -> Timeline:
         return load_timeline(path)
     except OSError as error:
         raise CommandError(f"cannot read the timeline file {path}: {error.strerror}") from None
-    except ValueError as error:
+    except (ValueError, TypeError, ArithmeticError, OverflowError, RecursionError) as error:
         raise CommandError(f"{path}: {error}") from None
 
 
@@ -71,7 +77,13 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("file", help="timeline JSON file (docs/timeline-format.md)")
+        parser.add_argument("file", nargs="?", help="timeline JSON file (docs/timeline-format.md)")
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="preview --params on every stored patient of --center (reads the database, "
+            "writes nothing)",
+        )
         parser.add_argument(
             "--as-of",
             dest="as_of",
@@ -86,7 +98,41 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = _as_of(options["as_of"])
+        if options["all"]:
+            self._preview(options, as_of)
+            return
+        if options["file"] is None:
+            raise CommandError("give a timeline file, or --all --center CODE to preview a change")
         params = load_params(params_file=options["params_file"], center=options["center"])
         timeline = _load_timeline(str(Path(options["file"])))
-        report = evaluation_report(timeline, params, as_of=as_of)
+        try:
+            report = evaluation_report(timeline, params, as_of=as_of)
+        except (ValueError, ArithmeticError, OverflowError, RecursionError) as error:
+            # A file that passed every check but still cannot be evaluated: say so, never a
+            # traceback.
+            raise CommandError(f"{options['file']}: cannot be evaluated: {error}") from None
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+
+    def _preview(self, options: dict[str, Any], as_of: date | None) -> None:
+        from monitoring.preview import rule_change_preview
+        from patients.models import Center
+
+        if options["file"] is not None:
+            raise CommandError("--all previews the stored patients: give no timeline file")
+        code = options["center"]
+        if code is None:
+            raise CommandError("--all needs --center CODE (or --center registry)")
+        center = None
+        if code != "registry":
+            center = Center.objects.filter(code=code).first()
+            if center is None:
+                codes = ", ".join(Center.objects.values_list("code", flat=True)) or "none"
+                raise CommandError(f"no center with the code {code!r} (known: {codes})")
+        if options["params_file"] is not None:
+            params = load_params(params_file=options["params_file"])
+        else:  # the current set: a preview of re-evaluating with no change
+            from monitoring.selectors import rule_params_for
+
+            params = rule_params_for(center)
+        preview = rule_change_preview(center=center, params=params, as_of=as_of)
+        self.stdout.write(json.dumps(preview.to_dict(), indent=2, ensure_ascii=False))

@@ -1,0 +1,464 @@
+"""Registry scale: every figure of issue 13 with its anchor and ratio, at 1,000 and 10,000 patients.
+
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench13 \\
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/13 SECRET_KEY=x \\
+        .venv/bin/python benchmarks/registry.py [--patients 1000 10000] [--rebuild] [--workers 1 2]
+
+For each size N it builds (or reuses, when it already holds exactly N synthetic patients) the
+database `<name>_<N>` with the snapshot benchmark's cohort (benchmarks/bench_setup.py, bulk_create,
+no alerts), runs VACUUM ANALYZE after the bulk load (as autovacuum would on a production server),
+then measures, in one process per size:
+
+- the anchor: one SQL query with window functions that finds the early regenerators;
+- the first sweep over the bulk-loaded registry (alerts removed first), with the notifications it
+  queued (history is not news: expected 0), then the full sweep and the hourly sweep with nothing
+  changed, each with its SQL query count; the hourly sweep again on a sample of 5 % of the
+  patients (a registry in which 5 % are inside an open window);
+- with --equality (default at N <= 1000): the per-patient path from the same state, compared
+  alert by alert, event by event, notification by notification;
+- the full sweep queued as Celery tasks (one per chunk of 1,000 patients) with 1 and 2 worker
+  processes (needs BENCH_REDIS_URL; a private queue);
+- the dashboard snapshot next to `Rscript scripts/reproduce_headline.R` on its exported CSV.
+
+It prints one Markdown table per size (measure, CARTtrack, anchor, ratio), the date and the
+machine. Refuses to drop a database holding non-synthetic patients (bench_setup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# The early regenerators as one SQL query: per infusion window (up to the next infusion), PB
+# B-cell absolute counts from day 1 (in the center's time zone), the first detectable count after
+# an undetectable one, on day <= 45. The count of distinct patients.
+EARLY_REGENERATORS_SQL = """
+WITH windows AS (
+    SELECT i.id, i.patient_id, i.infusion_date,
+           lead(i.infusion_date) OVER (PARTITION BY i.patient_id ORDER BY i.infusion_date)
+               AS next_date
+    FROM patients_infusion i
+), counts AS (
+    SELECT w.id AS window_id, w.patient_id,
+           (l.collected_at AT TIME ZONE c.time_zone)::date - w.infusion_date AS day,
+           l.collected_at, l.id AS result_id,
+           (l.qualifier = '' AND l.canonical_value > 0) AS detectable
+    FROM patients_labresult l
+    JOIN patients_patient p ON p.id = l.patient_id
+    JOIN patients_center c ON c.id = p.center_id
+    JOIN windows w ON w.patient_id = l.patient_id
+    WHERE l.analyte = 'pb_bcell_abs' AND l.specimen = 'PB'
+      AND (l.collected_at AT TIME ZONE c.time_zone)::date > w.infusion_date
+      AND (w.next_date IS NULL OR (l.collected_at AT TIME ZONE c.time_zone)::date < w.next_date)
+), marked AS (
+    SELECT *, bool_or(NOT detectable) OVER (
+        PARTITION BY window_id ORDER BY collected_at, result_id
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS after_aplasia
+    FROM counts
+), onsets AS (
+    SELECT patient_id, day,
+           row_number() OVER (PARTITION BY window_id ORDER BY collected_at, result_id) AS nth
+    FROM marked WHERE detectable AND after_aplasia
+)
+SELECT count(DISTINCT patient_id) FROM onsets WHERE nth = 1 AND day <= 45
+"""
+
+
+def _url_for(url: str, size: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_{size}"))
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def _queries(fn):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        seconds, result = _timed(fn)
+    return seconds, len(captured), result
+
+
+# --- one size, in its own process -------------------------------------------------------------
+
+
+def _prepare(size: int, seed: int, rebuild: bool) -> dict:
+    from bench_setup import _connection_kwargs, cohort_store, database_recreate
+
+    url = os.environ["DATABASE_URL"]
+    reuse = False
+    if not rebuild:
+        import psycopg
+
+        try:
+            with psycopg.connect(**_connection_kwargs(url)) as conn:
+                n = conn.execute(
+                    "SELECT count(*) FROM patients_patient WHERE is_synthetic"
+                ).fetchone()[0]
+                total = conn.execute("SELECT count(*) FROM patients_patient").fetchone()[0]
+                reuse = n == total == size
+        except psycopg.Error:
+            reuse = False
+    setup: dict = {"reused": reuse}
+    if not reuse:
+        database_recreate(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    if not reuse:
+        setup["bulk load s"], setup["rows"] = _timed(lambda: cohort_store(size, seed))
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        seconds, _ = _timed(lambda: cursor.execute("VACUUM ANALYZE"))
+    setup["analyze s"] = seconds
+    return setup
+
+
+def _state() -> dict:
+    from monitoring.models import Alert, AlertEvent, Notification
+
+    keys = {
+        pk: (patient, infusion, rule)
+        for pk, patient, infusion, rule in Alert.objects.values_list(
+            "pk", "patient_id", "infusion_id", "rule"
+        )
+    }
+    fields = (
+        "pk",
+        "severity",
+        "status",
+        "title",
+        "day",
+        "evidence",
+        "details",
+        "params",
+        "rule_version",
+        "historical",
+        "withdrawn_reason",
+    )
+    return {
+        "alerts": sorted(
+            (keys[row[0]], *[json.dumps(v, sort_keys=True, default=str) for v in row[1:]])
+            for row in Alert.objects.values_list(*fields)
+        ),
+        "events": sorted(
+            (keys[a], o, n, r)
+            for a, o, n, r in AlertEvent.objects.values_list(
+                "alert_id", "old_status", "new_status", "reason"
+            )
+        ),
+        "notifications": sorted(
+            (keys[a], r) for a, r in Notification.objects.values_list("alert_id", "recipient_id")
+        ),
+    }
+
+
+def _alerts_clear() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # as after a bulk load: nothing evaluated yet
+        cursor.execute(
+            "TRUNCATE monitoring_notification, monitoring_alertevent, monitoring_alert CASCADE"
+        )
+
+
+def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
+    """Full sweep queued as chunk tasks, run by a Celery worker with `workers` processes."""
+    queue = f"bench13-{os.getpid()}"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CELERY_QUEUE": queue,
+        "CELERY_TASK_ALWAYS_EAGER": "False",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "carttrack",
+            "worker",
+            "-Q",
+            queue,
+            "--concurrency",
+            str(workers),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        from carttrack.celery import app
+
+        app.conf.task_default_queue = queue
+        app.conf.task_always_eager = False
+        deadline = time.time() + 60
+        while not app.control.ping(destination=[f"{queue}@{platform.node()}"], timeout=1):
+            if time.time() > deadline or worker.poll() is not None:
+                raise RuntimeError("the Celery worker did not start")
+        from monitoring.tasks import sweep_dispatch
+
+        started = time.perf_counter()
+        # Chunks of 1,000 patients (the default) at 10,000; eight chunks for smaller registries.
+        result = sweep_dispatch(scope="all", size=min(1000, max(50, size // 8)))
+        result.get(timeout=1800, disable_sync_subtasks=False)
+        return time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def measure(size: int, options) -> dict:
+    setup = _prepare(size, options.seed, options.rebuild)
+    from django.db import connection
+
+    from monitoring import sweep
+    from monitoring.models import Alert, Notification
+    from patients.models import LabResult
+
+    figures: dict = {"size": size, "setup": setup, "labs": LabResult.objects.count()}
+    with connection.cursor() as cursor:
+        anchor_seconds, _ = _timed(lambda: cursor.execute(EARLY_REGENERATORS_SQL))
+        (figures["sql early regenerators"],) = cursor.fetchone()
+    figures["anchor s"] = anchor_seconds
+
+    _alerts_clear()
+    seconds, queries, counts = _queries(sweep.sweep_all)
+    figures["first sweep"] = (seconds, queries, counts)
+    figures["first sweep notifications"] = Notification.objects.count()
+    figures["engine early regenerators"] = (
+        Alert.objects.filter(rule="early_regeneration").values("patient_id").distinct().count()
+    )
+    figures["full sweep"] = _queries(sweep.sweep_all)
+    figures["hourly sweep"] = _queries(sweep.sweep_time_sensitive)
+    ids = sweep.all_patient_ids()
+    sample = ids[::20]  # 5 %
+    figures["hourly 5% sample"] = _queries(lambda: sweep.sweep_patients(sample))
+
+    if options.equality if options.equality is not None else size <= 1000:
+        bulk = _state()
+        _alerts_clear()  # the per-patient path from the bulk-loaded state, like the first sweep
+        seconds, queries, counts = _queries(sweep.sweep_per_patient)
+        figures["per-patient first sweep"] = (seconds, queries, counts)
+        figures["equal to per-patient"] = _state() == bulk
+    if options.redis_url:
+        for workers in options.workers:
+            figures[f"celery {workers}"] = _celery_sweep(workers, options.redis_url, size)
+
+    from analytics.dataset import analysis_csv, analysis_frame
+    from analytics.services import snapshot_compute
+
+    figures["snapshot s"], _ = _timed(lambda: snapshot_compute(options={}))
+    csv_path = Path(tempfile.mkdtemp(prefix="bench13-")) / "analysis.csv"
+    csv_path.write_text(analysis_csv(analysis_frame()))
+    figures["R s"], _ = _timed(
+        lambda: subprocess.run(
+            ["Rscript", str(ROOT / "scripts" / "reproduce_headline.R"), str(csv_path)],
+            check=True,
+            capture_output=True,
+        )
+    )
+    from page_weight import dashboard_weight
+
+    figures["weight"] = dashboard_weight()
+    return figures
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _ratio(value: float, anchor: float) -> str:
+    return f"{value / anchor:.1f}×" if anchor else "—"
+
+
+def table(f: dict) -> str:
+    anchor = f["anchor s"]
+    regen = f"{f['sql early regenerators']} early regenerators: {anchor:.2f} s"
+    lines = [
+        f"### {f['size']:,} patients ({f['labs']:,} lab results)",
+        "",
+        "| measure | CARTtrack | anchor | ratio |",
+        "|---|---|---|---|",
+    ]
+
+    def sweep_row(label, key, target=""):
+        seconds, queries, counts = f[key]
+        lines.append(
+            f"| {label} | {seconds:.2f} s, {queries:,} queries, {counts['patients']:,} patients "
+            f"evaluated, {counts['changed']:,} alerts changed | SQL window query, {regen} | "
+            f"{_ratio(seconds, anchor)}{target} |"
+        )
+
+    sweep_row(
+        "hourly sweep, nothing changed (patients the clock can change)",
+        "hourly sweep",
+        " (target 2×)",
+    )
+    sweep_row(
+        "hourly sweep if 5 % of patients were in an open window", "hourly 5% sample", " (target 2×)"
+    )
+    sweep_row("full (nightly) sweep, nothing changed", "full sweep", " (target 20×)")
+    sweep_row("first sweep over the bulk-loaded registry", "first sweep")
+    lines.append(
+        f"| notifications queued by the first sweep (history) | {f['first sweep notifications']}"
+        " | 0 | — |"
+    )
+    lines.append(
+        f"| early regenerators: engine vs SQL | {f['engine early regenerators']} | "
+        f"{f['sql early regenerators']} | — |"
+    )
+    if "per-patient first sweep" in f:
+        seconds, queries, _ = f["per-patient first sweep"]
+        first = f["first sweep"][0]
+        lines.append(
+            f"| per-patient path (old sweep), first sweep | {seconds:.2f} s, {queries:,} queries"
+            f" | bulk first sweep {first:.2f} s | {_ratio(seconds, first)} |"
+        )
+        lines.append(
+            f"| bulk result equals the per-patient path | {f['equal to per-patient']} | — | — |"
+        )
+    one = f.get("celery 1")
+    for key in sorted(k for k in f if k.startswith("celery ")):
+        workers = key.split()[1]
+        lines.append(
+            f"| full sweep as Celery chunk tasks, {workers} worker process(es) | {f[key]:.2f} s |"
+            f" 1 worker {one:.2f} s | {_ratio(f[key], one)} |"
+            if one
+            else f"| full sweep as Celery tasks, {workers} worker(s) | {f[key]:.2f} s | — | — |"
+        )
+    weight = f["weight"]
+    lines.append(
+        f"| dashboard, first view (page, plotly.js, CSS, JS, figures JSON; compressed) | "
+        f"{weight['first view'] / 1e6:.2f} MB | target 1.5 MB | "
+        f"{_ratio(weight['first view'], 1.5e6)} |"
+    )
+    lines.append(
+        f"| dashboard, repeat view (hashed static files and the snapshot's JSON cached) | "
+        f"{weight['repeat view'] / 1e3:.1f} KB | target 200 KB | "
+        f"{_ratio(weight['repeat view'], 200e3)} |"
+    )
+    figures_json = next((v for k, v in weight["assets"].items() if k.endswith(".json")), None)
+    if figures_json:
+        lines.append(
+            f"| figures JSON of the snapshot ({figures_json[1]}) | "
+            f"{figures_json[0] / 1e3:.0f} KB | — | — |"
+        )
+    lines.append(
+        f"| dashboard snapshot | {f['snapshot s']:.2f} s | R `survival` on the exported CSV: "
+        f"{f['R s']:.2f} s | {_ratio(f['snapshot s'], f['R s'])} (target ≤ 1×) |"
+    )
+    setup = f["setup"]
+    lines.append("")
+    lines.append(
+        "Setup: "
+        + ("database reused" if setup["reused"] else f"bulk load {setup['bulk load s']:.1f} s")
+        + f", VACUUM ANALYZE {setup['analyze s']:.1f} s."
+    )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    def run(args):
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+        except OSError:
+            return "n/a"
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {run(['nproc'])} CPUs, {cpu}; "
+        f"Python {platform.python_version()}; {platform.platform()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--rebuild", action="store_true", help="rebuild even if reusable")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument(
+        "--equality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compare with the per-patient path (default: at 1,000 patients or fewer)",
+    )
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size
+    options = parser.parse_args()
+    options.redis_url = os.environ.get("BENCH_REDIS_URL", "")
+    base = os.environ.get("BENCH_DATABASE_URL", "")
+    if not base:
+        sys.exit("Set BENCH_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/bench13")
+    os.environ.setdefault("SECRET_KEY", "benchmark")
+    os.environ["DEBUG"] = "False"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
+
+    if options.one:
+        os.environ["DATABASE_URL"] = _url_for(base, options.one)
+        # Sweeps in this process run in-process; only the Celery measurement queues tasks.
+        os.environ["REDIS_URL"] = options.redis_url
+        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "True"
+        # Static files as production serves them: hashed, precompressed, from collectstatic.
+        os.environ["STATIC_MANIFEST"] = "True"
+        os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+        figures = measure(options.one, options)
+        print("FIGURES " + json.dumps(figures, default=str))
+        return
+
+    print(f"# CARTtrack at registry scale\n\n{machine()}\n", flush=True)
+    for size in options.patients:
+        args = [sys.executable, __file__, "--one", str(size), "--seed", str(options.seed)]
+        args += ["--workers", *map(str, options.workers)]
+        if options.rebuild:
+            args.append("--rebuild")
+        if options.equality is not None:
+            args.append("--equality" if options.equality else "--no-equality")
+        child = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+        line = next((x for x in child.stdout.splitlines() if x.startswith("FIGURES ")), None)
+        if child.returncode != 0 or line is None:
+            sys.exit(f"{size} patients failed:\n{child.stdout[-3000:]}\n{child.stderr[-5000:]}")
+        print(table(json.loads(line.removeprefix("FIGURES "))) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

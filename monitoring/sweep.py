@@ -1,0 +1,222 @@
+"""The periodic sweep in bulk: many patients per query, evaluated in memory, only changes written.
+
+Two runs (schedules in carttrack/celery.py):
+
+- **hourly, time-sensitive only** (`time_sensitive_patient_ids`): the patients whose findings can
+  change with the clock alone: an infusion recent enough that a B-cell count may fall due or
+  "aplasia not reached by day 28" may come due (day 0 to the longest window + 2 days), or a
+  record dated from yesterday on (it becomes visible to the rules as its date arrives). Every
+  other change reaches the alerts through the services, in the transaction that made it.
+- **nightly, everyone** (`sweep_all`): the safety net (data loaded in bulk, a missed hour).
+
+A batch of patients costs a constant number of queries whatever its size: lock the rows, read
+the timelines (`selectors.timelines_read`, one query per section), the existing alerts, then
+bulk-create and bulk-update alerts, bulk-create their status changes and the notifications.
+Rule parameters are read once per run, not per patient. The decisions are
+`alert_diff.alerts_diff`, shared with the per-patient `services.alerts_sync`, so both agree.
+
+Locking: the batch's patient rows are locked with `SELECT ... FOR UPDATE SKIP LOCKED`, and the
+timelines are read after the lock is held, so a clinician's save (which locks its patient's row)
+is either committed before the sweep reads that patient or waits until the sweep's batch has
+committed, and then re-evaluates the patient itself: no write is lost. SKIP LOCKED rather than
+NOWAIT or a plain wait: a patient being edited right now does not stall the 499 others of the
+batch, nor fail the whole batch; the skipped patients are swept again at the end of the chunk
+with a waiting lock (they are few, and a clinician's transaction is short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring import notifications
+from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
+from monitoring.badge import badge_versions_bump
+from monitoring.engine import evaluate
+from monitoring.models import Alert, AlertEvent, RuleParameterSet
+from monitoring.params import RuleParams
+from monitoring.selectors import timelines_read
+from monitoring.services import alerts_sync, historical_cutoff
+from patients.models import Center, ClinicalEvent, Infusion, Patient, ResponseAssessment
+from patients.validation import today_in
+
+BATCH = 500  # patients per transaction: bounded memory and lock time
+CHUNK = 1000  # patients per Celery task: each free worker takes a chunk
+ALL, TIME_SENSITIVE = "all", "time_sensitive"
+
+
+class SweepContext:
+    """What a run reads once: each center's rule parameters and today in its time zone."""
+
+    def __init__(self, as_of: date | None = None) -> None:
+        current = {
+            s.center_id: s.to_rule_params()
+            for s in RuleParameterSet.objects.filter(is_current=True)
+        }
+        fallback = current.get(None, RuleParams())
+        self.centers = list(Center.objects.all())
+        # The center's current set, else the registry-wide one, else the defaults
+        # (as selectors.rule_params_for decides for one patient).
+        self.params = {c.pk: current.get(c.pk, fallback) for c in self.centers}
+        self.today = {c.pk: as_of or today_in(c.tzinfo) for c in self.centers}
+
+    def horizon_days(self) -> int:
+        """How many days after an infusion the clock alone can still change a finding."""
+        longest = max(
+            (max(p.window_days, p.aplasia_by_day) for p in self.params.values()), default=45
+        )
+        return longest + 2  # the day after the last one, and one missed day of sweeps
+
+
+def time_sensitive_patient_ids(*, as_of: date | None = None) -> list[int]:
+    """Patients whose findings can change with the clock alone (the hourly run)."""
+    context = SweepContext(as_of)
+    if not context.centers:
+        return []
+    earliest = min(context.today.values())
+    recent = earliest - timedelta(days=context.horizon_days())
+    ids = set(Infusion.objects.filter(infusion_date__gte=recent).values_list("patient_id"))
+    # Lab results cannot be dated in the future (validation); responses and events are read too
+    # in case one is dated ahead: it becomes visible to the rules on its date.
+    yesterday = earliest - timedelta(days=1)
+    for model, field in ((ResponseAssessment, "assessed_on"), (ClinicalEvent, "event_date")):
+        ids |= set(model.objects.filter(**{f"{field}__gte": yesterday}).values_list("patient_id"))
+    return sorted(pk for (pk,) in ids)
+
+
+def all_patient_ids() -> list[int]:
+    return list(Patient.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def _changes_for(
+    patient_ids: list[int], context: SweepContext, now: datetime, centers: set[int]
+) -> list[AlertChange]:
+    existing: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
+    # The model's ordering (newest first), as patient.alerts.all() gives them to alerts_sync.
+    for alert in Alert.objects.filter(patient_id__in=patient_ids):
+        existing[alert.patient_id].append(alert)
+    changes: list[AlertChange] = []
+    for read in timelines_read(patient_ids):
+        today = context.today[read.center_id]
+        params = context.params[read.center_id]
+        patient_changes = alerts_diff(
+            patient_id=read.patient_id,
+            findings=evaluate(read.timeline, params, as_of=today),
+            existing=existing[read.patient_id],
+            params=params,
+            result_ids={r.id for r in read.timeline.results},
+            historical_before=historical_cutoff(today),
+            notify=True,
+            now=now,
+        )
+        if patient_changes:
+            centers.add(read.center_id)
+            changes += patient_changes
+    return changes
+
+
+def changes_apply(changes: list[AlertChange], *, now: datetime) -> int:
+    """Write a plan in bulk: a constant number of queries. Returns the notifications recorded."""
+    raised = [c.alert for c in changes if c.kind == RAISED]
+    Alert.objects.bulk_create(raised, batch_size=2000)
+    touched = [c.alert for c in changes if c.kind != RAISED]
+    for alert in touched:
+        alert.updated_at = now  # bulk_update does not apply auto_now
+    Alert.objects.bulk_update(touched, [*DIFF_FIELDS, "updated_at"], batch_size=2000)
+    AlertEvent.objects.bulk_create(
+        [
+            AlertEvent(
+                alert=c.alert,
+                old_status=c.old_status,
+                new_status=c.alert.status,
+                reason=c.reason[:500],
+            )
+            for c in changes
+            if c.status_changed
+        ],
+        batch_size=2000,
+    )
+    recorded = notifications.notifications_record_many(
+        alerts=[c.alert for c in changes if c.notify]
+    )
+    if recorded:
+        notifications.send_after_commit()
+    return len(recorded)
+
+
+def _sweep_batch(
+    patient_ids: list[int], context: SweepContext, counts: dict, *, wait: bool
+) -> list[int]:
+    """Sweep one batch in one transaction; returns the ids skipped because they were locked."""
+    with transaction.atomic():
+        rows = Patient.objects.select_for_update(skip_locked=not wait).filter(pk__in=patient_ids)
+        locked = list(rows.order_by("pk").values_list("pk", flat=True))
+        now = timezone.now()
+        centers: set[int] = set()
+        changes = _changes_for(locked, context, now, centers)
+        counts["notifications"] += changes_apply(changes, now=now)
+        badge_versions_bump(centers)
+    counts["patients"] += len(locked)
+    counts["changed"] += len(changes)
+    return sorted(set(patient_ids) - set(locked))
+
+
+def sweep_patients(
+    patient_ids: Iterable[int], *, as_of: date | None = None, context: SweepContext | None = None
+) -> dict[str, int]:
+    """Re-evaluate these patients in batches. Idempotent for one day and unchanged data."""
+    context = context or SweepContext(as_of)
+    ids = sorted(set(patient_ids))
+    counts = {"patients": 0, "changed": 0, "notifications": 0, "skipped": 0}
+    skipped: list[int] = []
+    for start in range(0, len(ids), BATCH):
+        skipped += _sweep_batch(ids[start : start + BATCH], context, counts, wait=False)
+    counts["skipped"] = len(skipped)
+    for start in range(0, len(skipped), BATCH):  # their clinician's transaction is done soon
+        _sweep_batch(skipped[start : start + BATCH], context, counts, wait=True)
+    return counts
+
+
+def sweep_chunks(*, scope: str, as_of: date | None = None, size: int = CHUNK) -> list[list[int]]:
+    """The patients a run covers, in chunks of `size` (one Celery task each)."""
+    if scope == ALL:
+        ids = all_patient_ids()
+    elif scope == TIME_SENSITIVE:
+        ids = time_sensitive_patient_ids(as_of=as_of)
+    else:
+        raise ValueError(f"unknown sweep scope {scope!r}")
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def sweep_all(*, as_of: date | None = None) -> dict[str, int]:
+    """The nightly safety run: every patient. Returns {"patients", "changed"}."""
+    counts = sweep_patients(all_patient_ids(), as_of=as_of)
+    return {"patients": counts["patients"], "changed": counts["changed"]}
+
+
+def sweep_time_sensitive(*, as_of: date | None = None) -> dict[str, int]:
+    """The hourly run: only the patients whose findings the clock can change."""
+    counts = sweep_patients(time_sensitive_patient_ids(as_of=as_of), as_of=as_of)
+    return {"patients": counts["patients"], "changed": counts["changed"]}
+
+
+def sweep_per_patient(*, as_of: date | None = None) -> dict[str, int]:
+    """The reference: every patient through `services.alerts_sync`, one transaction each (the
+    path a clinician's save takes). The bulk sweep must give exactly its result."""
+    counts = {"patients": 0, "changed": 0}
+    for patient_id in all_patient_ids():
+        with transaction.atomic():
+            patient = (
+                Patient.objects.select_for_update().select_related("center").get(pk=patient_id)
+            )
+            today = as_of or today_in(patient.center.tzinfo)
+            counts["changed"] += len(
+                alerts_sync(
+                    patient=patient, as_of=today, historical_before=historical_cutoff(today)
+                )
+            )
+            counts["patients"] += 1
+    return counts

@@ -1,0 +1,126 @@
+"""Plausibility limits per center, versioned like the rule parameters (CLINICAL.md section 2).
+
+Versions are immutable: a change in the admin stores a new version and retires the previous one
+(`patients.services.plausibility_limits_publish`), so a confirmed value can always be traced to
+the limits it was checked against. No center = the registry-wide default; no row at all = the
+CLINICAL.md defaults (`patients.plausibility.Limits()`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from patients.plausibility import Limits
+
+_DEFAULTS = Limits()
+
+
+def _limit(label: str, default: Decimal, help_text: str = "") -> models.DecimalField:
+    return models.DecimalField(
+        label,
+        max_digits=14,
+        decimal_places=3,
+        default=default,
+        validators=[MinValueValidator(Decimal(0), "A limit cannot be negative.")],
+        help_text=help_text,
+    )
+
+
+class PlausibilityLimits(models.Model):
+    center = models.ForeignKey(
+        "patients.Center",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="plausibility_limits",
+    )
+    version = models.PositiveIntegerField(editable=False)
+    is_current = models.BooleanField(default=True, editable=False)
+    bcell_abs_soft = _limit(
+        "PB B cells: confirm above (cells/µL)", _DEFAULTS.bcell_abs_soft, "Default 2,000."
+    )
+    bcell_abs_hard = _limit(
+        "PB B cells: refuse above (cells/µL)", _DEFAULTS.bcell_abs_hard, "Default 100,000."
+    )
+    alc_soft = _limit(
+        "ALC: confirm above (cells/µL)", _DEFAULTS.alc_soft, "Default 50,000 (50 ×10⁹/L)."
+    )
+    alc_hard = _limit(
+        "ALC: refuse above (cells/µL)", _DEFAULTS.alc_hard, "Default 1,000,000 (1,000 ×10⁹/L)."
+    )
+    car_copies_soft = _limit(
+        "CAR copies: confirm above (copies/µg)", _DEFAULTS.car_copies_soft, "Default 10⁶."
+    )
+    car_copies_hard = _limit(
+        "CAR copies: refuse above (copies/µg)", _DEFAULTS.car_copies_hard, "Default 10⁸."
+    )
+    unit_slip_factor = models.DecimalField(
+        "unit-slip factor",
+        max_digits=10,
+        decimal_places=3,
+        default=_DEFAULTS.unit_slip_factor,
+        validators=[MinValueValidator(Decimal(2), "The factor must be at least 2.")],
+        help_text="Confirm a value at least this many times (or at most 1/this) the patient's "
+        "previous non-zero value of the same analyte. Default 1,000.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True, help_text="Why this change was made.")
+
+    class Meta:
+        ordering = ["center__code", "-version"]
+        verbose_name_plural = "plausibility limits"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["center", "version"],
+                name="plausibility_limits_version",
+                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(
+                fields=["center"],
+                condition=Q(is_current=True),
+                name="one_current_plausibility_limits_per_center",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.center.code if self.center_id else 'registry'}-v{self.version}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        for soft, hard in (
+            ("bcell_abs_soft", "bcell_abs_hard"),
+            ("alc_soft", "alc_hard"),
+            ("car_copies_soft", "car_copies_hard"),
+        ):
+            low, high = getattr(self, soft), getattr(self, hard)
+            if low is not None and high is not None and low > high:
+                errors[soft] = ["The confirm limit must not be above the refuse limit."]
+        if errors:
+            raise ValidationError(errors)
+
+    def to_limits(self) -> Limits:
+        return Limits(
+            bcell_abs_soft=self.bcell_abs_soft,
+            bcell_abs_hard=self.bcell_abs_hard,
+            alc_soft=self.alc_soft,
+            alc_hard=self.alc_hard,
+            car_copies_soft=self.car_copies_soft,
+            car_copies_hard=self.car_copies_hard,
+            unit_slip_factor=self.unit_slip_factor,
+            version=self.label,
+        )

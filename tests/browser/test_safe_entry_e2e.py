@@ -1,0 +1,99 @@
+"""In Chromium with a German locale: a decimal comma is 0.9, never 9; an unusual value is shown
+again, marked, and saved only once the clinician confirms it (CLINICAL.md section 2)."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+
+from patients import units
+from patients.models import LabResult
+from tests.browser.conftest import ARTIFACTS
+from tests.factories import InfusionFactory, PatientFactory
+
+pytestmark = pytest.mark.browser
+PASSWORD = "pw-for-tests"
+
+
+@pytest.fixture
+def german_page(browser, live_server, transactional_db, request):
+    """A tab of a browser set to German (decimal comma), as in half of Europe's wards."""
+    context = browser.new_context(
+        base_url=live_server.url,
+        locale="de-DE",
+        timezone_id="Europe/Berlin",
+        viewport={"width": 1280, "height": 900},
+    )
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    yield tab
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+    context.close()
+
+
+def open_sample_form(page, sign_in, clinician, center) -> None:
+    patient = PatientFactory(center=center, study_id="CT-0077")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    sign_in(page, clinician.username, PASSWORD)
+    page.goto("/patients/CT-0077/samples/add/")
+    assert page.evaluate("navigator.language") == "de-DE"
+    expect(page.get_by_text("Europe/Berlin").first).to_be_visible()  # the zone it uses
+    page.get_by_label("Collection date").fill("2025-03-15")
+    page.get_by_label("Time").fill("08:30")
+
+
+def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(
+    german_page, sign_in, clinician, center
+):
+    page = german_page
+    open_sample_form(page, sign_in, clinician, center)
+    field = page.locator("[name='alc-value']")
+    field.press_sequentially("0,9")  # keystroke by keystroke, as a person types
+    expect(field).to_have_value("0,9")  # nothing typed is dropped by the browser
+    page.locator("[name='alc-unit']").select_option(units.GIGA_PER_L)
+    page.get_by_role("button", name="Save results").click()
+
+    page.wait_for_url("**/patients/CT-0077/")
+    (alc,) = LabResult.objects.all()
+    assert alc.value == Decimal("0.9") and alc.unit == units.GIGA_PER_L
+    assert alc.canonical_value == Decimal(900)  # 0.9 ×10⁹/L, never 9
+
+
+def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
+    german_page, sign_in, clinician, center
+):
+    page = german_page
+    open_sample_form(page, sign_in, clinician, center)
+    page.locator("[name='pb_bcell_abs-value']").press_sequentially("1.234")
+    page.get_by_role("button", name="Save results").click()
+    expect(page.get_by_text("is ambiguous: it can mean 1234")).to_be_visible()
+    assert not LabResult.objects.exists()
+
+
+def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, clinician, center):
+    page = german_page
+    open_sample_form(page, sign_in, clinician, center)
+    page.locator("[name='pb_bcell_abs-value']").press_sequentially("15")
+    page.locator("[name='pb_bcell_abs-unit']").select_option(units.GIGA_PER_L)
+    page.locator("[name='alc-value']").press_sequentially("0,2")
+    page.locator("[name='alc-unit']").select_option(units.GIGA_PER_L)
+    page.get_by_role("button", name="Save results").click()
+
+    confirmation = page.get_by_test_id("plausibility-confirmation")
+    expect(confirmation).to_be_visible()
+    expect(page.get_by_text("are more than all lymphocytes")).to_be_visible()
+    assert not LabResult.objects.exists()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "plausibility-confirmation.png"), full_page=True)
+
+    confirmation.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Save results").click()
+    page.wait_for_url("**/patients/CT-0077/")
+    bcells = LabResult.objects.get(analyte=units.PB_BCELL_ABS)
+    assert bcells.canonical_value == Decimal(15_000)
+    assert bcells.plausibility_confirmed and bcells.plausibility_confirmed_by == clinician
+    assert LabResult.objects.get(analyte=units.ALC).canonical_value == Decimal(200)
