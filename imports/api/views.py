@@ -31,8 +31,10 @@ from imports.jobs import job_as_json, job_create
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
 from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
+from patients.identifiers import STUDY_ID_MAX_LENGTH
 from patients.selectors import patients_visible_to
 
+STUDY_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 ANSWERS = {**ERROR_RESPONSES, 422: ErrorSerializer}
 
 
@@ -150,7 +152,17 @@ def fhir_bundle(request):
     return _answer_once(request, run)
 
 
-@extend_schema(responses={200: dict, **ERROR_RESPONSES})
+@extend_schema(
+    responses={200: dict, **ERROR_RESPONSES},
+    parameters=[
+        OpenApiParameter(
+            "study_id",
+            {"type": "string", "maxLength": STUDY_ID_MAX_LENGTH, "pattern": STUDY_ID_PATTERN},
+            OpenApiParameter.PATH,
+            required=True,
+        )
+    ],
+)
 @api_view(["GET"])
 def fhir_patient_results(request, study_id: str):
     """One patient's lab results as a FHIR Bundle (study ID only, no name or MRN)."""

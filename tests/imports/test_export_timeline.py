@@ -70,7 +70,8 @@ def test_check_timeline_on_every_exported_demo_patient_gives_its_stored_findings
         }
         assert findings == _stored(patient), patient.study_id
         with_findings += bool(findings)
-    assert with_findings >= 40  # the cohort's regenerations, MRD and CAR findings
+    # the cohort's regenerations, MRD and CAR findings (39 under issue 12's window ends)
+    assert with_findings >= 39
 
 
 def test_an_unknown_study_id_is_a_clear_error(db):

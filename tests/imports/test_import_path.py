@@ -245,7 +245,7 @@ def test_checking_costs_the_same_queries_for_ten_or_two_hundred_samples(data_man
                 )
             assert not problems and len(plan.labs) == 2 * n
             counts.append(len(queries))
-    assert counts[0] == counts[1] <= 8
+    assert counts[0] == counts[1] <= 10  # + the center's limits (2), once per batch
 
 
 def test_creating_patients_needs_the_right_to_add_them(data_manager):
