@@ -19,7 +19,7 @@ from datetime import date
 from django.db import transaction
 
 from monitoring.models import ACTIVE_STATUSES
-from monitoring.services import alerts_sync, historical_cutoff
+from monitoring.sweep import alerts_sync_many
 from patients.days import clinical_day, local_date
 from patients.ingest.checks import Plan
 from patients.ingest.context import Scope
@@ -27,7 +27,6 @@ from patients.ingest.records import Batch, Problem, problems_by_key
 from patients.ingest.write import batch_ingest, batch_preview
 from patients.models import Center, Infusion
 from patients.selectors import patients_visible_to
-from patients.validation import today_in
 
 Progress = Callable[[str, int, int], None]
 
@@ -117,12 +116,15 @@ def records_import(
     scope: Scope,
     notify: bool = True,
     historical_before: date | None = None,
+    history_is_news: bool = False,
     progress: Progress | None = None,
 ) -> ImportOutcome:
-    """Check and write `batch`, then evaluate each affected patient's alerts once.
+    """Check and write `batch`, then evaluate the affected patients' alerts once, in bulk.
 
     All or nothing: with any problem nothing is written and every problem is returned with its
-    place. `historical_before` defaults to each patient's `historical_cutoff(today)`.
+    place. `historical_before` defaults to each patient's `historical_cutoff(today)`;
+    `history_is_news` raises every finding as current (the synthetic demo, shown as a live
+    worklist), `notify=False` e-mails nobody.
     """
     with transaction.atomic():
         result = batch_ingest(batch, scope, progress=progress)
@@ -131,21 +133,25 @@ def records_import(
         patients = result.affected_patients
         if progress is not None:
             progress("alerts", 0, len(patients))
+        # The patients' rows are locked by batch_ingest (pk order) until this transaction ends.
+        changes = alerts_sync_many(
+            patient_ids=[p.pk for p in patients],
+            notify=notify,
+            historical_before=historical_before,
+            history_is_news=history_is_news,
+            progress=(lambda done, total: progress("alerts", done, total)) if progress else None,
+        )
         raised = historical = 0
-        for done, patient in enumerate(patients, start=1):
-            cutoff = historical_before or historical_cutoff(today_in(patient.center.tzinfo))
-            for alert in alerts_sync(patient=patient, notify=notify, historical_before=cutoff):
-                if alert.status in ACTIVE_STATUSES:  # raised or re-opened, or its basis updated
-                    raised += 1
-                    historical += alert.historical
-            if progress is not None and (done % 50 == 0 or done == len(patients)):
-                progress("alerts", done, len(patients))
+        for change in changes:
+            if change.alert.status in ACTIVE_STATUSES:  # raised or re-opened, or basis updated
+                raised += 1
+                historical += change.alert.historical
     return ImportOutcome(
         [],
         counts=result.plan.counts(),
         lab_result_ids=[lab.pk for lab in result.plan.labs],
-        samples=result.plan.samples,
         alerts={"active": raised, "historical": historical, "news": raised - historical},
+        samples=result.plan.samples,
     )
 
 

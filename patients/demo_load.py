@@ -212,8 +212,10 @@ def demo_batch(cohort: list[demo.DemoPatient]) -> Batch:
 def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str, int]:
     """Store the demo cohort once; with reset, replace the synthetic patients first.
 
-    Through the one import path (validation, audit history, each patient's alerts once), as
-    history: findings older than ALERT_HISTORICAL_AGE_DAYS are historical, and nobody is e-mailed.
+    Through the one import path (validation, audit history, each patient's alerts once). The
+    cohort is synthetic and exists to show the product, so its findings are raised as current
+    (`history_is_news`: the worklist shows them, as it would for a live registry), but nobody is
+    e-mailed (`notify=False`).
     """
     from imports.services import records_import  # the import path sits a floor above patients
 
@@ -235,7 +237,9 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
         }
         cohort = demo.generate_cohort(seed)
         scope = Scope(user=None, patients=Patient.objects.all(), centers=centers)
-        outcome = records_import(batch=demo_batch(cohort), scope=scope, notify=False)
+        outcome = records_import(
+            batch=demo_batch(cohort), scope=scope, notify=False, history_is_news=True
+        )
         if not outcome.ok:
             raise ValidationError(problems_by_key(outcome.problems))
         for d in cohort:  # after the import, so that nobody is told about the demo's past
