@@ -26,6 +26,9 @@ class DashboardSnapshotAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the figures a decision may have been based on
+
 
 @admin.register(RefreshRun)
 class RefreshRunAdmin(admin.ModelAdmin):
@@ -42,4 +45,7 @@ class RefreshRunAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in RefreshRun._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

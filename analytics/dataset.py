@@ -8,6 +8,7 @@ dashboard, the CSV export, `survival_report` and R all see the same rows.
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -302,3 +303,17 @@ def analysis_csv(frame: pd.DataFrame) -> str:
             out[column] = out[column].astype("Int64")
     out.to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+def csv_rows_of_center(table_csv: str, center_code: str) -> str:
+    """A stored analysis table (CSV text) cut down to one center's rows, header kept."""
+    reader = csv.reader(io.StringIO(table_csv))
+    header = next(reader, None)
+    if header is None:
+        return ""
+    where = header.index("center")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(row for row in reader if row[where] == center_code)
+    return out.getvalue()

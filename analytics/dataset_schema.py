@@ -8,12 +8,12 @@ both return the same typed table or raise a ``ValueError`` that names the line, 
 the column of every problem found (up to ``MAX_REPORTED_PROBLEMS``).
 
 Blank cells (and ``NA``, which R's ``write.csv`` writes) mean "not applicable / not known".
+Exported text cells are protected against spreadsheet formula injection
+(``carttrack.csv_safety``); the reader removes the protecting quote.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +22,8 @@ from os import PathLike
 from typing import IO, Any
 
 import pandas as pd
+
+from carttrack.csv_safety import FORMULA_NOTE, restore_cell, write_csv
 
 #: The window that defines early regeneration (CLINICAL.md section 4); ``early_regen`` in the
 #: dataset must agree with ``regen_day`` under this window.
@@ -56,7 +58,7 @@ class Column:
         elif self.kind == "date":
             text = "ISO date YYYY-MM-DD"
         else:
-            text = "text"
+            text = "text (a leading = + - @ tab or CR is written after a ')"
         return text if self.required else f"{text}; blank allowed"
 
     @property
@@ -142,11 +144,8 @@ DATA_DICTIONARY: list[dict[str, str]] = [
 
 def data_dictionary_csv() -> str:
     """The data dictionary as CSV text."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(DATA_DICTIONARY[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(DATA_DICTIONARY)
-    return out.getvalue()
+    header = list(DATA_DICTIONARY[0])
+    return write_csv(header, ([row[key] for key in header] for row in DATA_DICTIONARY))
 
 
 def data_dictionary_markdown() -> str:
@@ -155,7 +154,7 @@ def data_dictionary_markdown() -> str:
     for row in DATA_DICTIONARY:
         cells = [row["name"], row["type"], row["meaning"], row["allowed_values"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n**Spreadsheet safety.** " + FORMULA_NOTE + "\n"
 
 
 class _Problems:
@@ -349,4 +348,4 @@ def read_analysis_csv(path_or_buffer: str | PathLike[str] | IO[str]) -> pd.DataF
         raise ValueError(f"Analysis dataset not found: {path_or_buffer}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"Analysis dataset is not a readable CSV file: {error}") from None
-    return validate_analysis_frame(raw)
+    return validate_analysis_frame(raw.map(restore_cell))

@@ -10,6 +10,8 @@ full statistical disclosure control. ``minimum`` defaults to ``settings.SMALL_CE
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 
@@ -37,3 +39,23 @@ def suppress_group(counts: dict[str, int], minimum: int | None = None) -> dict[s
     if any(is_small(v, minimum) for v in counts.values()):
         return {k: (0 if v == 0 else None) for k, v in counts.items()}
     return dict(counts)
+
+
+def small_cell_label(count: int, minimum: int | None = None) -> int | str:
+    """The count as shown in a pooled figure or table: the count, or "<minimum" when small."""
+    return f"<{small_cell_minimum(minimum)}" if is_small(count, minimum) else count
+
+
+#: Report keys whose integer values are counts of patients or events.
+COUNT_KEYS = frozenset({"n", "events", "successes", "n_in_cohort", "at_risk", "n_at_risk"})
+
+
+def suppress_counts(value: Any, minimum: int, *, key: str = "") -> Any:
+    """A copy of a JSON-like report with every count under ``COUNT_KEYS`` shown as a label."""
+    if isinstance(value, dict):
+        return {k: suppress_counts(v, minimum, key=k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [suppress_counts(v, minimum, key=key) for v in value]
+    if key in COUNT_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return small_cell_label(value, minimum)
+    return value

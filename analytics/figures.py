@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from analytics.comparisons import landmark_cohort_mask
 from analytics.competing import aalen_johansen
+from analytics.disclosure import small_cell_label
 from analytics.endpoints import os_endpoint, rfs_endpoint
 from analytics.report import COMPARISONS, group_key
 from analytics.survival import km_curve
@@ -49,6 +50,7 @@ def _fmt_median(m: dict | None) -> str:
 def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
     """A step-shaped 95 % confidence band: the upper edge, then the lower edge filled up to it."""
     edge = {
+        "mode": "lines",  # a band is an area: no markers on its edges
         "line": {"width": 0, "shape": "hv"},
         "hoverinfo": "skip",
         "showlegend": False,
@@ -60,6 +62,12 @@ def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
             x=x, y=lower, fill="tonexty", fillcolor=fillcolor, name=f"{label} 95% CI", **edge
         ),
     ]
+
+
+def _median_time(step_time: np.ndarray, survival: np.ndarray) -> float | None:
+    """The first time the step curve reaches 0.5 or below (None: median not reached)."""
+    reached = np.nonzero(survival <= 0.5)[0]
+    return float(step_time[reached[0]]) if len(reached) else None
 
 
 def _readable_ticks(max_time: float) -> list[float]:
@@ -82,6 +90,7 @@ def km_figure(
     risk_days: Sequence[float] = (),
     x_title: str = "Days after first infusion",
     cumulative: bool = False,
+    small_cell_min: int = 0,
 ) -> dict[str, Any]:
     """A KM figure with a number-at-risk table under it. groups: (label, time, event)."""
     groups = [g for g in groups if len(g[1])]
@@ -94,7 +103,8 @@ def km_figure(
         curve = km_curve(time, event, label=label, risk_times=risk_days)
         color, band = COLORS[index % 4], BANDS[index % 4]
         step_t = np.asarray(curve.step_time)
-        at_risk = [int((time >= t).sum()) for t in step_t]
+        at_risk = [small_cell_label(int((time >= t).sum()), small_cell_min) for t in step_t]
+        n, events = (small_cell_label(x, small_cell_min) for x in (len(time), int(np.sum(event))))
         for trace in _band(step_t, curve.step_lower, curve.step_upper, band, label):
             fig.add_trace(trace, 1, 1)
         fig.add_trace(
@@ -103,9 +113,9 @@ def km_figure(
                 y=curve.step_survival,
                 mode="lines",
                 line={"shape": "hv", "color": color},
-                name=f"{label} (n={len(time)}, events={int(np.sum(event))})",
+                name=f"{label} (n={n}, events={events})",
                 legendgroup=label,
-                customdata=np.array(at_risk),
+                customdata=at_risk,
                 hovertemplate=(
                     f"{label}<br>day %{{x:.0f}}<br>{y_title} %{{y:.3f}}"
                     "<br>at risk %{customdata}<extra></extra>"
@@ -114,6 +124,22 @@ def km_figure(
             1,
             1,
         )
+        median = _median_time(step_t, np.asarray(curve.step_survival, dtype=float))
+        if median is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, median, median],
+                    y=[0.5, 0.5, 0],
+                    mode="lines",
+                    line={"color": color, "dash": "dot", "width": 1},
+                    name=f"{label} median",
+                    showlegend=False,
+                    legendgroup=label,
+                    hovertemplate=f"{label}: median day {median:.0f}<extra></extra>",
+                ),
+                1,
+                1,
+            )
         if curve.censor_time:
             fig.add_trace(
                 go.Scatter(
@@ -134,7 +160,7 @@ def km_figure(
                 x=risk_days,
                 y=[label] * len(risk_days),
                 mode="text",
-                text=[str(n) for n in curve.risk.at_risk],
+                text=[str(small_cell_label(int(k), small_cell_min)) for k in curve.risk.at_risk],
                 textfont={"color": color},
                 showlegend=False,
                 hovertemplate=f"{label}: %{{text}} at risk on day %{{x}}<extra></extra>",
@@ -178,9 +204,16 @@ def km_figure(
     return json.loads(fig.to_json())
 
 
-def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> dict[str, Any]:
+def cir_figure(
+    rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float], small_cell_min: int = 0
+) -> dict[str, Any]:
+    """Aalen–Johansen cumulative incidence of relapse and of death without relapse, with the
+    number at risk under the time axis as on every KM figure."""
     table = aalen_johansen(rfs["time"], rfs["cir_event"])
-    fig = go.Figure()
+    ticks = _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1
+    )
     for k, (name, color, band) in enumerate(
         [("Relapse", COLORS[1], BANDS[1]), ("Death without relapse", COLORS[0], BANDS[0])]
     ):
@@ -189,7 +222,7 @@ def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> 
         lower = [0.0, *[None if np.isnan(v) else v for v in table.lower[k]]]
         upper = [0.0, *[None if np.isnan(v) else v for v in table.upper[k]]]
         for trace in _band(t, lower, upper, band, name):
-            fig.add_trace(trace)
+            fig.add_trace(trace, 1, 1)
         fig.add_trace(
             go.Scatter(
                 x=t,
@@ -197,22 +230,39 @@ def cir_figure(rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float]) -> 
                 mode="lines",
                 line={"shape": "hv", "color": color},
                 name=name,
-                customdata=[len(rfs), *table.n_at_risk.tolist()],
+                customdata=[
+                    small_cell_label(int(k), small_cell_min)
+                    for k in [len(rfs), *table.n_at_risk.tolist()]
+                ],
                 hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
                 "incidence %{y:.3f}<br>at risk %{customdata}"
                 "<extra></extra>",
-            )
+            ),
+            1,
+            1,
         )
+    times = rfs["time"].to_numpy(float)
+    fig.add_trace(
+        go.Scatter(
+            x=ticks,
+            y=["CR patients"] * len(ticks),
+            mode="text",
+            text=[str(int((times >= day).sum())) for day in ticks],
+            showlegend=False,
+            hovertemplate="%{text} at risk on day %{x}<extra></extra>",
+        ),
+        2,
+        1,
+    )
+    fig.update_yaxes(title_text="Cumulative incidence", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="At risk", type="category", showgrid=False, row=2, col=1)
+    fig.update_xaxes(tickvals=ticks, showticklabels=False, row=1, col=1)
+    fig.update_xaxes(title_text="Days after first infusion", tickvals=ticks, row=2, col=1)
     fig.update_layout(
         title={"text": title, "x": 0.01},
-        height=420,
+        height=480,
         template="plotly_white",
-        yaxis={"title": "Cumulative incidence", "range": [0, 1]},
-        xaxis={
-            "title": "Days after first infusion",
-            "tickvals": _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0),
-        },
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.25},
         margin={"l": 70, "r": 20, "t": 50, "b": 50},
     )
     return json.loads(fig.to_json())
@@ -224,8 +274,10 @@ def dashboard_figures(
     *,
     rfs_origin: str = "infusion",
     censor_at_hsct: bool = False,
+    small_cell_min: int = 0,
 ) -> dict[str, dict]:
-    """Every figure of the dashboard, keyed by name."""
+    """Every figure of the dashboard, keyed by name; counts under ``small_cell_min`` (pooled
+    registry-wide cohorts) are shown as "<min"."""
     risk_days = report["options"]["risk_days"]
     rfs = rfs_endpoint(df, origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     os_cr = os_endpoint(df, cr_only=True)
@@ -237,6 +289,7 @@ def dashboard_figures(
             y_title="Relapse-free",
             note=_fmt_median(report["rfs"].get("median_brookmeyer_crowley")),
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     if len(os_cr):
         figures["os"] = km_figure(
@@ -245,6 +298,7 @@ def dashboard_figures(
             y_title="Alive",
             note=_fmt_median(report["os"].get("median_brookmeyer_crowley")),
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     titles = {
         "early_regeneration": "RFS by early B-cell regeneration (≤ day 45), naive split",
@@ -272,6 +326,7 @@ def dashboard_figures(
                 y_title="Relapse-free",
                 note=_fmt_p(report["logrank"][key].get("p_value")),
                 risk_days=risk_days,
+                small_cell_min=small_cell_min,
             )
     landmark_day = report["options"]["landmark_day"]
     rfs_inf = rfs_endpoint(df, origin="infusion", censor_at_hsct=censor_at_hsct)
@@ -295,11 +350,13 @@ def dashboard_figures(
             note=_fmt_p(report["landmark"].get("logrank", {}).get("p_value")),
             risk_days=risk_days,
             x_title=f"Days after the day-{landmark_day:g} landmark",
+            small_cell_min=small_cell_min,
         )
     if len(rfs):
         figures["cir"] = cir_figure(
             rfs,
             title="Cumulative incidence of relapse (competing risk: death)",
             risk_days=risk_days,
+            small_cell_min=small_cell_min,
         )
     return figures

@@ -47,6 +47,11 @@ class RefreshRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     requested_at = models.DateTimeField(auto_now_add=True)
+    # Touched every few seconds while a worker computes the run: a run whose heartbeat stopped
+    # (the worker was killed) is marked failed by the sweep, so the page never shows a run
+    # that nothing is running.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     snapshot = models.ForeignKey(
         DashboardSnapshot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

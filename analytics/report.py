@@ -46,6 +46,14 @@ COMPARISONS: dict[str, tuple[str, dict[str, str]]] = {
     "car_loss": ("car_loss", {"1": "CAR copies lost", "0": "CAR copies retained"}),
 }
 
+# The comparisons as people read them on the dashboard (the JSON keeps the short names).
+COMPARISON_LABELS = {
+    "early_regeneration": "early B-cell regeneration (≤ day 45) vs none",
+    "preemptive_category": "anti-leukemic vs immunomodulatory pre-emption, early regenerators",
+    "mrd_positive": "BM MRD positive vs negative",
+    "car_loss": "BM CAR copies lost vs retained",
+}
+
 
 def group_key(value: Any) -> str | None:
     """A dataset value as a comparison key: 1.0 / 1 -> "1", text as is, blank -> None."""
@@ -147,8 +155,13 @@ def headline_report(
     )
     split = split_at_early_regeneration(rfs_infusion)
     known = rfs_infusion.dropna(subset=["early_regen"])
-    cp = proportion_ci(n_cr, len(df), conf_level=conf_level)
-    wilson = proportion_ci(n_cr, len(df), method="wilson", conf_level=conf_level)
+    # CLINICAL.md §5: the CR rate is over patients with a response assessment; those not yet
+    # assessed (best response NE: not assessed or not evaluable) are counted and shown apart,
+    # never as failures.
+    n_not_assessed = int((df["best_response"] == "NE").sum())
+    n_assessed = len(df) - n_not_assessed
+    cp = proportion_ci(n_cr, n_assessed, conf_level=conf_level)
+    wilson = proportion_ci(n_cr, n_assessed, method="wilson", conf_level=conf_level)
 
     return {
         "options": {
@@ -164,7 +177,12 @@ def headline_report(
             "n_complete_remission": n_cr,
             "n_synthetic": int((df["synthetic"] == 1).sum()),
         },
-        "cr_rate": {**cp.to_dict(), "wilson": wilson.to_dict()},
+        "cr_rate": {
+            **cp.to_dict(),
+            "wilson": wilson.to_dict(),
+            "n_infused": len(df),
+            "n_not_assessed": n_not_assessed,
+        },
         "rfs": {
             "cohort": "CR patients",
             "origin": "first CR assessment" if rfs_origin == "cr" else "first infusion",

@@ -17,6 +17,12 @@ from analytics.rule_figures import CALIBRATION_FIGURES
 from analytics.rule_review import rule_review, rule_review_centers, sees_pooled
 from monitoring.models import OUTCOME_CHOICES, RULE_SHORT_LABELS
 
+REASON_LABELS = {
+    "infusion_deleted": "infusion deleted",
+    "evidence_deleted": "evidence deleted",
+    "condition_no_longer_holds": "condition no longer holds",
+}
+
 
 class RuleReviewForm(forms.Form):
     center = forms.ChoiceField(required=False)
@@ -57,6 +63,12 @@ def rule_performance(request):
     form, center, landmark = _selected_center(request, centers, pooled)
     review = rule_review(center=center, landmark_day=landmark)
     performance = review["performance"]
+    labels = dict(OUTCOME_CHOICES) | REASON_LABELS
+    for row in performance["alerts"]:
+        for key in ("closed_by_outcome", "withdrawn_by_reason"):
+            row[f"{key}_text"] = "; ".join(
+                f"{labels[code].lower()} {n}" for code, n in row[key].items() if n
+            )
     context = {
         "form": form,
         "center": center,
@@ -71,11 +83,6 @@ def rule_performance(request):
         "n_patients": review["n_patients"],
         "rule_labels": RULE_SHORT_LABELS,
         "outcomes": [(code, dict(OUTCOME_CHOICES)[code]) for code in OUTCOMES],
-        "reason_labels": {
-            "infusion_deleted": "infusion deleted",
-            "evidence_deleted": "evidence deleted",
-            "condition_no_longer_holds": "condition gone",
-        },
     }
     return render(request, "analytics/rules.html", context)
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import socket
+import threading
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Max
+from django.conf import settings
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
 
@@ -59,6 +63,12 @@ def cohort_from_options(options: dict) -> CohortFilter:
     )
 
 
+def small_cell_min_for(cohort: CohortFilter) -> int:
+    """Registry-wide (pooled) cohorts hide counts under SMALL_CELL_MIN; one center's own
+    cohort shows them (its hematologists see those patients anyway)."""
+    return 0 if cohort.center else settings.SMALL_CELL_MIN
+
+
 def snapshot_compute(
     *, options: dict | None = None, run: RefreshRun | None = None
 ) -> DashboardSnapshot:
@@ -70,8 +80,10 @@ def snapshot_compute(
     started = time.perf_counter()
 
     def progress(step: str, percent: int) -> None:
-        if run is not None:
-            RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step=step, progress=percent)
+        if run is not None:  # never revives a run the sweep has failed
+            RefreshRun.objects.filter(pk=run.pk, status__in=[QUEUED, RUNNING]).update(
+                status=RUNNING, step=step, progress=percent, heartbeat_at=timezone.now()
+            )
 
     version = data_version()  # read first: data changed during the run makes it look stale
     progress("Building the analysis dataset", 10)
@@ -82,7 +94,13 @@ def snapshot_compute(
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
-    figures = dashboard_figures(table, report, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
+    figures = dashboard_figures(
+        table,
+        report,
+        rfs_origin=rfs_origin,
+        censor_at_hsct=censor_at_hsct,
+        small_cell_min=small_cell_min_for(cohort),
+    )
     progress("Saving", 95)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
@@ -97,13 +115,50 @@ def snapshot_compute(
     )
 
 
+class _Heartbeat:
+    """Touch the run's heartbeat every REFRESH_HEARTBEAT_SECONDS from a thread while the
+    computation runs: a worker killed (SIGKILL, out of memory, a lost machine) stops beating
+    and the sweep fails the run within REFRESH_STALE_SECONDS."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{run_id}")
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(settings.REFRESH_HEARTBEAT_SECONDS):
+                RefreshRun.objects.filter(pk=self.run_id, status=RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
 def refresh_run_execute(*, run_id: int) -> RefreshRun:
     run = RefreshRun.objects.get(pk=run_id)
-    if run.status not in (QUEUED, RUNNING):
+    if run.status not in (QUEUED, RUNNING):  # done, or failed by the sweep: never redone
         return run
-    RefreshRun.objects.filter(pk=run.pk).update(status=RUNNING, step="Starting", progress=1)
+    RefreshRun.objects.filter(pk=run.pk).update(
+        status=RUNNING,
+        step="Starting",
+        progress=1,
+        heartbeat_at=timezone.now(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
     try:
-        snapshot = snapshot_compute(options=run.options, run=run)
+        with _Heartbeat(run.pk):
+            snapshot = snapshot_compute(options=run.options, run=run)
     except Exception as error:  # the previous snapshot stays; the page shows the error
         logger.exception("Dashboard refresh %s failed", run.pk)
         RefreshRun.objects.filter(pk=run.pk).update(
@@ -111,11 +166,44 @@ def refresh_run_execute(*, run_id: int) -> RefreshRun:
         )
         run.refresh_from_db()
         return run
-    RefreshRun.objects.filter(pk=run.pk).update(
+    RefreshRun.objects.filter(pk=run.pk, status__in=[QUEUED, RUNNING]).update(
         status=DONE, step="Done", progress=100, snapshot=snapshot, finished_at=timezone.now()
     )
     run.refresh_from_db()
     return run
+
+
+def refresh_runs_sweep(*, now: datetime | None = None) -> int:
+    """Fail every run that nothing is computing any more: running with no heartbeat for
+    REFRESH_STALE_SECONDS (its worker died), or queued and never picked up within
+    REFRESH_QUEUE_WAIT_SECONDS (no worker). Returns how many were failed."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.REFRESH_STALE_SECONDS)
+    unclaimed = now - timedelta(seconds=settings.REFRESH_QUEUE_WAIT_SECONDS)
+    failed = 0
+    dead = RefreshRun.objects.filter(status=RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, requested_at__lt=stale)
+    )
+    for run in dead:
+        seen = timezone.localtime(run.heartbeat_at or run.requested_at)
+        failed += RefreshRun.objects.filter(pk=run.pk, status=RUNNING).update(
+            status=FAILED,
+            finished_at=now,
+            error=(
+                f"The worker computing it stopped (last sign of life {seen:%H:%M:%S} at "
+                f"{run.step or 'start'}, {run.progress} %); the previous snapshot is kept. "
+                "Press Refresh now to start again."
+            ),
+        )
+    failed += RefreshRun.objects.filter(status=QUEUED, requested_at__lt=unclaimed).update(
+        status=FAILED,
+        finished_at=now,
+        error="No worker picked it up; the previous snapshot is kept. Press Refresh now to "
+        "start again.",
+    )
+    if failed:
+        logger.warning("Refresh sweep failed %s run(s) that nothing was computing", failed)
+    return failed
 
 
 def latest_snapshot(cohort: CohortFilter) -> DashboardSnapshot | None:
@@ -135,7 +223,9 @@ def refresh_if_changed() -> DashboardSnapshot | None:
 
 
 def pending_run(cohort: CohortFilter) -> RefreshRun | None:
-    """The cohort's refresh that is queued or running, if any."""
+    """The cohort's refresh that is queued or running, if any (a dead one is failed first, so
+    neither the page nor "Refresh now" ever waits on a run that nothing is computing)."""
+    refresh_runs_sweep()
     return RefreshRun.objects.filter(cohort_key=cohort.key, status__in=[QUEUED, RUNNING]).first()
 
 

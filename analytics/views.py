@@ -3,6 +3,7 @@
 import json
 
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,11 +13,18 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
-from analytics.dataset import analysis_csv, analysis_frame
-from analytics.dataset_schema import data_dictionary_csv, data_dictionary_markdown
+from analytics.dataset import analysis_csv, analysis_frame, csv_rows_of_center
+from analytics.dataset_schema import (
+    DATA_DICTIONARY,
+    data_dictionary_csv,
+    data_dictionary_markdown,
+)
+from analytics.disclosure import suppress_counts
 from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
-from analytics.report import COMPARISONS
+from analytics.report import COMPARISON_LABELS, COMPARISONS
+from carttrack.csv_safety import csv_response
+from patients.selectors import center_code_restricted_to
 
 FIGURE_ORDER = [
     "rfs",
@@ -55,12 +63,12 @@ def dashboard(request):
     if snapshot is not None:
         # The figures' data (hundreds of KB) comes from `figures_json`, cached by the browser.
         context["figures"] = [name for name in FIGURE_ORDER if name in snapshot.figures]
-        context["r"] = snapshot.report
+        context["r"] = suppress_counts(snapshot.report, services.small_cell_min_for(cohort))
         # jsonb does not keep key order: list the comparisons in the report's own order.
         context["comparisons"] = [
-            snapshot.report["logrank"][key]
+            {**context["r"]["logrank"][key], "label": COMPARISON_LABELS[key]}
             for key in COMPARISONS
-            if key in snapshot.report.get("logrank", {})
+            if key in context["r"].get("logrank", {})
         ]
     return render(request, "analytics/dashboard.html", context)
 
@@ -87,6 +95,8 @@ def figures_json(request, pk: int):
 
 @require_POST
 def refresh(request):
+    if not request.user.has_perm("analytics.add_refreshrun"):  # registry staff only read
+        raise PermissionDenied("Only clinicians and administrators start a dashboard refresh.")
     form = _cohort_form(request)
     if not form.is_valid():
         return redirect(reverse("analytics:dashboard"))
@@ -98,6 +108,7 @@ def refresh(request):
 
 @require_http_methods(["GET"])
 def run_status(request, pk: int):
+    services.refresh_runs_sweep()  # a run whose worker died is reported failed, not running
     run = get_object_or_404(RefreshRun, pk=pk)
     return JsonResponse(
         {
@@ -113,7 +124,14 @@ def run_status(request, pk: int):
 @require_http_methods(["GET"])
 def export_csv(request):
     """The analysis table: a snapshot's own (?snapshot=ID, the rows behind its numbers), or
-    built now from the current data for the cohort the filters name."""
+    built now from the current data for the cohort the filters name.
+
+    Row-level data leave the hospital in this file: a hematologist gets only their own
+    center's rows (another center asked for by name is refused); registry staff get every
+    center's pseudonymous rows."""
+    own_center = center_code_restricted_to(request.user)  # None: every center
+    if own_center == "":
+        raise PermissionDenied("Your account is not attached to a center.")
     if request.GET.get("snapshot"):
         wanted = request.GET["snapshot"]
         if not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
@@ -121,26 +139,32 @@ def export_csv(request):
                 "Cannot export: snapshot must be the number of a dashboard snapshot.",
                 content_type="text/plain",
             )
-        snapshot = get_object_or_404(DashboardSnapshot, pk=int(request.GET["snapshot"]))
-        body, stamp = snapshot.table_csv, snapshot.computed_at
+        snapshot = get_object_or_404(DashboardSnapshot, pk=int(wanted))
+        body = snapshot.table_csv
+        if own_center:
+            body = csv_rows_of_center(body, own_center)
+        stamp = snapshot.computed_at
     else:
         form = _cohort_form(request)
         if not form.is_valid():  # never quietly export every patient instead
             return HttpResponseBadRequest(
                 "Cannot export: " + form.errors.as_text(), content_type="text/plain"
             )
-        cohort = services.cohort_from_options(form.options())
+        options = form.options()
+        if own_center and options.get("center", own_center) != own_center:
+            raise PermissionDenied("You may export only your own center's patients.")
+        if own_center:
+            options["center"] = own_center
+        cohort = services.cohort_from_options(options)
         body, stamp = analysis_csv(analysis_frame(cohort)), timezone.now()
-    response = HttpResponse(body, content_type="text/csv")
     name = f"carttrack-analysis-{timezone.localtime(stamp):%Y%m%d-%H%M}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return csv_response(body, filename=name)
 
 
 @require_http_methods(["GET"])
 def data_dictionary(request):
     if request.GET.get("format") == "csv":
-        response = HttpResponse(data_dictionary_csv(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="carttrack-data-dictionary.csv"'
-        return response
-    return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
+        return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
+    if request.GET.get("format") == "md":
+        return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
+    return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})

@@ -32,11 +32,19 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.send_pending_notifications",
         "schedule": float(env_int("NOTIFICATION_SWEEP_SECONDS", 60)),
     },
+    # Undeliverable notifications (5 failed attempts) get a fresh set of attempts: the mail
+    # server may be back, the recipient may have an address now.
+    "retry-undelivered-notifications": {
+        "task": "monitoring.tasks.retry_undelivered_notifications",
+        "schedule": float(env_int("NOTIFICATION_RETRY_SECONDS", 3600)),
+    },
     # Dashboards: recompute when the data changed since the last snapshot, and nightly.
     "refresh-dashboard-if-changed": {
         "task": "analytics.tasks.refresh_dashboard_if_changed",
         "schedule": 300.0,
     },
+    # A refresh whose worker died is failed within minutes (with the reason), never left running.
+    "sweep-refresh-runs": {"task": "analytics.tasks.sweep_refresh_runs", "schedule": 60.0},
     "refresh-dashboard-nightly": {
         "task": "analytics.tasks.refresh_dashboard_nightly",
         "schedule": crontab(hour=2, minute=30),

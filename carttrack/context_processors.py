@@ -14,6 +14,7 @@ def navigation(request):
         extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})
     return {
         "nav_items": [
+            {"label": "Today", "url": reverse("home"), "app": "home"},
             {
                 "label": "Alerts",
                 "url": reverse("monitoring:inbox"),

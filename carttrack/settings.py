@@ -40,10 +40,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "patients",
     "monitoring",
     "analytics",
     "imports",
+    "accounts",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -52,22 +57,31 @@ MIDDLEWARE = [
     # Pages compressed (static files come compressed from whitenoise already). Django's
     # GZipMiddleware pads the gzip header randomly against BREACH-style length attacks.
     "django.middleware.gzip.GZipMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     # Every page needs a signed-in user unless its view says otherwise (the login page).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "carttrack.security.SessionTimeoutMiddleware",
+    "accounts.otp.OTPRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "axes.middleware.AxesMiddleware",
+    "carttrack.security.NoStoreMiddleware",
+    "audit.middleware.AccessAuditMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+
+# The change history (django-simple-history) is a record, never a tool: no "revert" in the admin.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 ROOT_URLCONF = "carttrack.urls"
 WSGI_APPLICATION = "carttrack.wsgi.application"
@@ -98,6 +112,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # (NULLS NOT DISTINCT); PostgreSQL does, and the service serializes changes either way.
     SILENCED_SYSTEM_CHECKS = ["models.W047"]
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
+# A kept connection is checked before reuse, so a PostgreSQL restart costs one error page, not
+# an application restart.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -107,16 +124,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "patients:list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login lockout (django-axes): five failures lock the username/IP pair for 30 minutes.
+LOGIN_URL_PATH = "/login/"
+PASSWORD_RESET_TIMEOUT = 60 * 60  # a reset link works for an hour
+
+# Login lockout (django-axes): five failures lock the username *and* address pair for 30
+# minutes, so a stranger elsewhere cannot lock a clinician out. Behind reverse proxies every
+# request comes from a proxy: TRUSTED_PROXY_COUNT (how many proxies in front, each appending the
+# address it saw to X-Forwarded-For) makes carttrack.security.client_address take the address
+# the outermost trusted proxy saw; with 0 the header is ignored (a client writes what it likes).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 # Counts from 1 to SMALL_CELL_MIN - 1 are suppressed in pooled (registry-wide) statistics.
 SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
 AXES_COOLOFF_TIME = 0.5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "carttrack.security.client_address"
+
+# Sessions: signed out after SESSION_IDLE_MINUTES without a request and SESSION_ABSOLUTE_HOURS
+# after sign-in (carttrack/security.py); the cookie never outlives the absolute limit.
+SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_MINUTES", 15) * 60
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_HOURS", 12) * 3600
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
+
+# Second factor (django-otp, TOTP): optional for everyone; required for the members of these
+# groups (comma-separated names, e.g. "Clinicians").
+OTP_REQUIRED_GROUPS = env_list("OTP_REQUIRED_GROUPS", [])
+OTP_TOTP_ISSUER = "CARTtrack"
 
 LANGUAGE_CODE = "en-gb"
 # The default clinical time zone; each center may set its own (a result's day is computed in it).
@@ -181,6 +218,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
+# An undeliverable notification (5 attempts) is tried again this long after it failed.
+NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
@@ -195,7 +234,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.2,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
+    # A task taken by a worker that died is given to another after this many seconds (Redis's
+    # default is an hour). Longer than any task runs: a 10,000-patient refresh takes ~15 s.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
 }
+# Dashboard refresh runs: a heartbeat every few seconds while computing; the sweep (every
+# minute) fails a running run silent for REFRESH_STALE_SECONDS and a queued run no worker took.
+REFRESH_HEARTBEAT_SECONDS = env_int("REFRESH_HEARTBEAT_SECONDS", 15)
+REFRESH_STALE_SECONDS = env_int("REFRESH_STALE_SECONDS", 120)
+REFRESH_QUEUE_WAIT_SECONDS = env_int("REFRESH_QUEUE_WAIT_SECONDS", 600)
 
 if REDIS_URL:
     CACHES = {
@@ -219,9 +266,48 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# DEPLOYMENT=production: the HTTPS profile behind a TLS-terminating proxy. `manage.py check
+# --deploy` reports nothing with it (tests/security/test_deploy_check.py).
+DEPLOYMENT = env_str("DEPLOYMENT", "development")
+if DEPLOYMENT not in ("development", "production"):
+    raise ImproperlyConfigured("DEPLOYMENT must be development or production")
+_production = DEPLOYMENT == "production"
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _production)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if _production:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    # The proxy terminates TLS and says so; it must strip this header from clients.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): scripts only from this server (no inline script; page
+# data travel in <script type="application/json"> blocks), fetches only to it, no framing.
+# Inline *styles* stay allowed: plotly.js sets element styles and injects its own stylesheet.
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

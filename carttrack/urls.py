@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.shortcuts import redirect
 from django.urls import include, path
 
+from monitoring.views import today
+
 urlpatterns = [
-    path("", lambda request: redirect("patients:list"), name="home"),
+    path("", today, name="home"),
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("accounts.urls")),
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
     path("dashboard/", include("analytics.urls")),

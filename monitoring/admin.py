@@ -5,6 +5,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from monitoring import notifications
 from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
 from patients.admin import TypedNumbersMixin
 
@@ -100,6 +101,19 @@ class AlertAdmin(admin.ModelAdmin):
         return False  # withdrawn, never deleted
 
 
+class UndeliveredFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("undelivered", "Undelivered (failed for good)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "undelivered":
+            return notifications.undelivered(queryset)
+        return queryset
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     list_display = [
@@ -112,5 +126,17 @@ class NotificationAdmin(admin.ModelAdmin):
         "sent_at",
         "last_error",
     ]
-    list_filter = ["status", "channel"]
+    list_filter = [UndeliveredFilter, "status", "channel"]
     readonly_fields = [f.name for f in Notification._meta.fields]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False  # written by the outbox with their alert
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record that an alert was (or could not be) sent
+
+    @admin.action(description="Retry sending (after the cause is fixed)")
+    def retry(self, request, queryset):
+        count = notifications.notifications_retry(ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} undeliverable notification(s) queued again.")

@@ -182,7 +182,48 @@ def notification_send(notification_id: int) -> str | None:
             "",
         )
     notification.save(update_fields=["status", "sent_at", "last_error"])
+    if notification.status == FAILED:
+        # Loud: an alert nobody was told about. Shown on the alert page and in the admin's
+        # "Undelivered" list, logged at ERROR for the operators, and retried (see below).
+        logger.error(
+            "Notification %s about alert %s (%s) to %s undeliverable after %s attempt(s): %s",
+            notification.pk,
+            notification.alert_id,
+            notification.alert.get_severity_display(),
+            notification.recipient.username,
+            notification.attempts,
+            notification.last_error,
+        )
     return notification.status
+
+
+def undelivered(queryset=None):
+    """Notifications that failed for good (not those dropped because the alert was withdrawn
+    before sending: they made no attempt)."""
+    queryset = Notification.objects.all() if queryset is None else queryset
+    return queryset.filter(status=FAILED, attempts__gt=0).exclude(alert__status=WITHDRAWN)
+
+
+def notifications_retry(*, ids=None, failed_before=None) -> int:
+    """Put undeliverable notifications back in the outbox with a fresh set of attempts, once
+    the cause is fixed (an address added, the mail server back): by an administrator (the
+    admin's "Retry" action, ``ids``) or by beat for those failed before ``failed_before``.
+    The claim still guarantees that each is sent at most once."""
+    rows = undelivered()
+    if ids is not None:
+        rows = rows.filter(pk__in=list(ids))
+    if failed_before is not None:
+        rows = rows.filter(claimed_at__lt=failed_before)
+    count = rows.update(status=PENDING, attempts=0, claimed_at=None)
+    if count:
+        send_after_commit()
+    return count
+
+
+def notifications_retry_failed() -> int:
+    """Beat's hourly retry of what failed for good at least NOTIFICATION_RETRY_SECONDS ago."""
+    since = timezone.now() - timedelta(seconds=settings.NOTIFICATION_RETRY_SECONDS)
+    return notifications_retry(failed_before=since)
 
 
 def notifications_send_pending(*, limit: int = 500) -> dict[str, int]:

@@ -128,7 +128,7 @@ def rule_params_for(center) -> RuleParams:
     return RuleParams()
 
 
-_SEVERITY_ORDER = Case(
+SEVERITY_ORDER = Case(
     *[When(severity=s, then=Value(rank)) for s, rank in SEVERITY_RANK.items()],
     output_field=IntegerField(),
 )
@@ -141,8 +141,8 @@ def alerts_visible_to(user) -> QuerySet[Alert]:
 
 
 def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "") -> QuerySet:
-    """Open alerts first, by severity, then oldest first; filters by severity, center, status."""
-    qs = alerts_visible_to(user).annotate(severity_rank=_SEVERITY_ORDER)
+    """Open alerts first, by severity, then newest first; filters by severity, center, status."""
+    qs = alerts_visible_to(user).annotate(severity_rank=SEVERITY_ORDER)
     if severity:
         qs = qs.filter(severity=severity)
     if center:
@@ -159,14 +159,14 @@ def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "")
         default=Value(1),
         output_field=IntegerField(),
     )
-    return qs.order_by(active_first, "severity_rank", "raised_at", "pk")
+    return qs.order_by(active_first, "severity_rank", "-raised_at", "-pk")
 
 
 def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
     alerts: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
     qs = (
         Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
-        .annotate(severity_rank=_SEVERITY_ORDER)
+        .annotate(severity_rank=SEVERITY_ORDER)
         .order_by("severity_rank", "raised_at")
     )
     for alert in qs:
@@ -178,3 +178,26 @@ def open_alert_count(user) -> tuple[int, int]:
     """(active alerts, of which high) on the patients the user sees: the navigation badge."""
     qs = alerts_visible_to(user).filter(status__in=ACTIVE_STATUSES, historical=False)
     return qs.count(), qs.filter(severity="high").count()
+
+
+def alert_event_mark(patient: Patient) -> int:
+    """The newest alert status change of the patient so far: what a save is compared against."""
+    from monitoring.models import AlertEvent
+
+    last = AlertEvent.objects.filter(alert__patient=patient).order_by("-pk").first()
+    return last.pk if last else 0
+
+
+def alert_changes_since(patient: Patient, mark: int) -> list:
+    """The alert status changes made since `mark` (by the save in between), newest alert state."""
+    from monitoring.models import AlertEvent
+
+    events = (
+        AlertEvent.objects.filter(alert__patient=patient, pk__gt=mark)
+        .select_related("alert")
+        .order_by("pk")
+    )
+    latest = {}
+    for event in events:
+        latest[event.alert_id] = event
+    return list(latest.values())

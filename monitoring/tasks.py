@@ -29,3 +29,8 @@ def sweep_alerts(scope: str = sweep.ALL) -> int:
 @shared_task
 def sweep_alerts_chunk(patient_ids: list[int], as_of: str | None = None) -> dict:
     return sweep.sweep_patients(patient_ids, as_of=date.fromisoformat(as_of) if as_of else None)
+
+
+@shared_task(ignore_result=True)
+def retry_undelivered_notifications() -> int:
+    return notifications.notifications_retry_failed()

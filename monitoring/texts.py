@@ -115,3 +115,18 @@ RULE_TEXTS: dict[str, RuleText] = {
         ),
     ),
 }
+
+
+# When the course ended after the finding (relapse or death), the original recommendation is
+# history, not current advice: what is left to do is to record the outcome of the alert.
+COURSE_ENDED_ADVICE = {
+    "relapsed": (
+        "The patient relapsed on {date}, after this finding: pre-emptive therapy is no longer the "
+        "question. Close the alert with what was done in response (the outcome), so the rule's "
+        "usefulness can be measured."
+    ),
+    "died": (
+        "The patient died on {date}, after this finding. Close the alert with what was done in "
+        "response (the outcome), so the rule's usefulness can be measured."
+    ),
+}

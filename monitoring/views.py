@@ -8,8 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from monitoring import selectors, services
+from monitoring import notifications, selectors, services
 from monitoring.forms import AlertCloseForm, InboxFilterForm, PreferencesForm
+from monitoring.worklist import with_course_status, worklist
 from patients.models import Center
 
 
@@ -32,6 +33,7 @@ def inbox(request):
         status=filters.get("status", ""),
     )
     page = Paginator(alerts, 50).get_page(request.GET.get("page"))
+    with_course_status(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -41,15 +43,29 @@ def inbox(request):
     )
 
 
-def _render_detail(request, alert, close_form, status=200):
+@require_http_methods(["GET"])
+def today(request):
+    """The home page: what a hematologist needs to look at today."""
+    return render(
+        request,
+        "monitoring/worklist.html",
+        {"work": worklist(request.user), "can_act": _can_act(request.user)},
+    )
+
+
+def _render_detail(request, alert, close_form, status=200, focus_close=False):
     return render(
         request,
         "monitoring/alert_detail.html",
         {
-            "alert": alert,
+            "alert": with_course_status([alert])[0],
             "events": alert.events.select_related("user"),
             "close_form": close_form,
             "can_act": _can_act(request.user),
+            "undelivered": notifications.undelivered(alert.notifications.all()).select_related(
+                "recipient"
+            ),
+            "focus_close": focus_close or bool(close_form.errors),
         },
         status=status,
     )
@@ -58,7 +74,12 @@ def _render_detail(request, alert, close_form, status=200):
 @require_http_methods(["GET"])
 def alert_detail(request, pk: int):
     alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
-    return _render_detail(request, alert, AlertCloseForm(patient=alert.patient))
+    return _render_detail(
+        request,
+        alert,
+        AlertCloseForm(patient=alert.patient),
+        focus_close=request.GET.get("acknowledged") == "1",
+    )
 
 
 @require_POST
@@ -76,7 +97,8 @@ def alert_acknowledge(request, pk: int):
     if not target.startswith("/") or not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        target = alert.get_absolute_url()  # never send a clinician off-site
+        # Never off-site; by default straight on to the close form, in the same place.
+        target = f"{alert.get_absolute_url()}?acknowledged=1"  # focus.js scrolls there
     # A path, never a view name: redirect("0") would look "0" up as a view and fail.
     return HttpResponseRedirect(target)
 

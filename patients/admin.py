@@ -41,7 +41,7 @@ class CenterAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ClinicianProfile)
-class ClinicianProfileAdmin(admin.ModelAdmin):
+class ClinicianProfileAdmin(SimpleHistoryAdmin):  # the center decides what a user sees
     list_display = ["user", "center", "email_low_severity"]
     list_filter = ["center"]
 

@@ -50,7 +50,8 @@ def roles_ensure() -> dict[str, Group]:
     """The two roles: clinicians edit their center's data; registry staff read every center."""
     edit = [f"{a}_{m}" for a in ("add", "change", "delete", "view") for m in CLINICAL_MODELS]
     return {
-        "clinician": _group("Clinicians", [*edit, "view_identifiers"]),
+        # add_refreshrun: "Refresh now" on the dashboard (registry staff only read).
+        "clinician": _group("Clinicians", [*edit, "view_identifiers", "add_refreshrun"]),
         "registry": _group(
             "Registry staff", [f"view_{m}" for m in CLINICAL_MODELS] + ["view_all_centers"]
         ),

@@ -43,12 +43,50 @@ class PatientForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if centers is not None:
             self.fields["center"].queryset = centers
-        self.fields["hematologists"].queryset = (
-            get_user_model().objects.filter(is_active=True).order_by("username")
+        # Only clinicians of the patient's center may be made responsible for it (their e-mails
+        # link to a page they can open); the field refuses anyone outside this list.
+        center_ids = (
+            [self.instance.center_id]
+            if self.instance.pk
+            else list(self.fields["center"].queryset.values_list("pk", flat=True))
         )
+        self.fields["hematologists"].queryset = (
+            get_user_model()
+            .objects.filter(is_active=True, profile__center_id__in=center_ids)
+            .order_by("last_name", "username")
+        )
+        self.fields["hematologists"].label_from_instance = _clinician_label
+        if not self.instance.pk:
+            # A pre-filled default is typed after, not over ("R/R B-ALLR/R B-ALL"): offer it as a
+            # placeholder and apply it when the field is left empty.
+            self.initial["diagnosis"] = ""
+            self.fields["diagnosis"].widget.attrs["placeholder"] = Patient.DEFAULT_DIAGNOSIS
+            self.fields[
+                "diagnosis"
+            ].help_text = f"Left empty, it is recorded as {Patient.DEFAULT_DIAGNOSIS}."
         if user is not None and not user.has_perm("patients.view_identifiers"):
             del self.fields["mrn"]
             del self.fields["full_name"]
+
+    def clean_diagnosis(self) -> str:
+        diagnosis = self.cleaned_data.get("diagnosis", "").strip()
+        return diagnosis or ("" if self.instance.pk else Patient.DEFAULT_DIAGNOSIS)
+
+    def clean(self):
+        cleaned = super().clean()
+        center = cleaned.get("center") or (self.instance.center if self.instance.pk else None)
+        for user in cleaned.get("hematologists") or []:
+            profile = getattr(user, "profile", None)
+            if center is not None and (profile is None or profile.center_id != center.pk):
+                self.add_error(
+                    "hematologists",
+                    f"{_clinician_label(user)} is not a clinician of {center.name}.",
+                )
+        return cleaned
+
+
+def _clinician_label(user) -> str:
+    return user.get_full_name() or user.username
 
 
 class InfusionForm(forms.ModelForm):

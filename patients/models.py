@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
 from patients import units, validation
+from patients.formats import human_date
 
 
 def _raise(errors: validation.Errors) -> None:
@@ -71,6 +72,8 @@ class ClinicianProfile(models.Model):
         help_text="Also e-mail me about warning, info and reminder alerts "
         "(high alerts always are).",
     )
+    # Which center a user belongs to decides which patients they see: every change is kept.
+    history = HistoricalRecords()
 
     def __str__(self) -> str:
         return f"{self.user} ({self.center or 'all centers'})"
@@ -90,7 +93,8 @@ class Patient(models.Model):
     full_name = models.CharField(max_length=200, blank=True)
     sex = models.CharField(max_length=1, choices=SEX_CHOICES, default="U")
     date_of_birth = models.DateField(null=True, blank=True)
-    diagnosis = models.CharField(max_length=200, default="R/R B-ALL", blank=True)
+    DEFAULT_DIAGNOSIS = "R/R B-ALL"
+    diagnosis = models.CharField(max_length=200, default=DEFAULT_DIAGNOSIS, blank=True)
     ph_positive = models.BooleanField("Ph+", null=True, blank=True)
     hematologists = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="patients"
@@ -184,7 +188,7 @@ class Infusion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.patient} infusion {self.infusion_number} ({self.infusion_date})"
+        return f"{self.patient} infusion {self.infusion_number} ({human_date(self.infusion_date)})"
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         # An import passes the patient's facts pre-loaded (and its patient may be new, unsaved).
@@ -268,7 +272,7 @@ class LabResult(models.Model):
 
     def __str__(self) -> str:
         when = self.collected_at.astimezone(self.patient.center.tzinfo)
-        return f"{self.get_analyte_display()} {self.display_value} ({when:%Y-%m-%d})"
+        return f"{self.get_analyte_display()} {self.display_value} ({human_date(when.date())})"
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         definition = units.ANALYTES.get(self.analyte)
@@ -349,7 +353,7 @@ class ResponseAssessment(models.Model):
         ordering = ["patient", "assessed_on"]
 
     def __str__(self) -> str:
-        return f"{self.response} on {self.assessed_on}"
+        return f"{self.response} on {human_date(self.assessed_on)}"
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         if self.patient_id or facts is not None:
@@ -399,7 +403,7 @@ class ClinicalEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} on {self.event_date}"
+        return f"{self.get_kind_display()} on {human_date(self.event_date)}"
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         if self.patient_id or facts is not None:
@@ -455,7 +459,7 @@ class PreemptiveTherapy(models.Model):
         verbose_name_plural = "pre-emptive therapies"
 
     def __str__(self) -> str:
-        return f"{self.get_agent_display()} from {self.start_date}"
+        return f"{self.get_agent_display()} from {human_date(self.start_date)}"
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         if self.patient_id or facts is not None:

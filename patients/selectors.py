@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -10,6 +11,7 @@ from simple_history.utils import get_history_model_for_model
 
 from patients import units
 from patients.days import ClinicalDay, clinical_day, local_date
+from patients.formats import human_date
 from patients.models import (
     ClinicalEvent,
     Infusion,
@@ -29,6 +31,17 @@ def patients_visible_to(user) -> QuerySet[Patient]:
     if profile is None or profile.center_id is None:
         return qs.none()
     return qs.filter(center_id=profile.center_id)
+
+
+def center_code_restricted_to(user) -> str | None:
+    """The one center whose rows a user may take away (exports): None for registry staff and
+    superusers (every center), "" for an account attached to no center (nothing)."""
+    if user.is_superuser or user.has_perm("patients.view_all_centers"):
+        return None
+    profile = getattr(user, "profile", None)
+    if profile is None or profile.center_id is None:
+        return ""
+    return profile.center.code
 
 
 @dataclass
@@ -191,8 +204,90 @@ def _label(instance, patient: Patient) -> str:
 
 
 def _shown(value) -> str:
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return "—"
+    if isinstance(value, list):  # a many-to-many field: rows of the through table
+        return _people(value)
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
+    if isinstance(value, date):
+        return human_date(value)
     return str(value)
+
+
+@dataclass(frozen=True)
+class ClinicalStatus:
+    """Where a patient's course stands: alive, relapsed (after the latest infusion) or died."""
+
+    died_on: object = None
+    relapsed_on: object = None
+
+    @property
+    def state(self) -> str:
+        return "died" if self.died_on else "relapsed" if self.relapsed_on else "alive"
+
+    @property
+    def label(self) -> str:
+        if self.died_on:
+            return f"Died {human_date(self.died_on)}"
+        if self.relapsed_on:
+            return f"Relapsed {human_date(self.relapsed_on)}"
+        return "Alive, no relapse recorded"
+
+    @property
+    def ended_on(self):
+        """The date the CAR-T course's monitoring ended (relapse or death), if it did."""
+        return self.relapsed_on or self.died_on
+
+
+def clinical_status_by_patient(patient_ids: list[int]) -> dict[int, ClinicalStatus]:
+    """Each patient's status in two queries: a relapse counts after the latest infusion only
+    (a relapse followed by a second CAR-T infusion is the start of a new course)."""
+    latest_infusion: dict[int, object] = {}
+    for patient_id, when in Infusion.objects.filter(patient_id__in=patient_ids).values_list(
+        "patient_id", "infusion_date"
+    ):
+        latest_infusion[patient_id] = max(when, latest_infusion.get(patient_id, when))
+    died: dict[int, object] = {}
+    relapsed: dict[int, object] = {}
+    for patient_id, kind, when in (
+        ClinicalEvent.objects.filter(patient_id__in=patient_ids, kind__in=["relapse", "death"])
+        .order_by("event_date")
+        .values_list("patient_id", "kind", "event_date")
+    ):
+        if kind == "death":
+            died.setdefault(patient_id, when)
+        elif patient_id not in relapsed:
+            start = latest_infusion.get(patient_id)
+            if start is None or when >= start:
+                relapsed[patient_id] = when
+    return {
+        pk: ClinicalStatus(died_on=died.get(pk), relapsed_on=relapsed.get(pk)) for pk in patient_ids
+    }
+
+
+def window_today(patient: Patient, infusions: list[Infusion], now) -> ClinicalDay | None:
+    """Today's clinical day in the patient's center's time zone (None before any infusion)."""
+    if not infusions:
+        return None
+    today = local_date(now, patient.center.tzinfo)
+    return clinical_day(today, [i.infusion_date for i in infusions])
+
+
+def last_bcell_count(samples: list[SampleRow]) -> tuple[SampleRow, LabResult] | None:
+    """The newest PB B-cell count of the labs table (samples are newest first)."""
+    for sample in samples:
+        result = sample.results.get(units.PB_BCELL_ABS)
+        if result is not None:
+            return sample, result
+    return None
+
+
+def _people(rows: list) -> str:
+    """Names for the rows of a many-to-many history (the patient's hematologists)."""
+    from django.contrib.auth import get_user_model
+
+    ids = [row.get("user") for row in rows if isinstance(row, dict) and row.get("user")]
+    users = get_user_model().objects.in_bulk(ids)
+    names = [users[i].get_full_name() or users[i].username for i in ids if i in users]
+    return ", ".join(sorted(names)) or "—"

@@ -8,10 +8,12 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods, require_POST
 
-from monitoring.selectors import open_alerts_by_patient
+from monitoring.selectors import alert_changes_since, alert_event_mark, open_alerts_by_patient
 from patients import forms, selectors, services, validation
+from patients.formats import human_date
 from patients.models import (
     Center,
     ClinicalEvent,
@@ -74,8 +76,16 @@ def patient_detail(request, study_id: str):
     lab_columns, samples = selectors.patient_samples(patient)
     for sample in samples:
         sample.row_cells = sample.cells(lab_columns)
+    status = selectors.clinical_status_by_patient([patient.pk])[patient.pk]
     context = {
         "patient": patient,
+        "status": status,
+        "window": selectors.window_today(patient, infusions, timezone.now()),
+        "last_count": selectors.last_bcell_count(samples),
+        "can_correct": {
+            kind: request.user.has_perm(f"patients.change_{model._meta.model_name}")
+            for kind, (model, _form, _label) in RECORDS.items()
+        },
         "infusions": infusions,
         "age_at_infusion": patient.age_on(infusions[0].infusion_date) if infusions else None,
         "lab_columns": [ANALYTES[code] for code in lab_columns],
@@ -140,6 +150,7 @@ def sample_add(request, study_id: str):
         request.POST if request.method == "POST" else None, tz=patient.center.tzinfo
     )
     if request.method == "POST" and form.is_valid():
+        mark = alert_event_mark(patient)
         try:
             results = services.lab_results_record(
                 patient=patient,
@@ -153,11 +164,7 @@ def sample_add(request, study_id: str):
                 form.ask_confirmation(unconfirmed)
             _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
-            messages.success(
-                request,
-                f"{len(results)} result(s) recorded for "
-                f"{form.cleaned_data['collected_date']:%d %b %Y}.",
-            )
+            _sample_saved_message(request, patient, results, mark)
             return redirect("patients:detail", study_id=patient.study_id)
     return render(request, "patients/sample_form.html", {"form": form, "patient": patient})
 
@@ -170,6 +177,32 @@ def _unconfirmed_analytes(error: ValidationError) -> list[str]:
         if field == "value" and any(e.code == validation.UNCONFIRMED for e in errors):
             found.append(analyte)
     return found
+
+
+def _sample_saved_message(request, patient, results, mark: int) -> None:
+    """Say what the save did, including any alert it raised or withdrew, with a link to it."""
+    when = human_date(results[0].collected_at.astimezone(patient.center.tzinfo))
+    saved = f"{len(results)} result{'s' if len(results) != 1 else ''} recorded for {when}."
+    changes = alert_changes_since(patient, mark)
+    if not changes:
+        messages.success(request, saved)
+        return
+    parts = []
+    for event in changes:
+        alert = event.alert
+        verb = {"open": "raised", "withdrawn": "withdrew"}.get(event.new_status, "updated")
+        parts.append(
+            format_html(
+                'This sample {} {} alert: <a href="{}">{}</a>.',
+                verb,
+                "a " + alert.get_severity_display().upper() if verb == "raised" else "the",
+                alert.get_absolute_url(),
+                alert.title,
+            )
+        )
+    raised_high = any(e.new_status == "open" and e.alert.severity == "high" for e in changes)
+    text = format_html("{} {}", saved, format_html_join(" ", "{}", ((p,) for p in parts)))
+    (messages.warning if raised_high else messages.info)(request, text)
 
 
 def _record_kind(kind: str):

@@ -31,9 +31,13 @@ out <- function(key, value) {
 }
 
 # ---- CR rate (Clopper-Pearson exact, binom.test) ----
-n_cr <- sum(x$cr == 1)
-ci <- binom.test(n_cr, nrow(x))$conf.int
-out("cr_rate.proportion", n_cr / nrow(x))
+# Over patients with a response assessment; best response NE (not yet assessed or not
+# evaluable) is counted apart, never as a failure (CLINICAL.md section 5).
+assessed <- x[x$best_response != "NE", ]
+n_cr <- sum(assessed$cr == 1)
+ci <- binom.test(n_cr, nrow(assessed))$conf.int
+out("cr_rate.proportion", n_cr / nrow(assessed))
+out("cr_rate.n_not_assessed", nrow(x) - nrow(assessed))
 out("cr_rate.lower", ci[1])
 out("cr_rate.upper", ci[2])
 

@@ -28,6 +28,8 @@ def main() -> None:
         page.fill("input[name=username]", "dr.alpha")
         page.fill("input[name=password]", "carttrack-demo")
         page.click("button[type=submit]")
+        page.wait_for_load_state()
+        page.screenshot(path=OUT / "worklist.png", full_page=True)  # the home page
         page.goto(f"{BASE}/patients/")
         page.screenshot(path=OUT / "patient-list.png")
         # A patient with an early-regeneration alert.
@@ -35,9 +37,18 @@ def main() -> None:
         page.screenshot(path=OUT / "alert-inbox.png")
         link = page.locator("[data-testid=alert-inbox] tbody a[href^='/alerts/']").first
         link.click()
+        page.locator(".course-plot .main-svg").first.wait_for()
         page.screenshot(path=OUT / "alert-detail.png", full_page=True)
         page.locator("a[href^='/patients/DEMO']").first.click()
+        page.locator(".course-plot .main-svg").first.wait_for()
         page.screenshot(path=OUT / "patient-page.png", full_page=True)
+        chart = page.get_by_test_id("course-chart")
+        chart.screenshot(path=OUT / "course-chart.png")
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(page.url)
+        phone.locator(".course-plot .main-svg").first.wait_for()
+        phone.screenshot(path=OUT / "patient-page-phone.png")
         page.goto(f"{BASE}/dashboard/")
         page.wait_for_timeout(1500)
         page.screenshot(path=OUT / "dashboard.png", full_page=True)

@@ -12,8 +12,10 @@ def patient_alerts(context, patient):
         [a for a in alerts if a.status in ACTIVE_STATUSES],
         key=lambda a: ({"high": 0, "warning": 1, "reminder": 2}.get(a.severity, 3), a.raised_at),
     )
+    from monitoring.worklist import with_course_status
+
     return {
-        "active": active,
+        "active": with_course_status(active),
         "past": [a for a in alerts if a.status not in ACTIVE_STATUSES],
         "patient": patient,
         "request": context.get("request"),
@@ -57,3 +59,18 @@ ROLE_LABELS = {
 @register.filter
 def role_label(role: str) -> str:
     return ROLE_LABELS.get(role, role.replace("_", " "))
+
+
+@register.inclusion_tag("monitoring/_course_chart.html")
+def course_chart(patient, key: str = "patient", table_anchor: str = ""):
+    """The patient's course chart (figure JSON for static/js/course_chart.js) and its summary."""
+    from monitoring.course_chart import course_chart_json, course_for, course_summary
+
+    course = course_for(patient)
+    return {
+        "figure": course_chart_json(course),
+        "figure_id": f"course-figure-{key}",
+        "key": key,
+        "summary": course_summary(course),
+        "table_anchor": table_anchor,
+    }

@@ -128,8 +128,8 @@ def json_or_html_404(request, exception=None):
 
 
 def json_or_html_500(request):
-    from django.views import defaults
+    from carttrack.security import server_error  # a 503 page when the database is unreachable
 
     if _is_api(request):
         return JsonResponse(error_body(500), status=500)
-    return defaults.server_error(request)
+    return server_error(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
@@ -42,8 +43,14 @@ def _rows(response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.content.decode())))
 
 
-def test_export_is_the_data_dictionary_columns_in_order(clinician_client, identified_cohort):
-    response = clinician_client.get(EXPORT)
+@pytest.fixture
+def registry_client(client, registry):
+    client.force_login(registry)
+    return client
+
+
+def test_export_is_the_data_dictionary_columns_in_order(registry_client, identified_cohort):
+    response = registry_client.get(EXPORT)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith('attachment; filename="carttrack-analysis-')
@@ -53,8 +60,8 @@ def test_export_is_the_data_dictionary_columns_in_order(clinician_client, identi
     assert len(read_analysis_csv(io.StringIO(response.content.decode()))) == 3
 
 
-def test_export_holds_pseudonymous_ids_only(clinician_client, identified_cohort):
-    text = clinician_client.get(EXPORT).content.decode()
+def test_export_holds_pseudonymous_ids_only(registry_client, identified_cohort):
+    text = registry_client.get(EXPORT).content.decode()
     for secret in ("MRN-555", "Maximilian", "Identifiable", "1979-11-0", "1979"):
         assert secret not in text
     assert {r["study_id"] for r in csv.DictReader(io.StringIO(text))} == {
@@ -62,8 +69,8 @@ def test_export_holds_pseudonymous_ids_only(clinician_client, identified_cohort)
     }
 
 
-def test_export_follows_the_cohort_filter(clinician_client, identified_cohort):
-    rows = _rows(clinician_client.get(EXPORT, {"center": "beta"}))
+def test_export_follows_the_cohort_filter(registry_client, identified_cohort):
+    rows = _rows(registry_client.get(EXPORT, {"center": "beta"}))
     assert [(r["study_id"], r["center"], r["cr"]) for r in rows] == [("CT-B1", "beta", "0")]
 
 
@@ -76,21 +83,30 @@ def test_export_follows_the_cohort_filter(clinician_client, identified_cohort):
     ids=["unknown-center", "reversed-dates"],
 )
 def test_export_with_an_invalid_filter_does_not_export_every_patient(
-    clinician_client, identified_cohort, query
+    registry_client, identified_cohort, query
 ):
     """A filter the form rejects must not silently become "all patients" in a file that a
     statistician then analyses as the cohort asked for."""
-    response = clinician_client.get(EXPORT, query)
+    response = registry_client.get(EXPORT, query)
     assert response.status_code == 400 or _rows(response) == []
 
 
-def test_data_dictionary_markdown_lists_every_column(clinician_client):
+def test_data_dictionary_page_lists_every_column(clinician_client):
     response = clinician_client.get(DICTIONARY)
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    names = re.findall(r'<th scope="row"><code>([a-z0-9_]+)</code></th>', html)
+    assert names == list(COLUMN_NAMES)
+
+
+def test_data_dictionary_markdown_lists_every_column(clinician_client):
+    response = clinician_client.get(DICTIONARY, {"format": "md"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/markdown")
     lines = response.content.decode().splitlines()
     assert lines[0] == "| column | type | meaning | allowed values |"
-    names = [line.split("|")[1].strip() for line in lines[2:]]
+    table = lines[2 : lines.index("")]
+    names = [line.split("|")[1].strip() for line in table]
     assert names == list(COLUMN_NAMES)
 
 

@@ -16,13 +16,15 @@ from tests.analytics.test_snapshot import small_study
 
 @pytest.mark.django_db
 def test_a_snapshots_export_reproduces_its_numbers_after_the_data_changed(
-    clinician_client, center, frozen_now, tmp_path
+    client, registry, center, frozen_now, tmp_path
 ):
+    """Registry staff export every center's rows (a hematologist gets only their own)."""
+    client.force_login(registry)
     small_study(center=center)
     snapshot = snapshot_compute(options={})
     infused_patient(center=center, study_id="CT-LATER", followup=100)  # data moves on
 
-    response = clinician_client.get(f"/dashboard/export.csv?snapshot={snapshot.pk}")
+    response = client.get(f"/dashboard/export.csv?snapshot={snapshot.pk}")
     assert response.status_code == 200
     table = read_analysis_csv(io.StringIO(response.content.decode()))
     assert "CT-LATER" not in set(table["study_id"])

@@ -82,3 +82,84 @@ def test_refresh_button_is_computed_by_the_worker(
     refresh_dashboard_if_changed.delay()
     wait_for(lambda: DashboardSnapshot.objects.count() == 2, timeout=30, what="a new snapshot")
     assert services.latest_snapshot(CohortFilter()).n_patients == 13
+
+
+def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_completes(
+    fresh_broker_pools, celery_worker_factory, wait_for, clinician_client, settings
+):
+    """Issue 11: SIGKILL during "Refresh now" left the run "running" for an hour. The worker is
+    held at the last step by a table lock, killed, and the sweep fails the run with the reason;
+    the page then shows no running run and the previous snapshot; the next run completes.
+    (SHARE mode blocks only inserts into the snapshot table, not reads.)"""
+    import os
+    import signal
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.REFRESH_STALE_SECONDS = 4
+    small_study()
+    previous = services.snapshot_compute(options={})
+    fast_heartbeat = {"REFRESH_HEARTBEAT_SECONDS": "1", "CELERY_VISIBILITY_TIMEOUT": "5"}
+    worker = celery_worker_factory(extra_env=fast_heartbeat)
+
+    db = connection.settings_dict
+    blocker = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    )
+    try:
+        blocker.execute("LOCK TABLE analytics_dashboardsnapshot IN SHARE MODE")
+        assert clinician_client.post("/dashboard/refresh/").status_code == 302
+        run = RefreshRun.objects.get()
+
+        def saving():
+            run.refresh_from_db()
+            return run.step == "Saving"
+
+        wait_for(saving, timeout=60, what="the worker to reach the last step")
+        time.sleep(settings.REFRESH_STALE_SECONDS + 1)  # longer than the stale limit...
+        assert services.refresh_runs_sweep() == 0  # ...but the heartbeat says it is alive
+        run.refresh_from_db()
+        assert run.status == "running" and run.heartbeat_at is not None
+
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(timeout=10)
+        # Its PostgreSQL session would otherwise finish the blocked INSERT once the lock goes
+        # (the server notices a dead client only when it next writes to it): end it, as when
+        # the worker's machine is lost.
+        ended = blocker.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        assert ended == [(True,)]
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    time.sleep(settings.REFRESH_STALE_SECONDS + 1)
+    assert services.refresh_runs_sweep() == 1
+    run.refresh_from_db()
+    assert run.status == FAILED and "worker computing it stopped" in run.error
+    assert "Saving" in run.error and run.finished_at is not None
+    page = clinician_client.get("/dashboard/").content.decode()
+    assert "data-run=" not in page  # no run that nothing is computing
+    assert f"snapshot={previous.pk}" in page  # the previous snapshot is kept and shown
+    assert clinician_client.get(f"/dashboard/runs/{run.pk}/").json()["status"] == FAILED
+
+    # "Refresh now" starts a new run, which a new worker completes.
+    next_worker = celery_worker_factory(extra_env=fast_heartbeat)
+    assert clinician_client.post("/dashboard/refresh/").status_code == 302
+    second = RefreshRun.objects.exclude(pk=run.pk).get()
+
+    def finished():
+        second.refresh_from_db()
+        return second.status in (DONE, FAILED)
+
+    wait_for(finished, timeout=60, what="the next run to finish")
+    assert second.status == DONE, (second.error, next_worker.log())
+    assert services.latest_snapshot(CohortFilter()) == second.snapshot
+    assert DashboardSnapshot.objects.filter(pk=previous.pk).exists()
+    run.refresh_from_db()
+    assert run.status == FAILED  # a redelivered message never revives it

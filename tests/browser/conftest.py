@@ -84,6 +84,6 @@ def sign_in():
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/patients/")
+        page.wait_for_url(lambda url: "/login/" not in url)  # the worklist, or `next`
 
     return sign_in_as

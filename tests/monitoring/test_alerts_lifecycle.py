@@ -64,7 +64,9 @@ def page_messages(response) -> list[str]:
     return [
         unescape(m)
         for m in re.findall(
-            r'<div class="message [^"]*" role="status">(.*?)</div>', response.content.decode(), re.S
+            r'<div class="message [^"]*" role="status"[^>]*>(.*?)</div>',
+            response.content.decode(),
+            re.S,
         )
     ]
 
@@ -132,7 +134,11 @@ def test_alert_page_accepts_only_get(clinician_client, alert):
 def test_acknowledge_records_who_and_when(clinician_client, clinician, alert):
     response = clinician_client.post(url("acknowledge", alert), follow=True)
 
-    assert response.redirect_chain == [(url("alert", alert), 302)]
+    # On to the close form, in the same place, with the focus moved to it.
+    assert response.redirect_chain == [(url("alert", alert) + "?acknowledged=1", 302)]
+    html = response.content.decode()
+    assert '<h2 id="close-title" tabindex="-1" data-focus="first">' in html
+    assert html.index('id="close"') < html.index('id="evidence"')
     alert.refresh_from_db()
     assert alert.status == ACKNOWLEDGED
     assert (alert.acknowledged_by, alert.acknowledged_at) == (clinician, FIXED_NOW)
@@ -155,7 +161,7 @@ def test_acknowledge_does_not_redirect_to_another_site(clinician_client, alert):
     )
 
     assert response.status_code == 302
-    assert response.url == url("alert", alert)
+    assert response.url == url("alert", alert) + "?acknowledged=1"
 
 
 def test_acknowledging_twice_changes_nothing(clinician_client, clinician, alert):

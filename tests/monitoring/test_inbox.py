@@ -110,19 +110,20 @@ def mixed_inbox(center, clinician):
     }
 
 
-def test_inbox_lists_active_alerts_by_severity_then_oldest_first(clinician_client, mixed_inbox):
+def test_inbox_lists_active_alerts_by_severity_then_newest_first(clinician_client, mixed_inbox):
     response = clinician_client.get(reverse("monitoring:inbox"))
 
-    # high (older first), warning, reminder, info; closed and withdrawn are not in the inbox.
-    assert inbox_study_ids(response) == ["CT-0003", "CT-0002", "CT-0004", "CT-0005", "CT-0001"]
+    # high (newest first: a new high alert is never below an old one), warning, reminder, info;
+    # closed and withdrawn are not in the inbox.
+    assert inbox_study_ids(response) == ["CT-0002", "CT-0003", "CT-0004", "CT-0005", "CT-0001"]
 
 
 def test_inbox_with_any_status_puts_active_alerts_first(clinician_client, mixed_inbox):
     response = clinician_client.get(reverse("monitoring:inbox"), {"status": "all"})
 
     assert inbox_study_ids(response) == [
-        "CT-0003",
         "CT-0002",
+        "CT-0003",
         "CT-0004",
         "CT-0005",
         "CT-0001",
@@ -134,7 +135,7 @@ def test_inbox_with_any_status_puts_active_alerts_first(clinician_client, mixed_
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"severity": "high"}, ["CT-0003", "CT-0002"]),
+        ({"severity": "high"}, ["CT-0002", "CT-0003"]),
         ({"severity": "info", "status": "all"}, ["CT-0001", "CT-0007"]),
         ({"status": "closed"}, ["CT-0006"]),
         ({"status": "withdrawn"}, ["CT-0007"]),
@@ -151,7 +152,8 @@ def test_registry_staff_filter_the_inbox_by_center(client, registry, center, oth
     stored_alert("CT-0021", center=other_center)
     client.force_login(registry)
 
-    assert inbox_study_ids(client.get(reverse("monitoring:inbox"))) == ["CT-0011", "CT-0021"]
+    # Raised at the same moment: the later one first.
+    assert inbox_study_ids(client.get(reverse("monitoring:inbox"))) == ["CT-0021", "CT-0011"]
     assert inbox_study_ids(client.get(reverse("monitoring:inbox"), {"center": "beta"})) == [
         "CT-0021"
     ]
@@ -251,4 +253,4 @@ def test_inbox_timestamps_are_shown_in_the_clinical_time_zone(clinician_client, 
 
     page = clinician_client.get(reverse("monitoring:inbox")).content.decode()
 
-    assert "02 Nov 2025" in page
+    assert "<td>2 Nov 2025<br>" in page

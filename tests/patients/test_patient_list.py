@@ -68,7 +68,7 @@ def test_the_last_bcell_count_shows_with_its_day_after_infusion(clinician_client
     )
     row = list_rows(clinician_client)["CT-0001"]
     infusion_cell, bcell_cell = row[3], row[4]
-    assert infusion_cell == "01 Mar 2025"
+    assert infusion_cell == "1 Mar 2025"
     assert bcell_cell == "12 cells/µL day 21"
 
 

@@ -80,7 +80,8 @@ def format_report(report: dict[str, Any]) -> str:
         + (f" ({c['n_synthetic']} synthetic)" if c["n_synthetic"] else ""),
         "",
         f"CR rate {cr['successes']}/{cr['n']} = {_num((cr['proportion'] or 0) * 100)} %, "
-        f"{_ci(cr, 1, 100)} ({cr['method']})",
+        f"{_ci(cr, 1, 100)} ({cr['method']}); "
+        f"{cr.get('n_not_assessed', 0)} not yet assessed, counted apart",
     ]
     for key, title in (("rfs", "Relapse-free survival"), ("os", "Overall survival")):
         s = report[key]

@@ -1,0 +1,343 @@
+"""One patient's course as a plotly figure: the B-cell count against the 45-day window.
+
+The figure is built from plain values (`Course`), so it is tested without a browser; `course_for`
+reads them from the database. The x axis is days after the first infusion (a second infusion is
+drawn as its own day 0 with its own shaded window), every point's hover gives the date and its
+clinical day. B cells are on a log axis; a count that is not detectable has no logarithm, so it is
+drawn distinctly on a floor line at the bottom, never dropped. BM MRD and CAR copies have rows of
+their own; responses, events, pre-emptive therapies and alerts are markers in a strip on top.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from patients import units
+from patients.days import clinical_day, local_date
+
+SEVERITY_COLORS = {
+    "high": "#b3261e",
+    "warning": "#8a5200",
+    "info": "#2f6fb0",
+    "reminder": "#5d6b7a",
+}
+EVENT_STYLE = {  # kind -> (label, marker symbol, colour)
+    "relapse": ("Relapse", "x", "#b3261e"),
+    "death": ("Death", "cross", "#1d2733"),
+    "hsct": ("Allogeneic HSCT", "star", "#6a3d9a"),
+    "last_followup": ("Last follow-up", "line-ns-open", "#5d6b7a"),
+}
+WINDOW_LAST_DAY = 45  # the study's window (CLINICAL.md §1); a center's alert window may differ
+STRIP = {"alerts": 0, "therapy": 1, "events": 2, "response": 3}
+STRIP_LABELS = ["Alerts", "Therapy", "Events", "Response"]
+
+
+@dataclass(frozen=True)
+class Point:
+    on: date
+    analyte: str
+    value: float | None  # canonical unit; None when not detectable (a qualifier)
+    shown: str  # the value as entered, with its unit, for the hover
+
+
+@dataclass(frozen=True)
+class Marker:
+    on: date
+    label: str
+    kind: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Course:
+    study_id: str
+    infusions: list[date]
+    results: list[Point] = field(default_factory=list)
+    responses: list[Marker] = field(default_factory=list)
+    events: list[Marker] = field(default_factory=list)
+    therapies: list[Marker] = field(default_factory=list)
+    alerts: list[Marker] = field(default_factory=list)  # kind = severity
+
+
+def human_date(on: date) -> str:
+    return f"{on.day} {on:%b %Y}"
+
+
+def course_for(patient, *, alerts=None) -> Course:
+    """The patient's stored records as plain values for the figure."""
+    tz = patient.center.tzinfo
+    course = Course(
+        study_id=patient.study_id,
+        infusions=list(
+            patient.infusions.order_by("infusion_date").values_list("infusion_date", flat=True)
+        ),
+    )
+    for r in patient.lab_results.order_by("collected_at", "pk"):
+        course.results.append(
+            Point(
+                on=local_date(r.collected_at, tz),
+                analyte=r.analyte,
+                value=float(r.canonical_value) if r.is_detectable else None,
+                shown=r.display_value,
+            )
+        )
+    for r in patient.responses.order_by("assessed_on"):
+        course.responses.append(
+            Marker(r.assessed_on, r.response, detail=r.get_mrd_status_display())
+        )
+    for e in patient.events.order_by("event_date"):
+        detail = e.get_relapse_cd19_display() if e.kind == "relapse" else e.death_cause
+        course.events.append(Marker(e.event_date, e.get_kind_display(), e.kind, detail or ""))
+    for t in patient.therapies.order_by("start_date"):
+        course.therapies.append(
+            Marker(t.start_date, t.get_agent_display(), t.category, t.get_category_display())
+        )
+    for a in patient.alerts.order_by("raised_at") if alerts is None else alerts:
+        if a.infusion_number > len(course.infusions):
+            continue
+        on = course.infusions[a.infusion_number - 1] + _days(a.day)
+        status = a.get_status_display() + (", historical" if a.historical else "")
+        course.alerts.append(Marker(on, a.title, a.severity, status))
+    return course
+
+
+def _days(n: int):
+    from datetime import timedelta
+
+    return timedelta(days=n)
+
+
+def _hover(course: Course, on: date, text: str) -> str:
+    day = clinical_day(on, course.infusions)
+    return f"{text}<br>{human_date(on)} · {day}"
+
+
+def _floor(values: list[float]) -> float:
+    """Where not-detectable results are drawn: a decade below the smallest detectable value."""
+    positive = [v for v in values if v and v > 0]
+    if not positive:
+        return 0.1
+    return min(0.1, 10 ** (math.floor(math.log10(min(positive))) - 1))
+
+
+def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=None):
+    """One log-scaled row: detectable values as filled markers, the rest on the floor line."""
+    all_values = [p.value for _name, points, _c in series for p in points if p.value]
+    floor = _floor(all_values)
+    top = max(all_values, default=1.0)
+    for name, points, color in series:
+        if not points:
+            continue
+        x = [(p.on - course.infusions[0]).days for p in points]
+        y = [p.value if p.value is not None else floor for p in points]
+        symbols = ["circle" if p.value is not None else "triangle-down-open" for p in points]
+        hover = [_hover(course, p.on, f"{name}: {p.shown}") for p in points]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers",
+                name=name,
+                line={"color": color, "width": 1},
+                marker={"symbol": symbols, "size": 8, "color": color, "line": {"width": 1.5}},
+                hovertext=hover,
+                hoverinfo="text",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.add_hline(y=floor, line={"color": "#8a949f", "dash": "dot", "width": 1}, row=row, col=1)
+    fig.add_annotation(
+        x=0, xref="paper", xanchor="left", y=math.log10(floor), yref=f"y{row}", yanchor="bottom",
+        text=floor_label, showarrow=False, font={"size": 10, "color": "#4a5560"},
+    )  # fmt: skip
+    if threshold:
+        fig.add_hline(y=threshold, line={"color": "#8a5200", "dash": "dash", "width": 1}, row=row)
+    fig.update_yaxes(
+        type="log",
+        dtick=1,  # decades only: 1, 10, 100 (minor ticks crowd a small row)
+        title_text=unit_label,
+        range=[math.log10(floor) - 0.3, math.log10(max(top, floor * 10)) + 0.3],
+        row=row,
+        col=1,
+    )
+
+
+def _aplasia_and_regeneration(course: Course) -> list[tuple[date, str]]:
+    """Per infusion window (study definition: detectable > 0 cells/µL): the first not-detectable
+    count from day 1 (aplasia), then the first detectable one after it (regeneration)."""
+    marks = []
+    counts = [p for p in course.results if p.analyte == units.PB_BCELL_ABS]
+    for number, start in enumerate(course.infusions, start=1):
+        end = course.infusions[number] if number < len(course.infusions) else date.max
+        window = [p for p in counts if start < p.on < end and (p.on - start).days >= 1]
+        aplasia = next((p for p in window if p.value is None), None)
+        if aplasia is None:
+            continue
+        marks.append((aplasia, "aplasia"))
+        regen = next((p for p in window if p.on > aplasia.on and p.value is not None), None)
+        if regen is not None:
+            day = (regen.on - start).days
+            early = "early " if day <= WINDOW_LAST_DAY else "late "
+            marks.append((regen, f"{early}regeneration (day {day})"))
+    return marks
+
+
+def course_figure(course: Course) -> go.Figure:
+    fig = make_subplots(
+        rows=4,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.17, 0.45, 0.19, 0.19],
+        vertical_spacing=0.06,
+    )
+    first = course.infusions[0]
+
+    def xs(markers):
+        return [(m.on - first).days for m in markers]
+
+    # Drawn across every row (yref "paper"): the rows share one x axis.
+    for number, start in enumerate(course.infusions, start=1):
+        x0 = (start - first).days
+        fig.add_shape(
+            type="rect", x0=x0 + 1, x1=x0 + WINDOW_LAST_DAY, xref="x", y0=0, y1=1, yref="paper",
+            fillcolor="rgba(179,38,30,0.07)", line_width=0, layer="below",
+        )  # fmt: skip
+        fig.add_shape(
+            type="line", x0=x0, x1=x0, xref="x", y0=0, y1=1, yref="paper",
+            line={"color": "#1f4e79", "width": 1.5},
+        )  # fmt: skip
+        fig.add_annotation(
+            x=x0 + 1, xref="x", y=1, yref="paper", yanchor="bottom", xanchor="left",
+            text=f"infusion {number}: day 1–{WINDOW_LAST_DAY}", showarrow=False,
+            font={"size": 10, "color": "#4a5560"},
+        )  # fmt: skip
+    for event in course.events:
+        if event.kind in ("relapse", "death", "hsct"):
+            x = (event.on - first).days
+            fig.add_shape(
+                type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="paper",
+                line={"color": EVENT_STYLE[event.kind][2], "dash": "dash", "width": 1.5},
+            )  # fmt: skip
+
+    # The strip on top: one marker per response, event, therapy and alert.
+    strips = [
+        ("Response", course.responses, "response", "diamond", lambda m: "#2e7d32"),
+        ("Event", course.events, "events", None, lambda m: EVENT_STYLE[m.kind][2]),
+        ("Pre-emptive therapy", course.therapies, "therapy", "triangle-right", None),
+        ("Alert", course.alerts, "alerts", "square", lambda m: SEVERITY_COLORS.get(m.kind)),
+    ]
+    for name, markers, strip, symbol, color in strips:
+        if not markers:
+            continue
+        colors = [
+            color(m) if color else ("#b3261e" if m.kind == "anti_leukemic" else "#6a3d9a")
+            for m in markers
+        ]
+        symbols = [symbol or EVENT_STYLE[m.kind][1] for m in markers]
+        fig.add_trace(
+            go.Scatter(
+                x=xs(markers),
+                y=[STRIP[strip]] * len(markers),
+                mode="markers+text",
+                name=name,
+                text=[m.label if strip in ("response", "events") else "" for m in markers],
+                textposition="top center",
+                textfont={"size": 10},
+                marker={"symbol": symbols, "size": 11, "color": colors, "line": {"width": 2}},
+                hovertext=[
+                    _hover(course, m.on, f"{m.label}{' · ' + m.detail if m.detail else ''}")
+                    for m in markers
+                ],
+                hoverinfo="text",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.update_yaxes(
+        tickvals=list(range(4)), ticktext=STRIP_LABELS, range=[-0.6, 3.8], fixedrange=True,
+        showgrid=False, row=1, col=1,
+    )  # fmt: skip
+
+    def of(*codes):
+        return [p for p in course.results if p.analyte in codes]
+
+    _log_row(
+        fig, course, 2, [("PB B cells", of(units.PB_BCELL_ABS), "#b3261e")],
+        unit_label="PB B cells<br>cells/µL", floor_label="not detectable",
+    )  # fmt: skip
+    for point, label in _aplasia_and_regeneration(course):
+        fig.add_annotation(
+            x=(point.on - first).days, y=math.log10(point.value or _floor(
+                [p.value for p in of(units.PB_BCELL_ABS) if p.value])),
+            xref="x2", yref="y2", text=label, showarrow=True, arrowhead=2, ax=0, ay=-28,
+            font={"size": 11, "color": "#1d2733"}, bgcolor="rgba(255,255,255,0.85)",
+        )  # fmt: skip
+    mrd = [
+        Point(p.on, p.analyte, None if p.value is None else p.value * 100, p.shown)
+        if p.analyte == units.BM_MRD_NGS
+        else p
+        for p in of(units.BM_MRD_FLOW, units.BM_MRD_NGS)
+    ]
+    _log_row(
+        fig, course, 3, [("BM MRD", mrd, "#8a5200")], unit_label="BM MRD<br>% of cells",
+        floor_label="MRD negative", threshold=0.01,
+    )  # fmt: skip
+    _log_row(
+        fig, course, 4,
+        [("BM CAR copies", of(units.BM_CAR_COPIES), "#1f4e79"),
+         ("PB CAR copies", of(units.PB_CAR_COPIES), "#2f6fb0")],
+        unit_label="CAR copies<br>per µg DNA", floor_label="not detectable",
+    )  # fmt: skip
+    second = [(d - first).days for d in course.infusions[1:]]
+    fig.update_xaxes(
+        title_text="Days after the first infusion"
+        + "".join(f" · infusion {n} on day {d}" for n, d in enumerate(second, start=2)),
+        row=4,
+        col=1,
+    )
+    # Always the whole window of the latest infusion, and every point drawn.
+    days = [(p.on - first).days for p in course.results] + [
+        (m.on - first).days
+        for m in (*course.responses, *course.events, *course.therapies, *course.alerts)
+    ]
+    last_window_end = (course.infusions[-1] - first).days + WINDOW_LAST_DAY
+    left = min([-3, *days]) - 3
+    right = max([last_window_end + 10, *days]) + 5
+    fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed", range=[left, right])
+    fig.update_layout(
+        height=760,
+        margin={"l": 90, "r": 20, "t": 30, "b": 60},
+        plot_bgcolor="#fff",
+        paper_bgcolor="#fff",
+        font={"family": "system-ui, sans-serif", "size": 12, "color": "#1d2733"},
+        legend={"orientation": "h", "y": -0.12, "x": 0},
+        hovermode="closest",
+    )
+    return fig
+
+
+def course_chart_json(course: Course) -> dict | None:
+    """The figure as plain JSON for the page, or None when there is no day 0 to draw from."""
+    if not course.infusions:
+        return None
+    return json.loads(course_figure(course).to_json())
+
+
+def course_summary(course: Course) -> str:
+    """One sentence for the figure's caption: what a screen-reader user would look for first."""
+    counts = [p for p in course.results if p.analyte == units.PB_BCELL_ABS]
+    if not counts:
+        return "No PB B-cell count recorded yet."
+    detectable = sum(1 for p in counts if p.value is not None)
+    last = counts[-1]
+    return (
+        f"{len(counts)} PB B-cell count{'s' if len(counts) != 1 else ''}, "
+        f"{detectable} detectable; the last, {human_date(last.on)}, {last.shown}."
+    )
