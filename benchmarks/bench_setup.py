@@ -19,6 +19,9 @@ CLINICAL_TABLES_PREFIXES = (
     "authtoken_",
     "django_",
     "axes_",
+    "audit_",
+    "accounts_",
+    "otp_",
 )
 
 

@@ -114,7 +114,8 @@ def _prepare(size: int, seed: int, rebuild: bool) -> dict:
                     "SELECT count(*) FROM patients_patient WHERE is_synthetic"
                 ).fetchone()[0]
                 total = conn.execute("SELECT count(*) FROM patients_patient").fetchone()[0]
-                reuse = n == total == size
+                labs = conn.execute("SELECT count(*) FROM patients_labresult").fetchone()[0]
+                reuse = n == total == size and labs > 0
         except psycopg.Error:
             reuse = False
     setup: dict = {"reused": reuse}
@@ -127,7 +128,13 @@ def _prepare(size: int, seed: int, rebuild: bool) -> dict:
 
     call_command("migrate", verbosity=0)
     if not reuse:
-        setup["bulk load s"], setup["rows"] = _timed(lambda: cohort_store(size, seed))
+        from django.db import transaction
+
+        def build():
+            with transaction.atomic():  # a build cut short leaves nothing to reuse
+                return cohort_store(size, seed)
+
+        setup["bulk load s"], setup["rows"] = _timed(build)
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -69,7 +69,10 @@ class NoStoreMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        # A response that declares itself immutable (a dashboard snapshot's figure data:
+        # aggregates, small cells suppressed, never a patient's row) keeps its private cache.
+        immutable = "immutable" in response.get("Cache-Control", "")
+        if user is not None and user.is_authenticated and not immutable:
             add_never_cache_headers(response)  # no-store, no-cache, must-revalidate, private
         return response
 

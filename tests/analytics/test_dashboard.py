@@ -139,7 +139,12 @@ def test_page_has_a_figure_container_for_each_figure(clinician_client, study):
     assert "<script>" not in html and 'type="application/json"' not in html
     response = clinician_client.get(url)
     assert response["Content-Type"] == "application/json"
+    # Aggregates of an immutable snapshot: the browser keeps them (the signed-in no-store rule
+    # exempts responses that declare themselves immutable); the page itself is never stored.
     assert "immutable" in response["Cache-Control"]
+    assert "max-age=31536000" in response["Cache-Control"]
+    assert "no-store" not in response["Cache-Control"]
+    assert "no-store" in clinician_client.get("/dashboard/")["Cache-Control"]
     figures = response.json()
     assert {"rfs", "os", "landmark", "cir"} <= set(figures)
     assert figures["rfs"]["data"] and figures["rfs"]["layout"]

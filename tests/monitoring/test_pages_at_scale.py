@@ -100,11 +100,16 @@ def test_a_page_takes_as_many_queries_for_5000_patients_as_for_5(
         assert clinician_client.get(page).status_code == 200
 
 
+def _badge(response):
+    (alerts,) = [item for item in response.context["nav_items"] if item["label"] == "Alerts"]
+    return alerts["badge"]
+
+
 def test_the_badge_is_counted_once_until_an_alert_changes(clinician_client, center, clinician):
     from monitoring.services import alert_acknowledge
 
     _registry(center, clinician, 0, 3)
-    assert clinician_client.get("/alerts/").context["nav_items"][0]["badge"] == 3
+    assert _badge(clinician_client.get("/alerts/")) == 3
 
     def counts_alerts(response_queries) -> int:
         return sum(
@@ -115,15 +120,15 @@ def test_the_badge_is_counted_once_until_an_alert_changes(clinician_client, cent
     with CaptureQueriesContext(connection) as cached:
         page = clinician_client.get("/patients/")
     assert counts_alerts(cached.captured_queries) == 0
-    assert page.context["nav_items"][0]["badge"] == 3
+    assert _badge(page) == 3
 
     one, two, three = Alert.objects.order_by("pk")
     Alert.objects.filter(pk__in=[one.pk, two.pk]).update(status="closed")  # not a service
     page = clinician_client.get("/patients/")
-    assert page.context["nav_items"][0]["badge"] == 3  # cached until a service changes one
+    assert _badge(page) == 3  # cached until a service changes one
     alert_acknowledge(alert=three, user=clinician)  # still active, but a change
 
     with CaptureQueriesContext(connection) as recounted:
         page = clinician_client.get("/patients/")
     assert counts_alerts(recounted.captured_queries) == 2
-    assert page.context["nav_items"][0]["badge"] == 1
+    assert _badge(page) == 1
