@@ -14,10 +14,14 @@ CLINICAL_TABLES_PREFIXES = (
     "patients_",
     "monitoring_",
     "analytics_",
+    "imports_",
     "auth_",
     "authtoken_",
     "django_",
     "axes_",
+    "audit_",
+    "accounts_",
+    "otp_",
 )
 
 

@@ -9,6 +9,9 @@ def navigation(request):
     from monitoring.badge import alert_badge
 
     active, high = alert_badge(user)
+    extra = []
+    if user.has_perm("patients.add_labresult"):
+        extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})
     return {
         "nav_items": [
             {"label": "Today", "url": reverse("home"), "app": "home"},
@@ -20,5 +23,6 @@ def navigation(request):
                 "badge_class": "high" if high else "",
             },
             {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
+            *extra,
         ]
     }

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "patients",
     "monitoring",
     "analytics",
+    "imports",
     "accounts",
     "audit",
 ]
@@ -206,6 +207,17 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # History is not news: a finding first raised (by an import or a sweep) from a sample older than
 # this many days is recorded as historical, never e-mailed and kept out of the open worklist.
 ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
+# Imports: a lab batch larger than this (samples) becomes a background job answered with 202;
+# a spreadsheet with more rows than this is imported by a background job with a progress bar.
+IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
+IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
+IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# The largest request body read (a 5,000-sample lab batch is about 1 MB; larger ones become
+# background jobs); over it the API answers a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
+# FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
+# imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
+FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True

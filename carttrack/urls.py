@@ -13,7 +13,9 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
     path("dashboard/", include("analytics.urls")),
+    path("api/", include("imports.api.urls")),
     path("api/", include("patients.api.urls")),
+    path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -26,7 +26,7 @@ with a waiting lock (they are few, and a clinician's transaction is short).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
@@ -92,7 +92,14 @@ def all_patient_ids() -> list[int]:
 
 
 def _changes_for(
-    patient_ids: list[int], context: SweepContext, now: datetime, centers: set[int]
+    patient_ids: list[int],
+    context: SweepContext,
+    now: datetime,
+    centers: set[int],
+    *,
+    notify: bool = True,
+    historical_before: date | None = None,
+    history_is_news: bool = False,
 ) -> list[AlertChange]:
     existing: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
     # The model's ordering (newest first), as patient.alerts.all() gives them to alerts_sync.
@@ -102,19 +109,61 @@ def _changes_for(
     for read in timelines_read(patient_ids):
         today = context.today[read.center_id]
         params = context.params[read.center_id]
+        if history_is_news:
+            cutoff = None
+        else:
+            cutoff = historical_before or historical_cutoff(today)
         patient_changes = alerts_diff(
             patient_id=read.patient_id,
             findings=evaluate(read.timeline, params, as_of=today),
             existing=existing[read.patient_id],
             params=params,
             result_ids={r.id for r in read.timeline.results},
-            historical_before=historical_cutoff(today),
-            notify=True,
+            historical_before=cutoff,
+            notify=notify,
             now=now,
         )
         if patient_changes:
             centers.add(read.center_id)
             changes += patient_changes
+    return changes
+
+
+def alerts_sync_many(
+    *,
+    patient_ids: Iterable[int],
+    notify: bool = True,
+    historical_before: date | None = None,
+    history_is_news: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AlertChange]:
+    """`services.alerts_sync` for many patients at once (an import's affected patients): their
+    timelines read in batches of BATCH per query, evaluated in memory, the changes written in
+    bulk. The caller holds the patients' row locks in its transaction (the import path locks
+    them before writing). Each patient's `historical_before` is the given day, else
+    `historical_cutoff` of today in its center's zone; `history_is_news`: nothing is history."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("alerts_sync_many runs inside the caller's transaction")
+    ids = sorted(set(patient_ids))
+    context = SweepContext()
+    now = timezone.now()
+    centers: set[int] = set()
+    changes: list[AlertChange] = []
+    for start in range(0, len(ids), BATCH):
+        batch = _changes_for(
+            ids[start : start + BATCH],
+            context,
+            now,
+            centers,
+            notify=notify,
+            historical_before=historical_before,
+            history_is_news=history_is_news,
+        )
+        changes_apply(batch, now=now)
+        changes += batch
+        if progress is not None:
+            progress(min(start + BATCH, len(ids)), len(ids))
+    badge_versions_bump(centers)
     return changes
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from patients import units
 
@@ -209,6 +209,11 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
                 _undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL, "flow cytometry")
             )
         alc = Decimal(rng.randint(3, 25)) / Decimal(10)  # ×10⁹/L, as many analysers report
+        if p.labs[-1].analyte == units.PB_BCELL_ABS and p.labs[-1].value:
+            # B cells are lymphocytes (at most about a quarter of them here): a plausible sample
+            # (CLINICAL.md's same-sample check) whatever the draw above.
+            floor = (p.labs[-1].value * 4 / Decimal(1000)).quantize(Decimal("0.1"), ROUND_UP)
+            alc = max(alc, floor)
         p.labs.append(DemoLab(day, units.ALC, alc, units.GIGA_PER_L))
     # Bone marrow at about days 28, 90 and 180: MRD and CAR transgene copies.
     car_lost = rng.random() < 0.3

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from simple_history.utils import bulk_create_with_history
 
 from patients import demo
-from patients.models import (
-    Center,
-    ClinicalEvent,
-    ClinicianProfile,
-    Infusion,
-    LabResult,
-    Patient,
-    PreemptiveTherapy,
-    ResponseAssessment,
+from patients.ingest.context import Scope
+from patients.ingest.records import (
+    Batch,
+    EventRecord,
+    InfusionRecord,
+    LabValueRecord,
+    PatientRecord,
+    ResponseRecord,
+    SampleRecord,
+    TherapyRecord,
+    problems_by_key,
 )
+from patients.models import Center, ClinicianProfile, Patient
 
 DEMO_PASSWORD = "carttrack-demo"
 CENTERS = [
@@ -111,15 +115,110 @@ def demo_users_ensure(centers: dict[str, Center]) -> list[tuple[str, str]]:
     return [(username, role) for username, role, _user_obj in users]
 
 
-def _validated(objects):
-    for obj in objects:
-        obj.full_clean()
-    return objects
+def demo_batch(cohort: list[demo.DemoPatient]) -> Batch:
+    """The generated cohort as import records (one sample per collection day)."""
+    batch = Batch()
+    for d in cohort:
+        place = d.study_id
+        batch.patients.append(
+            PatientRecord(
+                place=place,
+                study_id=d.study_id,
+                center_code=d.center_code,
+                sex=d.sex,
+                date_of_birth=d.date_of_birth,
+                ph_positive=d.ph_positive,
+                is_synthetic=True,
+                mrn=f"SYN{d.study_id[-3:]}",
+                full_name=f"Synthetic {d.study_id}",
+            )
+        )
+        batch.infusions.append(
+            InfusionRecord(
+                place=f"{place} infusion 1",
+                study_id=d.study_id,
+                infusion_date=d.infusion_date,
+                infusion_number=1,
+                product=d.product,
+                dose_cells_per_kg=d.dose,
+                lymphodepletion="fludarabine + cyclophosphamide",
+            )
+        )
+        if d.second_infusion_day is not None:
+            batch.infusions.append(
+                InfusionRecord(
+                    place=f"{place} infusion 2",
+                    study_id=d.study_id,
+                    infusion_date=d.on(d.second_infusion_day),
+                    infusion_number=2,
+                    product=d.product,
+                    dose_cells_per_kg=d.dose,
+                )
+            )
+        samples: dict[int, SampleRecord] = {}
+        for lab in d.labs:
+            if lab.day not in samples:
+                tz = ZoneInfo(dict((c, z) for c, _n, z in CENTERS)[d.center_code])
+                samples[lab.day] = SampleRecord(
+                    place=f"{place} day {lab.day}",
+                    study_id=d.study_id,
+                    collected_at=datetime.combine(d.on(lab.day), time(8, 30), tzinfo=tz),
+                )
+            sample = samples[lab.day]
+            sample.values.append(
+                LabValueRecord(
+                    place=f"{sample.place} {lab.analyte}",
+                    analyte=lab.analyte,
+                    value=lab.value,
+                    unit=lab.unit,
+                    qualifier=lab.qualifier,
+                    method=lab.method,
+                )
+            )
+        batch.samples += samples.values()
+        batch.responses += [
+            ResponseRecord(
+                place=f"{place} response day {day}",
+                study_id=d.study_id,
+                assessed_on=d.on(day),
+                response=response,
+                mrd_status=mrd,
+            )
+            for day, response, mrd in d.responses
+        ]
+        batch.events += [
+            EventRecord(
+                place=f"{place} {kind} day {day}",
+                study_id=d.study_id,
+                kind=kind,
+                event_date=d.on(day),
+                **details,
+            )
+            for day, kind, details in d.events
+        ]
+        batch.therapies += [
+            TherapyRecord(
+                place=f"{place} therapy day {day}",
+                study_id=d.study_id,
+                start_date=d.on(day),
+                category=category,
+                agent=agent,
+                agent_detail=detail,
+            )
+            for day, category, agent, detail in d.therapies
+        ]
+    return batch
 
 
 def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str, int]:
-    """Store the demo cohort once; with reset, replace the synthetic patients first."""
-    from monitoring.services import alerts_sync
+    """Store the demo cohort once; with reset, replace the synthetic patients first.
+
+    Through the one import path (validation, audit history, each patient's alerts once). The
+    cohort is synthetic and exists to show the product, so its findings are raised as current
+    (`history_is_news`: the worklist shows them, as it would for a live registry), but nobody is
+    e-mailed (`notify=False`).
+    """
+    from imports.services import records_import  # the import path sits a floor above patients
 
     with transaction.atomic():
         centers = {
@@ -138,103 +237,16 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
             "beta": get_user_model().objects.get(username="dr.beta"),
         }
         cohort = demo.generate_cohort(seed)
-        patients = []
-        for d in cohort:
-            patient = Patient(
-                center=centers[d.center_code],
-                study_id=d.study_id,
-                sex=d.sex,
-                date_of_birth=d.date_of_birth,
-                ph_positive=d.ph_positive,
-                diagnosis="R/R B-ALL",
-                is_synthetic=True,
-                mrn=f"SYN{d.study_id[-3:]}",
-                full_name=f"Synthetic {d.study_id}",
-            )
-            patient.full_clean()
-            patients.append(patient)
-        bulk_create_with_history(patients, Patient)
-        patients = {
-            p.study_id: p
-            for p in Patient.objects.filter(is_synthetic=True).select_related("center")
-        }
-        counts = {"patients": len(patients), "labs": 0}
-        for d in cohort:
-            patient = patients[d.study_id]
-            patient.hematologists.add(doctors[d.center_code])
-            # Order matters for validation: infusions first (events are checked against them).
-            infusions = [
-                Infusion(
-                    patient=patient,
-                    infusion_date=d.infusion_date,
-                    infusion_number=1,
-                    product=d.product,
-                    dose_cells_per_kg=d.dose,
-                    lymphodepletion="fludarabine + cyclophosphamide",
-                )
-            ]
-            if d.second_infusion_day is not None:
-                infusions.append(
-                    Infusion(
-                        patient=patient,
-                        infusion_date=d.on(d.second_infusion_day),
-                        infusion_number=2,
-                        product=d.product,
-                        dose_cells_per_kg=d.dose,
-                    )
-                )
-            bulk_create_with_history(_validated(infusions), Infusion)
-            tz = patient.center.tzinfo
-            labs = [
-                LabResult(
-                    patient=patient,
-                    analyte=lab.analyte,
-                    collected_at=datetime.combine(d.on(lab.day), time(8, 30), tzinfo=tz),
-                    value=lab.value,
-                    unit=lab.unit,
-                    qualifier=lab.qualifier,
-                    method=lab.method,
-                )
-                for lab in d.labs
-            ]
-            bulk_create_with_history(_validated(labs), LabResult)
-            counts["labs"] += len(labs)
-            bulk_create_with_history(
-                _validated(
-                    [
-                        ResponseAssessment(
-                            patient=patient,
-                            assessed_on=d.on(day),
-                            response=response,
-                            mrd_status=mrd,
-                        )
-                        for day, response, mrd in d.responses
-                    ]
-                ),
-                ResponseAssessment,
-            )
-            for day, kind, details in sorted(d.events, key=lambda e: e[0]):
-                event = ClinicalEvent(patient=patient, kind=kind, event_date=d.on(day), **details)
-                event.full_clean()
-                event.save()
-            bulk_create_with_history(
-                _validated(
-                    [
-                        PreemptiveTherapy(
-                            patient=patient,
-                            start_date=d.on(day),
-                            category=category,
-                            agent=agent,
-                            agent_detail=detail,
-                        )
-                        for day, category, agent, detail in d.therapies
-                    ]
-                ),
-                PreemptiveTherapy,
-            )
-            alerts_sync(patient=patient, notify=False)  # historical data: no e-mails
+        scope = Scope(user=None, patients=Patient.objects.all(), centers=centers)
+        outcome = records_import(
+            batch=demo_batch(cohort), scope=scope, notify=False, history_is_news=True
+        )
+        if not outcome.ok:
+            raise ValidationError(problems_by_key(outcome.problems))
+        for d in cohort:  # after the import, so that nobody is told about the demo's past
+            Patient.objects.get(study_id=d.study_id).hematologists.add(doctors[d.center_code])
         _close_demo_alerts(doctors)
-    return counts
+    return {"patients": outcome.counts["patients"], "labs": outcome.counts["lab_results"]}
 
 
 def _close_demo_alerts(doctors) -> None:

@@ -129,8 +129,8 @@ class Patient(models.Model):
     def __str__(self) -> str:
         return self.study_id
 
-    def clean(self) -> None:
-        errors = validation.study_id_taken_errors(patient=self)
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        errors = validation.study_id_taken_errors(patient=self, facts=facts)
         if self.date_of_birth and self.center_id:
             errors |= validation.birth_date_errors(patient=self, date_of_birth=self.date_of_birth)
         _raise(errors)
@@ -190,11 +190,15 @@ class Infusion(models.Model):
     def __str__(self) -> str:
         return f"{self.patient} infusion {self.infusion_number} ({human_date(self.infusion_date)})"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        # An import passes the patient's facts pre-loaded (and its patient may be new, unsaved).
+        if self.patient_id or facts is not None:
             _raise(
                 validation.infusion_errors(
-                    patient=self.patient, infusion_date=self.infusion_date, excluding_pk=self.pk
+                    patient=self.patient,
+                    infusion_date=self.infusion_date,
+                    excluding_pk=self.pk,
+                    facts=facts,
                 )
             )
 
@@ -270,12 +274,12 @@ class LabResult(models.Model):
         when = self.collected_at.astimezone(self.patient.center.tzinfo)
         return f"{self.get_analyte_display()} {self.display_value} ({human_date(when.date())})"
 
-    def clean(self) -> None:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
         definition = units.ANALYTES.get(self.analyte)
         if definition is not None:
             self.specimen = self.specimen or definition.specimen
             self.canonical_unit = definition.canonical_unit
-        if self.patient_id is None:
+        if self.patient_id is None and facts is None:
             return
         errors = validation.lab_result_errors(
             patient=self.patient,
@@ -286,6 +290,7 @@ class LabResult(models.Model):
             unit=self.unit,
             qualifier=self.qualifier,
             excluding_pk=self.pk,
+            facts=facts,
         )
         _raise(errors)
         self.canonical_value = (
@@ -293,9 +298,9 @@ class LabResult(models.Model):
         )
         if self.canonical_value is None:  # a qualifier: nothing to find implausible
             self.plausibility_confirmed, self.plausibility_warning = False, ""
-        elif not getattr(self, "_checked_with_its_sample", False):
+        elif facts is None and not getattr(self, "_checked_with_its_sample", False):
             # One result on its own (a correction, the admin); a new sample is checked as a whole
-            # by patients.services.lab_results_record.
+            # by patients.services.lab_results_record, an import's by patients.ingest.checks.
             findings = validation.sample_plausibility(
                 patient=self.patient,
                 collected_at=self.collected_at,
@@ -350,8 +355,8 @@ class ResponseAssessment(models.Model):
     def __str__(self) -> str:
         return f"{self.response} on {human_date(self.assessed_on)}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             errors: validation.Errors = {}
             validation.check_clinical_date(
                 errors, "assessed_on", self.assessed_on, patient=self.patient, what="assessment"
@@ -400,14 +405,15 @@ class ClinicalEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {human_date(self.event_date)}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             _raise(
                 validation.event_errors(
                     patient=self.patient,
                     kind=self.kind,
                     event_date=self.event_date,
                     excluding_pk=self.pk,
+                    facts=facts,
                 )
             )
 
@@ -455,14 +461,15 @@ class PreemptiveTherapy(models.Model):
     def __str__(self) -> str:
         return f"{self.get_agent_display()} from {human_date(self.start_date)}"
 
-    def clean(self) -> None:
-        if self.patient_id:
+    def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        if self.patient_id or facts is not None:
             _raise(
                 validation.therapy_errors(
                     patient=self.patient,
                     start_date=self.start_date,
                     category=self.category,
                     agent=self.agent,
+                    facts=facts,
                 )
             )
 

@@ -8,6 +8,7 @@ before saving, so nothing half-valid reaches the database.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -34,15 +35,21 @@ def validate_study_id(value: str) -> None:
         raise ValidationError(problems, code="invalid_study_id")
 
 
-def study_id_taken_errors(*, patient) -> Errors:
-    from patients.models import Patient
-
+def study_id_taken_errors(*, patient, facts: PatientFacts | None = None) -> Errors:
+    """Another patient with this study ID in any case. An import passes `facts.study_id_taken`,
+    found for the whole batch in one query (and within the batch, case-folded)."""
     if not patient.study_id:
         return {}
-    others = Patient.objects.filter(study_id__iexact=patient.study_id)
-    if patient.pk:
-        others = others.exclude(pk=patient.pk)
-    return {"study_id": [STUDY_ID_TAKEN]} if others.exists() else {}
+    if facts is not None and facts.study_id_taken is not None:
+        taken = facts.study_id_taken
+    else:
+        from patients.models import Patient
+
+        others = Patient.objects.filter(study_id__iexact=patient.study_id)
+        if patient.pk:
+            others = others.exclude(pk=patient.pk)
+        taken = others.exists()
+    return {"study_id": [STUDY_ID_TAKEN]} if taken else {}
 
 
 def plausibility_limits_for(center) -> Limits:
@@ -86,7 +93,21 @@ def sample_plausibility(
         )
         if before is not None:
             previous[analyte] = before
-    findings = check_sample({**siblings, **values}, _limits(patient), previous)
+    return sample_findings(values, siblings=siblings, previous=previous, limits=_limits(patient))
+
+
+def sample_findings(
+    values: dict[str, Decimal | None],
+    *,
+    siblings: dict[str, Decimal | None],
+    previous: dict[str, Decimal],
+    limits: Limits,
+) -> list[PlausibilityFinding]:
+    """The findings for a sample's new values, given what is stored for the same collection time
+    (`siblings`), each analyte's previous non-zero value and the center's limits: no database,
+    so an import checks a whole batch from facts it loaded once."""
+    others = {a: v for a, v in siblings.items() if a not in values}
+    findings = check_sample({**others, **values}, limits, previous)
     # A B-cell count above a stored ALC of the same sample is the new ALC's finding.
     return [
         f if f.analyte in values else dataclasses.replace(f, analyte=units.ALC)
@@ -114,6 +135,33 @@ def plausibility_errors(
                 )
             )
     return errors
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """A patient's other records, as the checks below need them.
+
+    A model's `clean()` passes none, and each check reads the database. An import passes them
+    pre-loaded for many patients in a few set-based queries, with the batch's own records added,
+    so that a whole batch is checked with the same rules and without a query per row.
+    """
+
+    infusion_dates: tuple[date, ...] = ()
+    events: tuple[tuple[str, date], ...] = ()  # (kind, date) of every clinical event
+    # (analyte, specimen, collected_at) of the results already stored (the duplicate check).
+    lab_keys: frozenset = frozenset()
+    # Whether another patient has the study ID (any case); None: ask the database.
+    study_id_taken: bool | None = None
+
+    @property
+    def first_infusion(self) -> date | None:
+        return min(self.infusion_dates, default=None)
+
+    @property
+    def death_date(self) -> date | None:
+        from patients.models import DEATH
+
+        return min((d for kind, d in self.events if kind == DEATH), default=None)
 
 
 def _add(errors: Errors, field: str, message: str) -> None:
@@ -198,6 +246,7 @@ def lab_result_errors(
     unit: str,
     qualifier: str,
     excluding_pk=None,
+    facts: PatientFacts | None = None,
 ) -> Errors:
     errors: Errors = {}
     definition = units.ANALYTES.get(analyte)
@@ -249,36 +298,44 @@ def lab_result_errors(
                 "The collection date is before the patient's birth "
                 f"({patient.date_of_birth:%d %b %Y}).",
             )
-        if patient.pk:
+        key = (analyte, specimen or definition.specimen, collected_at)
+        if facts is not None:
+            duplicate = key in facts.lab_keys
+        elif patient.pk:
             from patients.models import LabResult
 
-            duplicate = LabResult.objects.filter(
-                patient=patient,
-                analyte=analyte,
-                specimen=specimen or definition.specimen,
-                collected_at=collected_at,
+            same = LabResult.objects.filter(
+                patient=patient, analyte=key[0], specimen=key[1], collected_at=key[2]
             )
-            if excluding_pk:
-                duplicate = duplicate.exclude(pk=excluding_pk)
-            if duplicate.exists():
-                _add(
-                    errors,
-                    "collected_at",
-                    f"{definition.label} collected at this time is already recorded for this "
-                    "patient: correct the existing result instead of entering it again.",
-                )
+            duplicate = same.exclude(pk=excluding_pk).exists() if excluding_pk else same.exists()
+        else:
+            duplicate = False
+        if duplicate:
+            _add(
+                errors,
+                "collected_at",
+                f"{definition.label} collected at this time is already recorded for this "
+                "patient: correct the existing result instead of entering it again.",
+            )
     return errors
 
 
-def event_errors(*, patient, kind: str, event_date: date | None, excluding_pk=None) -> Errors:
+def event_errors(
+    *,
+    patient,
+    kind: str,
+    event_date: date | None,
+    excluding_pk=None,
+    facts: PatientFacts | None = None,
+) -> Errors:
     from patients.models import DEATH, RELAPSE
 
     errors: Errors = {}
     check_clinical_date(errors, "event_date", event_date, patient=patient, what="event")
-    if event_date is None or patient is None or not patient.pk:
+    if event_date is None or patient is None or (facts is None and not patient.pk):
         return errors
     if kind in (RELAPSE, DEATH):
-        first = first_infusion_date(patient)
+        first = facts.first_infusion if facts is not None else first_infusion_date(patient)
         if first is None:
             _add(
                 errors,
@@ -292,46 +349,72 @@ def event_errors(*, patient, kind: str, event_date: date | None, excluding_pk=No
                 f"A {kind} cannot be before the first infusion ({first:%d %b %Y}).",
             )
     if kind == DEATH:
-        later = patient.events.filter(event_date__gt=event_date).exclude(pk=excluding_pk)
-        if later.exists():
+        if facts is not None:
+            later = any(d > event_date for _kind, d in facts.events)
+        else:
+            later = (
+                patient.events.filter(event_date__gt=event_date).exclude(pk=excluding_pk).exists()
+            )
+        if later:
             _add(
                 errors,
                 "event_date",
                 "Other events are recorded after this date of death; correct them first.",
             )
     else:
-        death = patient.events.filter(kind=DEATH).exclude(pk=excluding_pk).first()
-        if death and event_date > death.event_date:
-            _add(
-                errors,
-                "event_date",
-                f"This is after the recorded death ({death.event_date:%d %b %Y}).",
-            )
+        if facts is not None:
+            died = facts.death_date
+        else:
+            death = patient.events.filter(kind=DEATH).exclude(pk=excluding_pk).first()
+            died = death.event_date if death else None
+        if died and event_date > died:
+            _add(errors, "event_date", f"This is after the recorded death ({died:%d %b %Y}).")
     return errors
 
 
-def infusion_errors(*, patient, infusion_date: date | None, excluding_pk=None) -> Errors:
-    from patients.models import DEATH, RELAPSE
+def infusion_errors(
+    *,
+    patient,
+    infusion_date: date | None,
+    excluding_pk=None,
+    facts: PatientFacts | None = None,
+) -> Errors:
+    from patients.models import DEATH, EVENT_CHOICES, RELAPSE
 
     errors: Errors = {}
     check_clinical_date(errors, "infusion_date", infusion_date, patient=patient, what="infusion")
-    if infusion_date is None or patient is None or not patient.pk:
+    if infusion_date is None or patient is None or (facts is None and not patient.pk):
         return errors
-    others = patient.infusions.exclude(pk=excluding_pk)
-    first = min([infusion_date, *others.values_list("infusion_date", flat=True)])
-    early = patient.events.filter(kind__in=[RELAPSE, DEATH], event_date__lt=first).first()
+    if facts is not None:
+        first = min([infusion_date, *facts.infusion_dates])
+        early = min(
+            ((d, kind) for kind, d in facts.events if kind in (RELAPSE, DEATH) and d < first),
+            default=None,
+        )
+    else:
+        others = patient.infusions.exclude(pk=excluding_pk)
+        first = min([infusion_date, *others.values_list("infusion_date", flat=True)])
+        found = patient.events.filter(kind__in=[RELAPSE, DEATH], event_date__lt=first).first()
+        early = (found.event_date, found.kind) if found else None
     if early:
         _add(
             errors,
             "infusion_date",
-            f"The {early.get_kind_display().lower()} on "
-            f"{early.event_date:%d %b %Y} would then be before the "
+            f"The {dict(EVENT_CHOICES)[early[1]].lower()} on "
+            f"{early[0]:%d %b %Y} would then be before the "
             "first infusion.",
         )
     return errors
 
 
-def therapy_errors(*, patient, start_date: date | None, category: str, agent: str) -> Errors:
+def therapy_errors(
+    *,
+    patient,
+    start_date: date | None,
+    category: str,
+    agent: str,
+    facts: PatientFacts | None = None,
+) -> Errors:
     from patients.models import AGENT_CATEGORY
 
     errors: Errors = {}
@@ -346,8 +429,8 @@ def therapy_errors(*, patient, start_date: date | None, category: str, agent: st
             f"{dict(AGENT_CHOICES)[agent]} is "
             f"{dict(THERAPY_CATEGORY_CHOICES)[expected].lower()} therapy.",
         )
-    if start_date and patient is not None and patient.pk:
-        first = first_infusion_date(patient)
+    if start_date and patient is not None and (patient.pk or facts is not None):
+        first = facts.first_infusion if facts is not None else first_infusion_date(patient)
         if first is None:
             _add(
                 errors,

@@ -1,4 +1,5 @@
-"""API input shapes. They parse; the services validate and save (the same rules as the pages)."""
+"""API field types and shapes. They parse; the services and the import path validate and save
+(the same rules as the pages). The lab batch's shapes are in imports.formats.lab_json."""
 
 import math
 from datetime import date, datetime, time
@@ -9,8 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from patients import units
-from patients.identifiers import STUDY_ID_MAX_LENGTH
 from patients.numbers import NumberFormatError, parse_decimal
 
 
@@ -85,38 +84,6 @@ class LocalDateTimeField(serializers.Field):
         )
 
 
-class LabValueSerializer(serializers.Serializer):
-    analyte = serializers.ChoiceField(choices=list(units.ANALYTES))
-    value = TypedDecimalField(required=False, allow_null=True)
-    unit = serializers.ChoiceField(choices=list(units.UNIT_LABELS))
-    qualifier = serializers.ChoiceField(
-        choices=[c for c, _ in units.QUALIFIER_CHOICES],
-        required=False,
-        allow_blank=True,
-        default="",
-    )
-    method = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
-    confirmed = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="true once a person has checked a value that was refused as unusual (a soft "
-        "plausibility limit) and found it correct; recorded in the audit trail.",
-    )
-
-
-class SampleSerializer(serializers.Serializer):
-    study_id = serializers.CharField(max_length=STUDY_ID_MAX_LENGTH)
-    collected_at = LocalDateTimeField(
-        help_text="ISO 8601, e.g. 2025-03-15T08:30:00+01:00. Without an offset (or a bare date, "
-        "read as 00:00) it is local time in the patient's center's time zone."
-    )
-    values = LabValueSerializer(many=True, allow_empty=False)
-
-
-class LabBatchSerializer(serializers.Serializer):
-    samples = SampleSerializer(many=True, allow_empty=False, max_length=5000)
-
-
 class AlertSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study_id = serializers.CharField(source="patient.study_id")
@@ -130,30 +97,21 @@ class AlertSerializer(serializers.Serializer):
     url = serializers.CharField(source="get_absolute_url")
 
 
-class StoredSampleSerializer(serializers.Serializer):
-    """One stored sample as the answer echoes it: the moment, the zone and its clinical day."""
-
-    study_id = serializers.CharField()
-    collected_at = serializers.CharField(help_text="In the center's time zone, with its offset.")
-    time_zone = serializers.CharField()
-    collected_on = serializers.DateField(help_text="The clinical date in the center's zone.")
-    infusion_number = serializers.IntegerField(allow_null=True)
-    day = serializers.IntegerField(allow_null=True, help_text="Day after that infusion (day 0).")
-    ids = serializers.ListField(child=serializers.IntegerField())
-
-
-class LabBatchResultSerializer(serializers.Serializer):
-    saved = serializers.IntegerField()
-    ids = serializers.ListField(child=serializers.IntegerField())
-    samples = StoredSampleSerializer(many=True)
-
-
 class AlertQuerySerializer(serializers.Serializer):
     severity = serializers.ChoiceField(
         choices=["", "high", "warning", "info", "reminder"], required=False, default=""
     )
     status = serializers.ChoiceField(
-        choices=["", "active", "all", "open", "acknowledged", "closed", "withdrawn"],
+        choices=[
+            "",
+            "active",
+            "all",
+            "open",
+            "acknowledged",
+            "closed",
+            "withdrawn",
+            "historical",
+        ],
         required=False,
         default="",
     )

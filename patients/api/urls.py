@@ -15,7 +15,6 @@ app_name = "api"
 # The API authenticates itself (session or token) and answers 401/403 in JSON, so the site's
 # redirect-to-login middleware steps aside; every view still requires an authenticated user.
 urlpatterns = [
-    path("v1/lab-results/", login_not_required(views.lab_batch), name="lab_batch"),
     path("v1/alerts/", login_not_required(views.alert_list), name="alerts"),
     # JSON first, so that its errors (an unknown ?format=) are JSON like every API error;
     # ?format=yaml still gives YAML.

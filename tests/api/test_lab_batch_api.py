@@ -1,9 +1,10 @@
 """Results arriving in bulk through the API: all or nothing, errors named by their place."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -166,8 +167,27 @@ def test_the_api_needs_credentials_and_the_right_to_enter_results(registry, two_
     assert reader.post(URL, {"samples": []}, format="json").status_code == 403
 
 
-def test_alerts_and_schema_for_a_signed_in_user(lab_system, two_patients, frozen_now):
-    lab_system.post(
+def test_alerts_and_schema_for_a_signed_in_user(lab_system, two_patients):
+    # The day after the detectable count: current news, so the alert is in the open list.
+    with time_machine.travel(datetime(2025, 3, 21, 12, tzinfo=UTC), tick=False):
+        _post_regeneration(lab_system)
+    (alert,) = lab_system.get("/api/v1/alerts/").json()
+    assert (alert["study_id"], alert["severity"], alert["day"]) == ("CT-0101", "high", 19)
+    schema = lab_system.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/v1/lab-results/" in schema.content
+
+
+def test_an_old_course_sent_through_the_api_is_history_not_in_the_open_list(
+    lab_system, two_patients, frozen_now
+):
+    _post_regeneration(lab_system)  # March 2025, sent in November: history
+    assert lab_system.get("/api/v1/alerts/").json() == []
+    (alert,) = lab_system.get("/api/v1/alerts/?status=historical").json()
+    assert (alert["study_id"], alert["severity"], alert["day"]) == ("CT-0101", "high", 19)
+
+
+def _post_regeneration(lab_system):
+    response = lab_system.post(
         URL,
         {
             "samples": [
@@ -185,7 +205,4 @@ def test_alerts_and_schema_for_a_signed_in_user(lab_system, two_patients, frozen
         },
         format="json",
     )
-    (alert,) = lab_system.get("/api/v1/alerts/").json()
-    assert (alert["study_id"], alert["severity"], alert["day"]) == ("CT-0101", "high", 19)
-    schema = lab_system.get("/api/schema/")
-    assert schema.status_code == 200 and b"/api/v1/lab-results/" in schema.content
+    assert response.status_code == 201, response.json()

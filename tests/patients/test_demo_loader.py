@@ -218,3 +218,16 @@ def test_a_reset_loads_exactly_the_same_cohort_again(demo_load_output, db):
     with time_machine.travel(LOADED_AT, tick=False):
         call_command("load_demo_cohort", "--reset", "--quiet-logins", stdout=StringIO())
     assert _cohort_contents() == first
+
+
+def test_the_demo_raises_its_alerts_as_current_in_the_worklist_and_e_mails_nobody(
+    demo_load_output, db
+):
+    """The demo is synthetic and shows the product: its findings are news (not history), so the
+    worklist starts with them; loading it still sends no e-mail."""
+    from monitoring.models import ACTIVE_STATUSES, Alert, Notification
+
+    alerts = Alert.objects.filter(patient__is_synthetic=True)
+    assert alerts.exists() and not alerts.filter(historical=True).exists()
+    assert alerts.filter(status__in=ACTIVE_STATUSES, severity="high").exists()
+    assert not Notification.objects.exists()

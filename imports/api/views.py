@@ -1,0 +1,185 @@
+"""The import API: lab batches (synchronous up to a size, else a background job), job status.
+
+Errors are JSON of the API's one shape (patients.api.errors: `{"detail", "errors"}`), each
+problem named by its place in the request (`samples[1].values[0].unit`); a batch is all or
+nothing. An `Idempotency-Key` header makes a re-sent batch return the first answer. A collection
+time without a UTC offset is the patient's center's local time; the 201 answer echoes each stored
+sample's time in that zone and its clinical day.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from imports.fhir import bundle_parse, patient_bundle
+from imports.formats.lab_json import (
+    LabBatchResultSerializer,
+    LabBatchSerializer,
+    lab_batch_records,
+)
+from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
+from imports.jobs import job_as_json, job_create
+from imports.models import ImportJob
+from imports.services import import_scope, records_import
+from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
+from patients.identifiers import STUDY_ID_MAX_LENGTH
+from patients.selectors import patients_visible_to
+
+STUDY_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+ANSWERS = {**ERROR_RESPONSES, 422: ErrorSerializer}
+
+
+def _wants_async(request) -> bool:
+    return request.query_params.get("async") in ("1", "true") or "respond-async" in (
+        request.headers.get("Prefer", "").lower()
+    )
+
+
+def _job_url(request, job: ImportJob) -> str:
+    return request.build_absolute_uri(reverse("imports_api:job", args=[job.pk]))
+
+
+def _read_whole_body(request) -> None:
+    """Django's size limit (DATA_UPLOAD_MAX_MEMORY_SIZE) applies when the body is read as a
+    whole; read it so, and an oversized request is a JSON 413 (patients.api.errors), not parsed
+    at any size."""
+    request._request.body  # noqa: B018
+
+
+@extend_schema(
+    request=LabBatchSerializer,
+    responses={201: LabBatchResultSerializer, 202: dict, **ANSWERS},
+    parameters=[
+        OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        OpenApiParameter("async", str, OpenApiParameter.QUERY, required=False),
+    ],
+)
+@api_view(["POST"])
+def lab_batch(request):
+    """Record many samples for patients the user may enter results for, all or nothing."""
+    if not request.user.has_perm("patients.add_labresult"):
+        raise PermissionDenied("You may not enter lab results.")
+    _read_whole_body(request)
+    parsed = LabBatchSerializer(data=request.data)
+    parsed.is_valid(raise_exception=True)  # 400 in the one error shape
+    samples = parsed.validated_data["samples"]
+
+    def run() -> tuple[int, dict]:
+        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
+            job = job_create(
+                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
+            )
+            return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
+        outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
+        code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
+        return code, outcome.as_json()
+
+    return _answer_once(request, run)
+
+
+def _answer_once(request, run) -> Response:
+    """Run an import in one transaction, answering a re-sent request (same Idempotency-Key and
+    body) with the first answer. A refused import rolls back and leaves its key unclaimed."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    with transaction.atomic():
+        claim = None
+        if key:
+            try:
+                claim, first = key_claim(
+                    sender=request.user, key=key[:255], digest=request_hash(request.data)
+                )
+            except KeyReusedError as error:
+                body = error_body(
+                    422,
+                    "This Idempotency-Key was used for another request.",
+                    {"Idempotency-Key": [str(error)]},
+                )
+                return Response({**body, "saved": 0}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+            if not first:
+                replay = Response(claim.response, status=claim.status_code)
+                replay["Idempotent-Replayed"] = "true"
+                return replay
+        code, body = run()
+        if code >= 400:
+            transaction.set_rollback(True)
+            return Response(body, status=code)
+        if claim is not None:
+            key_answer(claim, status_code=code, response=body)
+    response = Response(body, status=code)
+    if code == status.HTTP_202_ACCEPTED:
+        response["Location"] = body["url"]
+    return response
+
+
+class FhirJSONParser(JSONParser):
+    media_type = "application/fhir+json"
+
+
+def _refused(errors: dict[str, list[str]]) -> Response:
+    body = error_body(400, "Nothing was saved: see errors for each problem.", errors)
+    return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
+
+
+@extend_schema(request=dict, responses={201: dict, **ANSWERS})
+@api_view(["POST"])
+@parser_classes([JSONParser, FhirJSONParser])
+def fhir_bundle(request):
+    """A FHIR R4 Bundle of Observations (and the Patients they reference), all or nothing."""
+    if not request.user.has_perm("patients.add_labresult"):
+        raise PermissionDenied("You may not enter lab results.")
+    _read_whole_body(request)
+    if not isinstance(request.data, dict) or request.data.get("resourceType") != "Bundle":
+        return _refused({"resourceType": ["Send a FHIR Bundle."]})
+    batch, problems = bundle_parse(request.data)
+    if problems:
+        return _refused(problems)
+
+    def run() -> tuple[int, dict]:
+        outcome = records_import(batch=batch, scope=import_scope(request.user))
+        return (status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST), (
+            outcome.as_json()
+        )
+
+    return _answer_once(request, run)
+
+
+@extend_schema(
+    responses={200: dict, **ERROR_RESPONSES},
+    parameters=[
+        OpenApiParameter(
+            "study_id",
+            {"type": "string", "maxLength": STUDY_ID_MAX_LENGTH, "pattern": STUDY_ID_PATTERN},
+            OpenApiParameter.PATH,
+            required=True,
+        )
+    ],
+)
+@api_view(["GET"])
+def fhir_patient_results(request, study_id: str):
+    """One patient's lab results as a FHIR Bundle (study ID only, no name or MRN)."""
+    if not request.user.has_perm("patients.view_labresult"):
+        raise PermissionDenied("You may not read lab results.")
+    patient = get_object_or_404(patients_visible_to(request.user), study_id=study_id)
+    response = Response(patient_bundle(patient))
+    response["Content-Type"] = "application/fhir+json"
+    return response
+
+
+@extend_schema(responses={200: dict, **ERROR_RESPONSES})
+@api_view(["GET"])
+def job_detail(request, job_id):
+    """A background import: its status, progress and, once finished, its answer."""
+    jobs = ImportJob.objects.all()
+    if not request.user.is_superuser:
+        jobs = jobs.filter(user=request.user)  # a sender sees its own jobs only
+    job = get_object_or_404(jobs, pk=job_id)
+    return Response(job_as_json(job, url=_job_url(request, job)))

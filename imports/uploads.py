@@ -1,0 +1,149 @@
+"""The spreadsheet workflow: upload → preview (what will be created, every problem) → confirm.
+
+The parsed rows are stored with the file's SHA-256 between the preview and the confirmation, so
+the confirmation imports exactly what was previewed, and the same file again is reported as
+already imported (creating nothing). Large files are imported by a background job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import transaction
+
+from imports.jobs import job_create
+from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, ImportJob, SpreadsheetUpload
+from imports.services import import_scope, records_import, records_preview
+from imports.spreadsheet import FIELD_COLUMNS, read_rows, rows_batch
+from patients.ingest.records import Batch, Problem
+
+SHEET_ORDER = ["patients", "infusions", "labs", "responses", "events", "therapies"]
+
+
+def _problem_rows(problems: list[Problem]) -> list[dict]:
+    """Each problem as the preview shows it: sheet, row, column, value, message."""
+    out = []
+    for p in problems:
+        sheet, _, row = p.place.partition(" row ")
+        out.append(
+            {
+                "sheet": sheet,
+                "row": int(row) if row.isdigit() else None,
+                "column": FIELD_COLUMNS.get(p.field, p.field),
+                "value": "" if p.value is None else str(p.value),
+                "message": p.message,
+            }
+        )
+    return sorted(
+        out,
+        key=lambda r: (
+            SHEET_ORDER.index(r["sheet"]) if r["sheet"] in SHEET_ORDER else 99,
+            r["row"] or 0,
+        ),
+    )
+
+
+def already_imported(*, user, file_hash: str) -> SpreadsheetUpload | None:
+    """The upload of the same file that was imported into the user's center, if any."""
+    center = getattr(getattr(user, "profile", None), "center", None)
+    uploads = SpreadsheetUpload.objects.filter(file_hash=file_hash, status=IMPORTED)
+    if center is not None:
+        uploads = uploads.filter(user__profile__center=center)
+    return uploads.first()
+
+
+def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") -> SpreadsheetUpload:
+    """Read and check an uploaded file; nothing clinical is written."""
+    file_hash = hashlib.sha256(data).hexdigest()
+    previous = already_imported(user=user, file_hash=file_hash)
+    if previous is not None:
+        return previous
+    scope = import_scope(user)
+    rows, problems = read_rows(file_name, data, csv_sheet)
+    batch, cell_problems = rows_batch(rows, scope)
+    problems += cell_problems
+    plan, check_problems = records_preview(batch=batch, scope=scope)
+    problems += check_problems
+    existing = sorted(
+        {r.study_id for r in batch.patients} & {p.study_id for p in plan.patients.values() if p.pk}
+    )
+    return SpreadsheetUpload.objects.create(
+        user=user,
+        file_name=file_name[:255],
+        file_hash=file_hash,
+        status=REFUSED if problems else PREVIEWED,
+        rows=rows,
+        preview={
+            "counts": plan.counts(),
+            "existing_patients": existing,
+            "problems": _problem_rows(problems),
+            "row_count": sum(len(r) for r in rows.values()),
+        },
+    )
+
+
+def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:
+    upload = SpreadsheetUpload.objects.select_related("user").get(pk=upload_id)
+    batch, problems = rows_batch(upload.rows, import_scope(upload.user))
+    if problems:
+        return None, {p.key: [p.message] for p in problems}
+    return batch, {}
+
+
+def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
+    """Import a previewed upload: inline when small, else as a background job."""
+    with transaction.atomic():
+        upload = SpreadsheetUpload.objects.select_for_update().get(pk=upload.pk)
+        if upload.status != PREVIEWED:
+            return upload  # confirmed twice, or refused: nothing more to do
+        if already_imported(user=user, file_hash=upload.file_hash) is not None:
+            upload.status = REFUSED
+            upload.preview = {**upload.preview, "already_imported": True}
+            upload.save(update_fields=["status", "preview"])
+            return upload
+        if upload.preview.get("row_count", 0) > settings.IMPORT_INLINE_MAX_ROWS:
+            upload.job = job_create(
+                kind="spreadsheet",
+                user=user,
+                payload={"upload_id": upload.pk},
+                total=upload.preview["row_count"],
+            )
+            upload.status = IMPORTING
+            upload.save(update_fields=["job", "status"])
+            return upload
+        batch, problems = upload_batch(upload.pk)
+        outcome = records_import(batch=batch, scope=import_scope(user)) if batch else None
+    if outcome is None or not outcome.ok:
+        _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
+    else:
+        _imported(upload, outcome.as_json())
+    return upload
+
+
+def _imported(upload: SpreadsheetUpload, result: dict) -> None:
+    # The rows held restricted identifiers (MRN, name) only until they were imported.
+    upload.status, upload.rows = IMPORTED, {}
+    upload.preview = {**upload.preview, "result": {**result, "ids": []}}
+    upload.save(update_fields=["status", "rows", "preview"])
+
+
+def _refuse(upload: SpreadsheetUpload, errors: dict) -> None:
+    problems = [
+        Problem(key.rsplit(".", 1)[0], key.rsplit(".", 1)[-1] if "." in key else "", None, m)
+        for key, messages in errors.items()
+        for m in messages
+    ]
+    upload.status = REFUSED
+    upload.preview = {**upload.preview, "problems": _problem_rows(problems)}
+    upload.save(update_fields=["status", "preview"])
+
+
+def upload_finished(job: ImportJob) -> None:
+    upload = SpreadsheetUpload.objects.filter(job=job).first()
+    if upload is None:
+        return
+    if "errors" in job.result:
+        _refuse(upload, job.result["errors"])
+    else:
+        _imported(upload, job.result)

@@ -1,0 +1,514 @@
+"""Check a whole batch with the models' own validation, before anything is written.
+
+Each record becomes its model instance and goes through `clean_fields()` (types, choices, lengths)
+and the model's `clean(facts=...)` (the rules of `patients.validation`), with the patient's other
+records pre-loaded (`context`) and the batch's own records added, so a relapse is checked against
+an infusion in the same file. Unique constraints are checked as sets, against the stored rows and
+within the batch. Every problem is collected with its place; nothing stops at the first.
+
+One function per record type (`validate_patient`, `validate_infusion`, `validate_lab_value`, ...)
+is the single place where a record type's rules are called: a new rule of `patients.validation`
+(plausibility limits, identifier rules) is wired in there once and applies to every format.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from patients import units, validation
+from patients.ingest.context import Context
+from patients.ingest.records import (
+    Batch,
+    EventRecord,
+    InfusionRecord,
+    LabValueRecord,
+    PatientRecord,
+    Problem,
+    ResponseRecord,
+    SampleRecord,
+    TherapyRecord,
+)
+from patients.models import (
+    DEATH,
+    ClinicalEvent,
+    Infusion,
+    LabResult,
+    Patient,
+    PreemptiveTherapy,
+    ResponseAssessment,
+)
+from patients.validation import Errors, PatientFacts
+
+# How a sender confirms a value refused as unusual, if its format has a way (Batch.confirm_hint).
+_CONFIRM_SUFFIX = " If it is correct, confirm it."
+
+_FOREIGN_KEYS = ["patient", "center", "entered_by", "hematologists"]
+
+
+@dataclass
+class Plan:
+    """What a valid batch creates; `patients` is every patient it touches, by study ID."""
+
+    patients: dict[str, Patient] = field(default_factory=dict)
+    new_patients: list[Patient] = field(default_factory=list)
+    infusions: list[Infusion] = field(default_factory=list)
+    labs: list[LabResult] = field(default_factory=list)
+    responses: list[ResponseAssessment] = field(default_factory=list)
+    events: list[ClinicalEvent] = field(default_factory=list)
+    therapies: list[PreemptiveTherapy] = field(default_factory=list)
+    # Each sample with its patient and its results, in the batch's order (the API echoes them).
+    samples: list[tuple[SampleRecord, Patient, list[LabResult]]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "patients": len(self.new_patients),
+            "infusions": len(self.infusions),
+            "lab_results": len(self.labs),
+            "samples": len({(lab.patient.study_id, lab.collected_at) for lab in self.labs}),
+            "responses": len(self.responses),
+            "events": len(self.events),
+            "therapies": len(self.therapies),
+        }
+
+
+def _model_errors(instance, facts: PatientFacts | None) -> Errors:
+    """The model's own validation: field types and choices, then its `clean()` rules."""
+    errors: Errors = {}
+    try:
+        instance.clean_fields(exclude=_FOREIGN_KEYS)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    try:
+        if facts is None:
+            instance.clean()
+        else:
+            instance.clean(facts=facts)
+    except ValidationError as error:
+        for key, messages in error.message_dict.items():
+            errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
+    return errors
+
+
+# --- one hook per record type: the place to wire in further rules of patients.validation -------
+
+
+def validate_patient(patient: Patient, record: PatientRecord, ctx: Context) -> Errors:
+    """Field rules (study ID characters, reserved words) and the study ID compared without
+    regard to case with every stored patient, from the batch's one query."""
+    taken = ctx.taken_study_ids.get(record.study_id.lower()) is not None
+    return _model_errors(patient, PatientFacts(study_id_taken=taken))
+
+
+def validate_infusion(infusion: Infusion, record: InfusionRecord, facts: PatientFacts) -> Errors:
+    return _model_errors(infusion, facts)
+
+
+def validate_lab_value(
+    result: LabResult,
+    record: LabValueRecord,
+    sample: SampleRecord,
+    facts: PatientFacts,
+    ctx: Context,
+) -> Errors:
+    """The model's rules with the patient's facts; plausibility is checked per sample
+    (`sample_plausibility_errors`), with the other values of the sample."""
+    return _model_errors(result, facts)
+
+
+def sample_plausibility_errors(
+    results: list[tuple[LabValueRecord, LabResult]],
+    *,
+    collected_at,
+    siblings: dict,
+    previous: dict,
+    ctx: Context,
+) -> dict[int, list]:
+    """CLINICAL.md's plausibility limits for one sample's values (patients.validation with the
+    facts loaded once: the center's limits, stored values of the same sample, previous values):
+    hard limits refuse, soft ones refuse until `record.confirmed`, which is then recorded with
+    the importing user. Returns {index in `results`: [ValidationError]}."""
+    if not results:
+        return {}
+    patient = results[0][1].patient
+    values = {r.analyte: r.canonical_value for _rec, r in results}
+    findings = validation.sample_findings(
+        values, siblings=siblings, previous=previous, limits=ctx.limits(patient.center)
+    )
+    user = ctx.scope.user
+    out: dict[int, list] = {}
+    for index, (record, result) in enumerate(results):
+        mine = [f for f in findings if f.analyte == result.analyte]
+        refusals = validation.plausibility_errors(mine, confirmed=record.confirmed)
+        if refusals:
+            out[index] = refusals["value"]
+        soft = [f.message for f in mine if not f.is_hard]
+        if soft and record.confirmed:
+            result.plausibility_confirmed = True
+            result.plausibility_warning = " ".join(soft)[:1000]
+            if user is not None and user.is_authenticated:
+                result.plausibility_confirmed_by = user
+    return out
+
+
+def validate_response(response: ResponseAssessment, record: ResponseRecord) -> Errors:
+    return _model_errors(response, PatientFacts())
+
+
+def validate_event(event: ClinicalEvent, record: EventRecord, facts: PatientFacts) -> Errors:
+    return _model_errors(event, facts)
+
+
+def validate_therapy(
+    therapy: PreemptiveTherapy, record: TherapyRecord, facts: PatientFacts
+) -> Errors:
+    return _model_errors(therapy, facts)
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self, confirm_hint: str = "") -> None:
+        self.problems: list[Problem] = []
+        self.confirm_hint = confirm_hint
+
+    def add(self, place: str, field_name: str, value: Any, message) -> None:
+        if isinstance(message, ValidationError):
+            text = message.message % message.params if message.params else message.message
+            if message.code == validation.UNCONFIRMED and self.confirm_hint:
+                text = text.removesuffix(_CONFIRM_SUFFIX) + " " + self.confirm_hint
+            message = text
+        self.problems.append(Problem(place, field_name, value, str(message)))
+
+    def add_errors(self, place: str, record: Any, errors: Errors, *, sample_place: str = ""):
+        for key, messages in errors.items():
+            where, name = place, "" if key == "__all__" else key
+            if name == "collected_at" and sample_place:
+                where = sample_place  # the sample's time, not the value's
+            value = getattr(record, name, None) if name else None
+            for message in messages:
+                self.add(where, name, value, message)
+
+
+def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
+    plan = Plan(patients=dict(ctx.existing))
+    out = _Collector(batch.confirm_hint)
+    _check_patients(batch, ctx, plan, out)
+    facts = _facts(batch, ctx, plan)
+    _check_infusions(batch, ctx, plan, facts, out)
+    _check_samples(batch, ctx, plan, facts, out)
+    for record in batch.responses:
+        patient = _patient(record, plan, out)
+        if patient is not None:
+            response = ResponseAssessment(
+                patient=patient,
+                assessed_on=record.assessed_on,
+                response=record.response,
+                mrd_status=record.mrd_status,
+                notes=record.notes,
+            )
+            out.add_errors(record.place, record, validate_response(response, record))
+            plan.responses.append(response)
+    _check_events(batch, ctx, plan, facts, out)
+    for record in batch.therapies:
+        patient = _patient(record, plan, out)
+        if patient is not None:
+            therapy = PreemptiveTherapy(
+                patient=patient,
+                start_date=record.start_date,
+                category=record.category,
+                agent=record.agent,
+                agent_detail=record.agent_detail,
+                notes=record.notes,
+            )
+            errors = validate_therapy(therapy, record, facts[record.study_id])
+            out.add_errors(record.place, record, errors)
+            plan.therapies.append(therapy)
+    if not out.problems and batch.is_empty():
+        out.add("", "", None, "Nothing to import.")
+    return plan, out.problems
+
+
+def _patient(record, plan: Plan, out: _Collector) -> Patient | None:
+    patient = plan.patients.get(record.study_id)
+    if patient is None:
+        out.add(
+            record.place,
+            "study_id",
+            record.study_id,
+            f"No patient {record.study_id} that you may enter data for.",
+        )
+    return patient
+
+
+def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> None:
+    seen: dict[str, str] = {}  # study IDs compared without regard to case, as stored
+    mrns: set[tuple[int, str]] = set(ctx.taken_mrns)
+    for record in batch.patients:
+        if record.study_id in ctx.existing:
+            continue  # already stored: the batch refers to it (its stored details stand)
+        folded = record.study_id.lower()
+        if folded in seen:
+            out.add(record.place, "study_id", record.study_id, f"Also given at {seen[folded]}.")
+            continue
+        seen[folded] = record.place
+        if ctx.taken_study_ids.get(folded) is False:
+            out.add(
+                record.place,
+                "study_id",
+                record.study_id,
+                "This study ID is already used by a patient you may not enter data for.",
+            )
+            continue
+        if not ctx.scope.may_add_patients:
+            out.add(record.place, "study_id", record.study_id, "You may not add patients.")
+            continue
+        center = (
+            ctx.scope.centers.get(record.center_code)
+            if record.center_code
+            else ctx.scope.default_center
+        )
+        if center is None:
+            message = (
+                f"No center {record.center_code!r} where you may add patients."
+                if record.center_code
+                else "Name the patient's center (you belong to none)."
+            )
+            out.add(record.place, "center_code", record.center_code, message)
+            continue
+        patient = Patient(
+            center=center,
+            study_id=record.study_id,
+            sex=record.sex,
+            date_of_birth=record.date_of_birth,
+            mrn=record.mrn,
+            full_name=record.full_name,
+            diagnosis=record.diagnosis,
+            ph_positive=record.ph_positive,
+            is_synthetic=record.is_synthetic,
+        )
+        out.add_errors(record.place, record, validate_patient(patient, record, ctx))
+        if record.mrn:
+            if (center.pk, record.mrn) in mrns:
+                out.add(record.place, "mrn", record.mrn, "This MRN is already used at the center.")
+            mrns.add((center.pk, record.mrn))
+        plan.patients[record.study_id] = patient
+        plan.new_patients.append(patient)
+
+
+def _facts(batch: Batch, ctx: Context, plan: Plan) -> dict[str, PatientFacts]:
+    """Each patient's stored records plus the batch's own (a relapse is checked against an
+    infusion given in the same batch)."""
+    infusion_dates: dict[str, list] = defaultdict(list)
+    events: dict[str, list] = defaultdict(list)
+    for study_id, patient in plan.patients.items():
+        if patient.pk:
+            infusion_dates[study_id] += [d for d, _n in ctx.infusions.get(patient.pk, [])]
+            events[study_id] += ctx.events.get(patient.pk, [])
+    for record in batch.infusions:
+        if record.infusion_date is not None:
+            infusion_dates[record.study_id].append(record.infusion_date)
+    for record in batch.events:
+        if record.event_date is not None:
+            events[record.study_id].append((record.kind, record.event_date))
+    return defaultdict(
+        PatientFacts,
+        {
+            study_id: PatientFacts(
+                infusion_dates=tuple(infusion_dates[study_id]),
+                events=tuple(events[study_id]),
+                lab_keys=frozenset(ctx.lab_keys.get(patient.pk, ())) if patient.pk else frozenset(),
+            )
+            for study_id, patient in plan.patients.items()
+        },
+    )
+
+
+def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
+    numbers: dict[str, dict[int, str]] = defaultdict(dict)
+    dates: dict[str, dict] = defaultdict(dict)
+    for study_id, patient in plan.patients.items():
+        for when, number in ctx.infusions.get(patient.pk, []) if patient.pk else []:
+            numbers[study_id][number] = "a stored infusion"
+            dates[study_id][when] = "a stored infusion"
+    pending: list[tuple[InfusionRecord, Infusion]] = []
+    for record in sorted(batch.infusions, key=lambda r: r.infusion_date or date.max):
+        patient = _patient(record, plan, out)
+        if patient is None:
+            continue
+        if record.infusion_date in dates[record.study_id]:
+            out.add(
+                record.place,
+                "infusion_date",
+                record.infusion_date,
+                "An infusion on this date is already given "
+                f"({dates[record.study_id][record.infusion_date]}).",
+            )
+        elif record.infusion_date is not None:
+            dates[record.study_id][record.infusion_date] = record.place
+        if record.infusion_number is not None:
+            if record.infusion_number in numbers[record.study_id]:
+                out.add(
+                    record.place,
+                    "infusion_number",
+                    record.infusion_number,
+                    f"Infusion number {record.infusion_number} is already given "
+                    f"({numbers[record.study_id][record.infusion_number]}).",
+                )
+            numbers[record.study_id][record.infusion_number] = record.place
+        pending.append((record, patient))
+    for record, patient in pending:
+        number = record.infusion_number
+        if number is None:  # numbered by date after the stored and given ones
+            number = max(numbers[record.study_id], default=0) + 1
+            numbers[record.study_id][number] = record.place
+        infusion = Infusion(
+            patient=patient,
+            infusion_date=record.infusion_date,
+            infusion_number=number,
+            product=record.product,
+            target_antigen=record.target_antigen,
+            dose_cells_per_kg=record.dose_cells_per_kg,
+            lymphodepletion=record.lymphodepletion,
+        )
+        errors = validate_infusion(infusion, record, facts[record.study_id])
+        out.add_errors(record.place, record, errors)
+        plan.infusions.append(infusion)
+
+
+def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
+    seen: dict[tuple, str] = {}
+    user = ctx.scope.user
+    entered_by = user if user is not None and user.is_authenticated else None
+    checked: list[tuple[SampleRecord, Patient, list[tuple[LabValueRecord, LabResult]]]] = []
+    for sample in batch.samples:
+        patient = _patient(sample, plan, out)
+        if patient is None:
+            continue
+        if id(sample) in ctx.time_problems:
+            problem = ctx.time_problems[id(sample)]
+            out.add(problem.place, problem.field, problem.value, problem.message)
+            continue
+        if not sample.values:
+            out.add(sample.place, "values", None, "Enter at least one result.")
+        in_sample: set[str] = set()
+        fine: list[tuple[LabValueRecord, LabResult]] = []
+        first = len(plan.labs)
+        for record in sample.values:
+            if record.analyte in in_sample:
+                out.add(
+                    record.place,
+                    "value",
+                    record.value,
+                    "This analyte is entered twice for one sample.",
+                )
+                continue
+            in_sample.add(record.analyte)
+            definition = units.ANALYTES.get(record.analyte)
+            result = LabResult(
+                patient=patient,
+                analyte=record.analyte,
+                specimen=record.specimen or (definition.specimen if definition else ""),
+                collected_at=sample.collected_at,
+                value=record.value,
+                unit=record.unit,
+                qualifier=record.qualifier,
+                method=record.method,
+                entered_by=entered_by,
+            )
+            errors = validate_lab_value(result, record, sample, facts[sample.study_id], ctx)
+            out.add_errors(record.place, record, errors, sample_place=sample.place)
+            if not errors and result.canonical_value is not None:
+                fine.append((record, result))
+            key = (sample.study_id, result.analyte, result.specimen, sample.collected_at)
+            if key in seen and sample.collected_at is not None:
+                out.add(
+                    record.place,
+                    "analyte",
+                    record.analyte,
+                    f"The same result (analyte, specimen, collection time) is also given at "
+                    f"{seen[key]}.",
+                )
+            seen.setdefault(key, record.place)
+            plan.labs.append(result)
+        checked.append((sample, patient, fine))
+        plan.samples.append((sample, patient, plan.labs[first:]))
+    _check_plausibility(checked, ctx, out)
+
+
+def _check_plausibility(checked, ctx: Context, out: _Collector) -> None:
+    """Each sample against the center's limits, the stored values of the same collection time
+    and each analyte's previous non-zero value: the stored one or an earlier sample of the batch,
+    whichever is later."""
+    in_batch: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for sample, _patient, fine in checked:
+        for _record, result in fine:
+            if result.canonical_value > 0:
+                in_batch[(sample.study_id, result.analyte)].append(
+                    (sample.collected_at, result.canonical_value)
+                )
+    for series in in_batch.values():
+        series.sort()
+    for sample, patient, fine in checked:
+        previous = {}
+        for _record, result in fine:
+            when = sample.collected_at
+            series = in_batch.get((sample.study_id, result.analyte), [])
+            index = bisect.bisect_left(series, (when,)) - 1
+            candidates = [
+                entry
+                for entry in (
+                    ctx.previous_entry(patient, result.analyte, when),
+                    series[index] if index >= 0 else None,
+                )
+                if entry is not None
+            ]
+            if candidates:
+                previous[result.analyte] = max(candidates, key=lambda entry: entry[0])[1]
+        siblings = ctx.stored_samples.get((patient.pk, sample.collected_at), {})
+        refusals = sample_plausibility_errors(
+            fine, collected_at=sample.collected_at, siblings=siblings, previous=previous, ctx=ctx
+        )
+        for index, messages in refusals.items():
+            record = fine[index][0]
+            for message in messages:
+                out.add(record.place, "value", record.value, message)
+
+
+def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
+    deaths = {
+        study_id: "a stored death"
+        for study_id, patient in plan.patients.items()
+        if patient.pk and any(kind == DEATH for kind, _d in ctx.events.get(patient.pk, []))
+    }
+    for record in batch.events:
+        patient = _patient(record, plan, out)
+        if patient is None:
+            continue
+        if record.kind == DEATH:
+            if record.study_id in deaths:
+                out.add(
+                    record.place,
+                    "kind",
+                    record.kind,
+                    f"A patient dies once (also {deaths[record.study_id]}).",
+                )
+            deaths.setdefault(record.study_id, record.place)
+        event = ClinicalEvent(
+            patient=patient,
+            kind=record.kind,
+            event_date=record.event_date,
+            relapse_cd19=record.relapse_cd19,
+            relapse_site=record.relapse_site,
+            death_cause=record.death_cause,
+            notes=record.notes,
+        )
+        errors = validate_event(event, record, facts[record.study_id])
+        out.add_errors(record.place, record, errors)
+        plan.events.append(event)

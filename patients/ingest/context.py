@@ -1,0 +1,185 @@
+"""What a batch is checked against, loaded in a few set-based queries (never one per row).
+
+The patients the batch names (locked when writing), the records they already have that the
+checks compare with (infusion dates, events, the stored results at the batch's collection times
+for the duplicate and same-sample checks), study IDs in use (compared without regard to case),
+and the centers. A collection time without a UTC offset is read here in the patient's center's
+zone (`patients.days.at_local_time`). Plausibility checks read each center's limits once and a
+patient's previous values from `previous_value`, loaded on first use for the whole batch at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+
+from patients.days import LocalTimeError, at_local_time
+from patients.ingest.records import Batch, Problem
+from patients.models import Center, ClinicalEvent, Infusion, LabResult, Patient
+from patients.plausibility import Limits
+
+
+@dataclass
+class Scope:
+    """Who imports, and into what: the patients they may add records to, and the centers where
+    they may create patients (by code; `default_center` for records that name none)."""
+
+    user: object
+    patients: QuerySet
+    centers: dict[str, Center] = field(default_factory=dict)
+    default_center: Center | None = None
+    may_add_patients: bool = True
+
+
+@dataclass
+class Context:
+    scope: Scope
+    existing: dict[str, Patient]  # study ID -> a patient in scope (locked when writing)
+    # Lower-cased study IDs in use by another patient: True if in scope (another spelling of a
+    # patient the user may enter data for), False if outside it.
+    taken_study_ids: dict[str, bool]
+    taken_mrns: set[tuple[int, str]]  # (center id, MRN) in use
+    infusions: dict[int, list[tuple[date, int]]]  # patient id -> (date, number)
+    events: dict[int, list[tuple[str, date]]]  # patient id -> (kind, date)
+    lab_keys: dict[int, set[tuple[str, str, datetime]]]
+    # (patient id, collected_at) -> {analyte: canonical value} stored for that sample
+    stored_samples: dict[tuple[int, datetime], dict[str, Decimal | None]]
+    time_problems: dict[int, Problem]  # id(sample record) -> its unreadable local time
+    analytes: frozenset[str] = frozenset()
+    _previous: dict[tuple[int, str], list[tuple[datetime, Decimal]]] | None = None
+    _limits: dict[int | None, Limits] = field(default_factory=dict)
+
+    def previous_entry(
+        self, patient: Patient, analyte: str, before: datetime
+    ) -> tuple[datetime, Decimal] | None:
+        """The patient's last stored non-zero value of `analyte` (canonical unit) before a time,
+        with its time, for a unit-slip check; None for a new patient or a first value."""
+        if patient.pk is None:
+            return None
+        if self._previous is None:
+            ids = [p.pk for p in self.existing.values()]
+            self._previous = _previous_values(ids, self.analytes)
+        series = self._previous.get((patient.pk, analyte), [])
+        index = bisect.bisect_left(series, (before,)) - 1
+        return series[index] if index >= 0 else None
+
+    def limits(self, center: Center | None) -> Limits:
+        """The center's current plausibility limits, read once per center per batch."""
+        from patients.validation import plausibility_limits_for
+
+        key = center.pk if center is not None else None
+        if key not in self._limits:
+            self._limits[key] = plausibility_limits_for(center) if center else Limits()
+        return self._limits[key]
+
+
+def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
+    study_ids = batch.study_ids()
+    in_scope = scope.patients.filter(study_id__in=study_ids).values_list("pk", flat=True)
+    patients = Patient.objects.filter(pk__in=list(in_scope)).select_related("center")
+    if lock:
+        # One writer per patient; locked in a fixed order so two imports never deadlock.
+        patients = patients.select_for_update(of=("self",)).order_by("pk")
+    existing = {p.study_id: p for p in patients}
+    folded = {s.lower() for s in study_ids}
+    in_scope_ids: set[int] = set()
+    taken: dict[str, bool] = {}
+    others = (
+        Patient.objects.annotate(folded=Lower("study_id"))
+        .filter(folded__in=folded)
+        .exclude(pk__in=[p.pk for p in existing.values()])
+        .values_list("pk", "folded")
+    )
+    others = list(others)
+    if others:
+        in_scope_ids = set(
+            scope.patients.filter(pk__in=[pk for pk, _f in others]).values_list("pk", flat=True)
+        )
+    for pk, lowered in others:
+        taken[lowered] = taken.get(lowered, False) or pk in in_scope_ids
+    mrns = {r.mrn for r in batch.patients if r.mrn}
+    taken_mrns = set(
+        Patient.objects.filter(mrn__in=mrns).values_list("center_id", "mrn") if mrns else []
+    )
+    time_problems = _local_times(batch, existing, scope)
+    ids = [p.pk for p in existing.values()]
+    infusions: dict[int, list] = defaultdict(list)
+    events: dict[int, list] = defaultdict(list)
+    lab_keys: dict[int, set] = defaultdict(set)
+    stored: dict[tuple[int, datetime], dict] = defaultdict(dict)
+    if ids:
+        for pid, when, number in Infusion.objects.filter(patient_id__in=ids).values_list(
+            "patient_id", "infusion_date", "infusion_number"
+        ):
+            infusions[pid].append((when, number))
+        for pid, kind, when in ClinicalEvent.objects.filter(patient_id__in=ids).values_list(
+            "patient_id", "kind", "event_date"
+        ):
+            events[pid].append((kind, when))
+        times = {
+            s.collected_at
+            for s in batch.samples
+            if s.collected_at is not None and s.collected_at.tzinfo is not None
+        }
+        if times:
+            for pid, analyte, specimen, when, value in LabResult.objects.filter(
+                patient_id__in=ids, collected_at__in=times
+            ).values_list("patient_id", "analyte", "specimen", "collected_at", "canonical_value"):
+                lab_keys[pid].add((analyte, specimen, when))
+                stored[(pid, when)][analyte] = value
+    return Context(
+        scope=scope,
+        existing=existing,
+        taken_study_ids=taken,
+        taken_mrns=taken_mrns,
+        infusions=infusions,
+        events=events,
+        lab_keys=lab_keys,
+        stored_samples=stored,
+        time_problems=time_problems,
+        analytes=frozenset(v.analyte for s in batch.samples for v in s.values),
+    )
+
+
+def _local_times(batch: Batch, existing: dict[str, Patient], scope: Scope) -> dict[int, Problem]:
+    """Collection times without an offset, read in the patient's center's zone (its stored
+    center's, or the center a new patient of the batch is created in). A time the clocks skip or
+    show twice is a problem of its sample."""
+    new_centers = {
+        r.study_id: (scope.centers.get(r.center_code) if r.center_code else scope.default_center)
+        for r in batch.patients
+    }
+    problems: dict[int, Problem] = {}
+    for sample in batch.samples:
+        moment = sample.collected_at
+        if moment is None or moment.tzinfo is not None:
+            continue
+        patient = existing.get(sample.study_id)
+        center = patient.center if patient is not None else new_centers.get(sample.study_id)
+        if center is None:
+            continue  # no such patient: reported as such by the checks
+        try:
+            sample.collected_at = at_local_time(moment, center.tzinfo)
+        except LocalTimeError as error:
+            problems[id(sample)] = Problem(sample.place, "collected_at", moment, str(error))
+    return problems
+
+
+def _previous_values(patient_ids: list[int], analytes: frozenset[str]) -> dict[tuple, list]:
+    series: dict[tuple[int, str], list] = defaultdict(list)
+    rows = (
+        LabResult.objects.filter(
+            patient_id__in=patient_ids, analyte__in=list(analytes), canonical_value__gt=0
+        )
+        .order_by("patient_id", "analyte", "collected_at")
+        .values_list("patient_id", "analyte", "collected_at", "canonical_value")
+    )
+    for pid, analyte, when, value in rows.iterator(chunk_size=5000):
+        series[(pid, analyte)].append((when, value))
+    return series

@@ -1,0 +1,228 @@
+"""FHIR R4: a Bundle of Observations with their Patient in; one patient's results out.
+
+Codes map through a configurable file (LOINC entries whose long names are known precisely, a
+center's local codes first); an unknown code is reported with its place, never guessed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from imports import fhir
+from monitoring.models import Alert
+from patients.models import LabResult, Patient
+from tests.factories import InfusionFactory, PatientFactory
+
+URL = "/api/v1/fhir/"
+LOCAL_CD19 = {"system": "urn:oid:1.2.276.0.99.1", "code": "BZ19-ABS"}
+
+
+@pytest.fixture
+def local_mapping(tmp_path, settings):
+    """The center maps its own PB B-cell code (there is no default LOINC entry for it)."""
+    path = tmp_path / "local.json"
+    path.write_text(
+        json.dumps(
+            {
+                "patient_identifier_system": "urn:oid:1.2.276.0.99.2",
+                "codes": [
+                    {**LOCAL_CD19, "display": "B cells CD19+ abs", "analyte": "pb_bcell_abs"}
+                ],
+            }
+        )
+    )
+    settings.FHIR_LOCAL_MAPPING_FILE = str(path)
+    fhir.mapping.cache_clear()
+    yield
+    fhir.mapping.cache_clear()
+
+
+@pytest.fixture
+def lab_system(clinician):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    return client
+
+
+def observation(code: dict, when: str, quantity: dict | None = None, **extra) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [code]},
+        "subject": {"reference": "urn:uuid:p1"},
+        "effectiveDateTime": when,
+        **extra,
+    }
+    if quantity is not None:
+        resource["valueQuantity"] = {"system": fhir.UCUM, **quantity}
+    return {"resource": resource}
+
+
+def bundle(*observations) -> dict:
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:p1",
+                "resource": {
+                    "resourceType": "Patient",
+                    "identifier": [
+                        {"system": "urn:oid:1.2.276.0.99.9", "value": "MRN-should-not-be-used"},
+                        {"system": "urn:oid:1.2.276.0.99.2", "value": "CT-FHIR"},
+                    ],
+                    "name": [{"family": "Never-Stored"}],
+                    "gender": "female",
+                    "birthDate": "1991-02-03",
+                },
+            },
+            *observations,
+        ],
+    }
+
+
+def test_a_bundle_creates_its_patient_by_identifier_and_maps_loinc_and_local_codes(
+    lab_system, clinician, local_mapping, frozen_now
+):
+    patient = PatientFactory(center=clinician.profile.center, study_id="CT-FHIR")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    response = lab_system.post(
+        URL,
+        bundle(
+            observation(
+                LOCAL_CD19,
+                "2025-03-08T08:00:00+01:00",
+                {"value": 5, "comparator": "<", "code": "/uL"},
+            ),
+            observation(
+                {"system": "http://loinc.org", "code": "731-0"},
+                "2025-03-08T08:00:00+01:00",
+                {"value": 0.45, "code": "10*3/uL"},
+            ),
+            observation(LOCAL_CD19, "2025-03-31T08:00:00+02:00", {"value": 12, "code": "/uL"}),
+        ),
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["created"]["samples"] == 2
+    alc = LabResult.objects.get(analyte="alc")
+    assert (alc.value, alc.unit, alc.canonical_value) == (Decimal("0.45"), "10^9/L", Decimal(450))
+    below = LabResult.objects.get(analyte="pb_bcell_abs", qualifier="below_lod")
+    assert below.collected_at == datetime(2025, 3, 8, 7, tzinfo=UTC)
+    assert Alert.objects.get(patient=patient).rule == "early_regeneration"
+
+
+def test_a_new_patient_is_created_without_a_name(lab_system, local_mapping, frozen_now):
+    response = lab_system.post(
+        URL,
+        bundle(observation(LOCAL_CD19, "2025-03-08T08:00:00+01:00", {"value": 0, "code": "/uL"})),
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    patient = Patient.objects.get(study_id="CT-FHIR")
+    assert (patient.full_name, patient.mrn, patient.sex) == ("", "", "F")
+    assert patient.date_of_birth == date(1991, 2, 3)
+
+
+def test_unknown_codes_and_units_are_reported_by_place_never_guessed(lab_system, frozen_now):
+    # No local mapping: the CD19 code is unknown; an ALC in a unit that is not a count.
+    response = lab_system.post(
+        URL,
+        bundle(
+            observation(LOCAL_CD19, "2025-03-08T08:00:00+01:00", {"value": 3, "code": "/uL"}),
+            observation(
+                {"system": "http://loinc.org", "code": "26474-7"},
+                "2025-03-08T08:00:00+01:00",
+                {"value": 3, "code": "mg/dL"},
+            ),
+            observation(
+                {"system": "http://loinc.org", "code": "731-0"},
+                "2025-03-08",
+                {"value": 1, "code": "10*9/L"},
+            ),
+        ),
+        format="json",
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert "Unknown code urn:oid:1.2.276.0.99.1|BZ19-ABS" in errors["entry[1].resource.code"][0]
+    assert "mg/dL" in errors["entry[2].resource.valueQuantity.code"][0]
+    assert "UTC offset" in errors["entry[3].resource.effectiveDateTime"][0]
+    assert not LabResult.objects.exists() and not Patient.objects.exists()
+
+
+def test_a_malformed_bundle_is_a_400_naming_the_field(lab_system):
+    response = lab_system.post(
+        URL,
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {},
+                        "valueQuantity": {"value": "lots"},
+                    }
+                }
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert any("valueQuantity" in key for key in response.json()["errors"])
+
+
+def test_the_export_is_a_valid_bundle_that_imports_back_to_the_same_results(
+    lab_system, clinician, frozen_now
+):
+    patient = PatientFactory(center=clinician.profile.center, study_id="CT-OUT", full_name="Secret")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    batch = {
+        "samples": [
+            {
+                "study_id": "CT-OUT",
+                "collected_at": "2025-03-08T08:00:00+01:00",
+                "values": [
+                    {"analyte": "pb_bcell_abs", "qualifier": "undetectable", "unit": "cells/uL"},
+                    {"analyte": "alc", "value": "0.9", "unit": "10^9/L"},
+                    {"analyte": "pb_bcell_pct", "value": "0", "unit": "% lymphocytes"},
+                ],
+            }
+        ]
+    }
+    assert lab_system.post("/api/v1/lab-results/", batch, format="json").status_code == 201
+    before = sorted(
+        LabResult.objects.values_list("analyte", "value", "unit", "qualifier", "collected_at")
+    )
+    exported = lab_system.get("/api/v1/fhir/patients/CT-OUT/")
+    assert exported.status_code == 200
+    document = exported.json()
+    assert "Secret" not in json.dumps(document)
+    codes = {
+        e["resource"]["code"]["coding"][0]["code"]
+        for e in document["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    }
+    assert "26474-7" in codes  # ALC with its LOINC code first (method not stated)
+    LabResult.objects.all().delete()
+    again = lab_system.post(URL, document, content_type="application/fhir+json")
+    assert again.status_code == 201, again.json()
+    after = sorted(
+        LabResult.objects.values_list("analyte", "value", "unit", "qualifier", "collected_at")
+    )
+    assert after == before
+
+
+def test_the_export_is_only_for_patients_one_sees(stranger, lab_system, clinician):
+    PatientFactory(center=clinician.profile.center, study_id="CT-MINE")
+    other = APIClient()
+    other.force_authenticate(stranger)
+    assert other.get("/api/v1/fhir/patients/CT-MINE/").status_code == 404
+    assert APIClient().get("/api/v1/fhir/patients/CT-MINE/").status_code in (401, 403)
