@@ -98,7 +98,9 @@ def _write(plan: Plan, scope: Scope, progress: Progress | None) -> None:
     if progress is not None:
         progress("writing", 0, total)
     for model, rows in steps:
-        if model is LabResult:  # most of any import's rows
+        # Most of any import's rows; COPY on PostgreSQL, the generic bulk path on the embedded
+        # SQLite default (bin/run without DATABASE_URL).
+        if model is LabResult and connection.vendor == "postgresql":
             lab_results_copy(rows, user=user)
             done += len(rows)
             if progress is not None:
