@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from audit.models import AccessEvent
+
+User = get_user_model()
 
 
 @admin.register(AccessEvent)
@@ -18,6 +22,19 @@ class AccessEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountableUserAdmin(UserAdmin):
+    """Users are deactivated, never deleted: the change history names each change's author,
+    and PostgreSQL refuses to rewrite it (patients migration 0004), as the access log protects
+    its readers. Untick *Active* to end someone's access."""
 
     def has_delete_permission(self, request, obj=None):
         return False
