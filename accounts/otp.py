@@ -10,14 +10,36 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp import user_has_device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+RECOVERY_CODES = 10
+RECOVERY_DEVICE = "Recovery codes"
 
 
 def otp_required_for(user) -> bool:
     groups = set(settings.OTP_REQUIRED_GROUPS)
     return bool(groups) and user.groups.filter(name__in=groups).exists()
+
+
+@transaction.atomic
+def recovery_codes_issue(user) -> list[str]:
+    """A new set of one-time recovery codes for a user who lost their authenticator app; the
+    previous set stops working. Shown once: only the user's copy is kept."""
+    device, _ = StaticDevice.objects.get_or_create(
+        user=user, name=RECOVERY_DEVICE, defaults={"confirmed": True}
+    )
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    return codes
+
+
+def recovery_codes_left(user) -> int:
+    return StaticToken.objects.filter(device__user=user, device__name=RECOVERY_DEVICE).count()
 
 
 def _next(request) -> str:

@@ -10,6 +10,7 @@ _done = {"success_url": reverse_lazy("accounts:password_change_done")}
 urlpatterns = [
     path("two-factor/", views.otp_verify, name="otp_verify"),
     path("two-factor/setup/", views.otp_setup, name="otp_setup"),
+    path("two-factor/recovery-codes/", views.recovery_codes, name="recovery_codes"),
     path(
         "password/",
         auth_views.PasswordChangeView.as_view(**_done),

@@ -1,17 +1,31 @@
-"""Second-factor pages: set up an authenticator app (TOTP) and enter its code at sign-in."""
+"""Second-factor pages: set up an authenticator app (TOTP), enter its code (or a one-time
+recovery code) at sign-in, and make new recovery codes."""
 
 from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
+from django_otp import devices_for_user, match_token
 from django_otp import login as otp_login
-from django_otp import match_token
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.otp import otp_required_for
+from accounts.otp import (
+    otp_required_for,
+    recovery_codes_issue,
+    recovery_codes_left,
+)
+
+_RECOVERY_SESSION = "accounts:recovery_codes"
+# django-otp waits longer after each wrong code (1 s, 2 s, 4 s ...) before it checks another.
+_WAIT = "Too many wrong codes in a row: wait a few seconds, then try again."
 
 
 class TokenForm(forms.Form):
@@ -23,6 +37,26 @@ class TokenForm(forms.Form):
     )
 
 
+class SignInCodeForm(forms.Form):
+    """At sign-in: the app's 6 digits or one of the 8-character recovery codes (as printed,
+    in any case, with or without spaces and hyphens)."""
+
+    token = forms.CharField(
+        label="6-digit code from your authenticator app, or a recovery code",
+        max_length=40,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "none"}),
+    )
+
+    def clean_token(self) -> str:
+        token = re.sub(r"[\s-]", "", self.cleaned_data["token"]).lower()
+        if not re.fullmatch(r"\d{6}|[a-z2-7]{8}", token):
+            raise forms.ValidationError(
+                "Enter the 6 digits your authenticator app shows, or a recovery code "
+                "(8 letters and digits)."
+            )
+        return token
+
+
 def _next(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -30,15 +64,33 @@ def _next(request) -> str:
     return target
 
 
+def _recovery_page(request) -> str:
+    return f"{reverse('accounts:recovery_codes')}?{urlencode({'next': _next(request)})}"
+
+
 @require_http_methods(["GET", "POST"])
 def otp_verify(request):
-    form = TokenForm(request.POST or None)
+    form = SignInCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = match_token(request.user, form.cleaned_data["token"])
-        if device is not None:
+        waiting = not any(d.verify_is_allowed()[0] for d in devices_for_user(request.user))
+        device = None if waiting else match_token(request.user, form.cleaned_data["token"])
+        if waiting:
+            form.add_error("token", _WAIT)
+        elif device is not None:
             otp_login(request, device)
+            if isinstance(device, StaticDevice):
+                left = recovery_codes_left(request.user)
+                messages.warning(
+                    request,
+                    f"You signed in with a recovery code; {left} of them left, each works once. "
+                    "Set up your authenticator app again, or make new codes, under your name "
+                    "at the top: Password and second factor.",
+                )
             return redirect(_next(request))
-        form.add_error("token", "That code is not valid (or was already used). Try the next one.")
+        else:
+            form.add_error(
+                "token", "That code is not valid (or was already used). Try the next one."
+            )
     return render(request, "registration/otp_verify.html", {"form": form, "next": _next(request)})
 
 
@@ -51,13 +103,20 @@ def otp_setup(request):
     )
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["token"]):
+        allowed, _ = device.verify_is_allowed()
+        if not allowed:
+            form.add_error("token", _WAIT)
+        elif device.verify_token(form.cleaned_data["token"]):
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             otp_login(request, device)
             messages.success(request, "Your authenticator app is set up.")
-            return redirect(_next(request))
-        form.add_error("token", "That code does not match; check the app's clock and try again.")
+            request.session[_RECOVERY_SESSION] = recovery_codes_issue(request.user)
+            return redirect(_recovery_page(request))
+        else:
+            form.add_error(
+                "token", "That code does not match; check the app's clock and try again."
+            )
     from base64 import b32encode
 
     context = {
@@ -68,3 +127,22 @@ def otp_setup(request):
         "required": otp_required_for(request.user),
     }
     return render(request, "registration/otp_setup.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def recovery_codes(request):
+    """New codes are shown once, right after they are made (from the session, so a reload or
+    the back button does not show them again); otherwise the page says how many are left and
+    makes a new set on request (which cancels the old one). Codes belong to an authenticator
+    app: without a confirmed one the page sends the user to set it up first."""
+    has_app = TOTPDevice.objects.filter(user=request.user, confirmed=True).exists()
+    if request.method == "POST" and has_app:
+        request.session[_RECOVERY_SESSION] = recovery_codes_issue(request.user)
+        return redirect(_recovery_page(request))
+    context = {
+        "codes": request.session.pop(_RECOVERY_SESSION, None),
+        "left": recovery_codes_left(request.user),
+        "has_app": has_app,
+        "next": _next(request),
+    }
+    return render(request, "registration/recovery_codes.html", context)
