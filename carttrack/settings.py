@@ -243,6 +243,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 REFRESH_HEARTBEAT_SECONDS = env_int("REFRESH_HEARTBEAT_SECONDS", 15)
 REFRESH_STALE_SECONDS = env_int("REFRESH_STALE_SECONDS", 120)
 REFRESH_QUEUE_WAIT_SECONDS = env_int("REFRESH_QUEUE_WAIT_SECONDS", 600)
+# Import jobs: the same heartbeat; the sweep (every minute) queues a running job silent for
+# IMPORT_JOB_STALE_SECONDS again (nothing of it was saved: one transaction), at most
+# IMPORT_JOB_RETRIES times, then fails it with a message to send the batch again.
+IMPORT_JOB_HEARTBEAT_SECONDS = env_int("IMPORT_JOB_HEARTBEAT_SECONDS", 15)
+IMPORT_JOB_STALE_SECONDS = env_int("IMPORT_JOB_STALE_SECONDS", 120)
+IMPORT_JOB_RETRIES = env_int("IMPORT_JOB_RETRIES", 2)
 
 if REDIS_URL:
     CACHES = {

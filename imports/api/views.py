@@ -177,7 +177,12 @@ def fhir_patient_results(request, study_id: str):
 @extend_schema(responses={200: dict, **ERROR_RESPONSES})
 @api_view(["GET"])
 def job_detail(request, job_id):
-    """A background import: its status, progress and, once finished, its answer."""
+    """A background import: its status, progress and, once finished, its answer.
+
+    A job whose worker stopped mid-import (restarted, out of memory) saved nothing: it is queued
+    again (`attempts` counts the tries, `detail` says so), and after IMPORT_JOB_RETRIES further
+    tries it is `failed` with a `result` saying that nothing was saved and to send the batch again.
+    """
     jobs = ImportJob.objects.all()
     if not request.user.is_superuser:
         jobs = jobs.filter(user=request.user)  # a sender sees its own jobs only
