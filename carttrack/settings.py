@@ -212,6 +212,9 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# An Idempotency-Key is remembered this many days: presented later it is treated as new (a
+# laboratory system re-sends within minutes, not months); beat deletes older keys nightly.
+IDEMPOTENCY_KEY_DAYS = env_int("IDEMPOTENCY_KEY_DAYS", 30)
 # The largest request body read (a 5,000-sample lab batch is about 1 MB; larger ones become
 # background jobs); over it the API answers a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)

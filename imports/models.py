@@ -64,7 +64,8 @@ class IdempotencyKey(models.Model):
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Keys older than IDEMPOTENCY_KEY_DAYS are treated as new and purged nightly.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [

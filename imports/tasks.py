@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from imports import jobs
+from imports import idempotency, jobs
 
 
 # Acknowledged when done (CELERY_TASK_ACKS_LATE); a message redelivered after a worker died, or
@@ -15,3 +15,8 @@ def import_job_run(job_id: str) -> None:
 @shared_task(ignore_result=True)
 def sweep_import_jobs() -> None:
     jobs.import_jobs_sweep()
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_keys() -> None:
+    idempotency.keys_purge()
