@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import socket
-import threading
 import time
 from datetime import date, datetime, timedelta
 
@@ -26,6 +25,7 @@ from analytics.dataset_schema import read_analysis_csv
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
+from carttrack.heartbeat import Heartbeat
 from monitoring.models import RuleParameterSet
 from patients.models import Center
 from patients.selectors import AUDITED
@@ -115,36 +115,6 @@ def snapshot_compute(
     )
 
 
-class _Heartbeat:
-    """Touch the run's heartbeat every REFRESH_HEARTBEAT_SECONDS from a thread while the
-    computation runs: a worker killed (SIGKILL, out of memory, a lost machine) stops beating
-    and the sweep fails the run within REFRESH_STALE_SECONDS."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{run_id}")
-
-    def _beat(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self.stop.wait(settings.REFRESH_HEARTBEAT_SECONDS):
-                RefreshRun.objects.filter(pk=self.run_id, status=RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        finally:
-            connection.close()  # this thread's own connection
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-
 def refresh_run_execute(*, run_id: int) -> RefreshRun:
     run = RefreshRun.objects.get(pk=run_id)
     if run.status not in (QUEUED, RUNNING):  # done, or failed by the sweep: never redone
@@ -157,7 +127,10 @@ def refresh_run_execute(*, run_id: int) -> RefreshRun:
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )
     try:
-        with _Heartbeat(run.pk):
+        # A worker killed mid-run stops beating; the sweep fails the run within
+        # REFRESH_STALE_SECONDS.
+        beating = RefreshRun.objects.filter(pk=run.pk, status=RUNNING)
+        with Heartbeat(beating, every=settings.REFRESH_HEARTBEAT_SECONDS, name=f"refresh-{run.pk}"):
             snapshot = snapshot_compute(options=run.options, run=run)
     except Exception as error:  # the previous snapshot stays; the page shows the error
         logger.exception("Dashboard refresh %s failed", run.pk)

@@ -45,6 +45,14 @@ app.conf.beat_schedule = {
     },
     # A refresh whose worker died is failed within minutes (with the reason), never left running.
     "sweep-refresh-runs": {"task": "analytics.tasks.sweep_refresh_runs", "schedule": 60.0},
+    # An import job whose worker died (nothing of it saved) is queued again, or failed with the
+    # reason after IMPORT_JOB_RETRIES re-queues, never left running.
+    "sweep-import-jobs": {"task": "imports.tasks.sweep_import_jobs", "schedule": 60.0},
+    # Idempotency keys older than IDEMPOTENCY_KEY_DAYS are deleted (presented, they are new).
+    "purge-idempotency-keys": {
+        "task": "imports.tasks.purge_idempotency_keys",
+        "schedule": crontab(hour=3, minute=15),
+    },
     "refresh-dashboard-nightly": {
         "task": "analytics.tasks.refresh_dashboard_nightly",
         "schedule": crontab(hour=2, minute=30),

@@ -213,6 +213,9 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# An Idempotency-Key is remembered this many days: presented later it is treated as new (a
+# laboratory system re-sends within minutes, not months); beat deletes older keys nightly.
+IDEMPOTENCY_KEY_DAYS = env_int("IDEMPOTENCY_KEY_DAYS", 30)
 # The largest request body read (a 5,000-sample lab batch is about 1 MB; larger ones become
 # background jobs); over it the API answers a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
@@ -244,6 +247,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 REFRESH_HEARTBEAT_SECONDS = env_int("REFRESH_HEARTBEAT_SECONDS", 15)
 REFRESH_STALE_SECONDS = env_int("REFRESH_STALE_SECONDS", 120)
 REFRESH_QUEUE_WAIT_SECONDS = env_int("REFRESH_QUEUE_WAIT_SECONDS", 600)
+# Import jobs: the same heartbeat; the sweep (every minute) queues a running job silent for
+# IMPORT_JOB_STALE_SECONDS again (nothing of it was saved: one transaction), at most
+# IMPORT_JOB_RETRIES times, then fails it with a message to send the batch again.
+IMPORT_JOB_HEARTBEAT_SECONDS = env_int("IMPORT_JOB_HEARTBEAT_SECONDS", 15)
+IMPORT_JOB_STALE_SECONDS = env_int("IMPORT_JOB_STALE_SECONDS", 120)
+IMPORT_JOB_RETRIES = env_int("IMPORT_JOB_RETRIES", 2)
 
 if REDIS_URL:
     CACHES = {

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from imports.models import IdempotencyKey
 
@@ -38,12 +41,30 @@ def key_claim(*, sender, key: str, digest: str) -> tuple[IdempotencyKey, bool]:
             return row, True
     except IntegrityError:
         row = IdempotencyKey.objects.get(sender=sender, key=key)
+    if row.created_at < keys_expired_before():
+        # Expired, not yet purged: forget it and claim the key as new. The delete holds the
+        # row until this transaction ends, so a concurrent re-send waits as for a new key, and
+        # a refused import (rolled back) leaves the old row as it was.
+        IdempotencyKey.objects.filter(pk=row.pk).delete()
+        return key_claim(sender=sender, key=key, digest=digest)
     if row.request_hash != digest:
         raise KeyReusedError(
             "This Idempotency-Key was already used for a different request; use a new key for "
             "a new batch."
         )
     return row, False
+
+
+def keys_expired_before(now: datetime | None = None) -> datetime:
+    """Keys stored before this moment have expired: exactly IDEMPOTENCY_KEY_DAYS old still
+    counts."""
+    return (now or timezone.now()) - timedelta(days=settings.IDEMPOTENCY_KEY_DAYS)
+
+
+def keys_purge(*, now: datetime | None = None) -> int:
+    """Delete every expired key in one statement (nothing refers to a key); returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=keys_expired_before(now)).delete()
+    return deleted
 
 
 def key_answer(row: IdempotencyKey, *, status_code: int, response: dict) -> None:

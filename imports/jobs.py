@@ -1,27 +1,44 @@
-"""Imports that run in the background: a job row, progress in the cache, the answer when done."""
+"""Imports that run in the background: a job row, progress in the cache, the answer when done.
+
+One worker at a time owns a job: it claims it with a conditional UPDATE (queued -> running), and
+writes the job's answer in the import's own transaction, only if it still owns the job. The data
+and the job's status therefore commit together: a worker that dies mid-import leaves nothing
+saved and the job running with a heartbeat that stopped, and `import_jobs_sweep` queues it again
+(or, after IMPORT_JOB_RETRIES re-queues, fails it and says to send the batch again).
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from carttrack.heartbeat import Heartbeat
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
 from imports.services import REFUSED, import_scope, records_import
 
 _PROGRESS = "imports:job:{}:progress"
+UNEXPECTED = "The import failed unexpectedly; nothing was saved."
 logger = logging.getLogger(__name__)
 
 
 def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
     """Store the job and enqueue it after commit (the worker must see the row)."""
+    job = ImportJob.objects.create(kind=kind, user=user, payload=payload, total=total)
+    _job_enqueue(job)
+    return job
+
+
+def _job_enqueue(job: ImportJob) -> None:
     from imports.tasks import import_job_run
 
-    job = ImportJob.objects.create(kind=kind, user=user, payload=payload, total=total)
-    transaction.on_commit(lambda: import_job_run.delay(str(job.pk)))
-    return job
+    job_id = str(job.pk)
+    transaction.on_commit(lambda: import_job_run.delay(job_id))
 
 
 def job_progress(job: ImportJob) -> dict:
@@ -32,39 +49,151 @@ def job_progress(job: ImportJob) -> dict:
     return cache.get(_PROGRESS.format(job.pk)) or {"phase": "checking", "done": 0, "total": 0}
 
 
-def job_run(*, job_id: str) -> None:
-    from imports.formats.registry import batch_for_job
+def _job_claim(job_id: str) -> ImportJob | None:
+    """The job, now this worker's attempt, or None when it is not queued: another worker has it,
+    or it is finished (a message redelivered by the broker, or one the sweep sent again)."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=QUEUED).update(
+        status=RUNNING, attempts=F("attempts") + 1, heartbeat_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    return ImportJob.objects.select_related("user").get(pk=job_id)
 
-    claimed = ImportJob.objects.filter(pk=job_id, status=QUEUED).update(status=RUNNING)
-    if not claimed:  # another worker has it, or it is finished (a redelivered message)
+
+def _owned(job: ImportJob) -> QuerySet:
+    """The job's row while this attempt still owns it: the sweep re-queues or fails a silent job,
+    and from then on this attempt may neither stamp it alive nor store an answer."""
+    return ImportJob.objects.filter(pk=job.pk, status=RUNNING, attempts=job.attempts)
+
+
+def job_run(*, job_id: str) -> None:
+    job = _job_claim(job_id)
+    if job is None:
         return
-    job = ImportJob.objects.select_related("user").get(pk=job_id)
+    beating = Heartbeat(
+        _owned(job), every=settings.IMPORT_JOB_HEARTBEAT_SECONDS, name=f"import-{job.pk}"
+    )
+    with beating:  # outside the transaction: it must end only after the commit released the row
+        try:
+            with transaction.atomic():
+                result = _job_import(job)
+                if not _job_finish(job, result):
+                    # The sweep judged this worker dead and gave the job to another attempt:
+                    # undo this one's work, so the batch is saved once.
+                    logger.warning("import job %s: attempt %s lost the job", job.pk, job.attempts)
+                    transaction.set_rollback(True)
+        except Exception:  # the job reports its failure; nothing was saved (one transaction)
+            logger.exception("import job %s failed", job.pk)
+            _job_finish(job, {"detail": UNEXPECTED, "errors": {"request": [UNEXPECTED]}})
+
+
+def _job_import(job: ImportJob) -> dict:
+    """The import's answer: what was saved, or every problem by its place."""
+    from imports.formats.registry import batch_for_job
 
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)
 
     progress("checking", 0, job.total)
-    try:
-        batch, problems = batch_for_job(job)
-        if problems:
-            result = {"detail": REFUSED, "errors": problems, "saved": 0}
-        else:
-            outcome = records_import(batch=batch, scope=import_scope(job.user), progress=progress)
-            result = outcome.as_json()
-    except Exception:  # the job reports its failure; nothing was saved (one transaction)
-        logger.exception("import job %s failed", job.pk)
-        result = {
-            "detail": "The import failed unexpectedly; nothing was saved.",
-            "errors": {"request": ["The import failed unexpectedly; nothing was saved."]},
-        }
-    status = FAILED if "errors" in result else DONE
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=status, result=result, finished_at=timezone.now()
-    )
+    batch, problems = batch_for_job(job)
+    if problems:
+        return {"detail": REFUSED, "errors": problems, "saved": 0}
+    outcome = records_import(batch=batch, scope=import_scope(job.user), progress=progress)
+    return outcome.as_json()
+
+
+def _job_finish(job: ImportJob, result: dict) -> bool:
+    """Store the answer if this attempt still owns the job; False when the sweep took it."""
     from imports.formats.registry import job_finished
 
+    status = FAILED if "errors" in result else DONE
+    if not _owned(job).update(status=status, result=result, finished_at=timezone.now()):
+        return False
     job.status, job.result = status, result
     job_finished(job)
+    return True
+
+
+def import_jobs_sweep(*, now: datetime | None = None) -> tuple[int, int]:
+    """Deal with every running job whose heartbeat stopped for IMPORT_JOB_STALE_SECONDS: its
+    worker died, and nothing of it was saved (the import is one transaction). Queue it again,
+    or fail it when it was already queued again IMPORT_JOB_RETRIES times (a batch that kills
+    its worker every time, e.g. out of memory, must not loop). Returns (re-queued, failed)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_JOB_STALE_SECONDS)
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    requeued = failed = 0
+    for job in ImportJob.objects.filter(silent, status=RUNNING).select_related("user"):
+        # Conditional on the same silence: a heartbeat or an answer since the read wins.
+        dead = _owned(job).filter(silent)
+        if job.attempts <= settings.IMPORT_JOB_RETRIES:
+            requeued += _job_requeue(job, dead)
+        else:
+            failed += _job_fail_dead(job, dead, now)
+    return requeued, failed
+
+
+def _job_requeue(job: ImportJob, dead: QuerySet) -> int:
+    with transaction.atomic():
+        if not dead.update(status=QUEUED):
+            return 0
+        _job_enqueue(job)
+    logger.warning(
+        "import job %s: its worker stopped during attempt %s (nothing saved); queued again",
+        job.pk,
+        job.attempts,
+    )
+    return 1
+
+
+def stopped_message(job: ImportJob) -> str:
+    again = (
+        "Upload the file again."
+        if job.kind == "spreadsheet"
+        else ("Send the batch again with a new Idempotency-Key.")
+    )
+    return (
+        f"The worker importing this batch stopped before it finished, {job.attempts} times "
+        f"(e.g. it was restarted or ran out of memory); nothing was saved. {again}"
+    )
+
+
+def _job_fail_dead(job: ImportJob, dead: QuerySet, now: datetime) -> int:
+    from imports.formats.registry import job_finished
+
+    message = stopped_message(job)
+    result = {"detail": message, "errors": {"request": [message]}, "saved": 0}
+    with transaction.atomic():
+        if not dead.update(status=FAILED, result=result, finished_at=now):
+            return 0
+        job.status, job.result = FAILED, result
+        job_finished(job)  # a spreadsheet upload is refused with the message
+    logger.error(
+        "import job %s (%s, %s records, sent by user %s) failed: its worker stopped %s times; "
+        "nothing was saved and the sender must send the batch again",
+        job.pk,
+        job.kind,
+        job.total,
+        job.user_id,
+        job.attempts,
+    )
+    return 1
+
+
+def _job_note(job: ImportJob) -> str | None:
+    """For a job a worker lost: that nothing of the lost attempt was saved, and what happens."""
+    tries = settings.IMPORT_JOB_RETRIES + 1
+    if job.status == QUEUED and job.attempts:
+        return (
+            f"The worker importing this batch stopped during attempt {job.attempts} of {tries}; "
+            "nothing was saved. The job is queued again and will be imported from the start."
+        )
+    if job.status == RUNNING and job.attempts > 1:
+        return (
+            f"Attempt {job.attempts} of {tries}: the worker of the previous attempt stopped "
+            "and nothing of it was saved."
+        )
+    return None
 
 
 def job_as_json(job: ImportJob, *, url: str) -> dict:
@@ -74,8 +203,12 @@ def job_as_json(job: ImportJob, *, url: str) -> dict:
         "status": job.status,
         "url": url,
         "progress": job_progress(job),
+        "attempts": job.attempts,
         "created_at": job.created_at.isoformat(),
     }
+    note = _job_note(job)
+    if note:
+        body["detail"] = note
     if job.status in (DONE, FAILED):
         body["result"] = job.result
         body["finished_at"] = job.finished_at.isoformat() if job.finished_at else None

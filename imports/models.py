@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 JOB_STATUS_CHOICES = [
@@ -33,10 +34,20 @@ class ImportJob(models.Model):
     # The answer once done: counts, ids, or every problem by its place (nothing saved).
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Stamped every few seconds while a worker imports: a running job whose stamp stopped lost
+    # its worker (nothing was saved, the import is one transaction), so the sweep queues it
+    # again, or fails it once it has been tried `IMPORT_JOB_RETRIES` more times.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # workers that claimed it so far
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [  # the sweep's question, every minute: which running jobs went silent?
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(status=RUNNING), name="importjob_running"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.id} ({self.status})"
@@ -53,7 +64,8 @@ class IdempotencyKey(models.Model):
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Keys older than IDEMPOTENCY_KEY_DAYS are treated as new and purged nightly.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -2,9 +2,10 @@
 
 Errors are JSON of the API's one shape (patients.api.errors: `{"detail", "errors"}`), each
 problem named by its place in the request (`samples[1].values[0].unit`); a batch is all or
-nothing. An `Idempotency-Key` header makes a re-sent batch return the first answer. A collection
-time without a UTC offset is the patient's center's local time; the 201 answer echoes each stored
-sample's time in that zone and its clinical day.
+nothing. An `Idempotency-Key` header makes a re-sent batch return the first answer (for
+IDEMPOTENCY_KEY_DAYS; an older key is new again). A collection time without a UTC offset is the
+patient's center's local time; the 201 answer echoes each stored sample's time in that zone and
+its clinical day.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ from patients.selectors import patients_visible_to
 
 STUDY_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 ANSWERS = {**ERROR_RESPONSES, 422: ErrorSerializer}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Any string of up to 255 characters naming this batch, e.g. the laboratory run. Sent "
+        "again with the same body, the first answer is given again (header "
+        "`Idempotent-Replayed: true`), never a duplicate error; with another body it is a 422. "
+        "A refused batch (400) leaves its key unused. A key is remembered for "
+        f"{settings.IDEMPOTENCY_KEY_DAYS} days (setting `IDEMPOTENCY_KEY_DAYS`): presented later "
+        "it is treated as a new key, so re-sending the same batch then is refused as a "
+        "duplicate. A background job (202) that failed because its worker stopped saved "
+        "nothing; its key still answers with that job, so send the batch again with a new key."
+    ),
+)
 
 
 def _wants_async(request) -> bool:
@@ -59,7 +76,7 @@ def _read_whole_body(request) -> None:
     request=LabBatchSerializer,
     responses={201: LabBatchResultSerializer, 202: dict, **ANSWERS},
     parameters=[
-        OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        IDEMPOTENCY_KEY,
         OpenApiParameter("async", str, OpenApiParameter.QUERY, required=False),
     ],
 )
@@ -129,7 +146,7 @@ def _refused(errors: dict[str, list[str]]) -> Response:
     return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
 
 
-@extend_schema(request=dict, responses={201: dict, **ANSWERS})
+@extend_schema(request=dict, responses={201: dict, **ANSWERS}, parameters=[IDEMPOTENCY_KEY])
 @api_view(["POST"])
 @parser_classes([JSONParser, FhirJSONParser])
 def fhir_bundle(request):
@@ -177,7 +194,12 @@ def fhir_patient_results(request, study_id: str):
 @extend_schema(responses={200: dict, **ERROR_RESPONSES})
 @api_view(["GET"])
 def job_detail(request, job_id):
-    """A background import: its status, progress and, once finished, its answer."""
+    """A background import: its status, progress and, once finished, its answer.
+
+    A job whose worker stopped mid-import (restarted, out of memory) saved nothing: it is queued
+    again (`attempts` counts the tries, `detail` says so), and after IMPORT_JOB_RETRIES further
+    tries it is `failed` with a `result` saying that nothing was saved and to send the batch again.
+    """
     jobs = ImportJob.objects.all()
     if not request.user.is_superuser:
         jobs = jobs.filter(user=request.user)  # a sender sees its own jobs only
