@@ -4,7 +4,8 @@ One worker at a time owns a job: it claims it with a conditional UPDATE (queued 
 writes the job's answer in the import's own transaction, only if it still owns the job. The data
 and the job's status therefore commit together: a worker that dies mid-import leaves nothing
 saved and the job running with a heartbeat that stopped, and `import_jobs_sweep` queues it again
-(or, after IMPORT_JOB_RETRIES re-queues, fails it and says to send the batch again).
+(or, after IMPORT_JOB_RETRIES re-queues, fails it and says to send the batch again). A job
+still queued long after its message was sent is sent again (`import_jobs_resend`).
 """
 
 from __future__ import annotations
@@ -29,16 +30,31 @@ logger = logging.getLogger(__name__)
 
 def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
     """Store the job and enqueue it after commit (the worker must see the row)."""
-    job = ImportJob.objects.create(kind=kind, user=user, payload=payload, total=total)
+    job = ImportJob.objects.create(
+        kind=kind, user=user, payload=payload, total=total, enqueued_at=timezone.now()
+    )
     _job_enqueue(job)
     return job
 
 
 def _job_enqueue(job: ImportJob) -> None:
+    """Send the job to the workers once the transaction commits; never fail the request: with
+    Redis down the job stays queued and `import_jobs_resend` sends it when Redis is back."""
     from imports.tasks import import_job_run
 
     job_id = str(job.pk)
-    transaction.on_commit(lambda: import_job_run.delay(job_id))
+
+    def enqueue():
+        try:
+            import_job_run.apply_async((job_id,), retry=False)
+        except Exception:  # the broker is unreachable
+            logger.warning(
+                "Could not enqueue import job %s; the sweep will send it again",
+                job_id,
+                exc_info=True,
+            )
+
+    transaction.on_commit(enqueue)
 
 
 def job_progress(job: ImportJob) -> dict:
@@ -133,9 +149,29 @@ def import_jobs_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     return requeued, failed
 
 
+def import_jobs_resend(*, now: datetime | None = None) -> int:
+    """Send again every job still queued IMPORT_JOB_STALE_SECONDS after its message was sent:
+    the message may be lost (the broker was down, or restarted without keeping its queue). A
+    job merely waiting behind others gets a second message, which finds it claimed and does
+    nothing. Returns how many were sent again."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_JOB_STALE_SECONDS)
+    waiting = Q(enqueued_at__lt=stale) | Q(enqueued_at__isnull=True, created_at__lt=stale)
+    resent = 0
+    for job in ImportJob.objects.filter(waiting, status=QUEUED).only("pk", "enqueued_at"):
+        with transaction.atomic():
+            still = ImportJob.objects.filter(waiting, pk=job.pk, status=QUEUED)
+            if still.update(enqueued_at=now):
+                _job_enqueue(job)
+                resent += 1
+    if resent:
+        logger.warning("%s queued import job(s) not taken by a worker: sent again", resent)
+    return resent
+
+
 def _job_requeue(job: ImportJob, dead: QuerySet) -> int:
     with transaction.atomic():
-        if not dead.update(status=QUEUED):
+        if not dead.update(status=QUEUED, enqueued_at=timezone.now()):
             return 0
         _job_enqueue(job)
     logger.warning(

@@ -39,14 +39,22 @@ class ImportJob(models.Model):
     # again, or fails it once it has been tried `IMPORT_JOB_RETRIES` more times.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # workers that claimed it so far
+    # When the job's message was last sent to the workers: a job still queued long after it
+    # may have lost its message (Redis down at the time, or restarted without persistence),
+    # so the sweep sends it again; a duplicate message finds the job claimed and does nothing.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [  # the sweep's question, every minute: which running jobs went silent?
+        indexes = [  # the sweep's questions, every minute: which running jobs went silent,
+            # which queued ones were never taken?
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status=RUNNING), name="importjob_running"
-            )
+            ),
+            models.Index(
+                fields=["enqueued_at"], condition=Q(status=QUEUED), name="importjob_queued"
+            ),
         ]
 
     def __str__(self) -> str:

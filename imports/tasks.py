@@ -15,6 +15,7 @@ def import_job_run(job_id: str) -> None:
 @shared_task(ignore_result=True)
 def sweep_import_jobs() -> None:
     jobs.import_jobs_sweep()
+    jobs.import_jobs_resend()
 
 
 @shared_task(ignore_result=True)
