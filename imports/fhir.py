@@ -6,7 +6,10 @@ one not yet stored is created with its sex and birth date only, never a name. Ea
 code is looked up in the mapping (a center's local file first, then the shipped LOINC entries)
 and its UCUM unit likewise; an unknown code or unit is reported with its place, never guessed.
 A value with the comparator "<" is below the limit of detection; the qualifier code system
-below carries "undetectable". Observations of one patient at one time form one sample.
+below carries "undetectable". Observations of one patient at one time form one sample. A value
+refused as unusual (a soft plausibility limit, CLINICAL.md section 2) is sent again with the
+extension CONFIRMED_EXTENSION (valueBoolean true) on its Observation, as the JSON API's
+`"confirmed": true`; the confirmation is stored with the sender's account.
 
 Out: one patient's results as a Bundle (type collection), pseudonymous: the study ID only.
 """
@@ -30,6 +33,11 @@ UCUM = "http://unitsofmeasure.org"
 ANALYTE_SYSTEM = "urn:carttrack:analyte"
 QUALIFIER_SYSTEM = "urn:carttrack:qualifier"
 STUDY_ID_SYSTEM = "urn:carttrack:study-id"
+CONFIRMED_EXTENSION = "urn:carttrack:extension:plausibility-confirmed"
+CONFIRM_HINT = (
+    "If the value is correct, send the Observation again with the extension "
+    f'{{"url": "{CONFIRMED_EXTENSION}", "valueBoolean": true}}.'
+)
 GENDER = {"female": "F", "male": "M"}
 RESULT_STATUSES = {"final", "amended", "corrected"}
 TO_UCUM = {
@@ -90,7 +98,7 @@ def bundle_parse(data: dict) -> tuple[Batch, dict[str, list[str]]]:
             problems.setdefault(path.lstrip(".") or "bundle", []).append(e["msg"])
         return Batch(), problems
     problems = {}
-    batch = Batch()
+    batch = Batch(confirm_hint=CONFIRM_HINT)
     id_system = mapping()["patient_identifier_system"]
     patients: dict[str, str] = {}  # fullUrl or Patient/id -> study ID
     entries = list(enumerate(bundle.entry or []))
@@ -221,8 +229,16 @@ def _observation(resource, place: str, patients: dict, codes: dict):
             errors.append((f"{place}.valueCodeableConcept", f"Use {QUALIFIER_SYSTEM} codes."))
     elif analyte is not None:
         errors.append((f"{place}.value[x]", "Give a valueQuantity (or a qualifier)."))
+    confirmed = [e.valueBoolean for e in resource.extension or [] if e.url == CONFIRMED_EXTENSION]
+    if confirmed and confirmed[0] is None:
+        errors.append((f"{place}.extension", "The confirmation needs valueBoolean true or false."))
     record = LabValueRecord(
-        place=place, analyte=analyte or "", value=value, unit=unit, qualifier=qualifier
+        place=place,
+        analyte=analyte or "",
+        value=value,
+        unit=unit,
+        qualifier=qualifier,
+        confirmed=bool(confirmed and confirmed[0]),
     )
     return record, study_id, collected_at, errors
 

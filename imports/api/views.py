@@ -21,7 +21,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from imports.fhir import bundle_parse, patient_bundle
+from imports.fhir import CONFIRMED_EXTENSION, bundle_parse, patient_bundle
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
@@ -146,7 +146,18 @@ def _refused(errors: dict[str, list[str]]) -> Response:
     return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
 
 
-@extend_schema(request=dict, responses={201: dict, **ANSWERS}, parameters=[IDEMPOTENCY_KEY])
+@extend_schema(
+    request=dict,
+    responses={201: dict, **ANSWERS},
+    parameters=[IDEMPOTENCY_KEY],
+    description=(
+        "A FHIR R4 Bundle of Observations and the Patients they reference, all or nothing. "
+        "An Observation whose value is refused as unusual (a soft plausibility limit) is "
+        "kept when sent again with the extension "
+        f'{{"url": "{CONFIRMED_EXTENSION}", "valueBoolean": true}}; values beyond a hard '
+        "limit are refused whatever the extension says."
+    ),
+)
 @api_view(["POST"])
 @parser_classes([JSONParser, FhirJSONParser])
 def fhir_bundle(request):

@@ -226,3 +226,46 @@ def test_the_export_is_only_for_patients_one_sees(stranger, lab_system, clinicia
     other.force_authenticate(stranger)
     assert other.get("/api/v1/fhir/patients/CT-MINE/").status_code == 404
     assert APIClient().get("/api/v1/fhir/patients/CT-MINE/").status_code in (401, 403)
+
+
+def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extension(
+    lab_system, clinician, frozen_now
+):
+    """CLINICAL.md section 2: an ALC above 50 x10^9/L is kept only on a second look; a FHIR
+    sender says so with the CARTtrack extension on the Observation. Above the hard limit
+    (1,000) no confirmation helps."""
+    patient = PatientFactory(center=clinician.profile.center, study_id="CT-FHIR")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    alc = {"system": "http://loinc.org", "code": "731-0"}
+    confirmed = {"url": fhir.CONFIRMED_EXTENSION, "valueBoolean": True}
+
+    def send(value, *extension):
+        extra = {"extension": list(extension)} if extension else {}
+        quantity = {"value": value, "code": "10*9/L"}
+        return lab_system.post(
+            URL,
+            bundle(observation(alc, "2025-03-08T08:00:00+01:00", quantity, **extra)),
+            format="json",
+        )
+
+    first = send(60)
+    assert first.status_code == 400
+    [(place, [message])] = first.json()["errors"].items()
+    assert place.startswith("entry[1].resource")
+    assert fhir.CONFIRMED_EXTENSION in message and "valueBoolean" in message
+    assert not LabResult.objects.exists()
+
+    assert send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueBoolean": False}).status_code == 400
+    malformed = send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueString": "yes"})
+    assert malformed.status_code == 400
+    assert "valueBoolean" in malformed.json()["errors"]["entry[1].resource.extension"][0]
+
+    hard = send(1_001, confirmed)  # the hard limit
+    assert hard.status_code == 400
+    assert fhir.CONFIRMED_EXTENSION not in json.dumps(hard.json())  # nothing to confirm
+    second = send(60, confirmed)
+    assert second.status_code == 201, second.json()
+    kept = LabResult.objects.get()
+    assert (kept.value, kept.unit, kept.canonical_value) == (Decimal(60), "10^9/L", 60_000)
+    assert kept.plausibility_confirmed and kept.plausibility_confirmed_by == clinician
+    assert "50" in kept.plausibility_warning
