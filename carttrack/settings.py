@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imports",
     "accounts",
     "audit",
+    "carttrack",  # project-wide management commands (backups)
 ]
 
 MIDDLEWARE = [
