@@ -21,11 +21,12 @@ from datetime import date
 from typing import Any
 
 from monitoring.engine import evaluate
-from monitoring.models import ACTIVE_STATUSES, WITHDRAWN, RuleParameterSet
+from monitoring.models import ACTIVE_STATUSES, WITHDRAWN, Alert, RuleParameterSet
 from monitoring.params import RuleParams
 from monitoring.rules import RULE_NAMES
-from monitoring.selectors import patient_timeline, rule_params_for
-from patients.models import Center, Patient
+from monitoring.selectors import rule_params_for, timelines_read
+from monitoring.sweep import BATCH
+from patients.models import Center, Infusion, Patient
 from patients.validation import today_in
 
 RAISE, WITHDRAW, KEEP = "raise", "withdraw", "keep"
@@ -81,67 +82,91 @@ class RulePreview:
         }
 
 
-def _patients(center: Center | None):
-    """The patients a version for ``center`` re-evaluates (no center: every patient)."""
-    qs = Patient.objects.select_related("center").order_by("pk")
+def _patients(center: Center | None) -> list[tuple[int, int]]:
+    """(patient id, center id) of the patients a version for ``center`` re-evaluates (no
+    center: every patient), by id."""
+    qs = Patient.objects.order_by("pk")
     if center is not None:
-        return qs.filter(center=center)
-    return qs
+        qs = qs.filter(center=center)
+    return list(qs.values_list("pk", "center_id"))
 
 
 def rule_change_preview(
     *, center: Center | None, params: RuleParams, as_of: date | None = None
 ) -> RulePreview:
-    """Run the engine over every patient the new version would apply to; write nothing."""
+    """Run the engine over every patient the new version would apply to; write nothing.
+
+    Read as the sweep reads: BATCH patients at a time, their timelines by one query per
+    section (`timelines_read`), their alerts and infusion numbers by one query each."""
     own_sets = set(
         RuleParameterSet.objects.filter(is_current=True, center__isnull=False).values_list(
             "center_id", flat=True
         )
     )
     preview = RulePreview(center=center.code if center else "registry", params=params.to_dict())
-    fallback: dict[int, RuleParams] = {}
-    for patient in _patients(center).prefetch_related(
-        "infusions", "lab_results", "responses", "events", "alerts__infusion"
-    ):
-        preview.n_patients += 1
-        effective = params
-        if center is None and patient.center_id in own_sets:
-            # A center's own set wins over the registry-wide one (rule_params_for).
-            if patient.center_id not in fallback:
-                fallback[patient.center_id] = rule_params_for(patient.center)
-            effective = fallback[patient.center_id]
-        today = as_of or today_in(patient.center.tzinfo)
-        numbers = {i.pk: i.infusion_number for i in patient.infusions.all()}
-        findings = {f.key: f for f in evaluate(patient_timeline(patient), effective, as_of=today)}
-        existing = {(a.infusion_id, a.rule): a for a in patient.alerts.all()}
-        for key, finding in findings.items():
-            alert = existing.get(key)
-            if alert is None or alert.status == WITHDRAWN:
-                action = RAISE
-            elif alert.status in ACTIVE_STATUSES:
-                action = KEEP
-            else:
-                continue  # closed: stays closed
+    centers = {c.pk: c for c in Center.objects.all()}
+    effective: dict[int, RuleParams] = {}
+    today: dict[int, date] = {}
+    for center_id, found in centers.items():
+        # A center's own set wins over the registry-wide one (rule_params_for).
+        own = center is None and center_id in own_sets
+        effective[center_id] = rule_params_for(found) if own else params
+        today[center_id] = as_of or today_in(found.tzinfo)
+    patients = _patients(center)
+    preview.n_patients = len(patients)
+    for start in range(0, len(patients), BATCH):
+        ids = [pk for pk, _ in patients[start : start + BATCH]]
+        study_ids = dict(Patient.objects.filter(pk__in=ids).values_list("pk", "study_id"))
+        numbers = dict(
+            Infusion.objects.filter(patient_id__in=ids).values_list("pk", "infusion_number")
+        )
+        alerts: dict[int, dict[tuple[int, str], Alert]] = {pk: {} for pk in ids}
+        # The model's ordering (newest first), as patient.alerts.all() gives them.
+        for alert in Alert.objects.filter(patient_id__in=ids).select_related("infusion"):
+            alerts[alert.patient_id][(alert.infusion_id, alert.rule)] = alert
+        for read in timelines_read(ids):
+            cid = read.center_id
+            findings = {f.key: f for f in evaluate(read.timeline, effective[cid], as_of=today[cid])}
+            _compare(
+                preview, study_ids[read.patient_id], findings, alerts[read.patient_id], numbers
+            )
+    return preview
+
+
+def _compare(
+    preview: RulePreview,
+    study_id: str,
+    findings: dict,
+    existing: dict[tuple[int, str], Alert],
+    numbers: dict[int, int],
+) -> None:
+    for key, finding in findings.items():
+        alert = existing.get(key)
+        if alert is None or alert.status == WITHDRAWN:
+            action = RAISE
+        elif alert.status in ACTIVE_STATUSES:
+            action = KEEP
+        else:
+            continue  # closed: stays closed
+        preview.items.append(
+            PreviewItem(
+                study_id,
+                finding.rule,
+                numbers[finding.infusion_id],
+                finding.day,
+                action,
+                alert.status if alert else "",
+            )
+        )
+    for key, alert in existing.items():
+        if key not in findings and alert.status in ACTIVE_STATUSES:
             preview.items.append(
                 PreviewItem(
-                    patient.study_id,
-                    finding.rule,
-                    numbers[finding.infusion_id],
-                    finding.day,
-                    action,
-                    alert.status if alert else "",
+                    study_id,
+                    alert.rule,
+                    alert.infusion_number,
+                    alert.day,
+                    WITHDRAW,
+                    alert.status,
                 )
             )
-        for key, alert in existing.items():
-            if key not in findings and alert.status in ACTIVE_STATUSES:
-                preview.items.append(
-                    PreviewItem(
-                        patient.study_id,
-                        alert.rule,
-                        alert.infusion_number,
-                        alert.day,
-                        WITHDRAW,
-                        alert.status,
-                    )
-                )
-    return preview

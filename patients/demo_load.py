@@ -129,7 +129,7 @@ def demo_batch(cohort: list[demo.DemoPatient]) -> Batch:
                 date_of_birth=d.date_of_birth,
                 ph_positive=d.ph_positive,
                 is_synthetic=True,
-                mrn=f"SYN{d.study_id[-3:]}",
+                mrn=f"SYN{d.study_id.rpartition('-')[2]}",  # DEMO-001: SYN001
                 full_name=f"Synthetic {d.study_id}",
             )
         )
