@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.conf import settings
+from django.db import connections
+from django.db.models import BigIntegerField, Case, Func, IntegerField, QuerySet, Value, When
 
 from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
 from monitoring.params import RuleParams
@@ -100,9 +103,11 @@ def timelines_read(patient_ids: Iterable[int]) -> list[PatientTimeline]:
     for section, fields in TIMELINE_SECTIONS.items():
         model = Patient._meta.get_field(section).related_model
         # No ORDER BY: Timeline puts every section in its canonical order itself.
-        for patient_id, *values in (
-            model.objects.filter(patient_id__in=ids).order_by().values_list("patient_id", *fields)
-        ):
+        qs = model.objects.filter(patient_id__in=ids).order_by()
+        if section == "lab_results" and _epoch_read(qs.db):
+            _lab_rows_by_epoch(qs, fields, rows, connections[qs.db].timezone)
+            continue
+        for patient_id, *values in qs.values_list("patient_id", *fields):
             rows[patient_id][section].append(tuple(values))
     zones: dict[int, object] = {}
     for center in Center.objects.filter(patients__pk__in=ids).distinct():
@@ -118,6 +123,37 @@ def timelines_read(patient_ids: Iterable[int]) -> list[PatientTimeline]:
         )
         read.append(PatientTimeline(pk, center_id, timeline))
     return read
+
+
+class _EpochMicroseconds(Func):
+    """A timestamptz as whole microseconds since 1970-01-01 UTC (exact: timestamptz stores
+    microseconds, and EXTRACT(EPOCH ...) is numeric since PostgreSQL 14)."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_read(alias: str) -> bool:
+    return settings.USE_TZ and connections[alias].vendor == "postgresql"
+
+
+def _lab_rows_by_epoch(qs, fields: tuple[str, ...], rows: dict, zone) -> None:
+    """The lab rows of `timelines_read` with each collection time read as an integer (PostgreSQL
+    sends it, psycopg reads it in C) and made the same aware datetime Django would return (in the
+    connection's zone, UTC by default): psycopg parsed the text of every timestamptz in Python,
+    a third of reading a registry's timelines."""
+    at = fields.index("collected_at")
+    read = [*fields[:at], "collected_us", *fields[at + 1 :]]
+    in_utc = zone is UTC
+    for patient_id, *values in qs.annotate(
+        collected_us=_EpochMicroseconds("collected_at")
+    ).values_list("patient_id", *read):
+        moment = _EPOCH + timedelta(microseconds=values[at])
+        values[at] = moment if in_utc else moment.astimezone(zone)
+        rows[patient_id]["lab_results"].append(tuple(values))
 
 
 def rule_params_for(center) -> RuleParams:
