@@ -1,5 +1,7 @@
 """Shared fixtures: the real PostgreSQL check, named users of different rights, a fixed clock."""
 
+import socket
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -196,6 +198,31 @@ class CeleryWorker:
         app.conf.task_default_queue = self._previous_queue
         app.conf.broker_url = self._previous_broker
         _reset_broker_pool(app)
+
+
+@contextmanager
+def broker_unreachable():
+    """Redis down as the app sees it: the broker URL points at a free port where nothing
+    listens (the real Redis keeps running for the other tests)."""
+    from carttrack.celery import app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free, and nothing will listen on it
+    previous = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    _reset_broker_pool(app)
+    try:
+        yield
+    finally:
+        app.conf.broker_url = previous
+        _reset_broker_pool(app)
+
+
+@pytest.fixture
+def broker_down():
+    with broker_unreachable():
+        yield
 
 
 @pytest.fixture

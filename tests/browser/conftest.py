@@ -62,17 +62,35 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server, transactional_db, request):
-    """A fresh browser tab (own cookies); a screenshot is saved if the test fails."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
+def open_tab(browser, live_server, transactional_db, request):
+    """Open a fresh tab (own cookies) with any browser context options, e.g. a locale, a time
+    zone or a phone's viewport (default 1280 x 900); a screenshot of each tab is saved if the
+    test fails."""
+    tabs = []
+
+    def open_(**options):
+        options = {"viewport": {"width": 1280, "height": 900}, **options}
+        context = browser.new_context(base_url=live_server.url, **options)
+        context.set_default_timeout(10_000)
+        tabs.append(context.new_page())
+        return tabs[-1]
+
+    yield open_
     report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
-    context.close()
+    for n, tab in enumerate(tabs):
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            suffix = f"-{n + 1}" if n else ""
+            tab.screenshot(
+                path=str(ARTIFACTS / f"{request.node.name}{suffix}-failure.png"), full_page=True
+            )
+        tab.context.close()
+
+
+@pytest.fixture
+def page(open_tab):
+    """A fresh desktop tab."""
+    return open_tab()
 
 
 @pytest.fixture

@@ -17,22 +17,9 @@ PASSWORD = "pw-for-tests"
 
 
 @pytest.fixture
-def german_page(browser, live_server, transactional_db, request):
+def german_page(open_tab):
     """A tab of a browser set to German (decimal comma), as in half of Europe's wards."""
-    context = browser.new_context(
-        base_url=live_server.url,
-        locale="de-DE",
-        timezone_id="Europe/Berlin",
-        viewport={"width": 1280, "height": 900},
-    )
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
-    context.close()
+    return open_tab(locale="de-DE", timezone_id="Europe/Berlin")
 
 
 def open_sample_form(page, sign_in, clinician, center) -> None:

@@ -9,28 +9,16 @@ from django_otp.oath import TOTP
 from playwright.sync_api import expect
 
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
-from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 PASSWORD = "pw-for-tests"
 
 
 @pytest.fixture
-def phone(browser, live_server, transactional_db, request):
-    context = browser.new_context(
-        base_url=live_server.url,
-        locale="en-GB",
-        timezone_id="Europe/London",
-        viewport={"width": 390, "height": 844},
+def phone(open_tab):
+    return open_tab(
+        locale="en-GB", timezone_id="Europe/London", viewport={"width": 390, "height": 844}
     )
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
-    context.close()
 
 
 def check(page, state: str) -> None:

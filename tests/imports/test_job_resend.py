@@ -9,9 +9,7 @@ kombu's connection retries count wall-clock time.)"""
 
 from __future__ import annotations
 
-import socket
 import time as clock
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -23,31 +21,10 @@ from carttrack.celery import app
 from imports import jobs
 from imports.models import QUEUED, RUNNING, ImportJob
 from imports.tasks import sweep_import_jobs
+from tests.conftest import broker_unreachable
 from tests.imports.test_api_jobs_idempotency import URL, batch, lab_system, patient  # noqa: F401
 
 STALE = timedelta(seconds=120)
-
-
-def _reset_broker_pool() -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@contextmanager
-def broker_down():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free, and nothing will listen on it
-    previous = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    _reset_broker_pool()
-    try:
-        yield
-    finally:
-        app.conf.broker_url = previous
-        _reset_broker_pool()
 
 
 def _queued_messages() -> int:
@@ -72,7 +49,7 @@ def test_with_redis_down_the_batch_is_accepted_and_sent_when_redis_is_back(
     caplog,
     django_capture_on_commit_callbacks,
 ):
-    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+    with broker_unreachable(), django_capture_on_commit_callbacks(execute=True):
         started = clock.monotonic()
         response = lab_system.post(
             URL + "?async=1",

@@ -7,14 +7,12 @@ which a frozen clock would stop; the clinical dates lie in 2025, before the real
 
 from __future__ import annotations
 
-import socket
 import time as clock
 from datetime import date, datetime, time
 from decimal import Decimal
 
 import pytest
 
-from carttrack.celery import app
 from monitoring.models import OPEN, Alert, Notification
 from patients.services import LabValue, lab_results_record
 from patients.units import CELLS_PER_UL, PB_BCELL_ABS, UNDETECTABLE
@@ -24,27 +22,6 @@ from tests.factories import BERLIN, InfusionFactory, PatientFactory
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _reset_broker_pool() -> None:
-    # The app caches its broker connections on first use; a changed broker_url needs new ones.
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker_down():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free, and nothing will listen on it
-    previous = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    _reset_broker_pool()
-    yield
-    app.conf.broker_url = previous
-    _reset_broker_pool()
 
 
 def _count(patient, on: date, value):
