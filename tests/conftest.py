@@ -80,6 +80,22 @@ def clinician_client(client, clinician):
 # --- A real Celery worker against real Redis ---------------------------------------------------
 
 
+def token_client(user):
+    """An API client as a laboratory system uses it: with a token of `user`'s."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def lab_system(clinician):
+    """A laboratory system posting with the clinician's token."""
+    return token_client(clinician)
+
+
 def _wait_for(predicate, *, timeout: float, what: str) -> None:
     import time
 

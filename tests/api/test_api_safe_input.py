@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import RequestFactory
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from patients.api.errors import exception_handler, json_or_html_500
 from patients.models import LabResult
+from tests.conftest import token_client
 from tests.factories import InfusionFactory, PatientFactory
 
 URL = "/api/v1/lab-results/"
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
 def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(user)
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from datetime import date, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from patients import units
 from patients.models import LabResult
+from tests.conftest import token_client
 from tests.factories import InfusionFactory, PatientFactory
 from tests.fuzz_counts import record
 from tests.fuzz_strategies import (
@@ -110,9 +109,7 @@ def lab_system(clinician, center):
         InfusionFactory(
             patient=PatientFactory(center=center, study_id=study_id), infusion_date=date(2025, 3, 1)
         )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
+    return token_client(clinician)
 
 
 def test_any_batch_is_saved_whole_or_refused_whole_never_a_server_error(lab_system):

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from monitoring.models import Alert
@@ -13,14 +12,6 @@ from patients.models import LabResult
 from tests.factories import BERLIN, InfusionFactory, PatientFactory
 
 URL = "/api/v1/lab-results/"
-
-
-@pytest.fixture
-def lab_system(clinician):
-    """A laboratory system posting with the clinician's token."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import time as clock
 from datetime import date, datetime, time, timedelta
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from monitoring.models import SENT, Alert, Notification
 from patients.models import LabResult
+from tests.conftest import token_client
 from tests.factories import BERLIN
 from tests.monitoring.test_worker_integration import patient_with_hematologist
 
@@ -57,8 +56,7 @@ def test_redis_down_during_1000_api_lab_saves(
     study_ids = [f"CT-F{n:03d}" for n in range(PATIENTS)]
     for study_id in study_ids:
         patient_with_hematologist(study_id, center, clinician, infused=INFUSED)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    api = token_client(clinician)
 
     own_redis.stop()
     started = clock.monotonic()

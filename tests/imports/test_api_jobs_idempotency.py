@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from imports.models import ImportJob
@@ -30,13 +29,6 @@ def batch(*times: str) -> dict:
             for when in times
         ]
     }
-
-
-@pytest.fixture
-def lab_system(clinician):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
 
 
 @pytest.fixture

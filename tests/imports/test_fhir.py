@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from imports import fhir
@@ -40,13 +39,6 @@ def local_mapping(tmp_path, settings):
     fhir.mapping.cache_clear()
     yield
     fhir.mapping.cache_clear()
-
-
-@pytest.fixture
-def lab_system(clinician):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
 
 
 def observation(code: dict, when: str, quantity: dict | None = None, **extra) -> dict:

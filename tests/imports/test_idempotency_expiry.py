@@ -7,8 +7,6 @@ from datetime import date, timedelta
 
 import pytest
 import time_machine
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from imports.idempotency import keys_purge
 from imports.models import IdempotencyKey
@@ -26,13 +24,6 @@ THIRTY_DAYS = timedelta(days=30)
 @pytest.fixture(autouse=True)
 def thirty_days(settings):
     settings.IDEMPOTENCY_KEY_DAYS = 30
-
-
-@pytest.fixture
-def lab_system(clinician):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
 
 
 @pytest.fixture

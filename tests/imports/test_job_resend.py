@@ -22,7 +22,7 @@ from imports import jobs
 from imports.models import QUEUED, RUNNING, ImportJob
 from imports.tasks import sweep_import_jobs
 from tests.conftest import broker_unreachable
-from tests.imports.test_api_jobs_idempotency import URL, batch, lab_system, patient  # noqa: F401
+from tests.imports.test_api_jobs_idempotency import URL, batch, patient  # noqa: F401
 
 STALE = timedelta(seconds=120)
 
@@ -43,7 +43,7 @@ def stale_limit(settings):
 
 
 def test_with_redis_down_the_batch_is_accepted_and_sent_when_redis_is_back(
-    lab_system,  # noqa: F811
+    lab_system,
     patient,  # noqa: F811
     stale_limit,
     caplog,

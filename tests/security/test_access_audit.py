@@ -3,12 +3,11 @@ from where); the access log and the change history cannot be edited or deleted f
 application or the admin; the clinician profile has history; snapshots cannot be deleted."""
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from analytics.services import snapshot_compute
 from audit.models import AccessEvent
 from patients.models import ClinicianProfile
+from tests.conftest import token_client
 from tests.factories import InfusionFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +53,7 @@ def test_alert_and_api_reads_are_recorded(clinician_client, clinician, center, f
     alert = stored_alert("CT-0902", center=center)
     alert.patient.hematologists.add(clinician)
     assert clinician_client.get(f"/alerts/{alert.pk}/").status_code == 200
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    api = token_client(clinician)
     assert api.get("/api/v1/alerts/").status_code == 200
     assert _events() == [("clinician", "alert", f"#{alert.pk}"), ("clinician", "api", "")]
 
