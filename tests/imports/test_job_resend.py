@@ -69,8 +69,10 @@ def test_with_redis_down_the_batch_is_accepted_and_sent_when_redis_is_back(
     with django_capture_on_commit_callbacks(execute=True):
         assert jobs.import_jobs_resend(now=sent_at + STALE) == 0  # exactly at the limit
     assert _queued_messages() == before
+    caplog.clear()
     with django_capture_on_commit_callbacks(execute=True):
         assert jobs.import_jobs_resend(now=sent_at + STALE + timedelta(seconds=1)) == 1
+    assert "Could not enqueue" not in caplog.text, caplog.text
     assert _queued_messages() == before + 1  # really on its way to a worker
     _take_newest_message()  # no later test's worker should receive it
     job.refresh_from_db()
