@@ -14,14 +14,15 @@ is the single place where a record type's rules are called: a new rule of `patie
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from patients import units, validation
-from patients.ingest.context import Context
+from patients.ingest.context import Context, patient_facts
 from patients.ingest.plausibility import check_plausibility
 from patients.ingest.records import (
     Batch,
@@ -75,6 +76,20 @@ class Plan:
             "events": len(self.events),
             "therapies": len(self.therapies),
         }
+
+
+@cache
+def _field_names(model) -> frozenset[str]:
+    return frozenset(f.name for f in model._meta.concrete_fields)
+
+
+def _instance(model, record, **given):
+    """The model instance of a record: the record types name their fields as the models do, so
+    every record field the model has is copied (a place or a center code is not); `given`
+    adds or overrides the rest (the patient, an infusion's number, a sample's time)."""
+    names = _field_names(model)
+    values = {f.name: getattr(record, f.name) for f in fields(record) if f.name in names}
+    return model(**{**values, **given})
 
 
 def _model_errors(instance, facts: PatientFacts | None) -> Errors:
@@ -165,33 +180,20 @@ def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
     plan = Plan(patients=dict(ctx.existing))
     out = _Collector(batch.confirm_hint)
     _check_patients(batch, ctx, plan, out)
-    facts = _facts(batch, ctx, plan)
+    facts = patient_facts(batch, ctx, plan.patients)
     _check_infusions(batch, ctx, plan, facts, out)
     _check_samples(batch, ctx, plan, facts, out)
     for record in batch.responses:
         patient = _patient(record, plan, out)
         if patient is not None:
-            response = ResponseAssessment(
-                patient=patient,
-                assessed_on=record.assessed_on,
-                response=record.response,
-                mrd_status=record.mrd_status,
-                notes=record.notes,
-            )
+            response = _instance(ResponseAssessment, record, patient=patient)
             out.add_errors(record.place, record, validate_response(response, record))
             plan.responses.append(response)
     _check_events(batch, ctx, plan, facts, out)
     for record in batch.therapies:
         patient = _patient(record, plan, out)
         if patient is not None:
-            therapy = PreemptiveTherapy(
-                patient=patient,
-                start_date=record.start_date,
-                category=record.category,
-                agent=record.agent,
-                agent_detail=record.agent_detail,
-                notes=record.notes,
-            )
+            therapy = _instance(PreemptiveTherapy, record, patient=patient)
             errors = validate_therapy(therapy, record, facts[record.study_id])
             out.add_errors(record.place, record, errors)
             plan.therapies.append(therapy)
@@ -247,17 +249,7 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
             )
             out.add(record.place, "center_code", record.center_code, message)
             continue
-        patient = Patient(
-            center=center,
-            study_id=record.study_id,
-            sex=record.sex,
-            date_of_birth=record.date_of_birth,
-            mrn=record.mrn,
-            full_name=record.full_name,
-            diagnosis=record.diagnosis,
-            ph_positive=record.ph_positive,
-            is_synthetic=record.is_synthetic,
-        )
+        patient = _instance(Patient, record, center=center)
         out.add_errors(record.place, record, validate_patient(patient, record, ctx))
         if record.mrn:
             if (center.pk, record.mrn) in mrns:
@@ -265,34 +257,6 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
             mrns.add((center.pk, record.mrn))
         plan.patients[record.study_id] = patient
         plan.new_patients.append(patient)
-
-
-def _facts(batch: Batch, ctx: Context, plan: Plan) -> dict[str, PatientFacts]:
-    """Each patient's stored records plus the batch's own (a relapse is checked against an
-    infusion given in the same batch)."""
-    infusion_dates: dict[str, list] = defaultdict(list)
-    events: dict[str, list] = defaultdict(list)
-    for study_id, patient in plan.patients.items():
-        if patient.pk:
-            infusion_dates[study_id] += [d for d, _n in ctx.infusions.get(patient.pk, [])]
-            events[study_id] += ctx.events.get(patient.pk, [])
-    for record in batch.infusions:
-        if record.infusion_date is not None:
-            infusion_dates[record.study_id].append(record.infusion_date)
-    for record in batch.events:
-        if record.event_date is not None:
-            events[record.study_id].append((record.kind, record.event_date))
-    return defaultdict(
-        PatientFacts,
-        {
-            study_id: PatientFacts(
-                infusion_dates=tuple(infusion_dates[study_id]),
-                events=tuple(events[study_id]),
-                lab_keys=frozenset(ctx.lab_keys.get(patient.pk, ())) if patient.pk else frozenset(),
-            )
-            for study_id, patient in plan.patients.items()
-        },
-    )
 
 
 def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
@@ -333,15 +297,7 @@ def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) ->
         if number is None:  # numbered by date after the stored and given ones
             number = max(numbers[record.study_id], default=0) + 1
             numbers[record.study_id][number] = record.place
-        infusion = Infusion(
-            patient=patient,
-            infusion_date=record.infusion_date,
-            infusion_number=number,
-            product=record.product,
-            target_antigen=record.target_antigen,
-            dose_cells_per_kg=record.dose_cells_per_kg,
-            lymphodepletion=record.lymphodepletion,
-        )
+        infusion = _instance(Infusion, record, patient=patient, infusion_number=number)
         errors = validate_infusion(infusion, record, facts[record.study_id])
         out.add_errors(record.place, record, errors)
         plan.infusions.append(infusion)
@@ -376,15 +332,12 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
                 continue
             in_sample.add(record.analyte)
             definition = units.ANALYTES.get(record.analyte)
-            result = LabResult(
+            result = _instance(
+                LabResult,
+                record,
                 patient=patient,
-                analyte=record.analyte,
                 specimen=record.specimen or (definition.specimen if definition else ""),
                 collected_at=sample.collected_at,
-                value=record.value,
-                unit=record.unit,
-                qualifier=record.qualifier,
-                method=record.method,
                 entered_by=entered_by,
             )
             errors = validate_lab_value(result, record, sample, facts[sample.study_id], ctx)
@@ -426,15 +379,7 @@ def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> No
                     f"A patient dies once (also {deaths[record.study_id]}).",
                 )
             deaths.setdefault(record.study_id, record.place)
-        event = ClinicalEvent(
-            patient=patient,
-            kind=record.kind,
-            event_date=record.event_date,
-            relapse_cd19=record.relapse_cd19,
-            relapse_site=record.relapse_site,
-            death_cause=record.death_cause,
-            notes=record.notes,
-        )
+        event = _instance(ClinicalEvent, record, patient=patient)
         errors = validate_event(event, record, facts[record.study_id])
         out.add_errors(record.place, record, errors)
         plan.events.append(event)

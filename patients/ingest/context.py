@@ -23,6 +23,7 @@ from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, Problem
 from patients.models import Center, ClinicalEvent, Infusion, LabResult, Patient
 from patients.plausibility import Limits
+from patients.validation import PatientFacts
 
 
 @dataclass
@@ -183,3 +184,34 @@ def _previous_values(patient_ids: list[int], analytes: frozenset[str]) -> dict[t
     for pid, analyte, when, value in rows.iterator(chunk_size=5000):
         series[(pid, analyte)].append((when, value))
     return series
+
+
+def patient_facts(
+    batch: Batch, ctx: Context, patients: dict[str, Patient]
+) -> dict[str, PatientFacts]:
+    """What the validation rules compare a record with, per study ID: each patient's stored
+    records plus the batch's own (a relapse is checked against an infusion given in the same
+    batch). `patients`: every patient the batch touches, stored or new."""
+    infusion_dates: dict[str, list] = defaultdict(list)
+    events: dict[str, list] = defaultdict(list)
+    for study_id, patient in patients.items():
+        if patient.pk:
+            infusion_dates[study_id] += [d for d, _n in ctx.infusions.get(patient.pk, [])]
+            events[study_id] += ctx.events.get(patient.pk, [])
+    for record in batch.infusions:
+        if record.infusion_date is not None:
+            infusion_dates[record.study_id].append(record.infusion_date)
+    for record in batch.events:
+        if record.event_date is not None:
+            events[record.study_id].append((record.kind, record.event_date))
+    return defaultdict(
+        PatientFacts,
+        {
+            study_id: PatientFacts(
+                infusion_dates=tuple(infusion_dates[study_id]),
+                events=tuple(events[study_id]),
+                lab_keys=frozenset(ctx.lab_keys.get(patient.pk, ())) if patient.pk else frozenset(),
+            )
+            for study_id, patient in patients.items()
+        },
+    )
