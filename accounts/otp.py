@@ -46,25 +46,30 @@ def _next(request) -> str:
     return urlencode({"next": request.path}, safe="/")
 
 
+def owes_code(user) -> bool:
+    """Signed in with the password only, by a user who has an authenticator: the code is owed
+    before anything else, setting up another authenticator included (a stolen password must
+    not be able to add its own device)."""
+    return not user.is_verified() and user_has_device(user, confirmed=True)
+
+
 class OTPRequiredMiddleware:
     """After django_otp's OTPMiddleware: a signed-in session that still owes its second factor
-    reaches only the second-factor pages, sign-out and the password pages."""
-
-    OPEN = ("accounts:otp_verify", "accounts:otp_setup", "logout")
+    reaches only the code page and sign-out; a user whose role requires a second factor and who
+    has none reaches only the set-up page and sign-out."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if (
-            user is not None
-            and user.is_authenticated
-            and not user.is_verified()
-            and request.path not in {reverse(name) for name in self.OPEN}
-        ):
-            if user_has_device(user, confirmed=True):
+        if user is None or not user.is_authenticated or user.is_verified():
+            return self.get_response(request)
+        open_to_all = request.path == reverse("logout")
+        if owes_code(user):
+            if not open_to_all and request.path != reverse("accounts:otp_verify"):
                 return redirect(f"{reverse('accounts:otp_verify')}?{_next(request)}")
-            if otp_required_for(user):
+        elif otp_required_for(user):
+            if not open_to_all and request.path != reverse("accounts:otp_setup"):
                 return redirect(f"{reverse('accounts:otp_setup')}?{_next(request)}")
         return self.get_response(request)

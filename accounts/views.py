@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.otp import (
     otp_required_for,
+    owes_code,
     recovery_codes_issue,
     recovery_codes_left,
 )
@@ -97,7 +98,10 @@ def otp_verify(request):
 @require_http_methods(["GET", "POST"])
 def otp_setup(request):
     """Add an authenticator: the key is shown once as text and an otpauth:// link; the device
-    counts only after a code from it has been entered."""
+    counts only after a code from it has been entered. A user who owes the code of an
+    authenticator they already have enters it first (the middleware sends them there too)."""
+    if owes_code(request.user):
+        return redirect(f"{reverse('accounts:otp_verify')}?{urlencode({'next': _next(request)})}")
     device, _ = TOTPDevice.objects.get_or_create(
         user=request.user, confirmed=False, defaults={"name": "Authenticator app"}
     )

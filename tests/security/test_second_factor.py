@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +160,24 @@ def test_after_a_wrong_code_the_page_says_to_wait_not_that_the_next_code_is_wron
         clock.shift(2)
         assert client.post("/account/two-factor/", {"token": _code(device)}).status_code == 302
     assert client.get("/alerts/").status_code == 200
+
+
+def test_a_stolen_password_cannot_add_its_own_authenticator(client, clinician, settings):
+    """The owner has an app; someone with only the password opens the set-up page to confirm
+    a device of their own: they are sent to the code page, no device is added, the owner's
+    recovery codes stand, and nothing else opens."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    TOTPDevice.objects.create(user=clinician, name="owner's phone", confirmed=True)
+    owners = StaticDevice.objects.create(user=clinician, name="Recovery codes", confirmed=True)
+    owners.token_set.create(token="ownercod")
+    _sign_in(client)
+    for method in (client.get, client.post):
+        response = method("/account/two-factor/setup/", {"token": "123456"})
+        assert response.status_code == 302
+        assert response["Location"].startswith("/account/two-factor/?next=")
+    assert TOTPDevice.objects.filter(user=clinician).count() == 1
+    assert list(StaticToken.objects.values_list("token", flat=True)) == ["ownercod"]
+    for page in ("/patients/", "/account/password/", "/account/two-factor/recovery-codes/"):
+        assert client.get(page)["Location"].startswith("/account/two-factor/?next=")
+    assert client.post("/account/two-factor/", {"token": "ownercod"}).status_code == 302
+    assert client.get("/patients/").status_code == 200
