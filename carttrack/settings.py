@@ -256,8 +256,14 @@ IMPORT_JOB_STALE_SECONDS = env_int("IMPORT_JOB_STALE_SECONDS", 120)
 IMPORT_JOB_RETRIES = env_int("IMPORT_JOB_RETRIES", 2)
 
 if REDIS_URL:
+    # A Redis outage is a cache miss, not a failed page (carttrack/cache.py); a Redis that does
+    # not answer is given up on within a second or two.
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "carttrack.cache.ForgivingRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+        }
     }
 
 REST_FRAMEWORK = {
