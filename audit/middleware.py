@@ -13,9 +13,14 @@ logger = logging.getLogger(__name__)
 AUDITED_VIEWS = {
     "patients:detail": AccessEvent.PATIENT,
     "patients:history": AccessEvent.PATIENT,
+    "patients:record_history": AccessEvent.PATIENT,
     "monitoring:alert": AccessEvent.ALERT,
     "analytics:export_csv": AccessEvent.EXPORT,
+    "analytics:export_alerts": AccessEvent.EXPORT,  # per alert, with study IDs
+    "analytics:export_bcells": AccessEvent.EXPORT,  # per sample, with study IDs
 }
+#: URL namespaces whose every GET is an API read (the schema excepted).
+API_NAMESPACES = {"api", "imports_api"}
 
 
 def _kind(match) -> str | None:
@@ -24,7 +29,7 @@ def _kind(match) -> str | None:
     name = match.view_name
     if name in AUDITED_VIEWS:
         return AUDITED_VIEWS[name]
-    if "api" in match.namespaces and name != "api:schema":
+    if API_NAMESPACES & set(match.namespaces) and name != "api:schema":
         return AccessEvent.API
     return None
 

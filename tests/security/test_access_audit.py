@@ -47,6 +47,33 @@ def test_each_read_of_patient_data_is_recorded_with_who_what_and_where(
     assert first.at is not None
 
 
+def test_record_histories_rule_exports_and_fhir_reads_are_recorded(
+    clinician_client, clinician, registry, patient, frozen_now
+):
+    """Every other read of patient data: one record's history, the rule-performance exports
+    (per alert and per sample, with study IDs; registry staff) and a patient's results
+    through FHIR."""
+    from django.test import Client
+
+    infusion = patient.infusions.get()
+    staff = Client()
+    staff.force_login(registry)
+    reads = [
+        (clinician_client, f"/patients/CT-0901/infusion/{infusion.pk}/history/"),
+        (staff, "/dashboard/rules/alerts.csv?center=alpha"),
+        (staff, "/dashboard/rules/bcells.csv?center=alpha"),
+        (token_client(clinician), "/api/v1/fhir/patients/CT-0901/"),
+    ]
+    for client, url in reads:
+        assert client.get(url).status_code == 200, url
+    assert _events() == [
+        ("clinician", "patient", "CT-0901"),
+        ("registry", "export", "center=alpha"),
+        ("registry", "export", "center=alpha"),
+        ("clinician", "api", "CT-0901"),
+    ]
+
+
 def test_alert_and_api_reads_are_recorded(clinician_client, clinician, center, frozen_now):
     from tests.monitoring.test_inbox import stored_alert
 
