@@ -26,6 +26,9 @@ import psycopg
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
+# Tables PostgreSQL keeps append-only (audit 0002, patients 0004).
+APPEND_ONLY_PREFIXES = ("audit_accessevent", "patients_historical")
+
 
 class BackupError(Exception):
     """A dump or a restore check that failed; the message says what to do."""
@@ -39,10 +42,11 @@ class BackupReport:
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows in the dump
     missing_migrations: list[str] = field(default_factory=list)
     protected_tables: list[str] = field(default_factory=list)  # with append-only triggers
+    missing_triggers: list[str] = field(default_factory=list)  # append-only tables without
 
     @property
     def complete(self) -> bool:
-        return not self.missing_migrations
+        return not self.missing_migrations and not self.missing_triggers
 
 
 def _is_postgresql() -> bool:
@@ -156,6 +160,9 @@ def _verify_postgresql(path: Path, report: BackupReport) -> None:
             cursor.execute(_PG_TABLES)
             tables = [row[0] for row in cursor.fetchall()]
             _fill(report, cursor, tables, _PG_APPEND_ONLY)
+        # The access log and every change-history table must come back append-only.
+        must = {t for t in tables if t.startswith(APPEND_ONLY_PREFIXES)}
+        report.missing_triggers = sorted(must - set(report.protected_tables))
     finally:
         with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as server:
             server.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')

@@ -94,3 +94,24 @@ def test_the_dump_reads_the_database_through_the_environment_not_the_command_lin
     backup_create(tmp_path / "env.dump")
     assert seen["env"]["PGDATABASE"] == connection.settings_dict["NAME"]
     assert not any("postgres://" in part or "password" in part for part in seen["command"])
+
+
+def test_a_backup_without_an_append_only_trigger_is_refused(center, tmp_path):
+    """A dump whose change history would come back editable (here: a trigger dropped before
+    the dump) does not pass the check."""
+    import importlib
+
+    history = importlib.import_module("patients.migrations.0004_history_append_only")
+    table = "patients_historicalinfusion"
+    with connection.cursor() as cursor:
+        cursor.execute(history.DROP_TRIGGER.format(table=table))
+    try:
+        path = tmp_path / "no-trigger.dump"
+        backup_create(path)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(history.TRIGGER.format(table=table))
+    report = backup_verify(path)
+    assert report.missing_triggers == [table] and not report.complete
+    with pytest.raises(CommandError, match="without their append-only trigger: " + table):
+        call_command("backup_verify", str(path))

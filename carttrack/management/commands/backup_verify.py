@@ -44,10 +44,17 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Append-only tables (triggers restored): {len(report.protected_tables)}"
             )
-        if not report.complete:
+        if report.missing_migrations:
             raise CommandError(
                 "The backup lacks migrations this code expects: "
                 + ", ".join(report.missing_migrations)
                 + ". It was made by an older release: restore it, then run migrate."
+            )
+        if report.missing_triggers:
+            raise CommandError(
+                "These tables came back without their append-only trigger: "
+                + ", ".join(report.missing_triggers)
+                + ". Restore with pg_restore from a custom-format dump (backup_create) and "
+                "do not skip triggers; then check again."
             )
         self.stdout.write(self.style.SUCCESS("The backup restores completely."))
