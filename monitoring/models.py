@@ -143,6 +143,13 @@ class RuleParameterSet(models.Model):
         )
 
 
+class AlertQuerySet(models.QuerySet):
+    def active_work(self) -> AlertQuerySet:
+        """Alerts still to act on: open or acknowledged, and not imported history (a
+        historical alert is recorded, not work to do). Every list, count and badge uses this."""
+        return self.filter(status__in=ACTIVE_STATUSES, historical=False)
+
+
 class Alert(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
     # Kept when the infusion is deleted (the alert is then withdrawn, not lost).
@@ -190,6 +197,8 @@ class Alert(models.Model):
         help_text="Raised from data older than the historical age (imported history): "
         "recorded and analysed, not e-mailed, not in the open worklist.",
     )
+
+    objects = AlertQuerySet.as_manager()
 
     class Meta:
         ordering = ["-raised_at"]

@@ -186,7 +186,7 @@ def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "")
         qs = qs.filter(patient__center__code=center)
     if status == "active" or not status:
         # Historical alerts (imported history) are recorded, not work to do.
-        qs = qs.filter(status__in=ACTIVE_STATUSES, historical=False)
+        qs = qs.active_work()
     elif status == "historical":
         qs = qs.filter(historical=True)
     elif status != "all":
@@ -202,7 +202,8 @@ def alert_inbox(user, *, severity: str = "", center: str = "", status: str = "")
 def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
     alerts: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
     qs = (
-        Alert.objects.filter(patient_id__in=patient_ids, status__in=ACTIVE_STATUSES)
+        Alert.objects.filter(patient_id__in=patient_ids)
+        .active_work()
         .annotate(severity_rank=SEVERITY_ORDER)
         .order_by("severity_rank", "raised_at")
     )
@@ -213,7 +214,7 @@ def open_alerts_by_patient(patient_ids: list[int]) -> dict[int, list[Alert]]:
 
 def open_alert_count(user) -> tuple[int, int]:
     """(active alerts, of which high) on the patients the user sees: the navigation badge."""
-    qs = alerts_visible_to(user).filter(status__in=ACTIVE_STATUSES, historical=False)
+    qs = alerts_visible_to(user).active_work()
     return qs.count(), qs.filter(severity="high").count()
 
 

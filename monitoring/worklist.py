@@ -15,7 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring import texts
-from monitoring.models import ACTIVE_STATUSES, HIGH, Alert
+from monitoring.models import HIGH, Alert
 from monitoring.selectors import SEVERITY_ORDER, alerts_visible_to, rule_params_for
 from patients import units
 from patients.days import local_date
@@ -69,13 +69,11 @@ def with_course_status(alerts: list[Alert]) -> list[Alert]:
 
 def worklist(user, *, now=None) -> Worklist:
     now = now or timezone.now()
-    work = alerts_visible_to(user).filter(historical=False)
-    high = list(
-        work.filter(severity=HIGH, status__in=ACTIVE_STATUSES).order_by("-raised_at", "-pk")
-    )
+    work = alerts_visible_to(user).active_work()
+    high = list(work.filter(severity=HIGH).order_by("-raised_at", "-pk"))
     # Still to act on, raised lately, below high severity (high ones are listed above).
     recent = list(
-        work.filter(raised_at__gte=now - timedelta(days=RECENT_DAYS), status__in=ACTIVE_STATUSES)
+        work.filter(raised_at__gte=now - timedelta(days=RECENT_DAYS))
         .exclude(severity=HIGH)
         .annotate(severity_rank=SEVERITY_ORDER)
         .order_by("severity_rank", "-raised_at", "-pk")[:RECENT_LIMIT]
@@ -110,9 +108,7 @@ def _in_window(user, now) -> list[WindowPatient]:
     ):
         last_counts.setdefault(lab.patient_id, lab)
     active_alerts: dict[int, list] = {pk: [] for pk in ids}
-    for alert in Alert.objects.filter(
-        patient_id__in=ids, status__in=ACTIVE_STATUSES, historical=False
-    ):
+    for alert in Alert.objects.filter(patient_id__in=ids).active_work():
         active_alerts[alert.patient_id].append(alert)
     params_by_center: dict[int, object] = {}
     rows = []

@@ -254,3 +254,17 @@ def test_inbox_timestamps_are_shown_in_the_clinical_time_zone(clinician_client, 
     page = clinician_client.get(reverse("monitoring:inbox")).content.decode()
 
     assert "<td>2 Nov 2025<br>" in page
+
+
+def test_imported_history_is_not_shown_as_work_in_the_patient_list(
+    clinician_client, clinician, center, frozen_now
+):
+    """A historical alert (imported history, still open) is recorded, not work to do: no chip
+    in the patient list, as in the inbox, the worklist and the badge."""
+    current = stored_alert("CT-0981", center=center)
+    history = stored_alert("CT-0982", center=center)
+    Alert.objects.filter(pk=history.pk).update(historical=True)
+    page = clinician_client.get("/patients/").content.decode()
+    assert f'href="/alerts/{current.pk}/"' in page
+    assert f'href="/alerts/{history.pk}/"' not in page
+    assert list(Alert.objects.active_work()) == [current]
