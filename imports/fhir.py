@@ -130,12 +130,8 @@ def bundle_parse(data: dict) -> tuple[Batch, dict[str, list[str]]]:
                 date_of_birth=resource.birthDate,
             )
         )
-    stored = set(
-        Patient.objects.filter(study_id__in=[p.study_id for p in batch.patients]).values_list(
-            "study_id", flat=True
-        )
-    )
-    batch.patients = [p for p in batch.patients if p.study_id not in stored]
+    # A Patient already stored is the import checks' business (patients.ingest.checks): theirs
+    # is skipped, another center's is refused with a message that says so.
     codes = _code_index()
     samples: dict[tuple, SampleRecord] = {}
     for i, entry in entries:

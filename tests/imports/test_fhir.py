@@ -261,3 +261,17 @@ def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extensi
     assert (kept.value, kept.unit, kept.canonical_value) == (Decimal(60), "10^9/L", 60_000)
     assert kept.plausibility_confirmed and kept.plausibility_confirmed_by == clinician
     assert "50" in kept.plausibility_warning
+
+
+def test_a_bundle_naming_another_centers_patient_says_so(
+    lab_system, other_center, local_mapping, frozen_now
+):
+    PatientFactory(center=other_center, study_id="CT-FHIR")
+    response = lab_system.post(
+        URL,
+        bundle(observation(LOCAL_CD19, "2025-03-08T08:00:00+01:00", {"value": 0, "code": "/uL"})),
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "already used by a patient you may not enter data for" in json.dumps(response.json())
+    assert not LabResult.objects.exists()
