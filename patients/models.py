@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
-from patients import units, validation
+from patients import plausibility_checks, units, validation
 from patients.formats import human_date
 
 
@@ -301,13 +301,17 @@ class LabResult(models.Model):
         elif facts is None and not getattr(self, "_checked_with_its_sample", False):
             # One result on its own (a correction, the admin); a new sample is checked as a whole
             # by patients.services.lab_results_record, an import's by patients.ingest.checks.
-            findings = validation.sample_plausibility(
+            findings = plausibility_checks.sample_plausibility(
                 patient=self.patient,
                 collected_at=self.collected_at,
                 values={self.analyte: self.canonical_value},
                 excluding_pks=[self.pk] if self.pk else [],
             )
-            _raise(validation.plausibility_errors(findings, confirmed=self.plausibility_confirmed))
+            _raise(
+                plausibility_checks.plausibility_errors(
+                    findings, confirmed=self.plausibility_confirmed
+                )
+            )
             soft = [f.message for f in findings if not f.is_hard]
             self.plausibility_confirmed = bool(soft) and self.plausibility_confirmed
             self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""

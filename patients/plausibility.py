@@ -1,10 +1,10 @@
 """Plausibility of lab values (CLINICAL.md section 2): a tenfold or thousandfold slip must not
 enter silently.
 
-Pure: plain values in, findings out; no database, no clock. The pages, the admin and the API call
-it through `patients.validation.sample_plausibility` (which reads the center's limits and the
-patient's previous values); a bulk import can call `check_sample` directly for many rows, with the
-limits read once and the previous values kept in memory.
+Pure: plain values in, findings out; no database, no clock. The pages, the admin and the API
+call it through `patients.plausibility_checks.sample_plausibility` (which reads the center's
+limits and the patient's previous values); a bulk import calls it through `sample_findings`
+for many rows, with the limits read once and the previous values kept in memory.
 
     check_sample(
         values: Mapping[str, Decimal | None],   # analyte code -> value in its CANONICAL unit

@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
-from patients import units, validation
+from patients import plausibility_checks, units, validation
 from patients.models import LabResult, Patient, PlausibilityLimits
 
 
@@ -108,7 +108,7 @@ def lab_results_record(
     Errors are keyed "<analyte>-<field>" (e.g. "pb_bcell_abs-value"), or "collected_at" for the
     sample as a whole, so a form with one row per analyte can show each message beside its field.
     A value outside a soft plausibility limit is refused with the code
-    `validation.UNCONFIRMED` unless its LabValue is `confirmed`; hard limits always refuse.
+    `plausibility_checks.UNCONFIRMED` unless its LabValue is `confirmed`; hard limits always refuse.
     """
     if not values:
         raise ValidationError({"__all__": ["Enter at least one result."]})
@@ -177,7 +177,7 @@ def _check_sample_plausibility(
     errors: dict[str, list],
 ) -> None:
     """Hard limits refuse; soft ones need the value's confirmation, which is then recorded."""
-    findings = validation.sample_plausibility(
+    findings = plausibility_checks.sample_plausibility(
         patient=patient,
         collected_at=collected_at,
         values={r.analyte: r.canonical_value for r in results},
@@ -185,7 +185,9 @@ def _check_sample_plausibility(
     confirmed = {v.analyte for v in values if v.confirmed}
     for result in results:
         mine = [f for f in findings if f.analyte == result.analyte]
-        refusals = validation.plausibility_errors(mine, confirmed=result.analyte in confirmed)
+        refusals = plausibility_checks.plausibility_errors(
+            mine, confirmed=result.analyte in confirmed
+        )
         if refusals:
             _add_unique(errors, f"{result.analyte}-value", refusals["value"])
         soft = [f.message for f in mine if not f.is_hard]

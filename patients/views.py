@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import alert_changes_since, alert_event_mark, open_alerts_by_patient
-from patients import forms, selectors, services, validation
+from patients import forms, plausibility_checks, selectors, services
 from patients.formats import human_date
 from patients.models import (
     Center,
@@ -174,7 +174,7 @@ def _unconfirmed_analytes(error: ValidationError) -> list[str]:
     found = []
     for key, errors in getattr(error, "error_dict", {}).items():
         analyte, _, field = key.partition("-")
-        if field == "value" and any(e.code == validation.UNCONFIRMED for e in errors):
+        if field == "value" and any(e.code == plausibility_checks.UNCONFIRMED for e in errors):
             found.append(analyte)
     return found
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from patients import units, validation
+from patients import plausibility_checks, units
 from patients.ingest.context import Context, patient_facts
 from patients.ingest.plausibility import check_plausibility
 from patients.ingest.records import (
@@ -161,7 +161,7 @@ class _Collector:
     def add(self, place: str, field_name: str, value: Any, message) -> None:
         if isinstance(message, ValidationError):
             text = message.message % message.params if message.params else message.message
-            if message.code == validation.UNCONFIRMED and self.confirm_hint:
+            if message.code == plausibility_checks.UNCONFIRMED and self.confirm_hint:
                 text = text.removesuffix(_CONFIRM_SUFFIX) + " " + self.confirm_hint
             message = text
         self.problems.append(Problem(place, field_name, value, str(message)))

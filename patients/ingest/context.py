@@ -72,7 +72,7 @@ class Context:
 
     def limits(self, center: Center | None) -> Limits:
         """The center's current plausibility limits, read once per center per batch."""
-        from patients.validation import plausibility_limits_for
+        from patients.plausibility_checks import plausibility_limits_for
 
         key = center.pk if center is not None else None
         if key not in self._limits:

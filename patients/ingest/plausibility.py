@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from patients import validation
+from patients import plausibility_checks
 from patients.ingest.context import Context
 from patients.ingest.records import LabValueRecord
 from patients.models import LabResult
@@ -33,14 +33,14 @@ def sample_plausibility_errors(
         return {}
     patient = results[0][1].patient
     values = {r.analyte: r.canonical_value for _rec, r in results}
-    findings = validation.sample_findings(
+    findings = plausibility_checks.sample_findings(
         values, siblings=siblings, previous=previous, limits=ctx.limits(patient.center)
     )
     user = ctx.scope.user
     out: dict[int, list] = {}
     for index, (record, result) in enumerate(results):
         mine = [f for f in findings if f.analyte == result.analyte]
-        refusals = validation.plausibility_errors(mine, confirmed=record.confirmed)
+        refusals = plausibility_checks.plausibility_errors(mine, confirmed=record.confirmed)
         if refusals:
             out[index] = refusals["value"]
         soft = [f.message for f in mine if not f.is_hard]

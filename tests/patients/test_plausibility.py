@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from patients import units, validation
+from patients import plausibility_checks, units
 from patients.models import LabResult, PlausibilityLimits
 from patients.plausibility import HARD, SOFT, Limits, check_sample
 from patients.services import LabValue, lab_results_record, plausibility_limits_publish
@@ -69,7 +69,7 @@ def test_the_service_refuses_hard_and_asks_for_soft_then_records_the_confirmatio
             entered_by=clinician,
         )
     (error,) = refused.value.error_dict["alc-value"]
-    assert error.code == validation.IMPLAUSIBLE and "4321 ×10⁹/L" in error.message
+    assert error.code == plausibility_checks.IMPLAUSIBLE and "4321 ×10⁹/L" in error.message
 
     soft = [
         LabValue(units.PB_BCELL_ABS, D(15), units.GIGA_PER_L),
@@ -80,7 +80,7 @@ def test_the_service_refuses_hard_and_asks_for_soft_then_records_the_confirmatio
             patient=infused_patient, collected_at=SAMPLE, values=soft, entered_by=clinician
         )
     codes = {e.code for e in asked.value.error_dict["pb_bcell_abs-value"]}
-    assert codes == {validation.UNCONFIRMED}
+    assert codes == {plausibility_checks.UNCONFIRMED}
     assert LabResult.objects.count() == 0
 
     soft[0] = LabValue(units.PB_BCELL_ABS, D(15), units.GIGA_PER_L, confirmed=True)
@@ -133,8 +133,8 @@ def test_limits_are_per_center_and_every_change_is_a_new_version(
         2,
         True,
     )
-    assert validation.plausibility_limits_for(center).bcell_abs_soft == D(800)
-    assert validation.plausibility_limits_for(center).version == "alpha-v2"
+    assert plausibility_checks.plausibility_limits_for(center).bcell_abs_soft == D(800)
+    assert plausibility_checks.plausibility_limits_for(center).version == "alpha-v2"
     with pytest.raises(ValidationError):
         lab_results_record(
             patient=infused_patient,

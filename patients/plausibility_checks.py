@@ -1,0 +1,108 @@
+"""Plausibility (CLINICAL.md section 2) read against what is stored: the center's limits, the
+other results of the same sample, each analyte's previous value, and the findings as validation
+errors (hard ones refuse, soft ones refuse until a person confirms). The check itself is the pure
+`patients.plausibility.check_sample`; the forms, the admin and the API reach it through
+`sample_plausibility`, an import through `sample_findings` with facts loaded once per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+
+from patients import units
+from patients.plausibility import Limits, PlausibilityFinding, check_sample
+
+Errors = dict[str, list]
+
+# The code of a soft plausibility refusal: the same values pass once a person confirms them.
+UNCONFIRMED = "plausibility_unconfirmed"
+IMPLAUSIBLE = "plausibility_impossible"
+
+
+def plausibility_limits_for(center) -> Limits:
+    """The center's current plausibility limits, else the registry-wide ones, else defaults."""
+    from patients.limits import PlausibilityLimits
+
+    for candidate in (center, None):
+        found = PlausibilityLimits.objects.filter(center=candidate, is_current=True).first()
+        if found is not None:
+            return found.to_limits()
+    return Limits()
+
+
+def sample_plausibility(
+    *,
+    patient,
+    collected_at: datetime | None,
+    values: dict[str, Decimal | None],
+    excluding_pks: list[int] = (),
+) -> list[PlausibilityFinding]:
+    """Findings for new or changed values of one sample (canonical units), read against the
+    center's limits, the other results already stored for the same collection time, and the
+    patient's previous non-zero value of each analyte. See patients.plausibility."""
+    from patients.models import LabResult
+
+    if patient is None or not patient.pk or collected_at is None or patient.center_id is None:
+        return check_sample(values, Limits() if patient is None else _limits(patient))
+    stored = LabResult.objects.filter(patient=patient).exclude(pk__in=list(excluding_pks))
+    siblings = dict(
+        stored.filter(collected_at=collected_at)
+        .exclude(analyte__in=list(values))
+        .values_list("analyte", "canonical_value")
+    )
+    previous = {}
+    for analyte in values:
+        before = (
+            stored.filter(analyte=analyte, collected_at__lt=collected_at, canonical_value__gt=0)
+            .order_by("-collected_at")
+            .values_list("canonical_value", flat=True)
+            .first()
+        )
+        if before is not None:
+            previous[analyte] = before
+    return sample_findings(values, siblings=siblings, previous=previous, limits=_limits(patient))
+
+
+def sample_findings(
+    values: dict[str, Decimal | None],
+    *,
+    siblings: dict[str, Decimal | None],
+    previous: dict[str, Decimal],
+    limits: Limits,
+) -> list[PlausibilityFinding]:
+    """The findings for a sample's new values, given what is stored for the same collection time
+    (`siblings`), each analyte's previous non-zero value and the center's limits: no database,
+    so an import checks a whole batch from facts it loaded once."""
+    others = {a: v for a, v in siblings.items() if a not in values}
+    findings = check_sample({**others, **values}, limits, previous)
+    # A B-cell count above a stored ALC of the same sample is the new ALC's finding.
+    return [
+        f if f.analyte in values else dataclasses.replace(f, analyte=units.ALC)
+        for f in findings
+        if f.analyte in values or units.ALC in values
+    ]
+
+
+def _limits(patient) -> Limits:
+    return plausibility_limits_for(patient.center) if patient.center_id else Limits()
+
+
+def plausibility_errors(
+    findings: list[PlausibilityFinding], *, confirmed: bool, field: str = "value"
+) -> Errors:
+    """Hard findings always refuse; soft ones refuse until the value is confirmed."""
+    errors: Errors = {}
+    for finding in findings:
+        if finding.is_hard:
+            errors.setdefault(field, []).append(ValidationError(finding.message, code=IMPLAUSIBLE))
+        elif not confirmed:
+            errors.setdefault(field, []).append(
+                ValidationError(
+                    finding.message + " If it is correct, confirm it.", code=UNCONFIRMED
+                )
+            )
+    return errors
