@@ -1,5 +1,7 @@
 """Shared fixtures: the real PostgreSQL check, named users of different rights, a fixed clock."""
 
+import os
+import signal
 import socket
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -239,6 +241,19 @@ def broker_unreachable():
 def broker_down():
     with broker_unreachable():
         yield
+
+
+def worker_lost(worker, blocker) -> None:
+    """SIGKILL a worker that waits on `blocker`'s lock, and end its PostgreSQL session, as when
+    the worker's machine is lost (the server would otherwise notice the dead client only once
+    the lock is released and it next writes to it, and finish the blocked statement)."""
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    ended = blocker.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    ).fetchall()
+    assert ended == [(True,)]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from analytics.tasks import refresh_dashboard_if_changed
 from carttrack.celery import app
 from tests.analytics.test_dataset import infused_patient
 from tests.analytics.test_snapshot import small_study
+from tests.conftest import worker_lost
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -91,8 +92,6 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
     held at the last step by a table lock, killed, and the sweep fails the run with the reason;
     the page then shows no running run and the previous snapshot; the next run completes.
     (SHARE mode blocks only inserts into the snapshot table, not reads.)"""
-    import os
-    import signal
     import time
 
     import psycopg
@@ -124,16 +123,7 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
         run.refresh_from_db()
         assert run.status == "running" and run.heartbeat_at is not None
 
-        os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.wait(timeout=10)
-        # Its PostgreSQL session would otherwise finish the blocked INSERT once the lock goes
-        # (the server notices a dead client only when it next writes to it): end it, as when
-        # the worker's machine is lost.
-        ended = blocker.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        ).fetchall()
-        assert ended == [(True,)]
+        worker_lost(worker, blocker)
     finally:
         blocker.rollback()
         blocker.close()

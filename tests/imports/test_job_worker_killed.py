@@ -8,8 +8,6 @@ it (transactional_db).
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from datetime import date
 
@@ -21,6 +19,7 @@ from rest_framework.test import APIClient
 from imports import jobs
 from imports.models import DONE, RUNNING, ImportJob
 from patients.models import LabResult
+from tests.conftest import worker_lost
 from tests.factories import InfusionFactory, PatientFactory, UserFactory
 from tests.imports.test_api_jobs_idempotency import URL, batch
 
@@ -73,15 +72,7 @@ def test_a_worker_killed_mid_import_is_re_queued_and_the_next_worker_imports_the
         job.refresh_from_db()
         assert (job.status, job.attempts) == (RUNNING, 1), worker.log()
 
-        os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.wait(timeout=10)
-        # End its session too, as when the machine is lost (the server would notice the dead
-        # client only once the lock is released and it next talks to it).
-        ended = blocker.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        ).fetchall()
-        assert ended == [(True,)]
+        worker_lost(worker, blocker)
     finally:
         blocker.rollback()
         blocker.close()
