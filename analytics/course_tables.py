@@ -25,6 +25,7 @@ from typing import IO
 import pandas as pd
 
 from analytics.dataset import CohortFilter, cohort_patients
+from carttrack.csv_safety import restore_cell
 
 #: The calibration looks at windows up to day 90; the course is kept to that day.
 COURSE_LAST_DAY = 90
@@ -151,7 +152,8 @@ def _read(path: str | PathLike[str] | IO[str], columns: tuple[str, ...], what: s
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what} lacks the column(s) {', '.join(missing)}")
-    return frame[list(columns)]
+    # The exports quote a cell that would start a formula (carttrack.csv_safety): undo it.
+    return frame[list(columns)].map(lambda v: restore_cell(v) if isinstance(v, str) else v)
 
 
 def read_alerts_csv(path: str | PathLike[str] | IO[str]) -> pd.DataFrame:

@@ -17,7 +17,12 @@ class DashboardSnapshot(models.Model):
     data_version = models.CharField(max_length=64)
     n_patients = models.PositiveIntegerField()
     report = models.JSONField()
+    # Counts of 1 to SMALL_CELL_MIN - 1 patients: a pooled cohort's figures hide them; a
+    # one-center cohort's `figures` show them and are served only to that center's own users,
+    # everyone else gets `figures_suppressed` (None for a pooled cohort, whose figures already
+    # are; also None for a center's snapshot computed before this field, shown to no one else).
     figures = models.JSONField()
+    figures_suppressed = models.JSONField(null=True, blank=True)
     options = models.JSONField(default=dict)
     # The analysis table exactly as the numbers were computed from it (pseudonymous IDs only),
     # so a statistician can recompute every headline figure from the export.

@@ -15,6 +15,7 @@ from analytics.dataset import CohortFilter
 from analytics.performance import OUTCOMES
 from analytics.rule_figures import CALIBRATION_FIGURES
 from analytics.rule_review import rule_review, rule_review_centers, sees_pooled
+from carttrack.csv_safety import csv_response
 from monitoring.models import OUTCOME_CHOICES, RULE_SHORT_LABELS
 
 REASON_LABELS = {
@@ -88,10 +89,9 @@ def rule_performance(request):
 
 
 def _csv_response(body: str, stem: str) -> HttpResponse:
-    response = HttpResponse(body, content_type="text/csv")
-    name = f"carttrack-{stem}-{timezone.localtime():%Y%m%d-%H%M}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    # Through csv_safety like every CSV: a cell a spreadsheet would run as a formula (a study
+    # ID that bypassed validation, say) is written with a quote in front; never cached.
+    return csv_response(body, filename=f"carttrack-{stem}-{timezone.localtime():%Y%m%d-%H%M}.csv")
 
 
 @require_http_methods(["GET"])

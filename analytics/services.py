@@ -28,7 +28,7 @@ from analytics.report import headline_report
 from carttrack.heartbeat import Heartbeat
 from monitoring.models import RuleParameterSet
 from patients.models import Center
-from patients.selectors import AUDITED
+from patients.selectors import AUDITED, center_code_restricted_to
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,27 @@ def cohort_from_options(options: dict) -> CohortFilter:
     )
 
 
-def small_cell_min_for(cohort: CohortFilter) -> int:
-    """Registry-wide (pooled) cohorts hide counts under SMALL_CELL_MIN; one center's own
-    cohort shows them (its hematologists see those patients anyway)."""
-    return 0 if cohort.center else settings.SMALL_CELL_MIN
+def small_cell_min_for(cohort: CohortFilter, viewer=None) -> int:
+    """Counts under SMALL_CELL_MIN are hidden from every viewer except, for a one-center cohort,
+    that center's own users (its hematologists see those patients anyway). Any signed-in user
+    may pick any center in the dashboard's filter, so the cohort naming a center is not enough:
+    another center's hematologist, registry staff and superusers see the small cells hidden."""
+    if cohort.center and viewer is not None and center_code_restricted_to(viewer) == cohort.center:
+        return 0
+    return settings.SMALL_CELL_MIN
+
+
+def snapshot_figures_for(snapshot: DashboardSnapshot, viewer) -> tuple[dict, bool]:
+    """The figures of a snapshot this viewer may see, and whether they show small cells (the
+    unsuppressed variant, for the cohort's own center only)."""
+    cohort = cohort_from_options(snapshot.options)
+    if not cohort.center:
+        return snapshot.figures, False  # pooled: computed suppressed
+    if small_cell_min_for(cohort, viewer) == 0:
+        return snapshot.figures, True
+    # A snapshot from before the suppressed variant existed has none: no figures rather than
+    # the center's small cells.
+    return snapshot.figures_suppressed or {}, False
 
 
 def snapshot_compute(
@@ -94,13 +111,20 @@ def snapshot_compute(
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
-    figures = dashboard_figures(
-        table,
-        report,
-        rfs_origin=rfs_origin,
-        censor_at_hsct=censor_at_hsct,
-        small_cell_min=small_cell_min_for(cohort),
-    )
+
+    def figures_with(small_cell_min: int) -> dict:
+        return dashboard_figures(
+            table,
+            report,
+            rfs_origin=rfs_origin,
+            censor_at_hsct=censor_at_hsct,
+            small_cell_min=small_cell_min,
+        )
+
+    # A pooled cohort's figures hide small cells for everyone; a center's cohort keeps both its
+    # own users' exact figures and the suppressed ones every other viewer gets.
+    figures = figures_with(0 if cohort.center else settings.SMALL_CELL_MIN)
+    figures_suppressed = figures_with(settings.SMALL_CELL_MIN) if cohort.center else None
     progress("Saving", 95)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
@@ -109,6 +133,7 @@ def snapshot_compute(
         n_patients=len(table),
         report=report,
         figures=figures,
+        figures_suppressed=figures_suppressed,
         options=options,
         table_csv=table_csv,
         duration_ms=int((time.perf_counter() - started) * 1000),

@@ -9,6 +9,7 @@ urlpatterns = [
     path("refresh/", views.refresh, name="refresh"),
     path("runs/<int:pk>/", views.run_status, name="run_status"),
     path("snapshots/<int:pk>/figures.json", views.figures_json, name="figures"),
+    path("snapshots/<int:pk>/figures-own.json", views.figures_own_json, name="figures_own"),
     path("export.csv", views.export_csv, name="export_csv"),
     path("data-dictionary/", views.data_dictionary, name="data_dictionary"),
     path("rules/", rule_views.rule_performance, name="rules"),

@@ -40,7 +40,8 @@ FIGURE_ORDER = [
 
 def _cohort_form(request) -> CohortForm:
     # Cohort statistics are aggregates over pseudonymous rows: every signed-in user may see
-    # them for any center, as a registry's members compare their outcomes.
+    # them for any center, as a registry's members compare their outcomes; small cells only
+    # for their own center (services.small_cell_min_for).
     return CohortForm(request.GET if request.method == "GET" else request.POST)
 
 
@@ -67,8 +68,15 @@ def dashboard(request):
     }
     if snapshot is not None:
         # The figures' data (hundreds of KB) comes from `figures_json`, cached by the browser.
-        context["figures"] = [name for name in FIGURE_ORDER if name in snapshot.figures]
-        context["r"] = suppress_counts(snapshot.report, services.small_cell_min_for(cohort))
+        # Small cells shown only to the cohort's own center (its exact figures come from
+        # their own, never-stored URL); every other viewer gets them suppressed.
+        figures, own = services.snapshot_figures_for(snapshot, request.user)
+        context["figures"] = [name for name in FIGURE_ORDER if name in figures]
+        context["figures_url"] = reverse(
+            "analytics:figures_own" if own else "analytics:figures", args=[snapshot.pk]
+        )
+        minimum = services.small_cell_min_for(cohort, request.user)
+        context["r"] = suppress_counts(snapshot.report, minimum)
         # jsonb does not keep key order: list the comparisons in the report's own order.
         context["comparisons"] = [
             {**context["r"]["logrank"][key], "label": COMPARISON_LABELS[key]}
@@ -78,23 +86,42 @@ def dashboard(request):
     return render(request, "analytics/dashboard.html", context)
 
 
+def _figures_body(key: str, figures) -> str:
+    return cache.get_or_set(
+        key, lambda: json.dumps(dict(figures()), cls=DjangoJSONEncoder), timeout=24 * 3600
+    )
+
+
 @require_http_methods(["GET"])
 def figures_json(request, pk: int):
-    """A snapshot's figures as JSON. Snapshots never change: serialised once (cache), and the
-    browser may keep the response for a year (its URL names the snapshot)."""
-    body = cache.get_or_set(
-        f"snapshot-figures:{pk}",
-        lambda: json.dumps(
-            {
-                name: figure
-                for name, figure in get_object_or_404(DashboardSnapshot, pk=pk).figures.items()
-            },
-            cls=DjangoJSONEncoder,
-        ),
-        timeout=24 * 3600,
-    )
+    """A snapshot's figures as every viewer may see them (small cells suppressed) as JSON.
+    Snapshots never change: serialised once (cache), and the browser may keep the response for
+    a year (its URL names the snapshot, and it is the same for every user)."""
+
+    def figures():
+        snapshot = get_object_or_404(DashboardSnapshot, pk=pk)
+        if services.cohort_from_options(snapshot.options).center:
+            return snapshot.figures_suppressed or {}  # `figures` show the center's small cells
+        return snapshot.figures
+
+    # The key names the variant: a body cached before the variants existed is never served.
+    body = _figures_body(f"snapshot-figures-suppressed:{pk}", figures)
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@require_http_methods(["GET"])
+def figures_own_json(request, pk: int):
+    """A one-center snapshot's exact figures (small cells shown), for that center's own users
+    only. Never kept by the browser: another user of the same browser must not get them."""
+    snapshot = get_object_or_404(DashboardSnapshot, pk=pk)
+    cohort = services.cohort_from_options(snapshot.options)
+    if not cohort.center or services.small_cell_min_for(cohort, request.user) != 0:
+        raise PermissionDenied("Only the cohort's own center sees its small cells.")
+    body = _figures_body(f"snapshot-figures-own:{pk}", lambda: snapshot.figures)
+    response = HttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = "private, no-store"
     return response
 
 

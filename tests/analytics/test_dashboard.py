@@ -8,6 +8,7 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import Client
 
 from analytics import services
 from analytics.dataset import CohortFilter
@@ -161,12 +162,19 @@ def test_page_says_newer_data_exists_after_a_change(clinician_client, study, fro
     assert "newer data exists" in html
 
 
-def test_center_filter_shows_that_centers_snapshot(clinician_client, study):
+def test_center_filter_shows_that_centers_snapshot(clinician_client, stranger, study):
     services.snapshot_compute(options={})
     services.snapshot_compute(options={"center": "beta"})
-    html = _page(clinician_client, center="beta")
+    # Beta's own hematologist sees Beta's exact small counts ...
+    beta_client = Client()
+    beta_client.force_login(stranger)
+    html = _page(beta_client, center="beta")
     assert "Center beta" in re.search(r'data-testid="snapshot-meta">(.*?)</p>', html, re.S)[1]
     assert _row(_results_rows(html), "Complete remission")[1] == "1/3 = 33.3 %"
+    # ... a hematologist of another center (Alpha) sees the same snapshot with them suppressed.
+    html = _page(clinician_client, center="beta")
+    assert "Center beta" in re.search(r'data-testid="snapshot-meta">(.*?)</p>', html, re.S)[1]
+    assert _row(_results_rows(html), "Complete remission")[1].startswith("<5/<5")
     # A center without its own snapshot says so rather than showing another cohort's numbers.
     html = _page(clinician_client, center="alpha")
     assert 'data-testid="no-snapshot"' in html

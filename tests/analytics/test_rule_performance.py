@@ -311,7 +311,7 @@ def test_registry_staff_see_every_center_pooled_and_the_calibration(
     assert "suppressed" in html  # the pooled table of 3 patients has small cells
     assert 'data-testid="small-cells"' in html
     response = client.get("/dashboard/rules/alerts.csv")
-    assert response.status_code == 200 and response["Content-Type"] == "text/csv"
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
     assert response.content.decode().splitlines()[0] == ",".join(ALERT_COLUMNS)
 
 
