@@ -50,10 +50,19 @@ def small_cell_label(count: int, minimum: int | None = None) -> int | str:
 COUNT_KEYS = frozenset({"n", "events", "successes", "n_in_cohort", "at_risk", "n_at_risk"})
 
 
+#: Report keys of a value computed from the counts beside it (a proportion and its interval).
+DERIVED_KEYS = frozenset({"proportion", "lower", "upper"})
+
+
 def suppress_counts(value: Any, minimum: int, *, key: str = "") -> Any:
-    """A copy of a JSON-like report with every count under ``COUNT_KEYS`` shown as a label."""
+    """A copy of a JSON-like report with every count under ``COUNT_KEYS`` shown as a label, and
+    the proportion and interval beside a suppressed count hidden too (None): "<5/<5 = 33.3 %"
+    would give the cells away."""
     if isinstance(value, dict):
-        return {k: suppress_counts(v, minimum, key=k) for k, v in value.items()}
+        shown = {k: suppress_counts(v, minimum, key=k) for k, v in value.items()}
+        if any(k in COUNT_KEYS and isinstance(v, str) for k, v in shown.items()):
+            shown.update({k: None for k in DERIVED_KEYS & shown.keys()})
+        return shown
     if isinstance(value, list):
         return [suppress_counts(v, minimum, key=key) for v in value]
     if key in COUNT_KEYS and isinstance(value, int) and not isinstance(value, bool):

@@ -30,6 +30,18 @@ def test_suppress_counts_touches_counts_only():
     assert report["rfs"]["n"] == 4  # a copy: the stored report stays exact
 
 
+def test_a_proportion_beside_a_suppressed_count_is_hidden_with_it():
+    """ "<5/<5 = 33.3 %" would give away 1/3: the proportion and its interval go too."""
+    report = {
+        "cr_rate": {"successes": 1, "n": 3, "proportion": 1 / 3, "lower": 0.06, "upper": 0.79},
+        "large": {"successes": 6, "n": 9, "proportion": 2 / 3, "lower": 0.35, "upper": 0.88},
+    }
+    assert suppress_counts(report, 5) == {
+        "cr_rate": {"successes": "<5", "n": "<5", "proportion": None, "lower": None, "upper": None},
+        "large": {"successes": 6, "n": 9, "proportion": 2 / 3, "lower": 0.35, "upper": 0.88},
+    }
+
+
 def _risk_texts(figures) -> list[str]:
     return [
         t
