@@ -91,17 +91,22 @@ def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:
     return batch, {}
 
 
-def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
-    """Import a previewed upload: inline when small, else as a background job."""
+def upload_confirm(*, upload: SpreadsheetUpload, user) -> tuple[SpreadsheetUpload, bool]:
+    """Import a previewed upload: inline when small, else as a background job. Returns the
+    upload and whether this call confirmed it (False: it was confirmed before, or refused).
+
+    The upload is re-read under its row lock and its new status is written in the same
+    transaction as the import, so a second confirm (a double click, a second tab) waits for the
+    first and then finds it imported (or importing) and does nothing."""
     with transaction.atomic():
         upload = SpreadsheetUpload.objects.select_for_update().get(pk=upload.pk)
         if upload.status != PREVIEWED:
-            return upload  # confirmed twice, or refused: nothing more to do
+            return upload, False  # confirmed twice, or refused: nothing more to do
         if already_imported(user=user, file_hash=upload.file_hash) is not None:
             upload.status = REFUSED
             upload.preview = {**upload.preview, "already_imported": True}
             upload.save(update_fields=["status", "preview"])
-            return upload
+            return upload, True
         if upload.preview.get("row_count", 0) > settings.IMPORT_INLINE_MAX_ROWS:
             upload.job = job_create(
                 kind="spreadsheet",
@@ -111,14 +116,14 @@ def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
             )
             upload.status = IMPORTING
             upload.save(update_fields=["job", "status"])
-            return upload
+            return upload, True
         batch, problems = upload_batch(upload.pk)
         outcome = records_import(batch=batch, scope=import_scope(user)) if batch else None
-    if outcome is None or not outcome.ok:
-        _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
-    else:
-        _imported(upload, outcome.as_json())
-    return upload
+        if outcome is None or not outcome.ok:
+            _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
+        else:
+            _imported(upload, outcome.as_json())
+    return upload, True
 
 
 def _imported(upload: SpreadsheetUpload, result: dict) -> None:
@@ -140,7 +145,10 @@ def _refuse(upload: SpreadsheetUpload, errors: dict) -> None:
 
 
 def upload_finished(job: ImportJob) -> None:
-    upload = SpreadsheetUpload.objects.filter(job=job).first()
+    """Record a spreadsheet job's outcome on its upload; called in the transaction that stores
+    the job's answer (jobs._job_finish), so the data, the job and the upload commit together."""
+    upload = SpreadsheetUpload.objects.select_for_update().filter(job=job, status=IMPORTING)
+    upload = upload.first()
     if upload is None:
         return
     if "errors" in job.result:

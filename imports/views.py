@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from imports import uploads
 from imports.forms import UploadForm
 from imports.jobs import job_progress
-from imports.models import IMPORTED, SpreadsheetUpload
+from imports.models import IMPORTED, IMPORTING, SpreadsheetUpload
 from imports.spreadsheet import SHEETS, template
 
 ENTER_DATA = "patients.add_labresult"
@@ -77,7 +78,13 @@ def upload_detail(request, pk: int):
 @require_POST
 @permission_required(ENTER_DATA, raise_exception=True)
 def upload_confirm(request, pk: int):
-    uploads.upload_confirm(upload=_own_upload(request, pk), user=request.user)
+    upload_row, confirmed = uploads.upload_confirm(
+        upload=_own_upload(request, pk), user=request.user
+    )
+    if not confirmed and upload_row.status == IMPORTED:
+        messages.info(request, "This upload was already imported: nothing more was created.")
+    elif not confirmed and upload_row.status == IMPORTING:
+        messages.info(request, "This upload is already being imported: nothing more was started.")
     return redirect("imports:detail", pk=pk)
 
 

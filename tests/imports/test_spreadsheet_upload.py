@@ -4,14 +4,17 @@ value before anything is saved, confirm to commit, the same file again creates n
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import UTC, datetime
 
 import openpyxl
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
-from imports import jobs
+from imports import jobs, uploads
 from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, SpreadsheetUpload
 from monitoring.models import Alert, Notification
 from patients.models import Infusion, LabResult, Patient, ResponseAssessment
@@ -234,3 +237,82 @@ def test_a_malformed_file_is_a_clear_problem_not_a_500(manager, name, data, mess
     assert page.status_code == 200
     assert message in page.content.decode()
     assert SpreadsheetUpload.objects.get().status == REFUSED
+
+
+RESPONSES_CSV = b"study_id,assessed_on,response,mrd_status\nCT-TWO,2025-03-31,CR,negative\n"
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_two_confirms_at_once_import_the_upload_once(
+    transactional_db, clinician, center, monkeypatch
+):
+    """A double click or a second tab: the second confirm, holding the upload as it was read
+    before the first one finished, waits for the first and then imports nothing (responses have
+    no unique constraint: a second import would store them twice)."""
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-TWO"))
+    upload = uploads.upload_receive(
+        user=clinician, file_name="responses.csv", data=RESPONSES_CSV, csv_sheet="responses"
+    )
+    assert upload.status == PREVIEWED
+    stale = SpreadsheetUpload.objects.get(pk=upload.pk)  # what the second request read
+
+    # The first confirm stops where it records the outcome, until the second one has either
+    # finished (it did not wait for the first) or waits for the first's lock.
+    reached, go_on = threading.Event(), threading.Event()
+    record_outcome = uploads._imported
+
+    def first_one_slow(*args, **kwargs):
+        if not reached.is_set():
+            reached.set()
+            go_on.wait(10)
+        return record_outcome(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "_imported", first_one_slow)
+    failures = []
+
+    def confirm(row):
+        try:
+            uploads.upload_confirm(upload=row, user=clinician)
+        except Exception as error:  # reported by the main thread
+            failures.append(error)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=confirm, args=(upload,))
+    first.start()
+    assert reached.wait(10), "the first confirm never reached its outcome"
+    second = threading.Thread(target=confirm, args=(stale,))
+    second.start()
+    deadline = time.monotonic() + 10
+    while second.is_alive() and not _someone_waits_for_a_lock():
+        assert time.monotonic() < deadline, "the second confirm neither finished nor waited"
+        time.sleep(0.02)
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive()
+    assert failures == []
+    assert ResponseAssessment.objects.filter(patient__study_id="CT-TWO").count() == 1
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
+
+
+def test_confirming_an_imported_upload_again_says_so_and_creates_nothing(manager, center):
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-TWO"))
+    post_file(manager, "responses.csv", RESPONSES_CSV, csv_sheet="responses")
+    upload = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    again = manager.post(f"/imports/{upload.pk}/confirm/", follow=True)
+    assert again.status_code == 200
+    assert "This upload was already imported: nothing more was created." in again.content.decode()
+    assert ResponseAssessment.objects.count() == 1
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
