@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -316,3 +317,45 @@ def test_confirming_an_imported_upload_again_says_so_and_creates_nothing(manager
     assert ResponseAssessment.objects.count() == 1
     upload.refresh_from_db()
     assert upload.status == IMPORTED
+
+
+def labs_workbook(values) -> bytes:
+    """A workbook of labs for the stored patient CT-NUM, its values as the cells hold them."""
+    book = openpyxl.Workbook()
+    labs = book.active
+    labs.title = "labs"
+    labs.append(["study_id", "collected_at", "analyte", "value", "unit"])
+    for day, (analyte, value, unit) in enumerate(values, start=10):
+        labs.append(["CT-NUM", f"2025-03-{day} 08:30", analyte, value, unit])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_number_cells_of_an_xlsx_import_with_their_exact_values(manager, center):
+    """A number cell holds one number: 1.234 is not a thousands grouping, 0.00005 (which the
+    cell gives as 5e-05) not an exponent typed by someone."""
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-NUM"))
+    data = labs_workbook([("alc", 1.234, "10^9/L"), ("bm_mrd_ngs", 0.00005, "fraction")])
+    post_file(manager, "numbers.xlsx", data)
+    upload = SpreadsheetUpload.objects.get()
+    assert upload.preview["problems"] == []
+    assert upload.status == PREVIEWED
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
+    values = dict(LabResult.objects.values_list("analyte", "value"))
+    assert values == {"alc": Decimal("1.234"), "bm_mrd_ngs": Decimal("0.00005")}
+
+
+def test_a_text_cell_of_an_xlsx_keeps_the_rules_of_typed_numbers(manager, center):
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-NUM"))
+    post_file(manager, "text.xlsx", labs_workbook([("alc", "1.234", "10^9/L")]))
+    upload = SpreadsheetUpload.objects.get()
+    assert upload.status == REFUSED
+    problems = {
+        (p["sheet"], p["row"], p["column"], p["value"]): p["message"]
+        for p in upload.preview["problems"]
+    }
+    assert "“1.234” is ambiguous" in problems[("labs", 2, "value", "1.234")]
+    assert not LabResult.objects.exists()
