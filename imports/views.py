@@ -18,10 +18,10 @@ ENTER_DATA = "patients.add_labresult"
 
 
 def _own_upload(request, pk: int) -> SpreadsheetUpload:
-    uploads_qs = SpreadsheetUpload.objects.select_related("job")
-    if not request.user.is_superuser:
-        uploads_qs = uploads_qs.filter(user=request.user)
-    return get_object_or_404(uploads_qs, pk=pk)
+    upload_row = get_object_or_404(SpreadsheetUpload.objects.select_related("job"), pk=pk)
+    if not uploads.may_open(request.user, upload_row):
+        raise Http404
+    return upload_row
 
 
 @require_http_methods(["GET", "POST"])
@@ -36,6 +36,9 @@ def upload(request):
             data=received.read(),
             csv_sheet=form.cleaned_data["csv_sheet"],
         )
+        if not uploads.may_open(request.user, result):  # a colleague imported the same file
+            messages.info(request, uploads.imported_by_message(result))
+            return redirect("imports:upload")
         return redirect("imports:detail", pk=result.pk)
     recent = SpreadsheetUpload.objects.filter(user=request.user)[:10]
     return render(

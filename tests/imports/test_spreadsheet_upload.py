@@ -19,7 +19,7 @@ from imports import jobs, uploads
 from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, SpreadsheetUpload
 from monitoring.models import Alert, Notification
 from patients.models import Infusion, LabResult, Patient, ResponseAssessment
-from tests.factories import InfusionFactory, PatientFactory
+from tests.factories import InfusionFactory, PatientFactory, UserFactory
 
 NOW = datetime(2027, 6, 1, 10, tzinfo=UTC)
 URL = "/imports/"
@@ -359,3 +359,46 @@ def test_a_text_cell_of_an_xlsx_keeps_the_rules_of_typed_numbers(manager, center
     }
     assert "“1.234” is ambiguous" in problems[("labs", 2, "value", "1.234")]
     assert not LabResult.objects.exists()
+
+
+def _data_manager(username: str, center, roles, **names):
+    user = UserFactory(username=username, center=center, **names)
+    user.groups.add(roles["clinician"])
+    return user
+
+
+def test_a_colleague_uploading_a_file_already_imported_at_the_center_is_told_who_did(
+    manager, client, center, roles
+):
+    data = workbook(GOOD_LABS)
+    post_file(manager, "history.xlsx", data)
+    upload = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    colleague = _data_manager("colleague", center, roles)
+    client.force_login(colleague)
+    page = post_file(client, "history-copy.xlsx", data)
+    assert page.status_code == 200  # not the 404 of a colleague's upload page
+    text = page.content.decode()
+    assert "This file was already imported at your center by Clara Clinician" in text
+    assert "2027-06-01" in text and "nothing was created" in text
+    assert f"/imports/{upload.pk}/" not in text  # no link to a page the colleague cannot open
+    assert SpreadsheetUpload.objects.count() == 1
+    assert (Patient.objects.count(), LabResult.objects.count()) == (1, 3)
+
+
+@pytest.mark.parametrize("elsewhere", ["other center", "no center"])
+def test_a_file_imported_at_one_center_is_not_matched_for_another(
+    manager, client, center, other_center, roles, elsewhere
+):
+    data = workbook(GOOD_LABS)
+    post_file(manager, "history.xlsx", data)
+    imported = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{imported.pk}/confirm/")
+    user = _data_manager("elsewhere", other_center if elsewhere == "other center" else None, roles)
+    client.force_login(user)
+    page = post_file(client, "history.xlsx", data)
+    assert page.status_code == 200
+    assert "already imported" not in page.content.decode()
+    own = SpreadsheetUpload.objects.get(user=user)  # checked as a file of their own
+    assert own.pk != imported.pk and own.status != IMPORTED
+    assert page.request["PATH_INFO"] == f"/imports/{own.pk}/"
