@@ -100,7 +100,8 @@ def job_run(*, job_id: str) -> None:
                     transaction.set_rollback(True)
         except Exception:  # the job reports its failure; nothing was saved (one transaction)
             logger.exception("import job %s failed", job.pk)
-            _job_finish(job, {"detail": UNEXPECTED, "errors": {"request": [UNEXPECTED]}})
+            with transaction.atomic():  # the job's answer and its upload's status together
+                _job_finish(job, {"detail": UNEXPECTED, "errors": {"request": [UNEXPECTED]}})
 
 
 def _job_import(job: ImportJob) -> dict:

@@ -8,6 +8,7 @@ parses the text of each cell. Row numbers are the spreadsheet's own (the header 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -133,6 +134,29 @@ def template(fmt: str, sheet: str = "labs") -> bytes:
     return book.export("xlsx")
 
 
+def _is_number_cell(value) -> bool:
+    """A cell the spreadsheet holds as a number (openpyxl: int, float or Decimal; not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _cell_number(value: int | float | Decimal) -> int | float:
+    """A number cell's value as the rows keep it: a JSON number, an integer when it is one
+    (an XLSX number is a double, so a Decimal is one too)."""
+    value = float(value) if isinstance(value, Decimal) else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _number_text(value: int | float | Decimal) -> str:
+    """A number cell as plain decimal text, exactly its value: 5e-05 -> "0.00005"."""
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else Decimal(repr(value))
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
 def _cell_text(value) -> str:
     if value is None:
         return ""
@@ -140,13 +164,23 @@ def _cell_text(value) -> str:
         return value.isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if _is_number_cell(value):
+        return _number_text(value)
     return str(value).strip()
 
 
+def _cell(column: Column | None, value):
+    """What the rows keep of a cell: its text, or, in a decimal column, a number cell's number
+    (JSON keeps it a number), so it is never read by the rules for numbers typed as text: a
+    number cell is one number ("1.234" typed may mean 1234, the number 1.234 cannot)."""
+    if column is not None and column.kind == "decimal" and _is_number_cell(value):
+        return _cell_number(value)
+    return _cell_text(value)
+
+
 def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, list[Problem]]:
-    """{sheet: [{column: text}, ...]} from the file, and problems with its shape."""
+    """{sheet: [{column: text}, ...]} from the file (a number cell of a decimal column: its
+    number), and problems with its shape."""
     problems: list[Problem] = []
     if file_name.lower().endswith(".xlsx"):
         try:
@@ -190,8 +224,10 @@ def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, l
         for column in SHEETS[name]:
             if column.required and column.name not in headers and dataset.height:
                 problems.append(Problem(f"{name} row 1", column.name, None, "Missing column."))
+        columns = {c.name: c for c in SHEETS[name]}
         rows[name] = [
-            {h: _cell_text(v) for h, v in zip(headers, row, strict=False) if h} for row in dataset
+            {h: _cell(columns.get(h), v) for h, v in zip(headers, row, strict=False) if h}
+            for row in dataset
         ]
     return rows, problems
 
@@ -199,9 +235,12 @@ def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, l
 # --- cells to records ----------------------------------------------------------------------------
 
 
-def parse_decimal(text: str) -> Decimal:
+def parse_decimal(text: str | int | float | Decimal) -> Decimal:
     """A number as typed, read by the one parser of the pages and the API (patients.numbers):
-    "0,9" is 0.9; "1,234" and "1.234,5" are ambiguous and refused."""
+    "0,9" is 0.9; "1,234" and "1.234,5" are ambiguous and refused. A number cell's number
+    (not text) is exactly its value, checked for its size only."""
+    if isinstance(text, float):
+        text = Decimal(repr(text))
     try:
         return numbers.parse_decimal(text)
     except numbers.NumberFormatError as error:
@@ -278,8 +317,8 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
     }
     for sheet, sheet_rows in rows.items():
         for number, row in enumerate(sheet_rows, start=2):
-            if not any(row.values()):
-                continue  # an empty line
+            if all(v == "" for v in row.values()):
+                continue  # an empty line (a number cell, even 0, is not empty)
             place = f"{sheet} row {number}"
             values, bad = {}, False
             zone = zones.get(row.get("study_id", ""), ZoneInfo(settings.TIME_ZONE))
@@ -292,7 +331,8 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
                 try:
                     parsed = _parse(column, text, zone)
                 except ValueError as error:
-                    problems.append(Problem(place, column.name, text, f"Cannot read it: {error}."))
+                    shown = text if isinstance(text, str) else _number_text(text)
+                    problems.append(Problem(place, column.name, shown, f"Cannot read it: {error}."))
                     bad = True
                     continue
                 if parsed is not None:

@@ -11,6 +11,8 @@ import hashlib
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, When
+from django.utils import timezone
 
 from imports.jobs import job_create
 from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, ImportJob, SpreadsheetUpload
@@ -45,12 +47,32 @@ def _problem_rows(problems: list[Problem]) -> list[dict]:
 
 
 def already_imported(*, user, file_hash: str) -> SpreadsheetUpload | None:
-    """The upload of the same file that was imported into the user's center, if any."""
+    """The imported upload of the same file that the user may be told of, their own first: one
+    by anyone at the user's center; for an account attached to no center only its own (a
+    superuser's: any), never another center's."""
     center = getattr(getattr(user, "profile", None), "center", None)
     uploads = SpreadsheetUpload.objects.filter(file_hash=file_hash, status=IMPORTED)
     if center is not None:
         uploads = uploads.filter(user__profile__center=center)
-    return uploads.first()
+    elif not user.is_superuser:
+        uploads = uploads.filter(user=user)
+    own_first = Case(When(user=user, then=0), default=1)
+    return uploads.select_related("user").order_by(own_first, "-created_at").first()
+
+
+def may_open(user, upload: SpreadsheetUpload) -> bool:
+    """Upload pages are their uploader's (and a superuser's)."""
+    return user.is_superuser or upload.user_id == user.pk
+
+
+def imported_by_message(upload: SpreadsheetUpload) -> str:
+    """What a colleague is told of an upload of the same file they may not open."""
+    name = upload.user.get_full_name() or upload.user.get_username()
+    when = timezone.localtime(upload.created_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"This file was already imported at your center by {name} (uploaded {when}): "
+        "nothing was created."
+    )
 
 
 def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") -> SpreadsheetUpload:
@@ -58,7 +80,7 @@ def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") ->
     file_hash = hashlib.sha256(data).hexdigest()
     previous = already_imported(user=user, file_hash=file_hash)
     if previous is not None:
-        return previous
+        return previous  # perhaps a colleague's: see may_open
     scope = import_scope(user)
     rows, problems = read_rows(file_name, data, csv_sheet)
     batch, cell_problems = rows_batch(rows, scope)
@@ -91,17 +113,22 @@ def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:
     return batch, {}
 
 
-def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
-    """Import a previewed upload: inline when small, else as a background job."""
+def upload_confirm(*, upload: SpreadsheetUpload, user) -> tuple[SpreadsheetUpload, bool]:
+    """Import a previewed upload: inline when small, else as a background job. Returns the
+    upload and whether this call confirmed it (False: it was confirmed before, or refused).
+
+    The upload is re-read under its row lock and its new status is written in the same
+    transaction as the import, so a second confirm (a double click, a second tab) waits for the
+    first and then finds it imported (or importing) and does nothing."""
     with transaction.atomic():
         upload = SpreadsheetUpload.objects.select_for_update().get(pk=upload.pk)
         if upload.status != PREVIEWED:
-            return upload  # confirmed twice, or refused: nothing more to do
+            return upload, False  # confirmed twice, or refused: nothing more to do
         if already_imported(user=user, file_hash=upload.file_hash) is not None:
             upload.status = REFUSED
             upload.preview = {**upload.preview, "already_imported": True}
             upload.save(update_fields=["status", "preview"])
-            return upload
+            return upload, True
         if upload.preview.get("row_count", 0) > settings.IMPORT_INLINE_MAX_ROWS:
             upload.job = job_create(
                 kind="spreadsheet",
@@ -111,14 +138,14 @@ def upload_confirm(*, upload: SpreadsheetUpload, user) -> SpreadsheetUpload:
             )
             upload.status = IMPORTING
             upload.save(update_fields=["job", "status"])
-            return upload
+            return upload, True
         batch, problems = upload_batch(upload.pk)
         outcome = records_import(batch=batch, scope=import_scope(user)) if batch else None
-    if outcome is None or not outcome.ok:
-        _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
-    else:
-        _imported(upload, outcome.as_json())
-    return upload
+        if outcome is None or not outcome.ok:
+            _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
+        else:
+            _imported(upload, outcome.as_json())
+    return upload, True
 
 
 def _imported(upload: SpreadsheetUpload, result: dict) -> None:
@@ -140,7 +167,10 @@ def _refuse(upload: SpreadsheetUpload, errors: dict) -> None:
 
 
 def upload_finished(job: ImportJob) -> None:
-    upload = SpreadsheetUpload.objects.filter(job=job).first()
+    """Record a spreadsheet job's outcome on its upload; called in the transaction that stores
+    the job's answer (jobs._job_finish), so the data, the job and the upload commit together."""
+    upload = SpreadsheetUpload.objects.select_for_update().filter(job=job, status=IMPORTING)
+    upload = upload.first()
     if upload is None:
         return
     if "errors" in job.result:

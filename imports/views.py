@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,17 +11,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from imports import uploads
 from imports.forms import UploadForm
 from imports.jobs import job_progress
-from imports.models import IMPORTED, SpreadsheetUpload
+from imports.models import IMPORTED, IMPORTING, SpreadsheetUpload
 from imports.spreadsheet import SHEETS, template
 
 ENTER_DATA = "patients.add_labresult"
 
 
 def _own_upload(request, pk: int) -> SpreadsheetUpload:
-    uploads_qs = SpreadsheetUpload.objects.select_related("job")
-    if not request.user.is_superuser:
-        uploads_qs = uploads_qs.filter(user=request.user)
-    return get_object_or_404(uploads_qs, pk=pk)
+    upload_row = get_object_or_404(SpreadsheetUpload.objects.select_related("job"), pk=pk)
+    if not uploads.may_open(request.user, upload_row):
+        raise Http404
+    return upload_row
 
 
 @require_http_methods(["GET", "POST"])
@@ -35,6 +36,9 @@ def upload(request):
             data=received.read(),
             csv_sheet=form.cleaned_data["csv_sheet"],
         )
+        if not uploads.may_open(request.user, result):  # a colleague imported the same file
+            messages.info(request, uploads.imported_by_message(result))
+            return redirect("imports:upload")
         return redirect("imports:detail", pk=result.pk)
     recent = SpreadsheetUpload.objects.filter(user=request.user)[:10]
     return render(
@@ -77,7 +81,13 @@ def upload_detail(request, pk: int):
 @require_POST
 @permission_required(ENTER_DATA, raise_exception=True)
 def upload_confirm(request, pk: int):
-    uploads.upload_confirm(upload=_own_upload(request, pk), user=request.user)
+    upload_row, confirmed = uploads.upload_confirm(
+        upload=_own_upload(request, pk), user=request.user
+    )
+    if not confirmed and upload_row.status == IMPORTED:
+        messages.info(request, "This upload was already imported: nothing more was created.")
+    elif not confirmed and upload_row.status == IMPORTING:
+        messages.info(request, "This upload is already being imported: nothing more was started.")
     return redirect("imports:detail", pk=pk)
 
 

@@ -4,18 +4,22 @@ value before anything is saved, confirm to commit, the same file again creates n
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import openpyxl
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
-from imports import jobs
+from imports import jobs, uploads
 from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, SpreadsheetUpload
 from monitoring.models import Alert, Notification
 from patients.models import Infusion, LabResult, Patient, ResponseAssessment
-from tests.factories import InfusionFactory, PatientFactory
+from tests.factories import InfusionFactory, PatientFactory, UserFactory
 
 NOW = datetime(2027, 6, 1, 10, tzinfo=UTC)
 URL = "/imports/"
@@ -234,3 +238,167 @@ def test_a_malformed_file_is_a_clear_problem_not_a_500(manager, name, data, mess
     assert page.status_code == 200
     assert message in page.content.decode()
     assert SpreadsheetUpload.objects.get().status == REFUSED
+
+
+RESPONSES_CSV = b"study_id,assessed_on,response,mrd_status\nCT-TWO,2025-03-31,CR,negative\n"
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_two_confirms_at_once_import_the_upload_once(
+    transactional_db, clinician, center, monkeypatch
+):
+    """A double click or a second tab: the second confirm, holding the upload as it was read
+    before the first one finished, waits for the first and then imports nothing (responses have
+    no unique constraint: a second import would store them twice)."""
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-TWO"))
+    upload = uploads.upload_receive(
+        user=clinician, file_name="responses.csv", data=RESPONSES_CSV, csv_sheet="responses"
+    )
+    assert upload.status == PREVIEWED
+    stale = SpreadsheetUpload.objects.get(pk=upload.pk)  # what the second request read
+
+    # The first confirm stops where it records the outcome, until the second one has either
+    # finished (it did not wait for the first) or waits for the first's lock.
+    reached, go_on = threading.Event(), threading.Event()
+    record_outcome = uploads._imported
+
+    def first_one_slow(*args, **kwargs):
+        if not reached.is_set():
+            reached.set()
+            go_on.wait(10)
+        return record_outcome(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "_imported", first_one_slow)
+    failures = []
+
+    def confirm(row):
+        try:
+            uploads.upload_confirm(upload=row, user=clinician)
+        except Exception as error:  # reported by the main thread
+            failures.append(error)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=confirm, args=(upload,))
+    first.start()
+    assert reached.wait(10), "the first confirm never reached its outcome"
+    second = threading.Thread(target=confirm, args=(stale,))
+    second.start()
+    deadline = time.monotonic() + 10
+    while second.is_alive() and not _someone_waits_for_a_lock():
+        assert time.monotonic() < deadline, "the second confirm neither finished nor waited"
+        time.sleep(0.02)
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive()
+    assert failures == []
+    assert ResponseAssessment.objects.filter(patient__study_id="CT-TWO").count() == 1
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
+
+
+def test_confirming_an_imported_upload_again_says_so_and_creates_nothing(manager, center):
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-TWO"))
+    post_file(manager, "responses.csv", RESPONSES_CSV, csv_sheet="responses")
+    upload = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    again = manager.post(f"/imports/{upload.pk}/confirm/", follow=True)
+    assert again.status_code == 200
+    assert "This upload was already imported: nothing more was created." in again.content.decode()
+    assert ResponseAssessment.objects.count() == 1
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
+
+
+def labs_workbook(values) -> bytes:
+    """A workbook of labs for the stored patient CT-NUM, its values as the cells hold them."""
+    book = openpyxl.Workbook()
+    labs = book.active
+    labs.title = "labs"
+    labs.append(["study_id", "collected_at", "analyte", "value", "unit"])
+    for day, (analyte, value, unit) in enumerate(values, start=10):
+        labs.append(["CT-NUM", f"2025-03-{day} 08:30", analyte, value, unit])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_number_cells_of_an_xlsx_import_with_their_exact_values(manager, center):
+    """A number cell holds one number: 1.234 is not a thousands grouping, 0.00005 (which the
+    cell gives as 5e-05) not an exponent typed by someone."""
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-NUM"))
+    data = labs_workbook([("alc", 1.234, "10^9/L"), ("bm_mrd_ngs", 0.00005, "fraction")])
+    post_file(manager, "numbers.xlsx", data)
+    upload = SpreadsheetUpload.objects.get()
+    assert upload.preview["problems"] == []
+    assert upload.status == PREVIEWED
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    upload.refresh_from_db()
+    assert upload.status == IMPORTED
+    values = dict(LabResult.objects.values_list("analyte", "value"))
+    assert values == {"alc": Decimal("1.234"), "bm_mrd_ngs": Decimal("0.00005")}
+
+
+def test_a_text_cell_of_an_xlsx_keeps_the_rules_of_typed_numbers(manager, center):
+    InfusionFactory(patient=PatientFactory(center=center, study_id="CT-NUM"))
+    post_file(manager, "text.xlsx", labs_workbook([("alc", "1.234", "10^9/L")]))
+    upload = SpreadsheetUpload.objects.get()
+    assert upload.status == REFUSED
+    problems = {
+        (p["sheet"], p["row"], p["column"], p["value"]): p["message"]
+        for p in upload.preview["problems"]
+    }
+    assert "“1.234” is ambiguous" in problems[("labs", 2, "value", "1.234")]
+    assert not LabResult.objects.exists()
+
+
+def _data_manager(username: str, center, roles, **names):
+    user = UserFactory(username=username, center=center, **names)
+    user.groups.add(roles["clinician"])
+    return user
+
+
+def test_a_colleague_uploading_a_file_already_imported_at_the_center_is_told_who_did(
+    manager, client, center, roles
+):
+    data = workbook(GOOD_LABS)
+    post_file(manager, "history.xlsx", data)
+    upload = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{upload.pk}/confirm/")
+    colleague = _data_manager("colleague", center, roles)
+    client.force_login(colleague)
+    page = post_file(client, "history-copy.xlsx", data)
+    assert page.status_code == 200  # not the 404 of a colleague's upload page
+    text = page.content.decode()
+    assert "This file was already imported at your center by Clara Clinician" in text
+    assert "2027-06-01" in text and "nothing was created" in text
+    assert f"/imports/{upload.pk}/" not in text  # no link to a page the colleague cannot open
+    assert SpreadsheetUpload.objects.count() == 1
+    assert (Patient.objects.count(), LabResult.objects.count()) == (1, 3)
+
+
+@pytest.mark.parametrize("elsewhere", ["other center", "no center"])
+def test_a_file_imported_at_one_center_is_not_matched_for_another(
+    manager, client, center, other_center, roles, elsewhere
+):
+    data = workbook(GOOD_LABS)
+    post_file(manager, "history.xlsx", data)
+    imported = SpreadsheetUpload.objects.get()
+    manager.post(f"/imports/{imported.pk}/confirm/")
+    user = _data_manager("elsewhere", other_center if elsewhere == "other center" else None, roles)
+    client.force_login(user)
+    page = post_file(client, "history.xlsx", data)
+    assert page.status_code == 200
+    assert "already imported" not in page.content.decode()
+    own = SpreadsheetUpload.objects.get(user=user)  # checked as a file of their own
+    assert own.pk != imported.pk and own.status != IMPORTED
+    assert page.request["PATH_INFO"] == f"/imports/{own.pk}/"
