@@ -223,6 +223,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
+# HL7 v2 over MLLP (manage.py hl7_listen; bin/run starts it when HL7_LISTEN_PORT is set).
+HL7_LISTEN_HOST = env_str("HL7_LISTEN_HOST", "127.0.0.1")
+HL7_LISTEN_PORT = env_int("HL7_LISTEN_PORT", 0)  # 0: no listener
+HL7_WORKERS = env_int("HL7_WORKERS", 4)  # messages processed at once (database connections)
+HL7_HEARTBEAT_SECONDS = env_int("HL7_HEARTBEAT_SECONDS", 15)  # imports.HL7Listener stamped
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -48,7 +48,7 @@ def code_analyte(*, center: Center, system: str, code: str) -> str | None:
 
 
 @cache
-def _registry():
+def _registry():  # also warmed by the MLLP listener at start
     from ucumvert import PintUcumRegistry
 
     return PintUcumRegistry()

@@ -364,3 +364,20 @@ class HL7Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sending_application}|{self.sending_facility} {self.control_id}"
+
+
+class HL7Listener(models.Model):
+    """A running `hl7_listen` process: stamped every HL7_HEARTBEAT_SECONDS while it accepts
+    connections, so a health check can tell it is up (heartbeat_at recent) without connecting."""
+
+    address = models.CharField(max_length=100, unique=True)  # host:port as bound
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    messages = models.PositiveIntegerField(default=0)  # acknowledged since it started
+
+    class Meta:
+        verbose_name = "HL7 listener"
+
+    def __str__(self) -> str:
+        return f"{self.address} (pid {self.pid})"
