@@ -52,8 +52,11 @@ from imports.models import (
     HL7Feed,
     HL7Message,
 )
+from imports.services import records_import
+from patients.days import at_local_time
 from patients.ingest.records import Batch, LabValueRecord, SampleRecord
 from patients.models import LabResult
+from patients.services import clinical_record_delete, clinical_record_save
 
 logger = logging.getLogger(__name__)
 
@@ -608,15 +611,10 @@ def _stored(place) -> LabResult | None:
 
 
 def _local(moment: datetime, patient):
-    from patients.days import at_local_time
-
     return at_local_time(moment, patient.center.tzinfo)
 
 
 def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) -> None:
-    from imports.services import records_import
-    from patients.services import clinical_record_delete, clinical_record_save
-
     for r, place in withdrawals:
         stored = _stored(place)
         if stored is None:
