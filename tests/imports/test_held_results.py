@@ -184,3 +184,28 @@ def test_dismissing_needs_a_reason_and_records_who(center, clinician):
 )
 def test_ucum_units_are_read_by_their_quantity(analyte, text, unit):
     assert ucum_unit(analyte, text) == unit
+
+
+def test_the_queue_page_shows_what_from_whom_why_and_dismisses_with_a_reason(
+    center, other_center, clinician_client
+):
+    held = _hold(center)
+    _hold(other_center, identifier="OTHER-CENTER-ID")
+    page = clinician_client.get("/imports/held/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    for shown in ("LAB|HOSP", "4711", "CD19ABS", "202503100800", "No patient with MRN 4711."):
+        assert shown in text
+    assert "OTHER-CENTER-ID" not in text  # another center's queue is not shown
+    refused = clinician_client.post(f"/imports/held/{held.pk}/dismiss/", {"reason": ""})
+    assert refused.status_code == 302
+    held.refresh_from_db()
+    assert held.state == HELD
+    clinician_client.post(f"/imports/held/{held.pk}/dismiss/", {"reason": "Sent twice."})
+    held.refresh_from_db()
+    assert (held.state, held.dismissal_reason) == (HELD_DISMISSED, "Sent twice.")
+    other = HeldResult.objects.get(identifier="OTHER-CENTER-ID")
+    assert (
+        clinician_client.post(f"/imports/held/{other.pk}/dismiss/", {"r": "x"}).status_code == 404
+    )
+    assert clinician_client.post("/imports/held/retry/").status_code == 302
