@@ -27,6 +27,7 @@ from imports.formats.lab_json import (
     LabBatchSerializer,
     lab_batch_records,
 )
+from imports.held import lab_api_unplaced_hold
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
 from imports.jobs import job_as_json, job_create
 from imports.models import ImportJob
@@ -89,6 +90,7 @@ def lab_batch(request):
     parsed = LabBatchSerializer(data=request.data)
     parsed.is_valid(raise_exception=True)  # 400 in the one error shape
     samples = parsed.validated_data["samples"]
+    unplaced: list[tuple[int, dict]] = []  # samples whose patient is unknown: held
 
     def run() -> tuple[int, dict]:
         if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
@@ -98,9 +100,18 @@ def lab_batch(request):
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
         outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
+        unknown = {p.place for p in outcome.problems if p.field == "study_id"}
+        unplaced[:] = [
+            (i, s) for i, s in enumerate(request.data["samples"]) if f"samples[{i}]" in unknown
+        ]
         return code, outcome.as_json()
 
-    return _answer_once(request, run)
+    response = _answer_once(request, run)
+    if response.status_code == status.HTTP_400_BAD_REQUEST and unplaced:
+        # The batch is refused as before; the values of unknown patients are also kept in the
+        # center's held results (after the refusal's rollback), imported once registered.
+        response.data["held"] = lab_api_unplaced_hold(user=request.user, samples=unplaced)
+    return response
 
 
 def _answer_once(request, run) -> Response:

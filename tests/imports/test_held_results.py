@@ -209,3 +209,37 @@ def test_the_queue_page_shows_what_from_whom_why_and_dismisses_with_a_reason(
         clinician_client.post(f"/imports/held/{other.pk}/dismiss/", {"r": "x"}).status_code == 404
     )
     assert clinician_client.post("/imports/held/retry/").status_code == 302
+
+
+def test_the_lab_api_still_refuses_an_unknown_patient_and_holds_its_values(
+    center, lab_system, clinician, django_capture_on_commit_callbacks
+):
+    body = {
+        "samples": [
+            {
+                "study_id": "CT-0950",
+                "collected_at": "2025-03-10T08:00:00",
+                "values": [
+                    {"analyte": "pb_bcell_abs", "value": "12", "unit": "cells/uL"},
+                    {"analyte": "alc", "qualifier": "undetectable", "unit": "cells/uL"},
+                ],
+            }
+        ]
+    }
+    for _ in range(2):  # sent again: held once
+        answer = lab_system.post("/api/v1/lab-results/", body, format="json")
+        assert answer.status_code == 400
+        assert "No patient CT-0950" in answer.json()["errors"]["samples[0].study_id"][0]
+        assert [h["place"] for h in answer.json()["held"]] == [
+            "samples[0].values[0]",
+            "samples[0].values[1]",
+        ]
+    assert HeldResult.objects.filter(source="lab-api", state=HELD).count() == 2
+    patient = PatientFactory(center=center, study_id="CT-0950")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_save(patient=patient, user=clinician)
+    assert HeldResult.objects.filter(state=HELD_IMPORTED).count() == 2
+    stored = {r.analyte: r for r in LabResult.objects.filter(patient=patient)}
+    assert stored["pb_bcell_abs"].value == Decimal(12)
+    assert stored["alc"].qualifier == units.UNDETECTABLE
