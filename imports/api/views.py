@@ -83,7 +83,11 @@ def _read_whole_body(request) -> None:
 )
 @api_view(["POST"])
 def lab_batch(request):
-    """Record many samples for patients the user may enter results for, all or nothing."""
+    """Record many samples for patients the user may enter results for, all or nothing.
+
+    A refused batch whose samples name a patient unknown at the sender's center also keeps
+    those samples' values in the center's held results (`held` in the answer lists them, by
+    place): they are imported once the patient is registered."""
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied("You may not enter lab results.")
     _read_whole_body(request)

@@ -243,3 +243,17 @@ def test_the_lab_api_still_refuses_an_unknown_patient_and_holds_its_values(
     stored = {r.analyte: r for r in LabResult.objects.filter(patient=patient)}
     assert stored["pb_bcell_abs"].value == Decimal(12)
     assert stored["alc"].qualifier == units.UNDETECTABLE
+
+
+def test_the_listener_is_alive_while_its_heartbeat_is_at_most_two_periods_old(settings):
+    from datetime import UTC, datetime, timedelta
+
+    from imports.models import HL7Listener
+    from imports.selectors import hl7_listener_alive
+
+    settings.HL7_HEARTBEAT_SECONDS = 15
+    beat = datetime(2025, 11, 3, 10, 0, tzinfo=UTC)
+    assert not hl7_listener_alive(now=beat)
+    HL7Listener.objects.create(address="127.0.0.1:2575", pid=1, started_at=beat, heartbeat_at=beat)
+    assert hl7_listener_alive(now=beat + timedelta(seconds=30))
+    assert not hl7_listener_alive(now=beat + timedelta(seconds=30, microseconds=1))

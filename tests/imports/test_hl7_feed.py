@@ -232,6 +232,10 @@ def test_a_time_without_offset_is_the_center_local_time_and_with_one_its_moment(
 ):
     send(listener, oru("T-1", obx(1, time="202503100800")))
     send(listener, oru("T-2", obx(1, time="202503110800+0000")))
+    # 02:30 on 26 Oct 2025 happened twice in Berlin: only an offset can say which.
+    twice = send(listener, oru("T-3", obx(1, time="202510260230")))
+    assert ack_code(twice) == "AE"
+    assert _errors(twice)[0][0] == "OBX^1^14" and "happened twice" in _errors(twice)[0][2]
     times = sorted(LabResult.objects.values_list("collected_at", flat=True))
     assert times == [
         datetime(2025, 3, 10, 7, 0, tzinfo=UTC),  # 08:00 in Berlin (CET)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from datetime import date
 
 import psycopg
@@ -73,6 +74,8 @@ def test_a_listener_killed_between_storing_and_acknowledging_loses_nothing(
                 what="the listener to wait on the lab results table",
             )
         except AssertionError:
+            os.kill(first.process.pid, signal.SIGUSR1)  # the listener prints its threads' stacks
+            time.sleep(1)
             rows = blocker.execute(
                 "SELECT state, wait_event_type, left(query, 300) FROM pg_stat_activity "
                 "WHERE datname = current_database()"
