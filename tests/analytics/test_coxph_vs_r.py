@@ -185,3 +185,24 @@ def test_adjusted_cox_refuses_unknown_covariates_and_strata(r_models):
         adjusted_cox(cohort, covariates=["early_regen"], strata="sex")
     out = adjusted_cox(cohort, covariates=["early_regen", "product"])
     assert "product takes one value only" in out["reason"]
+
+
+@pytest.mark.parametrize(
+    ("x", "shown"),
+    [([0, 1, 2, 1, 0, 2], "2"), ([0, 1, 0.5, 1, 0, 0], "0.5"), ([0, 1, np.nan, 1, 0, 1], "blank")],
+)
+def test_cox_binary_refuses_a_covariate_not_coded_0_1(x, shown):
+    """Before: HR 1.0 with an empty CI and a runtime warning for x in {0, 1, 2} (R: 2.33)."""
+    from analytics.calibration import cox_binary
+
+    with pytest.raises(ValueError, match=f"coded 0/1; it also has {shown}"):
+        cox_binary([1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 0], x)
+
+
+def test_cox_binary_still_fits_a_0_1_covariate_as_cox_fit_does():
+    from analytics.calibration import cox_binary
+
+    time, event, x = [1, 2, 3, 4, 5, 6, 7, 8], [1, 1, 0, 1, 1, 0, 1, 1], [0, 1, 0, 1, 1, 0, 0, 1]
+    out = cox_binary(time, event, x)
+    fit = cox_fit(stop=time, event=event, x=np.array(x, float)[:, None], names=["x"])
+    assert out["hazard_ratio"] == pytest.approx(float(fit.hazard_ratio[0]), rel=1e-10)
