@@ -289,10 +289,21 @@ def cox_fit(
             "the covariates are collinear (one is a combination of the others): drop one of "
             + ", ".join(names)
         )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _newton(design, names, cluster, ties, conf_level, terms)
+
+
+def _newton(design, names, cluster, ties, conf_level, terms) -> CoxFit:
     p = len(names)
     beta = np.zeros(p)
     loglik0, score0, info0 = _fit_terms(design, beta, ties)
-    score_stat = float(score0 @ np.linalg.solve(info0, score0)) if p else 0.0
+    try:
+        score_stat = float(score0 @ np.linalg.solve(info0, score0))
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "a covariate does not vary within the risk sets (e.g. constant within every "
+            "stratum): drop it or the strata"
+        ) from None
     loglik, score, info = loglik0, score0, info0
     iterations = 0
     while iterations < MAX_ITERATIONS:
