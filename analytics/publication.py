@@ -284,3 +284,29 @@ def table_two_rows(table: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         ]
     )
     return header, rows
+
+
+def competing_rows(competing: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Fine–Gray and Gray's test at the landmark, for CSV / XLSX."""
+    header = ["Outcome", "Subdistribution HR (95 % CI), regenerated vs not", "p", "Gray's test p"]
+    gray = {r["cause"]: r["p_value"] for r in competing["gray"]}
+    rows = []
+    for cause, (name, fit) in enumerate(competing["fine_gray"].items(), start=1):
+        rows.append(
+            [
+                name,
+                f"{fit['hazard_ratio']:.2f} ({fit['lower']:.2f}–{fit['upper']:.2f})",
+                format_p(fit["p_value"]),
+                format_p(gray.get(cause)),
+            ]
+        )
+    rows.append(
+        [
+            f"Fine–Gray (R cmprsk::crr), landmark day {competing['landmark_day']:g}, "
+            f"n = {competing['n']}; {competing['note']}",
+            "",
+            "",
+            "",
+        ]
+    )
+    return header, rows

@@ -17,10 +17,13 @@ from django.views.decorators.http import require_http_methods
 
 from analytics import services
 from analytics.adjusted import COVARIATES, DEFAULT_ADJUSTMENT, STRATA
+from analytics.competing_models import landmark_competing_risks
 from analytics.dataset import analysis_frame
+from analytics.disclosure import small_cell_label
 from analytics.forms import CohortForm
 from analytics.publication import (
     GROUPINGS,
+    competing_rows,
     format_p,
     table_one,
     table_one_rows,
@@ -111,11 +114,16 @@ def publication_tables(request):
         )
     except ValueError as problem:
         problems.append(f"Table 2: {problem}")
+    competing = landmark_competing_risks(frame)
+    for key in ("n", "events", "competing_events"):
+        competing[key] = small_cell_label(competing[key], minimum)
     sheets = []
     if one:
         sheets.append(("Table 1", *table_one_rows(one)))
     if two:
         sheets.append(("Table 2", *table_two_rows(two)))
+    if competing["fine_gray"]:
+        sheets.append(("Competing risks", *competing_rows(competing)))
     if choice["format"] in ("csv", "xlsx") and not sheets:
         return HttpResponseBadRequest(
             "Cannot export: " + " ".join(problems), content_type="text/plain"
