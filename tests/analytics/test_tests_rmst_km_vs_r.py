@@ -45,7 +45,7 @@ def _samples(cohort: pd.DataFrame) -> pd.DataFrame:
     os_ = os_endpoint(cohort, cr_only=False).merge(cohort[["study_id", "center"]], on="study_id")
     add("os_preemptive", os_["time"], os_["event"], os_["preemptive_category"], os_["center"])
     rng = np.random.default_rng(19)
-    for i in range(20):
+    for i in range(12):
         n = int(rng.integers(25, 70))
         k = 2 if i % 2 else 3
         add(
