@@ -21,7 +21,7 @@ from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
 
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
-from analytics.dataset_schema import read_analysis_csv
+from analytics.dataset_schema import read_analysis_csv, read_analysis_csv_lenient
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
@@ -107,7 +107,20 @@ def snapshot_compute(
     frame = analysis_frame(cohort)
     # Round-trip through the CSV reader: the snapshot sees exactly what the export gives.
     table_csv = analysis_csv(frame)
-    table = read_analysis_csv(io.StringIO(table_csv))
+    table, refused = read_analysis_csv_lenient(io.StringIO(table_csv))
+    excluded = []
+    if refused:
+        # One bad row (legacy data, a hand correction) never takes the dashboard down: the
+        # patient is left out, named, and the rest computed from exactly the rows exported.
+        centers = dict(zip(frame["study_id"].astype(str), frame["center"].astype(str), strict=True))
+        excluded = [{**row.as_dict(), "center": centers.get(row.study_id, "")} for row in refused]
+        left_out = {row.study_id for row in refused}
+        logger.warning(
+            "Snapshot of %s leaves out %d patient(s) whose rows break the dataset schema",
+            cohort.key, len(left_out),
+        )
+        table_csv = analysis_csv(frame[~frame["study_id"].astype(str).isin(left_out)])
+        table = read_analysis_csv(io.StringIO(table_csv))
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
@@ -136,6 +149,7 @@ def snapshot_compute(
         figures_suppressed=figures_suppressed,
         options=options,
         table_csv=table_csv,
+        excluded=excluded,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
 
@@ -275,3 +289,16 @@ def refresh_enqueue(*, run: RefreshRun) -> None:
             )
 
     transaction.on_commit(enqueue)
+
+
+def snapshot_excluded_for(snapshot: DashboardSnapshot, user) -> tuple[list[dict], int]:
+    """The patients a snapshot left out (schema problems) that `user` may see named, and how
+    many patients were left out in all. Registry staff and superusers see every center's;
+    a center's users see their own center's (a study ID of another center stays unnamed)."""
+    rows = snapshot.excluded or []
+    n_patients = len({row["study_id"] for row in rows})
+    own_center = center_code_restricted_to(user)
+    if own_center is None:
+        return rows, n_patients
+    return [row for row in rows if own_center and row.get("center") == own_center], n_patients
+

@@ -75,6 +75,9 @@ def dashboard(request):
         context["figures_url"] = reverse(
             "analytics:figures_own" if own else "analytics:figures", args=[snapshot.pk]
         )
+        context["excluded"], context["n_excluded"] = services.snapshot_excluded_for(
+            snapshot, request.user
+        )
         minimum = services.small_cell_min_for(cohort, request.user)
         context["r"] = suppress_counts(snapshot.report, minimum)
         # jsonb does not keep key order: list the comparisons in the report's own order.
