@@ -236,6 +236,40 @@ def refresh_if_changed() -> DashboardSnapshot | None:
     return snapshot_compute(options={})
 
 
+def snapshot_cohorts(*, now: datetime | None = None) -> list[dict]:
+    """The cohorts (as options) the nightly refresh keeps fresh: the whole registry, each
+    center with infused patients, and every other filter someone opened in the last
+    SNAPSHOT_FILTER_KEEP_DAYS (older one-off filters are computed again only when opened)."""
+    now = now or timezone.now()
+    wanted: dict[str, dict] = {CohortFilter().key: {}}
+    codes = (
+        Center.objects.filter(patients__infusions__isnull=False)
+        .distinct()
+        .order_by("code")
+        .values_list("code", flat=True)
+    )
+    for code in codes:
+        options = {"center": code}
+        wanted.setdefault(cohort_from_options(options).key, options)
+    recent = now - timedelta(days=settings.SNAPSHOT_FILTER_KEEP_DAYS)
+    for key, options in (
+        DashboardSnapshot.objects.filter(computed_at__gte=recent)
+        .order_by("cohort_key", "-computed_at")
+        .values_list("cohort_key", "options")
+    ):
+        wanted.setdefault(key, options)
+    return list(wanted.values())
+
+
+def snapshots_refresh_all(*, now: datetime | None = None) -> list[RefreshRun]:
+    """Nightly: a fresh snapshot of every cohort in ``snapshot_cohorts``, each its own task
+    (a refresh run), so more workers on more machines finish the night's work sooner; a
+    cohort already being computed is not queued twice."""
+    return [
+        refresh_request(options=options, user=None) for options in snapshot_cohorts(now=now)
+    ]
+
+
 def pending_run(cohort: CohortFilter) -> RefreshRun | None:
     """The cohort's refresh that is queued or running, if any (a dead one is failed first, so
     neither the page nor "Refresh now" ever waits on a run that nothing is computing)."""

@@ -158,6 +158,8 @@ PASSWORD_RESET_TIMEOUT = 60 * 60  # a reset link works for an hour
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 # Counts from 1 to SMALL_CELL_MIN - 1 are suppressed in pooled (registry-wide) statistics.
 SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
+# The nightly refresh recomputes every filter opened within this many days (one task each).
+SNAPSHOT_FILTER_KEEP_DAYS = env_int("SNAPSHOT_FILTER_KEEP_DAYS", 30)
 AXES_COOLOFF_TIME = 0.5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
