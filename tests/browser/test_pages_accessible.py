@@ -72,6 +72,7 @@ PAGES = [
     "/alerts/preferences/",
     "/dashboard/",
     "/dashboard/data-dictionary/",
+    "/dashboard/tables/",
     "/imports/held/",
 ]
 
