@@ -27,6 +27,14 @@ from tests.imports.hl7_helpers import ProcessListener, ack_code, oru, send
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _query(sql: str) -> list[tuple]:
+    """pg_stat_activity through the test's own (autocommit) connection: inside the blocker's
+    transaction PostgreSQL would answer from the snapshot its first read took."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
 def test_a_listener_killed_between_storing_and_acknowledging_loses_nothing(
     center, tmp_path, wait_for
 ):
@@ -69,23 +77,23 @@ def test_a_listener_killed_between_storing_and_acknowledging_loses_nothing(
         )
         try:
             wait_for(
-                lambda: blocker.execute(waiting).fetchone()[0] == 1,
-                timeout=60,  # a first message on a busy machine
+                lambda: _query(waiting)[0][0] == 1,
+                timeout=60,
                 what="the listener to wait on the lab results table",
             )
         except AssertionError:
             os.kill(first.process.pid, signal.SIGUSR1)  # the listener prints its threads' stacks
             time.sleep(1)
-            rows = blocker.execute(
+            rows = _query(
                 "SELECT state, wait_event_type, left(query, 300) FROM pg_stat_activity "
                 "WHERE datname = current_database()"
-            ).fetchall()
+            )
             raise AssertionError(f"{answers} {rows} {first.log_path.read_text()}") from None
         stored = HL7Message.objects.get()  # committed before the import began
         assert (stored.control_id, stored.state, stored.ack) == ("KILL-1", RECEIVED, "")
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait(timeout=10)
-        blocker.execute(
+        _query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
             "current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
