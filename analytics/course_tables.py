@@ -24,8 +24,9 @@ from typing import IO
 
 import pandas as pd
 
-from analytics.dataset import CohortFilter, cohort_patients
+from analytics.dataset import STUDY_DEFINITION, CohortFilter, cohort_patients
 from carttrack.csv_safety import restore_cell
+from monitoring.rules.recovery import is_detectable
 
 #: The calibration looks at windows up to day 90; the course is kept to that day.
 COURSE_LAST_DAY = 90
@@ -129,11 +130,8 @@ def bcell_course_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
 
 
 def _bcells_seen(sample) -> int:
-    """1 if the sample shows any B cells (a value above 0), 0 if none (0 or a qualifier)."""
-    for part in (sample.absolute, sample.percent):
-        if part is not None:
-            return int(part.value is not None and part.value > 0)
-    return 0
+    """1 if the sample shows any B cells (the study's "> 0/µL", as the rules read it), else 0."""
+    return int(bool(is_detectable(sample, STUDY_DEFINITION)))
 
 
 def table_csv(frame: pd.DataFrame) -> str:
