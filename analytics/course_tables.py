@@ -114,19 +114,22 @@ def bcell_course_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
         windows = records.timeline.windows()
         if not windows:
             continue
-        samples = [s for s in windows[0].post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY]
-        for order, sample in enumerate(samples, start=1):
-            count = sample.count()
-            rows.append(
-                (
-                    records.study_id,
-                    sample.day,
-                    order,
-                    None if count is None else float(count),
-                    _bcells_seen(sample),
-                )
-            )
+        rows += [(records.study_id, day, order, count, seen) for order, day, count, seen in
+                 course_rows(windows[0])]  # fmt: skip
     return pd.DataFrame(rows, columns=list(BCELL_COLUMNS))
+
+
+def course_rows(window) -> list[tuple[int, int, float | None, int]]:
+    """(sample, day, count in cells/µL or None, bcells_seen) for one window's PB B-cell samples,
+    days 1..COURSE_LAST_DAY: the rows of the course table that the calibration reads."""
+    samples = [s for s in window.post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY]
+    rows = []
+    for order, sample in enumerate(samples, start=1):
+        count = sample.count()
+        rows.append(
+            (order, sample.day, None if count is None else float(count), _bcells_seen(sample))
+        )
+    return rows
 
 
 def _bcells_seen(sample) -> int:

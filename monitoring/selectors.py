@@ -16,6 +16,7 @@ from monitoring.timeline import EventPoint, InfusionPoint, ResponsePoint, Result
 from patients.days import local_date
 from patients.models import Patient
 from patients.selectors import patients_visible_to
+from patients.versioned import setting_in_force, settings_in_force
 
 # What a timeline is built from: each section's relation on Patient and the fields read, in the
 # order `timeline_build` expects. The per-patient path (`patient_timeline`, from model instances or
@@ -156,13 +157,18 @@ def _lab_rows_by_epoch(qs, fields: tuple[str, ...], rows: dict, zone) -> None:
         rows[patient_id]["lab_results"].append(tuple(values))
 
 
-def rule_params_for(center) -> RuleParams:
-    """The center's current parameters, else the registry-wide ones, else the defaults."""
-    for candidate in (center, None):
-        found = RuleParameterSet.objects.filter(center=candidate, is_current=True).first()
-        if found is not None:
-            return found.to_rule_params()
-    return RuleParams()
+def rule_params_for(center, *, at: datetime | None = None) -> RuleParams:
+    """The center's parameters in force (`at` None: the current version), else the
+    registry-wide ones, else the defaults (`patients.versioned.settings_in_force`)."""
+    return setting_in_force(RuleParameterSet, center, at=at)
+
+
+def params_in_force_for_centers(
+    center_ids: Iterable[int | None], *, at: datetime | None = None
+) -> dict[int | None, RuleParams]:
+    """`rule_params_for` for many centers in one query: what the sweep, the preview and the
+    worklist read."""
+    return settings_in_force(RuleParameterSet, center_ids, at=at)
 
 
 SEVERITY_ORDER = Case(
