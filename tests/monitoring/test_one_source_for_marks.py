@@ -198,3 +198,23 @@ def test_the_calibration_reader_agrees_with_the_rule_on_every_reference_timeline
                     assert got == expected, (name, threshold, confirmation)
                     compared += 1
     assert compared >= 80
+
+
+@pytest.mark.django_db
+def test_on_the_demo_cohort_the_chart_marks_early_regeneration_exactly_where_the_alerts_do():
+    from monitoring.models import WITHDRAWN
+    from patients.demo_load import demo_cohort_load
+    from patients.models import Patient
+
+    demo_cohort_load()
+    with_mark, with_alert = set(), set()
+    for patient in Patient.objects.select_related("center").order_by("study_id"):
+        course = course_for(patient)
+        with_mark |= {(patient.study_id, m.infusion_number, m.day) for m in course.marks
+                      if m.kind == EARLY_MARK}  # fmt: skip
+        with_alert |= {
+            (patient.study_id, a.infusion_number, a.details["regeneration_day"])
+            for a in patient.alerts.filter(rule=EARLY_REGENERATION).exclude(status=WITHDRAWN)
+        }
+    assert with_mark == with_alert
+    assert len(with_alert) >= 5  # the demo has early regenerators
