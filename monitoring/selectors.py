@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections
@@ -12,7 +12,14 @@ from django.db.models import BigIntegerField, Case, Func, IntegerField, QuerySet
 
 from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
 from monitoring.params import RuleParams
-from monitoring.timeline import EventPoint, InfusionPoint, ResponsePoint, ResultPoint, Timeline
+from monitoring.timeline import (
+    EventPoint,
+    InfusionPoint,
+    ResponsePoint,
+    ResultPoint,
+    Timeline,
+    Window,
+)
 from patients.days import local_date
 from patients.models import Patient
 from patients.selectors import patients_visible_to
@@ -169,6 +176,31 @@ def params_in_force_for_centers(
     """`rule_params_for` for many centers in one query: what the sweep, the preview and the
     worklist read."""
     return settings_in_force(RuleParameterSet, center_ids, at=at)
+
+
+def detectable_bcell_result_ids(patient_ids: Iterable[int]) -> set[int]:
+    """The ids of the PB B-cell results whose sample is detectable by the definition in force for
+    the patient's center (`monitoring.rules.recovery.is_detectable`), baseline counts included:
+    what the patient pages mark as B cells seen. One query per timeline section and one for the
+    parameters, for any number of patients."""
+    from monitoring.rules.recovery import is_detectable
+
+    reads = timelines_read(patient_ids)
+    params = params_in_force_for_centers({read.center_id for read in reads})
+    found: set[int] = set()
+    for read in reads:
+        timeline = read.timeline
+        first = timeline.infusions[0].date if timeline.infusions else None
+        baseline = Window(
+            infusion=InfusionPoint(0, date.min, 0),
+            end=first,
+            results=tuple(r for r in timeline.results if first is None or r.collected_on < first),
+        )
+        for window in (baseline, *timeline.windows()):
+            for sample in window.bcell_samples():
+                if is_detectable(sample, params[read.center_id]):
+                    found.update(r.id for r in (sample.absolute, sample.percent) if r is not None)
+    return found
 
 
 SEVERITY_ORDER = Case(
