@@ -218,3 +218,45 @@ def test_on_the_demo_cohort_the_chart_marks_early_regeneration_exactly_where_the
         }
     assert with_mark == with_alert
     assert len(with_alert) >= 5  # the demo has early regenerators
+
+
+@pytest.mark.django_db
+def test_one_resolver_gives_the_settings_in_force_at_a_time_for_many_centers_at_once(
+    center, other_center, clinician, django_assert_num_queries
+):
+    import time_machine
+
+    from monitoring.models import RuleParameterSet
+    from monitoring.selectors import params_in_force_for_centers
+    from patients.limits import PlausibilityLimits
+    from patients.plausibility import Limits
+    from patients.plausibility_checks import plausibility_limits_for
+    from patients.services import plausibility_limits_publish
+    from patients.versioned import settings_in_force
+
+    first, second = datetime(2025, 1, 1, 9, tzinfo=BERLIN), datetime(2025, 6, 1, 9, tzinfo=BERLIN)
+    with time_machine.travel(first, tick=False):
+        rule_parameters_publish(center=None, user=clinician, values={"window_days": 60})
+        plausibility_limits_publish(center=center, user=clinician, values={"alc_soft": 40000})
+    with time_machine.travel(second, tick=False):
+        rule_parameters_publish(center=center, user=clinician, values={"window_days": 30})
+    before = second - timedelta(seconds=1)
+
+    with django_assert_num_queries(1):  # any number of centers, one query
+        now = params_in_force_for_centers([center.pk, other_center.pk])
+    assert (now[center.pk].window_days, now[other_center.pk].window_days) == (30, 60)
+    assert now[center.pk].version == "alpha-v1" and now[None].version == "registry-v1"
+    then = params_in_force_for_centers([center.pk, other_center.pk], at=before)
+    assert (then[center.pk].window_days, then[other_center.pk].window_days) == (60, 60)
+    assert (
+        params_in_force_for_centers([center.pk], at=first - timedelta(seconds=1))[center.pk]
+        == RuleParams()
+    )  # nothing published yet: the defaults
+    assert rule_params_for(center, at=second).window_days == 30  # published at that instant
+
+    # The plausibility limits through the same base and resolver; no registry set: defaults.
+    assert plausibility_limits_for(center).alc_soft == 40000
+    assert plausibility_limits_for(other_center) == Limits()
+    assert plausibility_limits_for(center, at=first - timedelta(seconds=1)) == Limits()
+    assert settings_in_force(PlausibilityLimits, [center.pk])[center.pk].version == "alpha-v1"
+    assert RuleParameterSet.objects.filter(center=center, is_current=True).count() == 1
