@@ -18,6 +18,7 @@ import pandas as pd
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
+from monitoring.rules.recovery import find_regeneration, first_aplasia, result_detectable
 from monitoring.selectors import timelines_read
 from monitoring.timeline import Timeline, Window
 from patients import units
@@ -60,17 +61,12 @@ class CohortFilter:
 
 
 def _regeneration_day(window: Window, params: RuleParams) -> tuple[int | None, bool]:
-    """(first detectable count after documented aplasia, whether aplasia was documented)."""
-    aplasia_seen = False
-    for sample in window.post_infusion_bcell_samples():
-        detectable = sample.is_detectable(params)
-        if detectable is None:
-            continue
-        if not detectable:
-            aplasia_seen = True
-        elif aplasia_seen:
-            return sample.day, True
-    return None, aplasia_seen
+    """(regeneration day after documented aplasia, whether aplasia was documented), as the
+    rules decide them (`monitoring.rules.recovery`)."""
+    regeneration = find_regeneration(window, params)
+    if regeneration is not None:
+        return regeneration.onset.day, True
+    return None, first_aplasia(window, params) is not None
 
 
 def _day(when: date | None, origin: date) -> int | None:
@@ -95,10 +91,6 @@ def _age(birth: date | None, day: date) -> int | None:  # as Patient.age_on
     if birth is None:
         return None
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-
-
-def _detectable(result) -> bool:
-    return not result.qualifier and result.value is not None and result.value > 0
 
 
 def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
@@ -173,7 +165,7 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
         seen_detectable = False
         car_loss = 0
         for r in car:
-            if _detectable(r):
+            if result_detectable(r):
                 seen_detectable = True
             elif seen_detectable:
                 car_loss = 1

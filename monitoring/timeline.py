@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from patients.units import (
     ALC,
@@ -28,9 +27,6 @@ from patients.units import (
     UNDETECTABLE,
     bcell_count_from_percent,
 )
-
-if TYPE_CHECKING:
-    from monitoring.params import RuleParams
 
 QUALIFIERS = ("", UNDETECTABLE, BELOW_LOD)
 
@@ -116,7 +112,9 @@ class EventPoint:
 
 @dataclass(frozen=True)
 class BCellSample:
-    """The PB B-cell measurements of one sample: an absolute count, a % of lymphocytes, an ALC."""
+    """The PB B-cell measurements of one sample: an absolute count, a % of lymphocytes, an ALC.
+
+    Whether it is detectable depends on the center's definition: `monitoring.rules.recovery`."""
 
     day: int
     collected_on: date
@@ -140,35 +138,6 @@ class BCellSample:
         if self.alc is None or self.alc.value is None:
             return None
         return bcell_count_from_percent(self.percent.value, self.alc.value)
-
-    def is_detectable(self, params: RuleParams) -> bool | None:
-        """True/False by the configured definition, None if this sample cannot tell.
-
-        Any measure that shows B cells above its threshold makes the sample detectable; a
-        qualifier (undetectable, below the limit of detection) is never detectable.
-        """
-        verdicts: list[bool] = []
-        threshold = params.bcell_threshold
-        if self.absolute is not None:
-            # A directly measured count wins over one derived from a % and an ALC.
-            value = self.absolute.value
-            verdicts.append(value is not None and value > threshold)
-        elif self.percent is not None:
-            count = self.count()
-            if self.percent.value is None or self.percent.value == 0:
-                verdicts.append(False)
-            elif count is not None:
-                verdicts.append(count > threshold)
-            elif threshold == 0:
-                # B cells were seen, so under the study's "> 0/µL" definition the count is above
-                # zero whatever the ALC; a higher threshold cannot be judged without the ALC.
-                verdicts.append(True)
-        if params.bcell_pct_threshold is not None and self.percent is not None:
-            pct = self.percent.value
-            verdicts.append(pct is not None and pct > params.bcell_pct_threshold)
-        if not verdicts:
-            return None
-        return any(verdicts)
 
 
 @dataclass(frozen=True)

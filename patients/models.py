@@ -317,10 +317,6 @@ class LabResult(models.Model):
             self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""
 
     @property
-    def is_detectable(self) -> bool:
-        return not self.qualifier and self.canonical_value is not None and self.canonical_value > 0
-
-    @property
     def display_value(self) -> str:
         if self.qualifier:
             return self.get_qualifier_display()

@@ -23,15 +23,13 @@ UNCONFIRMED = "plausibility_unconfirmed"
 IMPLAUSIBLE = "plausibility_impossible"
 
 
-def plausibility_limits_for(center) -> Limits:
-    """The center's current plausibility limits, else the registry-wide ones, else defaults."""
+def plausibility_limits_for(center, *, at=None) -> Limits:
+    """The center's plausibility limits in force (`at` None: the current version), else the
+    registry-wide ones, else the defaults (`patients.versioned.settings_in_force`)."""
     from patients.limits import PlausibilityLimits
+    from patients.versioned import setting_in_force
 
-    for candidate in (center, None):
-        found = PlausibilityLimits.objects.filter(center=candidate, is_current=True).first()
-        if found is not None:
-            return found.to_limits()
-    return Limits()
+    return setting_in_force(PlausibilityLimits, center, at=at)
 
 
 def sample_plausibility(

@@ -17,6 +17,7 @@ from django.db import IntegrityError, models, transaction
 
 from patients import plausibility_checks, units, validation
 from patients.models import LabResult, Patient, PlausibilityLimits
+from patients.versioned import settings_publish
 
 
 def _lock_patient(patient_id: int) -> Patient:
@@ -205,22 +206,4 @@ def plausibility_limits_publish(
 
     The previous version is retired, never changed, as with the rule parameters.
     """
-    with transaction.atomic():
-        last = (
-            PlausibilityLimits.objects.select_for_update()
-            .filter(center=center)
-            .order_by("-version")
-            .first()
-        )
-        PlausibilityLimits.objects.filter(center=center, is_current=True).update(is_current=False)
-        saved = PlausibilityLimits(
-            center=center,
-            version=(last.version + 1) if last else 1,
-            is_current=True,
-            created_by=user if user is not None and user.is_authenticated else None,
-            note=note,
-            **values,
-        )
-        saved.full_clean()
-        saved.save()
-    return saved
+    return settings_publish(PlausibilityLimits, center=center, user=user, values=values, note=note)
