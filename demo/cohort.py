@@ -1,0 +1,251 @@
+"""A synthetic demo cohort shaped like the reference study (CLINICAL.md section 6).
+
+55 patients infused with CD19 CAR-T, 45 reaching CR/CRi (81.8 %); among CR patients early B-cell
+regenerators relapse more, and those given anti-leukemic pre-emption do better than those given
+immunomodulatory therapy. Generated from a fixed seed with fixed dates, so every run gives the same
+cohort. Plain values only: `load_demo_cohort` stores them through the validated model layer.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_UP, Decimal
+
+from patients import units
+
+SEED = 12  # chosen so the cohort's medians sit near the study's 290 (RFS) and 870 (OS) days
+DATA_CUTOFF = date(2026, 6, 30)  # last day any demo record can carry
+N_PATIENTS = 55
+N_CR = 45
+
+# Groups of CR patients and how many of each (early regenerators split by pre-emption).
+EARLY_ANTI, EARLY_IMMUNO, EARLY_NONE, LATE, APLASIA = (
+    "early_anti",
+    "early_immuno",
+    "early_none",
+    "late",
+    "aplasia",
+)
+CR_GROUPS = [EARLY_ANTI] * 11 + [EARLY_IMMUNO] * 7 + [EARLY_NONE] * 3 + [LATE] * 10 + [APLASIA] * 14
+PRODUCTS = ["CD19 CAR-T (academic)", "tisagenlecleucel", "brexucabtagene autoleucel"]
+
+
+@dataclass
+class DemoLab:
+    day: int
+    analyte: str
+    value: Decimal | None
+    unit: str
+    qualifier: str = ""
+    method: str = ""
+
+
+@dataclass
+class DemoPatient:
+    study_id: str
+    center_code: str
+    sex: str
+    date_of_birth: date
+    ph_positive: bool
+    group: str  # one of the CR groups, or "no_cr"
+    infusion_date: date
+    product: str
+    dose: int
+    labs: list[DemoLab] = field(default_factory=list)
+    responses: list[tuple[int, str, str]] = field(default_factory=list)  # day, response, MRD
+    events: list[tuple[int, str, dict]] = field(default_factory=list)  # day, kind, details
+    therapies: list[tuple[int, str, str, str]] = field(
+        default_factory=list
+    )  # day, cat, agent, detail
+    second_infusion_day: int | None = None
+
+    def on(self, day: int) -> date:
+        return self.infusion_date + timedelta(days=day)
+
+
+def _undetectable(day: int, analyte: str, unit: str, method: str = "") -> DemoLab:
+    return DemoLab(day, analyte, None, unit, units.UNDETECTABLE, method)
+
+
+def _bcell_schedule(last_day: int) -> list[int]:
+    # PB B-cell counts weekly to day 90, then monthly (CLINICAL/issue: realistic lab schedules).
+    days = [d for d in range(7, 91, 7)] + list(range(120, 10_000, 30))
+    return [d for d in days if d <= last_day]
+
+
+def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
+    center = "alpha" if index % 3 else "beta"
+    infusion = date(2021, 3, 1) + timedelta(days=index * 23 + rng.randint(0, 12))
+    age_years = rng.randint(8, 68)
+    p = DemoPatient(
+        study_id=f"DEMO-{index + 1:03d}",
+        center_code=center,
+        sex=rng.choice("FM"),
+        date_of_birth=infusion - timedelta(days=age_years * 365 + rng.randint(0, 364)),
+        ph_positive=rng.random() < 0.25,
+        group=group,
+        infusion_date=infusion,
+        product=rng.choice(PRODUCTS),
+        dose=rng.choice([1, 2, 3, 5]) * 1_000_000,
+    )
+    max_follow = (DATA_CUTOFF - infusion).days
+
+    # Outcome: relapse day, death day (from infusion), pre-emption; None = did not happen.
+    relapse = death = regen = hsct = None
+    if group == "no_cr":
+        p.responses.append((28, rng.choice(["NR", "NR", "PR", "PD"]), "positive"))
+        death = rng.randint(60, 420)
+    else:
+        p.responses.append((28, "CR" if rng.random() < 0.8 else "CRi", "negative"))
+        if group.startswith("early"):
+            regen = rng.choice([14, 21, 28, 35, 42])
+        elif group == LATE:
+            regen = rng.choice([49, 56, 70, 84, 120, 150, 180])
+        if group in (EARLY_IMMUNO, EARLY_NONE):
+            relapse = regen + rng.randint(25, 150)
+        elif group == EARLY_ANTI:
+            relapse = rng.randint(150, 600) if rng.random() < 0.5 else None
+        elif group == LATE:
+            relapse = regen + rng.randint(60, 500) if rng.random() < 0.4 else None
+        else:
+            draw = rng.random()
+            if draw < 0.4:
+                relapse = rng.randint(90, 600)
+            elif draw < 0.55:
+                death = rng.randint(60, 300)  # non-relapse mortality
+        if relapse is not None:
+            death = relapse + rng.randint(45, 800)
+        if relapse is None and death is None and rng.random() < 0.2:
+            hsct = rng.randint(70, 140)  # consolidative allogeneic transplant
+    if group.startswith("early") and group != EARLY_NONE:
+        start = regen + rng.randint(2, 7)
+        if group == EARLY_ANTI:
+            agent, detail = rng.choice(
+                [
+                    ("chemotherapy", "FLAG-Ida"),
+                    ("targeted", "inotuzumab ozogamicin"),
+                    ("targeted", "blinatumomab"),
+                    ("second_cart", "second CD19 CAR-T"),
+                ]
+            )
+            p.therapies.append((start, "anti_leukemic", agent, detail))
+            if agent == "second_cart":
+                p.second_infusion_day = start
+        else:
+            agent, detail = rng.choice([("interferon", "IFN-α2b"), ("il2", "low-dose IL-2")])
+            p.therapies.append((start, "immunomodulatory", agent, detail))
+
+    last = min(x for x in (relapse, death, max_follow) if x is not None)
+    if death is not None and death > max_follow:
+        death = None
+    if relapse is not None and relapse > max_follow:
+        relapse = None
+    end = death if death is not None else max_follow
+    if death is None and rng.random() < 0.1:
+        end = rng.randint(min(200, max_follow), max_follow)  # lost to follow-up earlier
+        if relapse is not None and relapse > end:
+            relapse = None
+    if hsct is not None and hsct < end:
+        p.events.append((hsct, "hsct", {}))
+    if relapse is not None:
+        p.events.append(
+            (
+                relapse,
+                "relapse",
+                {
+                    "relapse_cd19": rng.choice(["positive"] * 6 + ["negative"] * 3 + ["unknown"]),
+                    "relapse_site": "bone marrow",
+                },
+            )
+        )
+    if death is not None:
+        p.events.append(
+            (
+                death,
+                "death",
+                {
+                    "death_cause": "leukemia"
+                    if relapse is not None or group == "no_cr"
+                    else rng.choice(["infection", "cytokine release syndrome", "GvHD"])
+                },
+            )
+        )
+    else:
+        p.events.append((end, "last_followup", {}))
+
+    # Labs: baseline, then PB B cells + ALC on the schedule until relapse, death or the end.
+    p.labs.append(
+        DemoLab(
+            -5,
+            units.PB_BCELL_ABS,
+            Decimal(rng.randint(20, 300)),
+            units.CELLS_PER_UL,
+            method="flow cytometry",
+        )
+    )
+    last_lab = min(last, end)
+    count = Decimal(0)
+    for day in _bcell_schedule(last_lab):
+        reaplasia = p.second_infusion_day is not None and day >= p.second_infusion_day + 7
+        if regen is not None and day >= regen and not reaplasia:
+            # Recovering B cells rise over weeks, then plateau in the normal range.
+            count = min(
+                Decimal(rng.randint(150, 600)),
+                max(Decimal(rng.randint(2, 9)), (count * Decimal("2.2")).quantize(Decimal(1))),
+            )
+            p.labs.append(
+                DemoLab(day, units.PB_BCELL_ABS, count, units.CELLS_PER_UL, method="flow cytometry")
+            )
+        elif rng.random() < 0.15:
+            p.labs.append(
+                DemoLab(
+                    day, units.PB_BCELL_ABS, Decimal(0), units.CELLS_PER_UL, method="flow cytometry"
+                )
+            )
+        else:
+            p.labs.append(
+                _undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL, "flow cytometry")
+            )
+        alc = Decimal(rng.randint(3, 25)) / Decimal(10)  # ×10⁹/L, as many analysers report
+        if p.labs[-1].analyte == units.PB_BCELL_ABS and p.labs[-1].value:
+            # B cells are lymphocytes (at most about a quarter of them here): a plausible sample
+            # (CLINICAL.md's same-sample check) whatever the draw above.
+            floor = (p.labs[-1].value * 4 / Decimal(1000)).quantize(Decimal("0.1"), ROUND_UP)
+            alc = max(alc, floor)
+        p.labs.append(DemoLab(day, units.ALC, alc, units.GIGA_PER_L))
+    # Bone marrow at about days 28, 90 and 180: MRD and CAR transgene copies.
+    car_lost = rng.random() < 0.3
+    for day in (28, 90, 180):
+        if day > last_lab:
+            break
+        if group != "no_cr" and rng.random() < 0.8:
+            p.labs.append(
+                _undetectable(day, units.BM_MRD_FLOW, units.PERCENT_CELLS, "flow cytometry")
+            )
+        else:
+            mrd = Decimal(rng.choice(["0.005", "0.02", "0.08", "0.4", "3.5"]))
+            p.labs.append(
+                DemoLab(day, units.BM_MRD_FLOW, mrd, units.PERCENT_CELLS, method="flow cytometry")
+            )
+        if car_lost and day > 28:
+            p.labs.append(_undetectable(day, units.BM_CAR_COPIES, units.COPIES_PER_UG, "qPCR"))
+        else:
+            copies = Decimal(rng.randint(200, 90_000))
+            p.labs.append(
+                DemoLab(day, units.BM_CAR_COPIES, copies, units.COPIES_PER_UG, method="qPCR")
+            )
+    if p.second_infusion_day is not None and p.second_infusion_day >= last_lab:
+        p.second_infusion_day = None
+        p.therapies = [(d, c, "chemotherapy", "FLAG-Ida") for d, c, _a, _x in p.therapies]
+    p.therapies = [t for t in p.therapies if t[0] < last_lab]
+    return p
+
+
+def generate_cohort(seed: int = SEED) -> list[DemoPatient]:
+    """The whole demo cohort, the same every time for one seed."""
+    rng = random.Random(seed)
+    groups = CR_GROUPS + ["no_cr"] * (N_PATIENTS - N_CR)
+    rng.shuffle(groups)
+    return [_patient(rng, index, group) for index, group in enumerate(groups)]
