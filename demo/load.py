@@ -34,6 +34,8 @@ CENTERS = [
     ("alpha", "Center Alpha (synthetic)", "Europe/Berlin"),
     ("beta", "Center Beta (synthetic)", "Asia/Shanghai"),
 ]
+
+
 def _user(
     username: str,
     *,

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from patients.demo_load import roles_ensure
+from patients.roles import roles_ensure
 from tests.factories import CenterFactory, UserFactory
 
 # "Now" for every test that needs one: the clinical dates in the factories lie before it.
