@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from carttrack.heartbeat import Heartbeat
+from imports.formats.registry import batch_for_job, job_finished
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
 from imports.services import REFUSED, import_scope, records_import
 
@@ -106,7 +107,6 @@ def job_run(*, job_id: str) -> None:
 
 def _job_import(job: ImportJob) -> dict:
     """The import's answer: what was saved, or every problem by its place."""
-    from imports.formats.registry import batch_for_job
 
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)
@@ -121,8 +121,6 @@ def _job_import(job: ImportJob) -> dict:
 
 def _job_finish(job: ImportJob, result: dict) -> bool:
     """Store the answer if this attempt still owns the job; False when the sweep took it."""
-    from imports.formats.registry import job_finished
-
     status = FAILED if "errors" in result else DONE
     if not _owned(job).update(status=status, result=result, finished_at=timezone.now()):
         return False
@@ -196,8 +194,6 @@ def stopped_message(job: ImportJob) -> str:
 
 
 def _job_fail_dead(job: ImportJob, dead: QuerySet, now: datetime) -> int:
-    from imports.formats.registry import job_finished
-
     message = stopped_message(job)
     result = {"detail": message, "errors": {"request": [message]}, "saved": 0}
     with transaction.atomic():

@@ -1,7 +1,8 @@
 from django import forms
 
 from monitoring.models import OUTCOME_CHOICES, SEVERITY_CHOICES, STATUS_CHOICES
-from patients.models import AGENT_CATEGORY, AGENT_CHOICES, PreemptiveTherapy
+from patients.models import AGENT_CHOICES, PreemptiveTherapy
+from patients.vocabulary import AGENT_CATEGORY
 
 
 class InboxFilterForm(forms.Form):

@@ -28,18 +28,27 @@ from patients.units import (
     UNDETECTABLE,
     bcell_count_from_percent,
 )
+from patients.vocabulary import (  # the clinical vocabulary (noqa: re-exported for the rules)
+    CR,  # noqa: F401
+    CRI,  # noqa: F401
+    DEATH,  # noqa: F401
+    EVENT_KINDS,
+    HSCT,  # noqa: F401
+    LAST_FOLLOWUP,  # noqa: F401
+    NE,  # noqa: F401
+    NR,  # noqa: F401
+    PD,  # noqa: F401
+    PR,  # noqa: F401
+    RELAPSE,  # noqa: F401
+    REMISSION,  # noqa: F401
+    RESPONSES,
+)
 
 if TYPE_CHECKING:
     from monitoring.params import RuleParams
 
 QUALIFIERS = ("", UNDETECTABLE, BELOW_LOD)
 
-CR, CRI, PR, NR, PD, NE = "CR", "CRi", "PR", "NR", "PD", "NE"
-RESPONSES = (CR, CRI, PR, NR, PD, NE)
-REMISSION = frozenset({CR, CRI})
-
-RELAPSE, DEATH, HSCT, LAST_FOLLOWUP = "relapse", "death", "hsct", "last_followup"
-EVENT_KINDS = (RELAPSE, DEATH, HSCT, LAST_FOLLOWUP)
 
 # Day 0 samples are usually drawn before the cells go in (and after lymphodepletion), so they say
 # nothing about what the CAR-T cells did: every rule looks at day 1 onwards.
