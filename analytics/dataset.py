@@ -44,10 +44,6 @@ class CohortFilter:
         ]
         return "&".join(parts)
 
-    @property
-    def is_default(self) -> bool:
-        return self == CohortFilter()
-
     def describe(self) -> str:
         bits = []
         if self.center:

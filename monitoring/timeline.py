@@ -309,13 +309,6 @@ class Timeline:
             windows.append(Window(infusion=infusion, end=end, results=results))
         return tuple(windows)
 
-    def baseline_results(self) -> tuple[ResultPoint, ...]:
-        """Results before the first infusion (negative days): context only, never a trigger."""
-        if not self.infusions:
-            return self.results
-        first = self.infusions[0].date
-        return tuple(r for r in self.results if r.collected_on < first)
-
     def until(self, as_of: date | None) -> Timeline:
         """The timeline as it was known on ``as_of``: nothing dated later."""
         if as_of is None:
@@ -342,9 +335,6 @@ class Timeline:
         last = max(dates, default=None)
         object.__setattr__(self, "_last_known_date", last)
         return last
-
-    def events_of(self, kind: str) -> tuple[EventPoint, ...]:
-        return tuple(e for e in self.events if e.kind == kind)
 
 
 def _on_or_before(items: Iterable, as_of: date, when) -> tuple:
