@@ -33,6 +33,17 @@ def frozen_now():
 
 
 @pytest.fixture
+def fast_password_hashing(settings):
+    """The production hasher takes a quarter of a second per password by design; signing in is
+    what the tests check, not the hasher's cost. The default stays listed, so passwords set
+    before (the demo users') still verify. Autouse for tests/patients and tests/monitoring."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        *settings.PASSWORD_HASHERS,
+    ]
+
+
+@pytest.fixture
 def center(db):
     return CenterFactory(code="alpha", name="Center Alpha")
 
