@@ -20,13 +20,26 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from carttrack.heartbeat import Heartbeat
+from imports.formats.lab_json import lab_batch_records
 from imports.formats.registry import batch_for_job, job_finished
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
-from imports.services import REFUSED, import_scope, records_import
+from imports.services import REFUSED, ImportOutcome, import_scope, records_import
 
 _PROGRESS = "imports:job:{}:progress"
 UNEXPECTED = "The import failed unexpectedly; nothing was saved."
 logger = logging.getLogger(__name__)
+
+
+def lab_batch_submit(
+    *, user, payload: dict, samples: list[dict], background: bool = False
+) -> tuple[ImportJob | None, ImportOutcome | None]:
+    """Import a lab batch now, or as a background job when it is larger than
+    IMPORT_SYNC_MAX_SAMPLES or the sender asks (`background`): the one place that chooses.
+    Returns (the queued job, None) or (None, the import's outcome). In the caller's transaction."""
+    if background or len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES:
+        job = job_create(kind="lab_batch", user=user, payload=payload, total=len(samples))
+        return job, None
+    return None, records_import(batch=lab_batch_records(samples), scope=import_scope(user))
 
 
 def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
