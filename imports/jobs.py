@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from carttrack.heartbeat import Heartbeat
+from carttrack.queue import task_send
 from imports.formats.lab_json import lab_batch_records
 from imports.formats.registry import batch_for_job, job_finished
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
@@ -54,13 +55,11 @@ def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
 def _job_enqueue(job: ImportJob) -> None:
     """Send the job to the workers once the transaction commits; never fail the request: with
     Redis down the job stays queued and `import_jobs_resend` sends it when Redis is back."""
-    from imports.tasks import import_job_run
-
     job_id = str(job.pk)
 
     def enqueue():
         try:
-            import_job_run.apply_async((job_id,), retry=False)
+            task_send("imports.tasks.import_job_run", job_id, retry=False)
         except Exception:  # the broker is unreachable
             logger.warning(
                 "Could not enqueue import job %s; the sweep will send it again",
