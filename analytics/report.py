@@ -26,6 +26,7 @@ from analytics.survival import (
     median_collett_symmetric,
     risk_table,
 )
+from patients.vocabulary import ANTI_LEUKEMIC, IMMUNOMODULATORY
 
 DEFAULT_RISK_DAYS: tuple[float, ...] = (0, 90, 180, 365, 730, 1095)
 DEFAULT_CIR_DAYS: tuple[float, ...] = (180, 365)
@@ -38,7 +39,7 @@ COMPARISONS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "preemptive_category": (
         "preemptive_category",
-        {"anti_leukemic": "anti-leukemic", "immunomodulatory": "immunomodulatory"},
+        {ANTI_LEUKEMIC: "anti-leukemic", IMMUNOMODULATORY: "immunomodulatory"},
     ),
     "mrd_positive": ("mrd_positive", {"1": "MRD positive", "0": "MRD negative"}),
     "car_loss": ("car_loss", {"1": "CAR copies lost", "0": "CAR copies retained"}),

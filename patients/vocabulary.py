@@ -63,6 +63,19 @@ class Agent(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class Outcome(models.TextChoices):
+    """How a hematologist closed an alert (monitoring's Alert.outcome): a pre-emptive therapy
+    started (its category's value), observation, or not relevant."""
+
+    ANTI_LEUKEMIC = "anti_leukemic", "Anti-leukemic pre-emption started"
+    IMMUNOMODULATORY = "immunomodulatory", "Immunomodulatory therapy started"
+    OBSERVATION = "observation", "Observation"
+    NOT_RELEVANT = "not_relevant", "Not relevant"
+
+
+# The outcomes that start a pre-emptive therapy (their value is its category).
+PREEMPTION_OUTCOMES = (ANTI_LEUKEMIC, IMMUNOMODULATORY)
+
 # Which category each agent belongs to, as the study grouped them ("other" has none).
 AGENT_CATEGORY = {
     Agent.CHEMOTHERAPY.value: ANTI_LEUKEMIC,
