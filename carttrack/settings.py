@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imports",
     "accounts",
     "audit",
+    "demo",  # the synthetic demo cohort and load_demo_cohort (roof: imports every app)
     "carttrack",  # project-wide management commands (backups)
 ]
 

@@ -19,6 +19,7 @@ from django.urls import reverse
 from monitoring.params import RuleParams
 from patients.models import Center, Infusion, Patient, PreemptiveTherapy
 from patients.versioned import CenterSettingsVersion
+from patients.vocabulary import Outcome
 
 HIGH, WARNING, INFO, REMINDER = "high", "warning", "info", "reminder"
 SEVERITY_CHOICES = [(HIGH, "High"), (WARNING, "Warning"), (INFO, "Info"), (REMINDER, "Reminder")]
@@ -43,12 +44,7 @@ RULE_SHORT_LABELS = {
     "car_copies_lost": "CAR copies lost",
 }
 
-OUTCOME_CHOICES = [
-    ("anti_leukemic", "Anti-leukemic pre-emption started"),
-    ("immunomodulatory", "Immunomodulatory therapy started"),
-    ("observation", "Observation"),
-    ("not_relevant", "Not relevant"),
-]
+OUTCOME_CHOICES = Outcome.choices
 
 
 class RuleParameterSet(CenterSettingsVersion):

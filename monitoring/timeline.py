@@ -27,15 +27,24 @@ from patients.units import (
     UNDETECTABLE,
     bcell_count_from_percent,
 )
+from patients.vocabulary import (  # the clinical vocabulary (noqa: re-exported for the rules)
+    CR,  # noqa: F401
+    CRI,  # noqa: F401
+    DEATH,  # noqa: F401
+    EVENT_KINDS,
+    HSCT,  # noqa: F401
+    LAST_FOLLOWUP,  # noqa: F401
+    NE,  # noqa: F401
+    NR,  # noqa: F401
+    PD,  # noqa: F401
+    PR,  # noqa: F401
+    RELAPSE,  # noqa: F401
+    REMISSION,  # noqa: F401
+    RESPONSES,
+)
 
 QUALIFIERS = ("", UNDETECTABLE, BELOW_LOD)
 
-CR, CRI, PR, NR, PD, NE = "CR", "CRi", "PR", "NR", "PD", "NE"
-RESPONSES = (CR, CRI, PR, NR, PD, NE)
-REMISSION = frozenset({CR, CRI})
-
-RELAPSE, DEATH, HSCT, LAST_FOLLOWUP = "relapse", "death", "hsct", "last_followup"
-EVENT_KINDS = (RELAPSE, DEATH, HSCT, LAST_FOLLOWUP)
 
 # Day 0 samples are usually drawn before the cells go in (and after lymphodepletion), so they say
 # nothing about what the CAR-T cells did: every rule looks at day 1 onwards.
@@ -269,13 +278,6 @@ class Timeline:
             windows.append(Window(infusion=infusion, end=end, results=results))
         return tuple(windows)
 
-    def baseline_results(self) -> tuple[ResultPoint, ...]:
-        """Results before the first infusion (negative days): context only, never a trigger."""
-        if not self.infusions:
-            return self.results
-        first = self.infusions[0].date
-        return tuple(r for r in self.results if r.collected_on < first)
-
     def until(self, as_of: date | None) -> Timeline:
         """The timeline as it was known on ``as_of``: nothing dated later."""
         if as_of is None:
@@ -302,9 +304,6 @@ class Timeline:
         last = max(dates, default=None)
         object.__setattr__(self, "_last_known_date", last)
         return last
-
-    def events_of(self, kind: str) -> tuple[EventPoint, ...]:
-        return tuple(e for e in self.events if e.kind == kind)
 
 
 def _on_or_before(items: Iterable, as_of: date, when) -> tuple:

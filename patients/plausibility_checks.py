@@ -42,11 +42,9 @@ def sample_plausibility(
     """Findings for new or changed values of one sample (canonical units), read against the
     center's limits, the other results already stored for the same collection time, and the
     patient's previous non-zero value of each analyte. See patients.plausibility."""
-    from patients.models import LabResult
-
     if patient is None or not patient.pk or collected_at is None or patient.center_id is None:
         return check_sample(values, Limits() if patient is None else _limits(patient))
-    stored = LabResult.objects.filter(patient=patient).exclude(pk__in=list(excluding_pks))
+    stored = patient.lab_results.exclude(pk__in=list(excluding_pks))
     siblings = dict(
         stored.filter(collected_at=collected_at)
         .exclude(analyte__in=list(values))

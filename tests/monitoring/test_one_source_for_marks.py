@@ -202,8 +202,8 @@ def test_the_calibration_reader_agrees_with_the_rule_on_every_reference_timeline
 
 @pytest.mark.django_db
 def test_on_the_demo_cohort_the_chart_marks_early_regeneration_exactly_where_the_alerts_do():
+    from demo.load import demo_cohort_load
     from monitoring.models import WITHDRAWN
-    from patients.demo_load import demo_cohort_load
     from patients.models import Patient
 
     demo_cohort_load()
