@@ -326,9 +326,49 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Logs: JSON lines on stderr (carttrack/logs.py), with the request ID; LOG_FORMAT=text for a
+# developer's console. One access line per request (carttrack.access, INFO) unless
+# ACCESS_LOG=False. Never an MRN, a name or a lab value (tests/conftest.py checks the suite's).
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text")
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "carttrack.logs.RequestIDFilter"}},
+    "formatters": {
+        "json": {"()": "carttrack.logs.JsonFormatter", "json_ensure_ascii": False},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "carttrack.access": {"level": "INFO" if ACCESS_LOG else "WARNING"},
+        # A failing check is in /health/ready's answer; its traceback every probe is noise.
+        "health_check": {"level": "ERROR"},
+    },
 }
+# Celery workers log through the same formatter (carttrack/celery_signals.py).
+
+# --- Operations: health checks and metrics (README "Operations") ----------------------------
+# The request ID first (every later log line carries it), the request metrics just after.
+MIDDLEWARE.insert(0, "carttrack.metrics.RequestMetricsMiddleware")
+MIDDLEWARE.insert(0, "carttrack.logs.RequestIDMiddleware")
+# /health/ready: beat's heartbeat may be at most two periods old; a worker must answer a ping
+# within this many seconds; the upload folder needs this much free space.
+HEALTH_BEAT_SECONDS = env_int("HEALTH_BEAT_SECONDS", 60)
+HEALTH_WORKER_REPLY_SECONDS = env_int("HEALTH_WORKER_REPLY_SECONDS", 1)
+HEALTH_DISK_MIN_FREE_MB = env_int("HEALTH_DISK_MIN_FREE_MB", 500)
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR") or None
+# /metrics (Prometheus): answered only with "Authorization: Bearer METRICS_TOKEN" or to a client
+# address in METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.5.0/24); otherwise 404. Both
+# empty: metrics are off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])

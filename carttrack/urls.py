@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+from carttrack import health, metrics
 from monitoring.views import today
 
 urlpatterns = [
@@ -17,6 +18,11 @@ urlpatterns = [
     path("api/", include("patients.api.urls")),
     path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
+    # Operations (README "Operations"): no sign-in; /metrics only to METRICS_TOKEN or
+    # METRICS_ALLOWED_IPS.
+    path("health/live", health.live, name="health_live"),
+    path("health/ready", health.ready, name="health_ready"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
 
 # JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).
