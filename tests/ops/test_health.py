@@ -209,3 +209,15 @@ def test_ready_fails_while_postgresql_is_stopped_and_recovers(tmp_path):
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_health_command_checks_beat_for_the_container(capsys):
+    from django.core.management import call_command
+
+    with pytest.raises(SystemExit) as stopped:
+        call_command("health", "beat")
+    assert stopped.value.code == 1
+    assert json.loads(capsys.readouterr().out) == {"beat": "Unavailable: Beat has not run yet"}
+    health.beat_heartbeat_record()
+    call_command("health", "beat", "disk")
+    assert json.loads(capsys.readouterr().out) == {"beat": "ok", "disk": "ok"}
