@@ -372,3 +372,39 @@ FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR") or None
 # empty: metrics are off.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+
+# --- Sign-in with the hospital directory (README "Sign-in") ---------------------------------
+# LDAP / Active Directory through django-auth-ldap (accounts/directory.py): off while
+# LDAP_SERVER_URI is empty. Local accounts keep working beside it (break-glass administrators).
+LDAP_SERVER_URI = env_str("LDAP_SERVER_URI", "")
+# A signed-in directory user is looked up again after this many seconds (0: every request):
+# removed, disabled or without a role group, the session ends at that request.
+LDAP_RECHECK_SECONDS = env_int("LDAP_RECHECK_SECONDS", 300)
+DIRECTORY_ROLE_GROUPS: dict[str, str] = {}
+DIRECTORY_CENTER_GROUPS: dict[str, str] = {}
+if LDAP_SERVER_URI:
+    from accounts.ldap_config import ldap_settings  # noqa: E402
+
+    globals().update(
+        ldap_settings(
+            server_uri=LDAP_SERVER_URI,
+            bind_dn=env_str("LDAP_BIND_DN", ""),
+            bind_password=env_str("LDAP_BIND_PASSWORD", ""),
+            start_tls=env_bool("LDAP_START_TLS", False),
+            user_base=env_str("LDAP_USER_BASE", ""),
+            user_filter=env_str("LDAP_USER_FILTER", "(uid=%(user)s)"),
+            group_base=env_str("LDAP_GROUP_BASE", ""),
+            group_type=env_str("LDAP_GROUP_TYPE", "groupOfNames"),
+            role_groups=env_str("LDAP_ROLE_GROUPS", ""),
+            center_groups=env_str("LDAP_CENTER_GROUPS", ""),
+            timeout_seconds=env_int("LDAP_TIMEOUT_SECONDS", 3),
+        )
+    )
+AUTHENTICATION_BACKENDS.insert(
+    AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+    "accounts.directory.DirectoryBackend",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "accounts.directory.DirectoryRecheckMiddleware",
+)
