@@ -46,28 +46,36 @@ def directory_roles(group_dns) -> tuple[set[str], str | None]:
     return roles, (sorted(centers)[0] if centers else None)
 
 
-@transaction.atomic
 def directory_user_sync(*, user, group_dns) -> bool:
     """Apply the directory's roles and center to the local user; False if it gives no role."""
+    roles, center_code = directory_roles(group_dns)
+    return account_roles_apply(user=user, roles=roles, center_code=center_code)
+
+
+@transaction.atomic
+def account_roles_apply(*, user, roles: set[str], center_code: str | None) -> bool:
+    """A directory or provider user's role and center, as the local groups, flags and profile
+    (the same for LDAP and OpenID Connect); False, changing nothing, when there is no role."""
     from patients.demo_load import roles_ensure
     from patients.models import Center, ClinicianProfile
 
-    roles, center_code = directory_roles(group_dns)
+    if not roles:
+        return False
     groups = roles_ensure()
-    managed = [groups["clinician"], groups["registry"]]
     wanted = {
-        "hematologist": groups["clinician"],
-        "registry": groups["registry"],
+        g
+        for r, g in (("hematologist", groups["clinician"]), ("registry", groups["registry"]))
+        if r in roles
     }
-    user.groups.remove(*[g for g in managed if g not in {wanted[r] for r in roles if r in wanted}])
-    user.groups.add(*[wanted[r] for r in roles if r in wanted])
+    user.groups.remove(*[g for g in (groups["clinician"], groups["registry"]) if g not in wanted])
+    user.groups.add(*wanted)
     admin = "admin" in roles
     if (user.is_staff, user.is_superuser) != (admin, admin):
         user.is_staff = user.is_superuser = admin
         user.save(update_fields=["is_staff", "is_superuser"])
     center = Center.objects.filter(code=center_code).first() if center_code else None
     ClinicianProfile.objects.update_or_create(user=user, defaults={"center": center})
-    return bool(roles)
+    return True
 
 
 class DirectoryBackend(LDAPBackend):

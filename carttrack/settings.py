@@ -408,3 +408,24 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "accounts.directory.DirectoryRecheckMiddleware",
 )
+
+# OpenID Connect (Entra ID, Keycloak, Okta; mozilla-django-oidc, accounts/oidc.py): off while
+# OIDC_OP_ISSUER is empty. Sign-in at /oidc/authenticate/; the provider's back-channel logout
+# (POST /oidc/backchannel-logout/) ends the CARTtrack sessions of a provider session.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "").rstrip("/")
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "roles")
+OIDC_CENTER_CLAIM = env_str("OIDC_CENTER_CLAIM", "center")
+if OIDC_OP_ISSUER:
+    OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+    OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+    OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+    OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+    OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+    OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_STORE_ID_TOKEN = True  # its sid names the provider session for back-channel logout
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.oidc.ProviderBackend",
+    )

@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.urls")),
+    path("oidc/", include("accounts.oidc_urls")),
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
     path("dashboard/", include("analytics.urls")),
