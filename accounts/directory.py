@@ -93,9 +93,6 @@ class DirectoryBackend(LDAPBackend):
             return None
         return user
 
-    def get_user(self, user_id):
-        return super().get_user(user_id) if _configured() else None
-
 
 def directory_user_check(user) -> bool | None:
     """True: still in the directory with a role (synced); False: removed, disabled or

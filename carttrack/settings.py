@@ -400,10 +400,10 @@ if LDAP_SERVER_URI:
             timeout_seconds=env_int("LDAP_TIMEOUT_SECONDS", 3),
         )
     )
-AUTHENTICATION_BACKENDS.insert(
-    AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
-    "accounts.directory.DirectoryBackend",
-)
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.directory.DirectoryBackend",
+    )
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "accounts.directory.DirectoryRecheckMiddleware",

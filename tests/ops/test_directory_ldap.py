@@ -70,6 +70,11 @@ def directory(settings, center, other_center, roles):
     for name, value in configured.items():
         setattr(settings, name, value)
     settings.LDAP_SERVER_URI = server.uri
+    settings.AUTHENTICATION_BACKENDS = [
+        "axes.backends.AxesStandaloneBackend",
+        "accounts.directory.DirectoryBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
     settings.LDAP_RECHECK_SECONDS = 300
     server.people, server.groups = people, groups
     yield server
