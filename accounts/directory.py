@@ -55,12 +55,10 @@ def directory_user_sync(*, user, group_dns) -> bool:
 @transaction.atomic
 def account_roles_apply(*, user, roles: set[str], center_code: str | None) -> bool:
     """A directory or provider user's role and center, as the local groups, flags and profile
-    (the same for LDAP and OpenID Connect); False, changing nothing, when there is no role."""
+    (the same for LDAP and OpenID Connect); False when there is none (its roles are removed)."""
     from patients.demo_load import roles_ensure
     from patients.models import Center, ClinicianProfile
 
-    if not roles:
-        return False
     groups = roles_ensure()
     wanted = {
         g
@@ -73,6 +71,8 @@ def account_roles_apply(*, user, roles: set[str], center_code: str | None) -> bo
     if (user.is_staff, user.is_superuser) != (admin, admin):
         user.is_staff = user.is_superuser = admin
         user.save(update_fields=["is_staff", "is_superuser"])
+    if not roles:
+        return False  # every role taken away (above); the caller refuses or signs out
     center = Center.objects.filter(code=center_code).first() if center_code else None
     ClinicianProfile.objects.update_or_create(user=user, defaults={"center": center})
     return True

@@ -3,12 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+from accounts.views import SignInView
 from carttrack import health, metrics
 from monitoring.views import today
 
 urlpatterns = [
     path("", today, name="home"),
-    path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
+    path("login/", login_not_required(SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.urls")),
     path("oidc/", include("accounts.oidc_urls")),

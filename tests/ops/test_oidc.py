@@ -117,6 +117,8 @@ def _sign_in(browser: requests.Session, live_url: str, account: str) -> requests
 def test_provider_sign_in_maps_claims_and_provider_logout_ends_the_session(
     provider, live_server, django_user_model
 ):
+    login_page = requests.get(f"{live_server.url}/login/", timeout=30).text
+    assert 'href="/oidc/authenticate/"' in login_page and "hospital account" in login_page
     browser = requests.Session()
     page = _sign_in(browser, live_server.url, "ada")
     assert page.url == f"{live_server.url}/", page.url
