@@ -347,9 +347,106 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Logs: JSON lines on stderr (carttrack/logs.py), with the request ID; LOG_FORMAT=text for a
+# developer's console. One access line per request (carttrack.access, INFO) unless
+# ACCESS_LOG=False. Never an MRN, a name or a lab value (tests/conftest.py checks the suite's).
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text")
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "carttrack.logs.RequestIDFilter"}},
+    "formatters": {
+        "json": {"()": "carttrack.logs.JsonFormatter", "json_ensure_ascii": False},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "carttrack.access": {"level": "INFO" if ACCESS_LOG else "WARNING"},
+        # A failing check is in /health/ready's answer; its traceback every probe is noise.
+        "health_check": {"level": "ERROR"},
+    },
 }
+# Celery workers log through the same formatter (carttrack/celery_signals.py).
+
+# --- Operations: health checks and metrics (README "Operations") ----------------------------
+# The request ID first (every later log line carries it), the request metrics just after.
+MIDDLEWARE.insert(0, "carttrack.metrics.RequestMetricsMiddleware")
+MIDDLEWARE.insert(0, "carttrack.logs.RequestIDMiddleware")
+# /health/ready: beat's heartbeat may be at most two periods old; a worker must answer a ping
+# within this many seconds; the upload folder needs this much free space.
+HEALTH_BEAT_SECONDS = env_int("HEALTH_BEAT_SECONDS", 60)
+HEALTH_WORKER_REPLY_SECONDS = env_int("HEALTH_WORKER_REPLY_SECONDS", 1)
+HEALTH_DISK_MIN_FREE_MB = env_int("HEALTH_DISK_MIN_FREE_MB", 500)
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR") or None
+# /metrics (Prometheus): answered only with "Authorization: Bearer METRICS_TOKEN" or to a client
+# address in METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.5.0/24); otherwise 404. Both
+# empty: metrics are off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+
+# --- Sign-in with the hospital directory (README "Sign-in") ---------------------------------
+# LDAP / Active Directory through django-auth-ldap (accounts/directory.py): off while
+# LDAP_SERVER_URI is empty. Local accounts keep working beside it (break-glass administrators).
+LDAP_SERVER_URI = env_str("LDAP_SERVER_URI", "")
+# A signed-in directory user is looked up again after this many seconds (0: every request):
+# removed, disabled or without a role group, the session ends at that request.
+LDAP_RECHECK_SECONDS = env_int("LDAP_RECHECK_SECONDS", 300)
+DIRECTORY_ROLE_GROUPS: dict[str, str] = {}
+DIRECTORY_CENTER_GROUPS: dict[str, str] = {}
+if LDAP_SERVER_URI:
+    from accounts.ldap_config import ldap_settings  # noqa: E402
+
+    globals().update(
+        ldap_settings(
+            server_uri=LDAP_SERVER_URI,
+            bind_dn=env_str("LDAP_BIND_DN", ""),
+            bind_password=env_str("LDAP_BIND_PASSWORD", ""),
+            start_tls=env_bool("LDAP_START_TLS", False),
+            user_base=env_str("LDAP_USER_BASE", ""),
+            user_filter=env_str("LDAP_USER_FILTER", "(uid=%(user)s)"),
+            group_base=env_str("LDAP_GROUP_BASE", ""),
+            group_type=env_str("LDAP_GROUP_TYPE", "groupOfNames"),
+            role_groups=env_str("LDAP_ROLE_GROUPS", ""),
+            center_groups=env_str("LDAP_CENTER_GROUPS", ""),
+            timeout_seconds=env_int("LDAP_TIMEOUT_SECONDS", 3),
+        )
+    )
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.directory.DirectoryBackend",
+    )
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "accounts.directory.DirectoryRecheckMiddleware",
+)
+
+# OpenID Connect (Entra ID, Keycloak, Okta; mozilla-django-oidc, accounts/oidc.py): off while
+# OIDC_OP_ISSUER is empty. Sign-in at /oidc/authenticate/; the provider's back-channel logout
+# (POST /oidc/backchannel-logout/) ends the CARTtrack sessions of a provider session.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "").rstrip("/")
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "roles")
+OIDC_CENTER_CLAIM = env_str("OIDC_CENTER_CLAIM", "center")
+if OIDC_OP_ISSUER:
+    OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+    OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+    OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+    OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+    OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+    OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_STORE_ID_TOKEN = True  # its sid names the provider session for back-channel logout
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.oidc.ProviderBackend",
+    )
