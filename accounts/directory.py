@@ -56,8 +56,8 @@ def directory_user_sync(*, user, group_dns) -> bool:
 def account_roles_apply(*, user, roles: set[str], center_code: str | None) -> bool:
     """A directory or provider user's role and center, as the local groups, flags and profile
     (the same for LDAP and OpenID Connect); False when there is none (its roles are removed)."""
-    from patients.demo_load import roles_ensure
     from patients.models import Center, ClinicianProfile
+    from patients.roles import roles_ensure
 
     groups = roles_ensure()
     wanted = {
