@@ -223,6 +223,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
+# FHIR: the identifier system of the center's study IDs (e.g. urn:oid:1.2.276.0.76.4711); a
+# Patient is matched by it only (or by CARTtrack's own urn:carttrack:study-id), never by an MRN
+# or SSN. Empty: the mapping file's patient_identifier_system.
+FHIR_STUDY_ID_SYSTEM = env_str("FHIR_STUDY_ID_SYSTEM", "")
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True

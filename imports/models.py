@@ -111,3 +111,24 @@ class SpreadsheetUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_status_display()})"
+
+
+class ObservationLink(models.Model):
+    """The FHIR Observation identifier (system, value) a stored lab result was imported under,
+    so a later `amended`/`corrected` Observation replaces it and `entered-in-error` withdraws
+    it. Deleted with its result (a withdrawn result's history keeps the values)."""
+
+    system = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+    lab_result = models.ForeignKey(
+        "patients.LabResult", on_delete=models.CASCADE, related_name="observation_links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "value"], name="observation_link_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}|{self.value}"
