@@ -227,6 +227,11 @@ FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
 # Patient is matched by it only (or by CARTtrack's own urn:carttrack:study-id), never by an MRN
 # or SSN. Empty: the mapping file's patient_identifier_system.
 FHIR_STUDY_ID_SYSTEM = env_str("FHIR_STUDY_ID_SYSTEM", "")
+# HL7 v2 over MLLP (manage.py hl7_listen; bin/run starts it when HL7_LISTEN_PORT is set).
+HL7_LISTEN_HOST = env_str("HL7_LISTEN_HOST", "127.0.0.1")
+HL7_LISTEN_PORT = env_int("HL7_LISTEN_PORT", 0)  # 0: no listener
+HL7_WORKERS = env_int("HL7_WORKERS", 4)  # messages processed at once (database connections)
+HL7_HEARTBEAT_SECONDS = env_int("HL7_HEARTBEAT_SECONDS", 15)  # imports.HL7Listener stamped
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from django.conf import settings
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError as FhirValidationError
 
+from imports.models import UNKNOWN_PATIENT, UNMAPPED_CODE, UNMAPPED_UNIT
 from patients import units
 from patients.ingest.records import LabValueRecord, PatientRecord
 from patients.models import Patient
@@ -162,7 +163,15 @@ class FhirEntry:
     status: str = ""
     code_shown: str = ""
     subject_shown: str = ""
-    resource: dict | None = None  # the resource as sent, for a held result
+    # For a result that cannot be placed (HOLD): why (imports.models' held reasons), and the
+    # Observation as sent with its code, value, unit and time as text for the held queue.
+    hold_reason: str = ""
+    source: object = None
+    sent_time: str = ""
+
+    def hold(self, reason: str, expression: str, text: str) -> FhirEntry:
+        self.fate, self.hold_reason = HOLD, reason
+        return self.say(expression, text)
 
     @property
     def place(self) -> str:
@@ -316,6 +325,9 @@ def _observation(i: int, resource, patients: dict, codes: dict, report_time, by_
     judged.identifier = (ident.system, ident.value) if ident is not None else None
     codings = (resource.code.coding or []) if resource.code else []
     judged.code_shown = _shown_codes(codings) or (resource.code.text if resource.code else "")
+    judged.source = resource
+    moment = _moment(resource) or report_time
+    judged.sent_time = moment.isoformat() if isinstance(moment, date) else ""
     analyte = next(
         (codes[(c.system, c.code)] for c in codings if (c.system, c.code) in codes), None
     )
@@ -346,11 +358,11 @@ def _observation(i: int, resource, patients: dict, codes: dict, report_time, by_
     if judged.fate != RESULT:
         return judged
     if analyte is None:
-        judged.fate = HOLD
-        return judged.say(
-            ".code", f"Unknown code {judged.code_shown}: add it to the center's FHIR mapping."
+        return judged.hold(
+            UNMAPPED_CODE,
+            ".code",
+            f"Unknown code {judged.code_shown}: add it to the center's FHIR mapping.",
         )
-    moment = _moment(resource) or report_time
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         return _error(judged, ".effectiveDateTime", "Give the collection time with its UTC offset.")
     judged.collected_at = moment
@@ -367,9 +379,10 @@ def _observation(i: int, resource, patients: dict, codes: dict, report_time, by_
                 "value, or '<' for a value below the limit of detection.",
             )
         if not unit:
-            judged.fate = HOLD
-            return judged.say(
-                ".valueQuantity.code", f"Unknown or unfitting unit {ucum!r} for {analyte}."
+            return judged.hold(
+                UNMAPPED_UNIT,
+                ".valueQuantity.code",
+                f"Unknown or unfitting unit {ucum!r} for {analyte}.",
             )
         if quantity.comparator in BELOW:
             qualifier = units.BELOW_LOD
@@ -414,8 +427,8 @@ def _subject(judged: FhirEntry, resource, patients: dict) -> None:
         elif found:
             judged.study_id = found
         else:
-            judged.fate = HOLD
-            judged.say(
+            judged.hold(
+                UNKNOWN_PATIENT,
                 ".subject",
                 f"The patient {subject.reference} is not in the Bundle: it cannot be placed.",
             )
@@ -426,8 +439,11 @@ def _subject(judged: FhirEntry, resource, patients: dict) -> None:
         if ident.system in _study_id_systems():
             judged.study_id = ident.value
         else:
-            judged.fate = HOLD
-            judged.say(".subject.identifier", _no_study_id_message().replace("Patient", "subject"))
+            judged.hold(
+                UNKNOWN_PATIENT,
+                ".subject.identifier",
+                _no_study_id_message().replace("Patient", "subject"),
+            )
         return
     _error(judged, ".subject", "Reference a Patient of the Bundle, or give its study ID.")
 

@@ -14,6 +14,7 @@ patients' services, so each keeps its audit history and re-evaluates the patient
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -33,7 +34,8 @@ from imports.fhir import (
     FhirEntry,
     Intake,
 )
-from imports.models import ObservationLink
+from imports.held import held_result_record
+from imports.models import UNKNOWN_PATIENT, ObservationLink
 from imports.services import records_import
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, SampleRecord
@@ -100,8 +102,8 @@ def _place_patients(intake: Intake, scope: Scope) -> None:
     known |= {p.study_id for p in intake.patients}
     for entry in intake.entries:
         if entry.fate == RESULT and entry.study_id not in known:
-            entry.fate = HOLD
-            entry.say(
+            entry.hold(
+                UNKNOWN_PATIENT,
                 ".subject",
                 f"No patient {entry.study_id} is registered at your center: register the "
                 "patient, and the result is imported from the held results.",
@@ -284,10 +286,38 @@ def _replace(entry: FhirEntry, link: ObservationLink, user) -> None:
 
 
 def _hold(intake: Intake, scope: Scope, entries: list[FhirEntry] | None = None) -> None:
-    """Results that cannot be placed are kept in the center's held results (imports.held)."""
-    # The held-results queue is added by the HL7 v2 work (branch hl7); until it is merged a
-    # result that cannot be placed is answered with a warning that says why.
-    return
+    """Keep each result that cannot be placed in the sender's center's held results
+    (imports.held), as sent, with why; it is imported once its patient is registered or its
+    code or unit mapped."""
+    center = scope.default_center
+    for entry in entries if entries is not None else intake.entries:
+        if entry.fate != HOLD:
+            continue
+        if center is None:
+            entry.say("", "Not held: your account belongs to no center; send it again from one.")
+            continue
+        resource = entry.source
+        coding = next(iter((resource.code.coding or []) if resource.code else []), None)
+        quantity = resource.valueQuantity
+        value = ""
+        if quantity is not None and quantity.value is not None:
+            value = f"{'<' if quantity.comparator in fhir.BELOW else ''}{quantity.value}"
+        held = held_result_record(
+            center=center,
+            source="fhir",
+            sender=getattr(scope.user, "username", "") or "",
+            reason=entry.hold_reason,
+            reason_text=entry.messages[-1][1],
+            identifier=entry.study_id or entry.subject_shown,
+            code_system=(coding.system or "") if coding else "",
+            code=(coding.code or "") if coding else "",
+            code_display=(coding.display or "") if coding else "",
+            value=value,
+            unit=((quantity.code or quantity.unit) if quantity else "") or "",
+            collected_at_text=entry.sent_time,
+            raw=json.loads(resource.model_dump_json()),
+        )
+        entry.say("", f"Kept in {center.name}'s held results (number {held.pk}) until placed.")
 
 
 # --- answers ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from imports import fhir
+from imports.models import HeldResult
 from monitoring.models import Alert
 from patients.models import LabResult, Patient
 from tests.factories import InfusionFactory, PatientFactory
@@ -174,6 +175,8 @@ def test_unknown_codes_and_units_are_reported_by_place_never_guessed(
     assert "Unknown code urn:oid:1.2.276.0.99.1|BZ20-ABS" in warnings["entry[1].resource.code"]
     assert "mg/dL" in warnings["entry[2].resource.valueQuantity.code"]
     assert not LabResult.objects.exists()
+    reasons = sorted(HeldResult.objects.values_list("reason", "code"))
+    assert reasons == [("unmapped_code", "BZ20-ABS"), ("unmapped_unit", "26474-7")]
 
 
 def test_a_malformed_bundle_is_a_400_naming_the_field(lab_system):

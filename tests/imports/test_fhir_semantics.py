@@ -20,7 +20,8 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from rest_framework.test import APIClient
 
 from imports import fhir
-from imports.models import ObservationLink
+from imports.held import held_results_retry
+from imports.models import HeldResult, ObservationLink
 from monitoring.models import Alert
 from patients.models import LabResult, Patient
 from tests.factories import InfusionFactory, PatientFactory
@@ -326,6 +327,39 @@ def test_the_specification_cbc_report_is_accepted_with_non_monitored_results_rep
     assert not [t for s, _p, t in issues if s == "error"]
     skipped = [t for s, _p, t in issues if t.startswith("Skipped")]
     assert len(skipped) == 17  # 16 Observation codes and the DiagnosticReport itself
-    [held] = [(p, t) for s, p, t in issues if s == "warning"]
-    assert held[0] == "entry[11].resource.subject" and "Patient/pat2" in held[1]
-    assert not LabResult.objects.exists()
+    warnings = {p: t for s, p, t in issues if s == "warning"}
+    assert set(warnings) == {"entry[11].resource.subject", "entry[11].resource"}
+    assert "Patient/pat2" in warnings["entry[11].resource.subject"]
+    held = HeldResult.objects.get()
+    assert (
+        "held results" in warnings["entry[11].resource"]
+        and str(held.pk) in warnings["entry[11].resource"]
+    )
+    assert (held.source, held.reason, held.code, held.value, held.unit) == (
+        "fhir",
+        "unknown_patient",
+        "731-0",
+        "0.9",
+        "10*9/L",
+    )
+    assert held.collected_at_text == "2011-03-04T08:30:00+11:00"  # the report's time
+    assert held.center == patient.center and not LabResult.objects.exists()
+
+
+def test_a_result_for_an_unregistered_patient_is_held_and_imported_once_registered(
+    lab_system, configured, clinician, frozen_now
+):
+    """Nothing a laboratory sends is dropped: a result naming a study ID that is not registered
+    (by the subject's identifier, no Patient in the Bundle) waits in the held results."""
+    result = obs(CD19, 0, when=WHEN)
+    result.subject = {"identifier": {"system": STUDY_SYSTEM, "value": "CT-0100"}}
+    body = json.loads(Bundle(type="collection", entry=[{"resource": result}]).model_dump_json())
+    response = post(lab_system, body)
+    assert response.status_code == 200, response.json()
+    held = HeldResult.objects.get()
+    assert (held.identifier, held.reason, held.state) == ("CT-0100", "unknown_patient", "held")
+    PatientFactory(center=clinician.profile.center, study_id="CT-0100")
+    held_results_retry(center=clinician.profile.center)
+    held.refresh_from_db()
+    assert held.state == "imported", held.reason_text
+    assert LabResult.objects.get().patient.study_id == "CT-0100"
