@@ -111,6 +111,10 @@ def _job_import(job: ImportJob) -> dict:
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)
 
+    if job.kind == "spreadsheet_preview":  # read and check an uploaded file; nothing imported
+        from imports.uploads import upload_preview
+
+        return upload_preview(job=job, progress=progress)
     progress("checking", 0, job.total)
     batch, problems = batch_for_job(job)
     if problems:
@@ -186,7 +190,7 @@ def _job_requeue(job: ImportJob, dead: QuerySet) -> int:
 def stopped_message(job: ImportJob) -> str:
     again = (
         "Upload the file again."
-        if job.kind == "spreadsheet"
+        if job.kind in ("spreadsheet", "spreadsheet_preview")
         else ("Send the batch again with a new Idempotency-Key.")
     )
     return (

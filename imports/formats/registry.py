@@ -23,6 +23,12 @@ def batch_for_job(job: ImportJob) -> tuple[Batch | None, dict]:
 
 
 def job_finished(job: ImportJob) -> None:
+    if job.kind == "spreadsheet_preview":
+        if job.status == "failed":
+            from imports.uploads import upload_preview_failed
+
+            upload_preview_failed(job)
+        return
     if job.kind == "spreadsheet":
         from imports.uploads import upload_finished
 

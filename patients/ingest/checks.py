@@ -183,9 +183,19 @@ def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
     facts = patient_facts(batch, ctx, plan.patients)
     _check_infusions(batch, ctx, plan, facts, out)
     _check_samples(batch, ctx, plan, facts, out)
+    assessed: dict[tuple[str, date], str] = {}
     for record in batch.responses:
         patient = _patient(record, plan, out)
         if patient is not None:
+            _not_again(
+                out,
+                record,
+                "assessed_on",
+                (record.study_id, record.assessed_on),
+                assessed,
+                patient.pk and record.assessed_on in ctx.responses.get(patient.pk, ()),
+                "A response assessment on this date is already recorded for this patient",
+            )
             response = _instance(ResponseAssessment, record, patient=patient)
             out.add_errors(record.place, record, validate_response(response, record))
             plan.responses.append(response)
@@ -360,7 +370,18 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
     check_plausibility(checked, ctx, out)
 
 
+def _not_again(out, record, field_name, key, seen: dict, stored: bool, message: str) -> None:
+    """A record repeating a stored one or one given earlier in the batch (same patient, same
+    date, same kind) is a duplicate: recorded once, never twice."""
+    if stored:
+        out.add(record.place, field_name, getattr(record, field_name), f"{message} (stored).")
+    elif key in seen:
+        out.add(record.place, field_name, getattr(record, field_name), f"{message} ({seen[key]}).")
+    seen.setdefault(key, record.place)
+
+
 def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
+    given: dict[tuple, str] = {}
     deaths = {
         study_id: "a stored death"
         for study_id, patient in plan.patients.items()
@@ -379,6 +400,18 @@ def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> No
                     f"A patient dies once (also {deaths[record.study_id]}).",
                 )
             deaths.setdefault(record.study_id, record.place)
+        else:
+            _not_again(
+                out,
+                record,
+                "event_date",
+                (record.study_id, record.kind, record.event_date),
+                given,
+                bool(patient.pk)
+                and (record.kind, record.event_date) in ctx.events.get(patient.pk, []),
+                f"This {record.kind.replace('_', ' ')} on this date is already recorded for "
+                "this patient",
+            )
         event = _instance(ClinicalEvent, record, patient=patient)
         errors = validate_event(event, record, facts[record.study_id])
         out.add_errors(record.place, record, errors)
