@@ -149,16 +149,15 @@ def upload_preview(*, job: ImportJob, progress) -> dict:
 
 
 def _once(problems: list[Problem]) -> list[Problem]:
-    """Each problem once per place and column: a cell that fails two checks saying the same
-    thing (the spreadsheet's reading and the models' own) is reported by the first."""
-    seen: set[tuple[str, str]] = set()
+    """Each problem once: the same message for the same cell (a sample's time checked for each
+    of its values) is shown once."""
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for p in problems:
-        key = (p.place, FIELD_COLUMNS.get(p.field, p.field))
-        if key in seen and p.field:
-            continue
-        seen.add(key)
-        out.append(p)
+        key = (p.place, FIELD_COLUMNS.get(p.field, p.field), p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
     return out
 
 

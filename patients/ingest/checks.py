@@ -95,10 +95,17 @@ def _instance(model, record, **given):
 def _model_errors(instance, facts: PatientFacts | None) -> Errors:
     """The model's own validation: field types and choices, then its `clean()` rules."""
     errors: Errors = {}
+    choices: set[str] = set()  # fields whose only complaint so far is Django's invalid_choice
     try:
         instance.clean_fields(exclude=_FOREIGN_KEYS)
     except ValidationError as error:
-        errors.update(error.message_dict)
+        for key, found in error.error_dict.items():
+            for e in found:
+                if e.code == "invalid_choice":
+                    choices.add(key)
+                    errors.setdefault(key, []).append(_choice_message(instance, key))
+                else:
+                    errors.setdefault(key, []).extend(e.messages)
     try:
         if facts is None:
             instance.clean()
@@ -106,8 +113,18 @@ def _model_errors(instance, facts: PatientFacts | None) -> Errors:
             instance.clean(facts=facts)
     except ValidationError as error:
         for key, messages in error.message_dict.items():
+            if key in choices:  # the rule's own words say it better, once
+                errors[key] = []
+                choices.discard(key)
             errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
     return errors
+
+
+def _choice_message(instance, name: str) -> str:
+    """Django's "Value 'x' is not a valid choice." in plain words, with what is accepted."""
+    field = instance._meta.get_field(name)
+    allowed = ", ".join(str(code) for code, _label in field.flatchoices if code != "")
+    return f"{getattr(instance, field.attname)!r} is not accepted here; use one of: {allowed}."
 
 
 # --- one hook per record type: the place to wire in further rules of patients.validation -------
