@@ -281,6 +281,10 @@ def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
     if unzipped > limits.unzipped_bytes:
         raise TooLarge(f"it unzips to {unzipped / 1_000_000:,.1f} MB", limits)
     try:
+        _xlsx_count_rows(archive, limits)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return [], unreadable, None
+    try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
         return [], unreadable, None
@@ -312,6 +316,29 @@ def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
     finally:
         book.close()
     return sheets, [], book.epoch
+
+
+def _xlsx_count_rows(archive: zipfile.ZipFile, limits: Limits) -> None:
+    """Count the rows and cells of every worksheet by their tags, streaming the XML (no parse),
+    so a sheet without a <dimension> is refused before openpyxl reads it."""
+    rows = cells = 0
+    for member in archive.infolist():
+        if not (member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml")):
+            continue
+        tail = b""
+        with archive.open(member) as stream:
+            while chunk := stream.read(1 << 20):
+                text = tail + chunk
+                rows += text.count(b"<row>") + text.count(b"<row ")
+                cells += text.count(b"<c>") + text.count(b"<c ")
+                tail = text[-4:]
+                # a tag cut by the chunk's end is counted in the next chunk: drop it here
+                rows -= tail.count(b"<row>") + tail.count(b"<row ")
+                cells -= tail.count(b"<c>") + tail.count(b"<c ")
+                if rows > limits.rows or cells > limits.cells:
+                    raise TooLarge(
+                        f"more than {limits.rows:,} rows or {limits.cells:,} cells", limits
+                    )
 
 
 def _declared_size(sheet) -> tuple[int, int]:
@@ -354,7 +381,7 @@ def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
     text, problems = _csv_text(file_name, data)
     if text is None:
         return [], problems, None
-    lines = text.count("\n") + 1
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines > limits.rows:
         raise TooLarge(f"it has {lines:,} lines", limits)
     delimiter = _delimiter(text)

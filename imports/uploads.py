@@ -122,8 +122,12 @@ def upload_preview(*, job: ImportJob, progress) -> dict:
         rows, problems, notices = read_rows(
             upload.file_name, bytes(upload.content), upload.csv_sheet
         )
-    except TooLarge as error:
-        rows, problems = {}, [Problem(upload.file_name, "", None, str(error))]
+    except TooLarge as error:  # nothing of the file was read
+        upload.status, upload.rows, upload.content = REFUSED, {}, b""
+        problem = Problem(upload.file_name, "", None, str(error))
+        upload.preview = {"problems": _problem_rows([problem]), "row_count": 0}
+        upload.save(update_fields=["status", "rows", "content", "preview"])
+        return {"upload": upload.pk, "status": upload.status}
     row_count = sum(len(r) for r in rows.values())
     progress("checking", 0, row_count)
     batch, cell_problems = rows_batch(rows, scope)
