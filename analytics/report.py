@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.adjusted import adjusted_early_regeneration
 from analytics.comparisons import landmark_analysis, logrank
 from analytics.competing import CAUSES, aalen_johansen
 from analytics.cox import cox_time_fixed, cox_time_varying, split_at_early_regeneration
@@ -201,6 +202,9 @@ def headline_report(
             "time_fixed": cox_time_fixed(
                 known["time"], known["event"], known["early_regen"], conf_level=conf_level
             ).to_dict(),
+            "adjusted": adjusted_early_regeneration(
+                df, censor_at_hsct=censor_at_hsct, conf_level=conf_level
+            ),
         },
         "cumulative_incidence": _cumulative_incidence(rfs, cir_days, conf_level),
     }

@@ -153,3 +153,29 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
     assert DashboardSnapshot.objects.filter(pk=previous.pk).exists()
     run.refresh_from_db()
     assert run.status == FAILED  # a redelivered message never revives it
+
+
+def test_the_nightly_refresh_is_one_task_per_cohort_for_any_worker(
+    fresh_broker_pools, celery_worker_factory, wait_for, settings
+):
+    """Issue 22 item 5: the registry, each center and each recently opened filter is its own
+    task, which any of the running workers may take."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    small_study()
+    workers = [celery_worker_factory(), celery_worker_factory()]
+
+    app.send_task("analytics.tasks.refresh_dashboard_nightly")
+    wait_for(
+        lambda: RefreshRun.objects.filter(status=DONE).count() == 3,
+        timeout=180,
+        what="three nightly snapshots (registry, alpha, beta)",
+    )
+    keys = set(DashboardSnapshot.objects.values_list("cohort_key", flat=True))
+    assert keys == {
+        CohortFilter().key,
+        services.cohort_from_options({"center": "alpha"}).key,
+        services.cohort_from_options({"center": "beta"}).key,
+    }
+    # Each cohort was its own task: three runs, three task executions between the workers.
+    logs = [worker.log() for worker in workers]
+    assert sum(_succeeded(log, "analytics.tasks.refresh_dashboard") for log in logs) == 3
