@@ -235,6 +235,12 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# A spreadsheet is read by a background job, and refused before its cells are read when it is
+# larger than these (an XLSX by the sizes its zip declares and its sheets' dimensions, a CSV by
+# its lines and delimiters).
+SPREADSHEET_MAX_UNZIPPED_BYTES = env_int("SPREADSHEET_MAX_UNZIPPED_BYTES", 50_000_000)
+SPREADSHEET_MAX_ROWS = env_int("SPREADSHEET_MAX_ROWS", 50_000)
+SPREADSHEET_MAX_CELLS = env_int("SPREADSHEET_MAX_CELLS", 1_000_000)
 # An Idempotency-Key is remembered this many days: presented later it is treated as new (a
 # laboratory system re-sends within minutes, not months); beat deletes older keys nightly.
 IDEMPOTENCY_KEY_DAYS = env_int("IDEMPOTENCY_KEY_DAYS", 30)
@@ -244,6 +250,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
+# FHIR: the identifier system of the center's study IDs (e.g. urn:oid:1.2.276.0.76.4711); a
+# Patient is matched by it only (or by CARTtrack's own urn:carttrack:study-id), never by an MRN
+# or SSN. Empty: the mapping file's patient_identifier_system.
+FHIR_STUDY_ID_SYSTEM = env_str("FHIR_STUDY_ID_SYSTEM", "")
+# HL7 v2 over MLLP (manage.py hl7_listen; bin/run starts it when HL7_LISTEN_PORT is set).
+HL7_LISTEN_HOST = env_str("HL7_LISTEN_HOST", "127.0.0.1")
+HL7_LISTEN_PORT = env_int("HL7_LISTEN_PORT", 0)  # 0: no listener
+HL7_WORKERS = env_int("HL7_WORKERS", 4)  # messages processed at once (database connections)
+HL7_HEARTBEAT_SECONDS = env_int("HL7_HEARTBEAT_SECONDS", 15)  # imports.HL7Listener stamped
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -22,7 +22,7 @@ from django.utils import timezone
 from carttrack.heartbeat import Heartbeat
 from carttrack.queue import task_send
 from imports.formats.lab_json import lab_batch_records
-from imports.formats.registry import batch_for_job, job_finished
+from imports.formats.registry import FORMATS, batch_for_job, job_finished
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
 from imports.services import REFUSED, ImportOutcome, import_scope, records_import
 
@@ -123,6 +123,9 @@ def _job_import(job: ImportJob) -> dict:
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)
 
+    job_format = FORMATS.get(job.kind)
+    if job_format is not None and job_format.run is not None:  # e.g. a spreadsheet preview
+        return job_format.run(job=job, progress=progress)
     progress("checking", 0, job.total)
     batch, problems = batch_for_job(job)
     if problems:
@@ -196,7 +199,7 @@ def _job_requeue(job: ImportJob, dead: QuerySet) -> int:
 def stopped_message(job: ImportJob) -> str:
     again = (
         "Upload the file again."
-        if job.kind == "spreadsheet"
+        if job.kind in ("spreadsheet", "spreadsheet_preview")
         else ("Send the batch again with a new Idempotency-Key.")
     )
     return (

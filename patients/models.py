@@ -36,6 +36,20 @@ class Center(models.Model):
     name = models.CharField(max_length=200)
     # A result's day after infusion is the calendar date of its collection in this time zone.
     time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+    # How the center's spreadsheets write a date with slashes: 02/11/2026 is 2 November (day
+    # first) or 11 February (month first). Empty: such a date is refused as ambiguous. A date
+    # with dots (02.11.2026) is always day first; YYYY-MM-DD is always read.
+    date_order = models.CharField(
+        "date order of spreadsheets",
+        max_length=3,
+        blank=True,
+        default="",
+        choices=[
+            ("dmy", "Day first (02/11/2026 is 2 November)"),
+            ("mdy", "Month first (11/02/2026 is 2 November)"),
+        ],
+        help_text="How dates with slashes are read in this center's spreadsheets.",
+    )
 
     history = HistoricalRecords()
 

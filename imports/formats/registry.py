@@ -25,6 +25,9 @@ class JobFormat:
     records: Callable[[dict], tuple[Batch | None, dict]]
     # Called in the import's transaction once the job has its answer (done or refused).
     finished: Callable[[ImportJob], None] = _nothing
+    # A job that does its own work instead of importing records (a spreadsheet preview reads
+    # and checks a file, importing nothing): run(job=..., progress=...) gives the job's answer.
+    run: Callable[..., dict] | None = None
 
 
 FORMATS: dict[str, JobFormat] = {}

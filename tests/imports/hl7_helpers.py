@@ -1,0 +1,164 @@
+"""HL7 v2 test helpers: ORU^R01 messages, a real MLLP listener (in a thread of the test process,
+or a `manage.py hl7_listen` subprocess) and python-hl7's MLLP client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.db import connection, connections
+from hl7.client import MLLPClient
+
+from imports.mllp import Listener
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hl7v2"
+
+
+def fixture(name: str) -> str:
+    """A public sample message as on the wire (segments end with \\r)."""
+    return (FIXTURES / name).read_bytes().decode()
+
+
+def obx(
+    n: int,
+    code: str = "CD19ABS^CD19+ B cells^L",
+    value: str = "12",
+    unit: str = "/uL",
+    status: str = "F",
+    time: str = "",
+    value_type: str = "NM",
+) -> str:
+    return f"OBX|{n}|{value_type}|{code}||{value}|{unit}|||||{status}|||{time}"
+
+
+def oru(
+    control: str,
+    *obxs: str,
+    pid3: str = "4711^^^HOSP^MR",
+    obr_time: str = "202503100800",
+    version: str = "2.5.1",
+    sender: str = "LAB|HOSP",
+    message_type: str = "ORU^R01^ORU_R01",
+) -> str:
+    segments = [
+        f"MSH|^~\\&|{sender}|CARTTRACK|ALPHA|20250310090000||{message_type}|{control}|P|{version}",
+        f"PID|1||{pid3}||Doe^Jane||19900517|F",
+        f"OBR|1||ORD-{control}|CD19^B-cell panel^L|||{obr_time}",
+        *(obxs or (obx(1),)),
+    ]
+    return "\r".join(segments) + "\r"
+
+
+def unframe(data: bytes) -> str:
+    return data.lstrip(b"\x0b").rstrip(b"\r").rstrip(b"\x1c").decode()
+
+
+def segments(ack: str, name: str) -> list[list[str]]:
+    """The fields of each `name` segment, separators unescaped."""
+    return [
+        [f.replace("\\S\\", "^").replace("\\F\\", "|") for f in s.split("|")]
+        for s in ack.split("\r")
+        if s.startswith(name + "|")
+    ]
+
+
+def ack_code(ack: str) -> str:
+    return segments(ack, "MSA")[0][1]
+
+
+def send(address: str, message: str) -> str:
+    host, port = address.rsplit(":", 1)
+    with MLLPClient(host, int(port)) as client:
+        return unframe(client.send_message(message))
+
+
+class ThreadListener:
+    """The asyncio MLLP listener in a thread of the test process, on a free port."""
+
+    def __init__(self) -> None:
+        self.listener = Listener(host="127.0.0.1", port=0, workers=2)
+        self.loop = asyncio.new_event_loop()
+        self.address = ""
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+
+            def up(address: str) -> None:
+                self.address = address
+                ready.set()
+
+            self.task = self.loop.create_task(self.listener.serve(ready=up))
+            try:
+                self.loop.run_until_complete(self.task)
+            except asyncio.CancelledError:
+                pass
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(15), "the MLLP listener did not start"
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(10)
+
+        # Close each worker thread's database connection, so the test database can be flushed.
+        workers = self.listener.executor._max_workers
+        barrier = threading.Barrier(workers)
+
+        def close() -> None:
+            for alias in connections:
+                connections[alias].close()
+            barrier.wait(10)
+
+        for future in [self.listener.executor.submit(close) for _ in range(workers)]:
+            future.result()
+        self.listener.executor.shutdown(wait=True)
+
+
+class ProcessListener:
+    """`manage.py hl7_listen --port 0` as a subprocess on the test database."""
+
+    def __init__(self, log_path: Path) -> None:
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+                f"{db['PORT'] or 5432}/{db['NAME']}"
+            ),
+            "HL7_HEARTBEAT_SECONDS": "1",
+        }
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        root = Path(__file__).resolve().parents[2]
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "hl7_listen", "--port", "0", "--workers", "2"],
+            cwd=root,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log_path.read_text()
+            if "Listening for HL7 v2 (MLLP) on " in text:
+                self.address = text.split("Listening for HL7 v2 (MLLP) on ")[1].split()[0]
+                return
+            assert self.process.poll() is None, f"the listener died:\n{text}"
+            time.sleep(0.1)
+        raise AssertionError(f"the listener did not start:\n{log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
