@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -65,6 +66,8 @@ class OTPRequiredMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or user.is_verified():
             return self.get_response(request)
+        if request.session.get(BACKEND_SESSION_KEY) == "accounts.oidc.ProviderBackend":
+            return self.get_response(request)  # signed in at the provider: its second factor
         open_to_all = request.path == reverse("logout")
         if owes_code(user):
             if not open_to_all and request.path != reverse("accounts:otp_verify"):

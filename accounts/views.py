@@ -7,7 +7,9 @@ import re
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.views import LoginView
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -150,3 +152,13 @@ def recovery_codes(request):
         "next": _next(request),
     }
     return render(request, "registration/recovery_codes.html", context)
+
+
+class SignInView(LoginView):
+    """The sign-in page; with OpenID Connect configured it also offers the provider's sign-in
+    (local accounts keep the form: break-glass administrators, the embedded default)."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["oidc_enabled"] = bool(getattr(settings, "OIDC_OP_ISSUER", ""))
+        return context

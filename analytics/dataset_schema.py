@@ -24,14 +24,14 @@ from typing import IO, Any
 import pandas as pd
 
 from carttrack.csv_safety import FORMULA_NOTE, restore_cell, write_csv
+from patients.vocabulary import CR, CRI, RESPONSES, TherapyCategory
 
 #: The window that defines early regeneration (CLINICAL.md section 4); ``early_regen`` in the
 #: dataset must agree with ``regen_day`` under this window.
 EARLY_REGENERATION_WINDOW_DAYS = 45
 
-RESPONSES = ("CR", "CRi", "PR", "NR", "PD", "NE")
-CR_RESPONSES = ("CR", "CRi")
-PREEMPTIVE_CATEGORIES = ("anti_leukemic", "immunomodulatory", "other", "none")
+CR_RESPONSES = (CR, CRI)
+PREEMPTIVE_CATEGORIES = (*(c.value for c in TherapyCategory), "none")
 BLANK_MARKERS = frozenset({"", "NA"})
 MAX_REPORTED_PROBLEMS = 20
 

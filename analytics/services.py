@@ -26,6 +26,7 @@ from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
 from carttrack.heartbeat import Heartbeat
+from carttrack.queue import task_send
 from carttrack.replica import replica_reads
 from monitoring.models import RuleParameterSet
 from patients.models import Center
@@ -312,11 +313,9 @@ def refresh_enqueue(*, run: RefreshRun) -> None:
     """Start a refresh after commit; in-process when no broker is configured."""
     from django.db import transaction
 
-    from analytics.tasks import refresh_dashboard
-
     def enqueue():
         try:
-            refresh_dashboard.apply_async(args=[run.pk], retry=False)
+            task_send("analytics.tasks.refresh_dashboard", run.pk, retry=False)
         except Exception as error:  # Redis down: say so on the page rather than spin forever
             RefreshRun.objects.filter(pk=run.pk).update(
                 status=FAILED,

@@ -58,3 +58,12 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=2, minute=30),
     },
 }
+
+# Request IDs carried into tasks, task durations recorded (carttrack/celery_signals.py); beat's
+# own heartbeat, which /health/ready checks is not older than two periods.
+from carttrack import celery_signals  # noqa: E402,F401
+
+app.conf.beat_schedule["beat-heartbeat"] = {
+    "task": "carttrack.tasks.beat_heartbeat",
+    "schedule": float(env_int("HEALTH_BEAT_SECONDS", 60)),
+}

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imports",
     "accounts",
     "audit",
+    "demo",  # the synthetic demo cohort and load_demo_cohort (roof: imports every app)
     "carttrack",  # project-wide management commands (backups)
 ]
 
@@ -234,6 +235,12 @@ ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)
 IMPORT_INLINE_MAX_ROWS = env_int("IMPORT_INLINE_MAX_ROWS", 2000)
 IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# A spreadsheet is read by a background job, and refused before its cells are read when it is
+# larger than these (an XLSX by the sizes its zip declares and its sheets' dimensions, a CSV by
+# its lines and delimiters).
+SPREADSHEET_MAX_UNZIPPED_BYTES = env_int("SPREADSHEET_MAX_UNZIPPED_BYTES", 50_000_000)
+SPREADSHEET_MAX_ROWS = env_int("SPREADSHEET_MAX_ROWS", 50_000)
+SPREADSHEET_MAX_CELLS = env_int("SPREADSHEET_MAX_CELLS", 1_000_000)
 # An Idempotency-Key is remembered this many days: presented later it is treated as new (a
 # laboratory system re-sends within minutes, not months); beat deletes older keys nightly.
 IDEMPOTENCY_KEY_DAYS = env_int("IDEMPOTENCY_KEY_DAYS", 30)
@@ -243,6 +250,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 *
 # FHIR: a center's own Observation codes (e.g. its PB B-cell count) and units, in the format of
 # imports/fhir_mapping.json; they take precedence over the shipped LOINC entries.
 FHIR_LOCAL_MAPPING_FILE = env_str("FHIR_LOCAL_MAPPING_FILE", "")
+# FHIR: the identifier system of the center's study IDs (e.g. urn:oid:1.2.276.0.76.4711); a
+# Patient is matched by it only (or by CARTtrack's own urn:carttrack:study-id), never by an MRN
+# or SSN. Empty: the mapping file's patient_identifier_system.
+FHIR_STUDY_ID_SYSTEM = env_str("FHIR_STUDY_ID_SYSTEM", "")
 # HL7 v2 over MLLP (manage.py hl7_listen; bin/run starts it when HL7_LISTEN_PORT is set).
 HL7_LISTEN_HOST = env_str("HL7_LISTEN_HOST", "127.0.0.1")
 HL7_LISTEN_PORT = env_int("HL7_LISTEN_PORT", 0)  # 0: no listener
@@ -351,9 +362,106 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Logs: JSON lines on stderr (carttrack/logs.py), with the request ID; LOG_FORMAT=text for a
+# developer's console. One access line per request (carttrack.access, INFO) unless
+# ACCESS_LOG=False. Never an MRN, a name or a lab value (tests/conftest.py checks the suite's).
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text")
+ACCESS_LOG = env_bool("ACCESS_LOG", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "carttrack.logs.RequestIDFilter"}},
+    "formatters": {
+        "json": {"()": "carttrack.logs.JsonFormatter", "json_ensure_ascii": False},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "carttrack.access": {"level": "INFO" if ACCESS_LOG else "WARNING"},
+        # A failing check is in /health/ready's answer; its traceback every probe is noise.
+        "health_check": {"level": "ERROR"},
+    },
 }
+# Celery workers log through the same formatter (carttrack/celery_signals.py).
+
+# --- Operations: health checks and metrics (README "Operations") ----------------------------
+# The request ID first (every later log line carries it), the request metrics just after.
+MIDDLEWARE.insert(0, "carttrack.metrics.RequestMetricsMiddleware")
+MIDDLEWARE.insert(0, "carttrack.logs.RequestIDMiddleware")
+# /health/ready: beat's heartbeat may be at most two periods old; a worker must answer a ping
+# within this many seconds; the upload folder needs this much free space.
+HEALTH_BEAT_SECONDS = env_int("HEALTH_BEAT_SECONDS", 60)
+HEALTH_WORKER_REPLY_SECONDS = env_int("HEALTH_WORKER_REPLY_SECONDS", 1)
+HEALTH_DISK_MIN_FREE_MB = env_int("HEALTH_DISK_MIN_FREE_MB", 500)
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR") or None
+# /metrics (Prometheus): answered only with "Authorization: Bearer METRICS_TOKEN" or to a client
+# address in METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.5.0/24); otherwise 404. Both
+# empty: metrics are off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+
+# --- Sign-in with the hospital directory (README "Sign-in") ---------------------------------
+# LDAP / Active Directory through django-auth-ldap (accounts/directory.py): off while
+# LDAP_SERVER_URI is empty. Local accounts keep working beside it (break-glass administrators).
+LDAP_SERVER_URI = env_str("LDAP_SERVER_URI", "")
+# A signed-in directory user is looked up again after this many seconds (0: every request):
+# removed, disabled or without a role group, the session ends at that request.
+LDAP_RECHECK_SECONDS = env_int("LDAP_RECHECK_SECONDS", 300)
+DIRECTORY_ROLE_GROUPS: dict[str, str] = {}
+DIRECTORY_CENTER_GROUPS: dict[str, str] = {}
+if LDAP_SERVER_URI:
+    from accounts.ldap_config import ldap_settings  # noqa: E402
+
+    globals().update(
+        ldap_settings(
+            server_uri=LDAP_SERVER_URI,
+            bind_dn=env_str("LDAP_BIND_DN", ""),
+            bind_password=env_str("LDAP_BIND_PASSWORD", ""),
+            start_tls=env_bool("LDAP_START_TLS", False),
+            user_base=env_str("LDAP_USER_BASE", ""),
+            user_filter=env_str("LDAP_USER_FILTER", "(uid=%(user)s)"),
+            group_base=env_str("LDAP_GROUP_BASE", ""),
+            group_type=env_str("LDAP_GROUP_TYPE", "groupOfNames"),
+            role_groups=env_str("LDAP_ROLE_GROUPS", ""),
+            center_groups=env_str("LDAP_CENTER_GROUPS", ""),
+            timeout_seconds=env_int("LDAP_TIMEOUT_SECONDS", 3),
+        )
+    )
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.directory.DirectoryBackend",
+    )
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "accounts.directory.DirectoryRecheckMiddleware",
+)
+
+# OpenID Connect (Entra ID, Keycloak, Okta; mozilla-django-oidc, accounts/oidc.py): off while
+# OIDC_OP_ISSUER is empty. Sign-in at /oidc/authenticate/; the provider's back-channel logout
+# (POST /oidc/backchannel-logout/) ends the CARTtrack sessions of a provider session.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER", "").rstrip("/")
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "roles")
+OIDC_CENTER_CLAIM = env_str("OIDC_CENTER_CLAIM", "center")
+if OIDC_OP_ISSUER:
+    OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+    OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+    OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+    OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+    OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+    OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_STORE_ID_TOKEN = True  # its sid names the provider session for back-channel logout
+    AUTHENTICATION_BACKENDS.insert(
+        AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+        "accounts.oidc.ProviderBackend",
+    )

@@ -3,13 +3,16 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
+from accounts.views import SignInView
+from carttrack import health, metrics
 from monitoring.views import today
 
 urlpatterns = [
     path("", today, name="home"),
-    path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
+    path("login/", login_not_required(SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.urls")),
+    path("oidc/", include("accounts.oidc_urls")),
     path("patients/", include("patients.urls")),
     path("alerts/", include("monitoring.urls")),
     path("dashboard/", include("analytics.urls")),
@@ -17,6 +20,11 @@ urlpatterns = [
     path("api/", include("patients.api.urls")),
     path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
+    # Operations (README "Operations"): no sign-in; /metrics only to METRICS_TOKEN or
+    # METRICS_ALLOWED_IPS.
+    path("health/live", health.live, name="health_live"),
+    path("health/ready", health.ready, name="health_ready"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
 
 # JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).

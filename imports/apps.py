@@ -5,5 +5,40 @@ class ImportsConfig(AppConfig):
     name = "imports"
     verbose_name = "Data import"
 
-    def ready(self) -> None:
+    def ready(self):
         from imports import signals  # noqa: F401  (held results retried on save)
+
+        # The background job formats (imports.formats.registry), registered here so that
+        # neither the registry nor the jobs name a format module.
+        from imports.formats.lab_json import lab_job_records
+        from imports.formats.registry import JobFormat, format_register
+        from imports.uploads import (
+            upload_batch,
+            upload_finished,
+            upload_preview,
+            upload_preview_failed,
+        )
+
+        def preview_has_no_records(payload):
+            raise ValueError("a spreadsheet preview reads its file in imports.uploads")
+
+        def preview_finished(job):
+            if job.status == "failed":
+                upload_preview_failed(job)
+
+        format_register(JobFormat(kind="lab_batch", records=lab_job_records))
+        format_register(
+            JobFormat(
+                kind="spreadsheet",
+                records=lambda payload: upload_batch(payload["upload_id"]),
+                finished=upload_finished,
+            )
+        )
+        format_register(
+            JobFormat(
+                kind="spreadsheet_preview",
+                records=preview_has_no_records,
+                run=upload_preview,
+                finished=preview_finished,
+            )
+        )

@@ -88,7 +88,9 @@ class IdempotencyKey(models.Model):
 
 
 PREVIEWED, IMPORTING, IMPORTED, REFUSED = "previewed", "importing", "imported", "refused"
+CHECKING = "checking"
 UPLOAD_STATUS_CHOICES = [
+    (CHECKING, "Being read and checked"),
     (PREVIEWED, "Checked, waiting for confirmation"),
     (IMPORTING, "Importing"),
     (IMPORTED, "Imported"),
@@ -104,7 +106,11 @@ class SpreadsheetUpload(models.Model):
     # SHA-256 of the file's bytes: the same file again is reported as already imported.
     file_hash = models.CharField(max_length=64, db_index=True)
     status = models.CharField(max_length=10, choices=UPLOAD_STATUS_CHOICES, default=PREVIEWED)
-    rows = models.JSONField(default=dict)  # {sheet: [{column: text}, ...]} as read
+    # The file as uploaded, until the background job has read it (then emptied): no web
+    # request parses a file.
+    content = models.BinaryField(default=b"", editable=False)
+    csv_sheet = models.CharField(max_length=20, blank=True)  # what a CSV file holds
+    rows = models.JSONField(default=dict)  # {sheet: [{"_row": n, column: text}, ...]} as read
     preview = models.JSONField(default=dict)  # counts to create and every problem
     job = models.ForeignKey(ImportJob, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -381,3 +387,24 @@ class HL7Listener(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} (pid {self.pid})"
+
+
+class ObservationLink(models.Model):
+    """The FHIR Observation identifier (system, value) a stored lab result was imported under,
+    so a later `amended`/`corrected` Observation replaces it and `entered-in-error` withdraws
+    it. Deleted with its result (a withdrawn result's history keeps the values)."""
+
+    system = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+    lab_result = models.ForeignKey(
+        "patients.LabResult", on_delete=models.CASCADE, related_name="observation_links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "value"], name="observation_link_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}|{self.value}"

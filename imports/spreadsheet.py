@@ -7,15 +7,21 @@ parses the text of each cell. Row numbers are the spreadsheet's own (the header 
 
 from __future__ import annotations
 
+import csv
 import io
 import math
+import re
+import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import tablib
 from django.conf import settings
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
 
 from patients import numbers
 from patients.days import LocalTimeError, at_local_time
@@ -169,43 +175,83 @@ def _cell_text(value) -> str:
     return str(value).strip()
 
 
-def _cell(column: Column | None, value):
+def _cell(column: Column | None, value, epoch=None):
     """What the rows keep of a cell: its text, or, in a decimal column, a number cell's number
     (JSON keeps it a number), so it is never read by the rules for numbers typed as text: a
-    number cell is one number ("1.234" typed may mean 1234, the number 1.234 cannot)."""
+    number cell is one number ("1.234" typed may mean 1234, the number 1.234 cannot). A number
+    cell in a date column is an Excel serial number (days since the workbook's epoch)."""
     if column is not None and column.kind == "decimal" and _is_number_cell(value):
         return _cell_number(value)
+    if column is not None and column.kind in ("date", "datetime") and _is_number_cell(value):
+        if 0 < value < 2_958_466:  # up to 9999-12-31
+            moment = from_excel(float(value), epoch or CALENDAR_WINDOWS_1900)
+            if column.kind == "date" or moment.time() == time(0):
+                return moment.date().isoformat()
+            return moment.isoformat(sep=" ", timespec="minutes")
     return _cell_text(value)
 
 
-def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, list[Problem]]:
-    """{sheet: [{column: text}, ...]} from the file (a number cell of a decimal column: its
-    number), and problems with its shape."""
-    problems: list[Problem] = []
-    if file_name.lower().endswith(".xlsx"):
-        try:
-            book = tablib.Databook().load(io.BytesIO(data), format="xlsx")
-        except Exception:
-            return {}, [Problem(file_name, "", None, "This is not a readable XLSX workbook.")]
-        datasets = [(d.title.strip().lower(), d) for d in book.sheets()]
-    elif file_name.lower().endswith(".csv"):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return {}, [Problem(file_name, "", None, "Save the CSV file as UTF-8.")]
+@dataclass(frozen=True)
+class Limits:
+    """What a spreadsheet may hold, checked before its cells are read (issue 21: a 175 KB XLSX
+    of 200,000 rows stalled a web worker; a 53 KB one unzipped to 50 MB of rows)."""
+
+    unzipped_bytes: int
+    rows: int
+    cells: int
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        return cls(
+            settings.SPREADSHEET_MAX_UNZIPPED_BYTES,
+            settings.SPREADSHEET_MAX_ROWS,
+            settings.SPREADSHEET_MAX_CELLS,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"at most {self.rows:,} rows, {self.cells:,} cells and "
+            f"{self.unzipped_bytes / 1_000_000:,.0f} MB unzipped"
+        )
+
+
+class TooLarge(Exception):
+    """The file is over a limit; nothing of it was read."""
+
+    def __init__(self, what: str, limits: Limits):
+        super().__init__(
+            f"The file is too large to import: {what}. A spreadsheet may hold "
+            f"{limits.describe()} (settings SPREADSHEET_MAX_ROWS, SPREADSHEET_MAX_CELLS, "
+            "SPREADSHEET_MAX_UNZIPPED_BYTES): split it into smaller files."
+        )
+
+
+CSV_DELIMITERS = ";,\t|"
+HEADER_SEARCH_ROWS = 30  # a header row is looked for this far down, under title rows
+
+
+def read_rows(
+    file_name: str, data: bytes, csv_sheet: str = "", *, limits: Limits | None = None
+) -> tuple[dict, list[Problem], list[str]]:
+    """{sheet: [{"_row": n, column: cell}, ...]}, problems with the file's shape (refusing), and
+    notices (title rows skipped, columns ignored) that do not. A cell is its text, or in a
+    decimal column a number cell's number; a date in a number cell (an Excel serial number)
+    is its ISO date. Raises TooLarge, before reading the cells, when the file is over `limits`.
+    """
+    limits = limits or Limits.from_settings()
+    lower = file_name.lower()
+    if lower.endswith(".xlsx"):
+        sheets, problems, epoch = _xlsx_sheets(file_name, data, limits)
+    elif lower.endswith(".csv"):
         if csv_sheet not in SHEETS:
-            return {}, [Problem(file_name, "", None, "Say what the CSV file holds.")]
-        try:
-            datasets = [(csv_sheet, tablib.Dataset().load(text, format="csv"))]
-        except tablib.InvalidDimensions:
-            return {}, [
-                Problem(file_name, "", None, "A row has more cells than the header has columns.")
-            ]
+            return {}, [Problem(file_name, "", None, "Say what the CSV file holds.")], []
+        sheets, problems, epoch = _csv_sheets(file_name, data, csv_sheet, limits)
     else:
-        return {}, [Problem(file_name, "", None, "Upload an .xlsx or a .csv file.")]
+        return {}, [Problem(file_name, "", None, "Upload an .xlsx or a .csv file.")], []
     rows: dict[str, list[dict]] = {}
-    for name, dataset in datasets:
-        if name == "guide" or (name not in SHEETS and not dataset.height):
+    notices: list[str] = []
+    for name, raw in sheets:
+        if name == "guide" or (name not in SHEETS and not any(_filled(r) for r in raw)):
             continue
         if name not in SHEETS:
             problems.append(
@@ -214,22 +260,192 @@ def read_rows(file_name: str, data: bytes, csv_sheet: str = "") -> tuple[dict, l
                 )
             )
             continue
-        headers = [str(h or "").strip().lower() for h in (dataset.headers or [])]
-        known = {c.name for c in SHEETS[name]}
-        for header in headers:
-            if header and header not in known:
-                problems.append(
-                    Problem(f"{name} row 1", header, header, "Unknown column (see the template).")
+        rows[name] = _sheet_rows(name, raw, epoch, problems, notices)
+    return rows, problems, notices
+
+
+def _filled(row) -> bool:
+    return any(v is not None and str(v).strip() != "" for v in row)
+
+
+def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
+    unreadable = [Problem(file_name, "", None, "This is not a readable XLSX workbook.")]
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return [], unreadable, None
+    # The sizes the archive declares: zipfile never inflates a member beyond its declared size
+    # (it fails the CRC instead), so this bounds what openpyxl can unpack.
+    unzipped = sum(m.file_size for m in members)
+    if unzipped > limits.unzipped_bytes:
+        raise TooLarge(f"it unzips to {unzipped / 1_000_000:,.1f} MB", limits)
+    try:
+        _xlsx_count_rows(archive, limits)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return [], unreadable, None
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:
+        return [], unreadable, None
+    sheets = []
+    total_rows = total_cells = 0
+    try:
+        for sheet in book.worksheets:
+            declared_rows, declared_cols = _declared_size(sheet)
+            if declared_rows > limits.rows or declared_rows * declared_cols > limits.cells:
+                raise TooLarge(
+                    f"sheet {sheet.title!r} holds {declared_rows:,} rows of {declared_cols:,} "
+                    "columns",
+                    limits,
                 )
-        for column in SHEETS[name]:
-            if column.required and column.name not in headers and dataset.height:
-                problems.append(Problem(f"{name} row 1", column.name, None, "Missing column."))
-        columns = {c.name: c for c in SHEETS[name]}
-        rows[name] = [
-            {h: _cell(columns.get(h), v) for h, v in zip(headers, row, strict=False) if h}
-            for row in dataset
-        ]
-    return rows, problems
+            raw = []
+            for row in sheet.iter_rows(values_only=True):
+                total_rows += 1
+                total_cells += len(row)
+                if total_rows > limits.rows or total_cells > limits.cells:
+                    raise TooLarge(
+                        f"more than {limits.rows:,} rows or {limits.cells:,} cells", limits
+                    )
+                raw.append(row)
+            sheets.append((str(sheet.title).strip().lower(), raw))
+    except TooLarge:
+        raise
+    except Exception:
+        return [], unreadable, None
+    finally:
+        book.close()
+    return sheets, [], book.epoch
+
+
+def _xlsx_count_rows(archive: zipfile.ZipFile, limits: Limits) -> None:
+    """Count the rows and cells of every worksheet by their tags, streaming the XML (no parse),
+    so a sheet without a <dimension> is refused before openpyxl reads it."""
+    rows = cells = 0
+    for member in archive.infolist():
+        if not (member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml")):
+            continue
+        tail = b""
+        with archive.open(member) as stream:
+            while chunk := stream.read(1 << 20):
+                text = tail + chunk
+                rows += text.count(b"<row>") + text.count(b"<row ")
+                cells += text.count(b"<c>") + text.count(b"<c ")
+                tail = text[-4:]
+                # a tag cut by the chunk's end is counted in the next chunk: drop it here
+                rows -= tail.count(b"<row>") + tail.count(b"<row ")
+                cells -= tail.count(b"<c>") + tail.count(b"<c ")
+                if rows > limits.rows or cells > limits.cells:
+                    raise TooLarge(
+                        f"more than {limits.rows:,} rows or {limits.cells:,} cells", limits
+                    )
+
+
+def _declared_size(sheet) -> tuple[int, int]:
+    """The rows and columns the sheet's <dimension> says it uses (0 when it says nothing)."""
+    try:
+        return int(sheet.max_row or 0), int(sheet.max_column or 0)
+    except (TypeError, ValueError):
+        return 0, 0
+
+
+def _csv_text(file_name: str, data: bytes) -> tuple[str | None, list[Problem]]:
+    """The CSV's text: UTF-8 (Excel's "CSV UTF-8", with its BOM), else Windows-1252 (Excel's
+    plain "CSV" in Western Europe). UTF-16 ("Unicode text") and NUL bytes are refused."""
+    again = [Problem(file_name, "", None, "Save the CSV file as UTF-8 (CSV UTF-8 in Excel).")]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        return None, again
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), []
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined (0x81, 0x8d, ...)
+        return None, again
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter Excel used: `;` where the decimal separator is a comma (German Excel), `,`
+    elsewhere, a tab for "Unicode text". csv.Sniffer over the first lines, limited to these."""
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        counts = {d: sample.count(d) for d in CSV_DELIMITERS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
+    text, problems = _csv_text(file_name, data)
+    if text is None:
+        return [], problems, None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if lines > limits.rows:
+        raise TooLarge(f"it has {lines:,} lines", limits)
+    delimiter = _delimiter(text)
+    if text.count(delimiter) + lines > limits.cells:
+        raise TooLarge(f"it has more than {limits.cells:,} cells", limits)
+    try:
+        raw = [tuple(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    except csv.Error as error:
+        return [], [Problem(file_name, "", None, f"The CSV file cannot be read: {error}.")], None
+    return [(sheet, raw)], [], None
+
+
+def _header_index(name: str, raw: list) -> int:
+    """The row (0-based) holding the most of the sheet's column names, within the first rows:
+    title rows above the header (a report's name, a date) are not the header."""
+    known = {c.name for c in SHEETS[name]}
+    best, best_score = 0, 0
+    for i, row in enumerate(raw[:HEADER_SEARCH_ROWS]):
+        score = sum(1 for v in row if str(v or "").strip().lower() in known)
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def _sheet_rows(name: str, raw: list, epoch, problems: list, notices: list) -> list[dict]:
+    if not raw:
+        return []
+    start = _header_index(name, raw)
+    headers = [str(h or "").strip().lower() for h in raw[start]]
+    if start and any(_filled(r) for r in raw[:start]):
+        notices.append(
+            f"{name}: row{'s 1–' + str(start) if start > 1 else ' 1'} above the header "
+            f"(row {start + 1}) {'were' if start > 1 else 'was'} read as a title and skipped."
+        )
+    columns = {c.name: c for c in SHEETS[name]}
+    for column in SHEETS[name]:
+        if column.required and column.name not in headers:
+            problems.append(
+                Problem(f"{name} row {start + 1}", column.name, None, "Missing column.")
+            )
+    body = raw[start + 1 :]
+    width = max((len(r) for r in body), default=0)
+    ignored = []
+    for i in range(max(width, len(headers))):
+        header = headers[i] if i < len(headers) else ""
+        if header in columns:
+            continue
+        if header or any(i < len(r) and _filled([r[i]]) for r in body):
+            ignored.append(f"{get_column_letter(i + 1)} ({header or 'no header'})")
+    if ignored:
+        notices.append(
+            f"{name}: ignored {len(ignored)} column(s) that are not in the template: "
+            f"{', '.join(ignored)}."
+        )
+    rows = []
+    for number, row in enumerate(body, start=start + 2):
+        cells = {"_row": number}
+        for header, value in zip(headers, row, strict=False):
+            if header in columns:
+                cells[header] = _cell(columns[header], value, epoch)
+        rows.append(cells)
+    while rows and all(v == "" for k, v in rows[-1].items() if k != "_row"):
+        rows.pop()  # trailing empty lines
+    return rows
 
 
 # --- cells to records ----------------------------------------------------------------------------
@@ -247,35 +463,88 @@ def parse_decimal(text: str | int | float | Decimal) -> Decimal:
         raise ValueError(str(error).rstrip(".")) from None
 
 
-def parse_datetime(text: str, zone: ZoneInfo) -> datetime:
-    """A collection time; without an offset it is the center's local time (a date alone: 00:00),
-    a time the clocks skip or show twice refused (patients.days.at_local_time)."""
+LOCAL_DATE = re.compile(
+    r"^(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})"
+    r"(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+)
+
+
+def _local_written(text: str, order: str) -> datetime | None:
+    """A date (and time) as a center's Excel writes it: 02.11.2026 is always day first (dots
+    are never month first); 02/11/2026 follows the center's date order, and without one it is
+    refused as ambiguous. None when the text is not written so."""
+    match = LOCAL_DATE.match(text)
+    if match is None:
+        return None
+    a, b = int(match["a"]), int(match["b"])
+    if match["sep"] == "/":
+        if order not in ("dmy", "mdy"):
+            raise ValueError(
+                f"{text} could be {a} {_MONTHS[b] if b <= 12 else '?'} or {b} "
+                f"{_MONTHS[a] if a <= 12 else '?'}: write YYYY-MM-DD, or set the center's date "
+                "order (Centers in the admin)"
+            )
+        if order == "mdy":
+            a, b = b, a
     try:
-        moment = (
-            datetime.combine(date.fromisoformat(text), time(0))
-            if len(text) == 10
-            else datetime.fromisoformat(text)
+        return datetime(
+            int(match["y"]), b, a, int(match["H"] or 0), int(match["M"] or 0), int(match["S"] or 0)
         )
     except ValueError:
-        raise ValueError("write the time as YYYY-MM-DD HH:MM") from None
+        raise ValueError(f"{text} is not a date") from None
+
+
+_MONTHS = [
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def parse_datetime(text: str, zone: ZoneInfo, order: str = "") -> datetime:
+    """A collection time; without an offset it is the center's local time (a date alone: 00:00),
+    a time the clocks skip or show twice refused (patients.days.at_local_time)."""
+    moment = _local_written(text, order)
+    if moment is None:
+        try:
+            moment = (
+                datetime.combine(date.fromisoformat(text), time(0))
+                if len(text) == 10
+                else datetime.fromisoformat(text)
+            )
+        except ValueError:
+            raise ValueError("write the time as YYYY-MM-DD HH:MM (or DD.MM.YYYY HH:MM)") from None
     try:
         return at_local_time(moment, zone)
     except LocalTimeError as error:
         raise ValueError(str(error).rstrip(".")) from None
 
 
-def _parse(column: Column, text: str, zone: ZoneInfo):
+def _parse(column: Column, text: str, zone: ZoneInfo, order: str = ""):
     if text == "":
         return None
     if column.kind == "date":
+        local = _local_written(text, order) if isinstance(text, str) else None
+        if local is not None:
+            return local.date()
         try:
             return (
                 date.fromisoformat(text[:10]) if len(text) in (10, 19) else date.fromisoformat(text)
             )
-        except ValueError:
-            raise ValueError("write the date as YYYY-MM-DD") from None
+        except (ValueError, TypeError):
+            raise ValueError("write the date as YYYY-MM-DD (or DD.MM.YYYY)") from None
     if column.kind == "datetime":
-        return parse_datetime(text, zone)
+        return parse_datetime(text, zone, order)
     if column.kind == "decimal":
         return parse_decimal(text)
     if column.kind == "int":
@@ -308,6 +577,7 @@ def _zones(rows: dict, scope) -> dict[str, ZoneInfo]:
 def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
     batch, problems = Batch(confirm_hint=CONFIRM_HINT), []
     zones = _zones(rows, scope)
+    order = scope.default_center.date_order if scope.default_center else ""
     targets = {
         "patients": (PatientRecord, batch.patients),
         "infusions": (InfusionRecord, batch.infusions),
@@ -316,8 +586,9 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
         "therapies": (TherapyRecord, batch.therapies),
     }
     for sheet, sheet_rows in rows.items():
-        for number, row in enumerate(sheet_rows, start=2):
-            if all(v == "" for v in row.values()):
+        for index, row in enumerate(sheet_rows, start=2):
+            number = row.get("_row", index)  # the spreadsheet's own row number
+            if all(v == "" for k, v in row.items() if k != "_row"):
                 continue  # an empty line (a number cell, even 0, is not empty)
             place = f"{sheet} row {number}"
             values, bad = {}, False
@@ -329,7 +600,7 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
                     bad = True
                     continue
                 try:
-                    parsed = _parse(column, text, zone)
+                    parsed = _parse(column, text, zone, order)
                 except ValueError as error:
                     shown = text if isinstance(text, str) else _number_text(text)
                     problems.append(Problem(place, column.name, shown, f"Cannot read it: {error}."))

@@ -1,8 +1,11 @@
 """The spreadsheet workflow: upload → preview (what will be created, every problem) → confirm.
 
-The parsed rows are stored with the file's SHA-256 between the preview and the confirmation, so
-the confirmation imports exactly what was previewed, and the same file again is reported as
-already imported (creating nothing). Large files are imported by a background job.
+The web request only stores the file (`upload_receive`); a background job reads and checks it
+(`upload_preview`, with progress), refusing a file over the limits (spreadsheet.Limits) before
+its cells are read, so no web request ever parses a file. The parsed rows are stored with the
+file's SHA-256 between the preview and the confirmation, so the confirmation imports exactly what
+was previewed, and the same file again is reported as already imported (creating nothing). Large
+files are imported by a background job too.
 """
 
 from __future__ import annotations
@@ -15,9 +18,17 @@ from django.db.models import Case, When
 from django.utils import timezone
 
 from imports.jobs import job_create
-from imports.models import IMPORTED, IMPORTING, PREVIEWED, REFUSED, ImportJob, SpreadsheetUpload
+from imports.models import (
+    CHECKING,
+    IMPORTED,
+    IMPORTING,
+    PREVIEWED,
+    REFUSED,
+    ImportJob,
+    SpreadsheetUpload,
+)
 from imports.services import import_scope, records_import, records_preview
-from imports.spreadsheet import FIELD_COLUMNS, read_rows, rows_batch
+from imports.spreadsheet import FIELD_COLUMNS, TooLarge, read_rows, rows_batch
 from patients.ingest.records import Batch, Problem
 
 SHEET_ORDER = ["patients", "infusions", "labs", "responses", "events", "therapies"]
@@ -76,13 +87,49 @@ def imported_by_message(upload: SpreadsheetUpload) -> str:
 
 
 def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") -> SpreadsheetUpload:
-    """Read and check an uploaded file; nothing clinical is written."""
+    """Store an uploaded file and queue the job that reads and checks it (`upload_preview`);
+    nothing is parsed here and nothing clinical is written."""
     file_hash = hashlib.sha256(data).hexdigest()
     previous = already_imported(user=user, file_hash=file_hash)
     if previous is not None:
         return previous  # perhaps a colleague's: see may_open
-    scope = import_scope(user)
-    rows, problems = read_rows(file_name, data, csv_sheet)
+    with transaction.atomic():
+        upload = SpreadsheetUpload.objects.create(
+            user=user,
+            file_name=file_name[:255],
+            file_hash=file_hash,
+            status=CHECKING,
+            content=data,
+            csv_sheet=csv_sheet,
+        )
+        upload.job = job_create(
+            kind="spreadsheet_preview", user=user, payload={"upload_id": upload.pk}, total=0
+        )
+        upload.save(update_fields=["job"])
+    return upload
+
+
+def upload_preview(*, job: ImportJob, progress) -> dict:
+    """Read and check a stored upload (the background job's work, in its transaction): the
+    rows, what would be created and every problem, or the refusal of a file over the limits."""
+    upload = SpreadsheetUpload.objects.select_for_update().get(pk=job.payload["upload_id"])
+    if upload.status != CHECKING:
+        return {"upload": upload.pk, "status": upload.status}
+    progress("reading", 0, 0)
+    scope = import_scope(upload.user)
+    notices: list[str] = []
+    try:
+        rows, problems, notices = read_rows(
+            upload.file_name, bytes(upload.content), upload.csv_sheet
+        )
+    except TooLarge as error:  # nothing of the file was read
+        upload.status, upload.rows, upload.content = REFUSED, {}, b""
+        problem = Problem(upload.file_name, "", None, str(error))
+        upload.preview = {"problems": _problem_rows([problem]), "row_count": 0}
+        upload.save(update_fields=["status", "rows", "content", "preview"])
+        return {"upload": upload.pk, "status": upload.status}
+    row_count = sum(len(r) for r in rows.values())
+    progress("checking", 0, row_count)
     batch, cell_problems = rows_batch(rows, scope)
     problems += cell_problems
     plan, check_problems = records_preview(batch=batch, scope=scope)
@@ -90,19 +137,49 @@ def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") ->
     existing = sorted(
         {r.study_id for r in batch.patients} & {p.study_id for p in plan.patients.values() if p.pk}
     )
-    return SpreadsheetUpload.objects.create(
-        user=user,
-        file_name=file_name[:255],
-        file_hash=file_hash,
-        status=REFUSED if problems else PREVIEWED,
-        rows=rows,
-        preview={
-            "counts": plan.counts(),
-            "existing_patients": existing,
-            "problems": _problem_rows(problems),
-            "row_count": sum(len(r) for r in rows.values()),
-        },
-    )
+    upload.status = REFUSED if problems else PREVIEWED
+    upload.rows = rows if not problems else {}
+    upload.content = b""
+    upload.preview = {
+        "counts": plan.counts(),
+        "existing_patients": existing,
+        "problems": _problem_rows(_once(problems)),
+        "notices": notices,
+        "row_count": row_count,
+    }
+    upload.save(update_fields=["status", "rows", "content", "preview"])
+    progress("checking", row_count, row_count)
+    return {"upload": upload.pk, "status": upload.status}
+
+
+def _once(problems: list[Problem]) -> list[Problem]:
+    """Each problem once: the same message for the same cell (a sample's time checked for each
+    of its values) is shown once."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.place, FIELD_COLUMNS.get(p.field, p.field), p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def upload_preview_failed(job: ImportJob) -> None:
+    """A preview job that failed (its worker stopped too often, or it crashed): the upload is
+    refused with the job's message, so its page never waits for ever."""
+    upload = SpreadsheetUpload.objects.select_for_update().filter(job=job, status=CHECKING)
+    upload = upload.first()
+    if upload is None:
+        return
+    messages = [m for texts in job.result.get("errors", {}).values() for m in texts]
+    upload.status, upload.content = REFUSED, b""
+    upload.preview = {
+        "problems": [
+            {"sheet": "", "row": None, "column": "", "value": "", "message": m} for m in messages
+        ]
+    }
+    upload.save(update_fields=["status", "content", "preview"])
 
 
 def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:

@@ -98,6 +98,7 @@ def upload_confirm(request, pk: int):
 def upload_status(request, pk: int):
     upload_row = _own_upload(request, pk)
     progress = job_progress(upload_row.job) if upload_row.job else {}
+
     return JsonResponse({"status": upload_row.status, "progress": progress})
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: the real PostgreSQL check, named users of different rights, a fixed clock."""
 
+import logging
 import os
+import re
 import signal
 import socket
 from contextlib import contextmanager
@@ -10,7 +12,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from patients.demo_load import roles_ensure
+from patients.roles import roles_ensure
 from tests.factories import CenterFactory, UserFactory
 
 # "Now" for every test that needs one: the clinical dates in the factories lie before it.
@@ -26,10 +28,98 @@ def _real_postgresql(django_db_setup, django_db_blocker):
         )
 
 
+# --- Every log line of the suite, scanned for the demo cohort's MRNs and names -----------------
+
+
+class LogCapture(logging.Handler):
+    """Session-wide: every record at INFO and above from every logger, formatted as production
+    formats it (carttrack.logs.JsonFormatter), plus each Celery worker's log when it stops.
+    At the end of the session (pytest_sessionfinish below) no line may hold a demo patient's
+    MRN or name, and a run of more than a few tests must have captured lines at all."""
+
+    def __init__(self):
+        from carttrack.logs import JsonFormatter, RequestIDFilter
+
+        super().__init__(level=logging.INFO)
+        self.setFormatter(JsonFormatter(json_ensure_ascii=False))
+        self.addFilter(RequestIDFilter())
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def add_text(self, text: str) -> None:
+        self.lines.extend(line for line in text.splitlines() if line.strip())
+
+
+LOG_CAPTURE = LogCapture()
+
+
+def demo_identifiers() -> set[str]:
+    """The MRNs and names the demo loader stores (patients.demo_load.demo_batch)."""
+    from patients.demo import generate_cohort
+    from patients.demo_load import demo_batch
+
+    patients = demo_batch(generate_cohort()).patients
+    return {p.mrn for p in patients} | {p.full_name for p in patients}
+
+
+def log_leaks(lines: list[str], identifiers: set[str]) -> list[str]:
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(identifiers, key=len, reverse=True)))
+    return [line for line in lines if pattern.search(line)]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _capture_every_log_line():
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(LOG_CAPTURE)
+    root.setLevel(min(previous, logging.INFO))
+    yield LOG_CAPTURE
+    root.removeHandler(LOG_CAPTURE)
+    root.setLevel(previous)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if getattr(session.config, "workerinput", None) is not None:
+        return  # an xdist worker: its lines are its own (run without -n for the full check)
+    lines = LOG_CAPTURE.lines
+    problems = []
+    if session.testscollected > 20 and not lines:
+        problems.append("the log capture saw no line at all: it is not attached")
+    leaks = log_leaks(lines, demo_identifiers())
+    if leaks:
+        problems.append(
+            f"{len(leaks)} of {len(lines)} log lines hold a demo patient's MRN or name:\n"
+            + "\n".join(leaks[:20])
+        )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line("LOG SCAN FAILED: " + "; ".join(problems), red=True)
+    elif reporter and lines:
+        reporter.write_line(f"log scan: {len(lines)} log lines, no MRN or name of the demo cohort")
+
+
 @pytest.fixture
 def frozen_now():
     with time_machine.travel(FIXED_NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    """The production hasher takes a quarter of a second per password by design; signing in is
+    what the tests check, not the hasher's cost. The default stays listed, so passwords set
+    before (the demo users') still verify. Autouse for tests/patients and tests/monitoring."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        *settings.PASSWORD_HASHERS,
+    ]
 
 
 @pytest.fixture
@@ -213,6 +303,7 @@ class CeleryWorker:
         except Exception:
             self.process.kill()
         self._log.close()
+        LOG_CAPTURE.add_text(self.log())  # scanned with the rest at the session's end
         app.conf.task_default_queue = self._previous_queue
         app.conf.broker_url = self._previous_broker
         _reset_broker_pool(app)

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from imports.api import views
+from imports.api import fhir_views, views
 
 app_name = "imports_api"
 
@@ -9,10 +9,15 @@ app_name = "imports_api"
 urlpatterns = [
     path("v1/lab-results/", login_not_required(views.lab_batch), name="lab_batch"),
     path("v1/jobs/<uuid:job_id>/", login_not_required(views.job_detail), name="job"),
-    path("v1/fhir/", login_not_required(views.fhir_bundle), name="fhir_bundle"),
+    path("v1/fhir/", login_not_required(fhir_views.FhirBundleView.as_view()), name="fhir_bundle"),
+    path(
+        "v1/fhir/metadata",
+        login_not_required(fhir_views.FhirMetadataView.as_view()),
+        name="fhir_metadata",
+    ),
     path(
         "v1/fhir/patients/<str:study_id>/",
-        login_not_required(views.fhir_patient_results),
+        login_not_required(fhir_views.FhirPatientView.as_view()),
         name="fhir_patient",
     ),
 ]

@@ -16,25 +16,20 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, parser_classes
+from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from imports.fhir import CONFIRMED_EXTENSION, bundle_parse, patient_bundle
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
-    lab_batch_records,
 )
 from imports.held import lab_api_unplaced_hold
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
-from imports.jobs import job_as_json, job_create
+from imports.jobs import job_as_json, lab_batch_submit
 from imports.models import ImportJob
-from imports.services import import_scope, records_import
 from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
-from patients.identifiers import STUDY_ID_MAX_LENGTH
-from patients.selectors import patients_visible_to
 
 STUDY_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 ANSWERS = {**ERROR_RESPONSES, 422: ErrorSerializer}
@@ -97,12 +92,14 @@ def lab_batch(request):
     unplaced: list[tuple[int, dict]] = []  # samples whose patient is unknown: held
 
     def run() -> tuple[int, dict]:
-        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
-            job = job_create(
-                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
-            )
+        job, outcome = lab_batch_submit(
+            user=request.user,
+            payload=request.data,
+            samples=samples,
+            background=_wants_async(request),
+        )
+        if job is not None:
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
-        outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
         unknown = {p.place for p in outcome.problems if p.field == "study_id"}
         unplaced[:] = [
@@ -153,68 +150,9 @@ def _answer_once(request, run) -> Response:
 
 
 class FhirJSONParser(JSONParser):
+    """FHIR's JSON media type (the FHIR views are in imports/api/fhir_views.py)."""
+
     media_type = "application/fhir+json"
-
-
-def _refused(errors: dict[str, list[str]]) -> Response:
-    body = error_body(400, "Nothing was saved: see errors for each problem.", errors)
-    return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
-
-
-@extend_schema(
-    request=dict,
-    responses={201: dict, **ANSWERS},
-    parameters=[IDEMPOTENCY_KEY],
-    description=(
-        "A FHIR R4 Bundle of Observations and the Patients they reference, all or nothing. "
-        "An Observation whose value is refused as unusual (a soft plausibility limit) is "
-        "kept when sent again with the extension "
-        f'{{"url": "{CONFIRMED_EXTENSION}", "valueBoolean": true}}; values beyond a hard '
-        "limit are refused whatever the extension says."
-    ),
-)
-@api_view(["POST"])
-@parser_classes([JSONParser, FhirJSONParser])
-def fhir_bundle(request):
-    """A FHIR R4 Bundle of Observations (and the Patients they reference), all or nothing."""
-    if not request.user.has_perm("patients.add_labresult"):
-        raise PermissionDenied("You may not enter lab results.")
-    _read_whole_body(request)
-    if not isinstance(request.data, dict) or request.data.get("resourceType") != "Bundle":
-        return _refused({"resourceType": ["Send a FHIR Bundle."]})
-    batch, problems = bundle_parse(request.data)
-    if problems:
-        return _refused(problems)
-
-    def run() -> tuple[int, dict]:
-        outcome = records_import(batch=batch, scope=import_scope(request.user))
-        return (status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST), (
-            outcome.as_json()
-        )
-
-    return _answer_once(request, run)
-
-
-@extend_schema(
-    responses={200: dict, **ERROR_RESPONSES},
-    parameters=[
-        OpenApiParameter(
-            "study_id",
-            {"type": "string", "maxLength": STUDY_ID_MAX_LENGTH, "pattern": STUDY_ID_PATTERN},
-            OpenApiParameter.PATH,
-            required=True,
-        )
-    ],
-)
-@api_view(["GET"])
-def fhir_patient_results(request, study_id: str):
-    """One patient's lab results as a FHIR Bundle (study ID only, no name or MRN)."""
-    if not request.user.has_perm("patients.view_labresult"):
-        raise PermissionDenied("You may not read lab results.")
-    patient = get_object_or_404(patients_visible_to(request.user), study_id=study_id)
-    response = Response(patient_bundle(patient))
-    response["Content-Type"] = "application/fhir+json"
-    return response
 
 
 @extend_schema(responses={200: dict, **ERROR_RESPONSES})

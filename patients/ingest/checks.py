@@ -36,7 +36,6 @@ from patients.ingest.records import (
     TherapyRecord,
 )
 from patients.models import (
-    DEATH,
     ClinicalEvent,
     Infusion,
     LabResult,
@@ -45,6 +44,7 @@ from patients.models import (
     ResponseAssessment,
 )
 from patients.validation import Errors, PatientFacts
+from patients.vocabulary import DEATH
 
 # How a sender confirms a value refused as unusual, if its format has a way (Batch.confirm_hint).
 _CONFIRM_SUFFIX = " If it is correct, confirm it."
@@ -95,10 +95,17 @@ def _instance(model, record, **given):
 def _model_errors(instance, facts: PatientFacts | None) -> Errors:
     """The model's own validation: field types and choices, then its `clean()` rules."""
     errors: Errors = {}
+    choices: set[str] = set()  # fields whose only complaint so far is Django's invalid_choice
     try:
         instance.clean_fields(exclude=_FOREIGN_KEYS)
     except ValidationError as error:
-        errors.update(error.message_dict)
+        for key, found in error.error_dict.items():
+            for e in found:
+                if e.code == "invalid_choice":
+                    choices.add(key)
+                    errors.setdefault(key, []).append(_choice_message(instance, key))
+                else:
+                    errors.setdefault(key, []).extend(e.messages)
     try:
         if facts is None:
             instance.clean()
@@ -106,8 +113,18 @@ def _model_errors(instance, facts: PatientFacts | None) -> Errors:
             instance.clean(facts=facts)
     except ValidationError as error:
         for key, messages in error.message_dict.items():
+            if key in choices:  # the rule's own words say it better, once
+                errors[key] = []
+                choices.discard(key)
             errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
     return errors
+
+
+def _choice_message(instance, name: str) -> str:
+    """Django's "Value 'x' is not a valid choice." in plain words, with what is accepted."""
+    field = instance._meta.get_field(name)
+    allowed = ", ".join(str(code) for code, _label in field.flatchoices if code != "")
+    return f"{getattr(instance, field.attname)!r} is not accepted here; use one of: {allowed}."
 
 
 # --- one hook per record type: the place to wire in further rules of patients.validation -------
@@ -183,9 +200,19 @@ def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
     facts = patient_facts(batch, ctx, plan.patients)
     _check_infusions(batch, ctx, plan, facts, out)
     _check_samples(batch, ctx, plan, facts, out)
+    assessed: dict[tuple[str, date], str] = {}
     for record in batch.responses:
         patient = _patient(record, plan, out)
         if patient is not None:
+            _not_again(
+                out,
+                record,
+                "assessed_on",
+                (record.study_id, record.assessed_on),
+                assessed,
+                patient.pk and record.assessed_on in ctx.responses.get(patient.pk, ()),
+                "A response assessment on this date is already recorded for this patient",
+            )
             response = _instance(ResponseAssessment, record, patient=patient)
             out.add_errors(record.place, record, validate_response(response, record))
             plan.responses.append(response)
@@ -360,7 +387,18 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
     check_plausibility(checked, ctx, out)
 
 
+def _not_again(out, record, field_name, key, seen: dict, stored: bool, message: str) -> None:
+    """A record repeating a stored one or one given earlier in the batch (same patient, same
+    date, same kind) is a duplicate: recorded once, never twice."""
+    if stored:
+        out.add(record.place, field_name, getattr(record, field_name), f"{message} (stored).")
+    elif key in seen:
+        out.add(record.place, field_name, getattr(record, field_name), f"{message} ({seen[key]}).")
+    seen.setdefault(key, record.place)
+
+
 def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> None:
+    given: dict[tuple, str] = {}
     deaths = {
         study_id: "a stored death"
         for study_id, patient in plan.patients.items()
@@ -379,6 +417,18 @@ def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> No
                     f"A patient dies once (also {deaths[record.study_id]}).",
                 )
             deaths.setdefault(record.study_id, record.place)
+        else:
+            _not_again(
+                out,
+                record,
+                "event_date",
+                (record.study_id, record.kind, record.event_date),
+                given,
+                bool(patient.pk)
+                and (record.kind, record.event_date) in ctx.events.get(patient.pk, []),
+                f"This {record.kind.replace('_', ' ')} on this date is already recorded for "
+                "this patient",
+            )
         event = _instance(ClinicalEvent, record, patient=patient)
         errors = validate_event(event, record, facts[record.study_id])
         out.add_errors(record.place, record, errors)

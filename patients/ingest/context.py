@@ -21,7 +21,14 @@ from django.db.models.functions import Lower
 
 from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, Problem
-from patients.models import Center, ClinicalEvent, Infusion, LabResult, Patient
+from patients.models import (
+    Center,
+    ClinicalEvent,
+    Infusion,
+    LabResult,
+    Patient,
+    ResponseAssessment,
+)
 from patients.plausibility import Limits
 from patients.validation import PatientFacts
 
@@ -54,6 +61,8 @@ class Context:
     time_problems: dict[int, Problem]  # id(sample record) -> its unreadable local time
     analytes: frozenset[str] = frozenset()
     _previous: dict[tuple[int, str], list[tuple[datetime, Decimal]]] | None = None
+    # patient id -> the dates of its stored response assessments (a repeat is a duplicate)
+    responses: dict[int, set[date]] = field(default_factory=dict)
     _limits: dict[int | None, Limits] = field(default_factory=dict)
 
     def previous_entry(
@@ -112,6 +121,7 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
     ids = [p.pk for p in existing.values()]
     infusions: dict[int, list] = defaultdict(list)
     events: dict[int, list] = defaultdict(list)
+    responses: dict[int, set] = defaultdict(set)
     lab_keys: dict[int, set] = defaultdict(set)
     stored: dict[tuple[int, datetime], dict] = defaultdict(dict)
     if ids:
@@ -123,6 +133,11 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
             "patient_id", "kind", "event_date"
         ):
             events[pid].append((kind, when))
+        if batch.responses:
+            for pid, when in ResponseAssessment.objects.filter(patient_id__in=ids).values_list(
+                "patient_id", "assessed_on"
+            ):
+                responses[pid].add(when)
         times = {
             s.collected_at
             for s in batch.samples
@@ -141,6 +156,7 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
         taken_mrns=taken_mrns,
         infusions=infusions,
         events=events,
+        responses=responses,
         lab_keys=lab_keys,
         stored_samples=stored,
         time_problems=time_problems,

@@ -9,7 +9,10 @@
     fetch(box.getAttribute("data-import-progress"), {credentials: "same-origin"})
       .then(function (response) { return response.json(); })
       .then(function (data) {
-        if (data.status !== "importing") { window.location.reload(); return; }
+        if (data.status !== "importing" && data.status !== "checking") {
+          window.location.reload();
+          return;
+        }
         var p = data.progress || {};
         if (p.total) {
           var percent = Math.round(100 * p.done / p.total);

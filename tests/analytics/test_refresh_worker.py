@@ -7,6 +7,7 @@ The worker runs in a subprocess on the test database, so the data must be commit
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -96,6 +97,7 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
 
     import psycopg
     from django.db import connection
+    from django.utils import timezone
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.REFRESH_STALE_SECONDS = 4
@@ -128,8 +130,9 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
         blocker.rollback()
         blocker.close()
 
-    time.sleep(settings.REFRESH_STALE_SECONDS + 1)
-    assert services.refresh_runs_sweep() == 1
+    # The dead worker's heartbeat stopped: the sweep, run past the stale limit, fails the run.
+    past_the_limit = timezone.now() + timedelta(seconds=settings.REFRESH_STALE_SECONDS + 1)
+    assert services.refresh_runs_sweep(now=past_the_limit) == 1
     run.refresh_from_db()
     assert run.status == FAILED and "worker computing it stopped" in run.error
     assert "Saving" in run.error and run.finished_at is not None

@@ -58,12 +58,28 @@ def _check(case, auth, statuses) -> None:
     is_json = "json" in " ".join(content_type)
     body = response.json() if is_json and response.content else {}
     saved = LabResult.objects.count() - before
-    if response.status_code == 201:
+    if "/fhir/" in case.path:  # FHIR answers FHIR resources (imports/api/fhir_views.py)
+        _check_fhir(response, body, saved)
+    elif response.status_code == 201:
         assert saved == body["saved"]
     else:
         assert saved == 0, (response.status_code, body)
         if response.status_code >= 400:
             assert is_json and isinstance(body.get("detail"), str), response.text[:300]
+
+
+def _check_fhir(response, body: dict, saved: int) -> None:
+    """Errors are OperationOutcome resources and save nothing; an answer counts what it stored."""
+    if response.status_code >= 400:
+        assert saved == 0, (response.status_code, body)
+        assert body.get("resourceType") == "OperationOutcome", response.text[:300]
+        assert all(i["severity"] == "error" for i in body["issue"][:1]), body
+    elif body.get("resourceType") == "OperationOutcome" and response.status_code in (200, 201):
+        first = body["issue"][0]["diagnostics"]
+        assert first.startswith(f"Stored {saved} result(s)") or saved == 0, (first, saved)
+    elif body.get("resourceType") == "Bundle" and body.get("type", "").endswith("-response"):
+        created = sum(e["response"]["status"].startswith("201") for e in body["entry"])
+        assert created == saved, (created, saved)
 
 
 def test_every_operation_answers_without_a_server_error_and_saves_all_or_nothing(api):

@@ -1,7 +1,9 @@
 """FHIR R4: a Bundle of Observations with their Patient in; one patient's results out.
 
 Codes map through a configurable file (LOINC entries whose long names are known precisely, a
-center's local codes first); an unknown code is reported with its place, never guessed."""
+center's local codes first); an unknown code is reported with its place, never guessed. Answers
+and errors are FHIR resources (OperationOutcome, Bundle) in application/fhir+json; the FHIR
+semantics of each Bundle type and status are in test_fhir_semantics.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from imports import fhir
+from imports.models import HeldResult
 from monitoring.models import Alert
 from patients.models import LabResult, Patient
 from tests.factories import InfusionFactory, PatientFactory
@@ -39,6 +42,24 @@ def local_mapping(tmp_path, settings):
     fhir.mapping.cache_clear()
     yield
     fhir.mapping.cache_clear()
+
+
+def issues(response) -> list[tuple[str, str, str]]:
+    """(severity, expression, diagnostics) of an OperationOutcome answer."""
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    assert response["Content-Type"].startswith("application/fhir+json")
+    return [
+        (i["severity"], (i.get("expression") or [""])[0], i["diagnostics"]) for i in body["issue"]
+    ]
+
+
+def errors(response) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for severity, place, text in issues(response):
+        if severity == "error":
+            out.setdefault(place, []).append(text)
+    return out
 
 
 def observation(code: dict, when: str, quantity: dict | None = None, **extra) -> dict:
@@ -101,7 +122,8 @@ def test_a_bundle_creates_its_patient_by_identifier_and_maps_loinc_and_local_cod
         format="json",
     )
     assert response.status_code == 201, response.json()
-    assert response.json()["created"]["samples"] == 2
+    assert "Stored 3 result(s)" in issues(response)[0][2]
+    assert LabResult.objects.values("collected_at").distinct().count() == 2
     alc = LabResult.objects.get(analyte="alc")
     assert (alc.value, alc.unit, alc.canonical_value) == (Decimal("0.45"), "10^9/L", Decimal(450))
     below = LabResult.objects.get(analyte="pb_bcell_abs", qualifier="below_lod")
@@ -121,31 +143,40 @@ def test_a_new_patient_is_created_without_a_name(lab_system, local_mapping, froz
     assert patient.date_of_birth == date(1991, 2, 3)
 
 
-def test_unknown_codes_and_units_are_reported_by_place_never_guessed(lab_system, frozen_now):
-    # No local mapping: the CD19 code is unknown; an ALC in a unit that is not a count.
-    response = lab_system.post(
-        URL,
-        bundle(
-            observation(LOCAL_CD19, "2025-03-08T08:00:00+01:00", {"value": 3, "code": "/uL"}),
-            observation(
-                {"system": "http://loinc.org", "code": "26474-7"},
-                "2025-03-08T08:00:00+01:00",
-                {"value": 3, "code": "mg/dL"},
-            ),
-            observation(
-                {"system": "http://loinc.org", "code": "731-0"},
-                "2025-03-08",
-                {"value": 1, "code": "10*9/L"},
-            ),
+def test_unknown_codes_and_units_are_reported_by_place_never_guessed(
+    lab_system, clinician, local_mapping, frozen_now
+):
+    """Changed: a local code the mapping lacks and a unit that does not fit were errors that
+    refused the whole Bundle; now they cannot be placed and are held with the reason (a
+    warning), while a time without an offset is still an error that refuses the Bundle."""
+    PatientFactory(center=clinician.profile.center, study_id="CT-FHIR")
+    unmapped = {"system": "urn:oid:1.2.276.0.99.1", "code": "BZ20-ABS"}
+    held = [
+        observation(unmapped, "2025-03-08T08:00:00+01:00", {"value": 3, "code": "/uL"}),
+        observation(
+            {"system": "http://loinc.org", "code": "26474-7"},
+            "2025-03-08T08:00:00+01:00",
+            {"value": 3, "code": "mg/dL"},
         ),
-        format="json",
+    ]
+    undated = observation(
+        {"system": "http://loinc.org", "code": "731-0"},
+        "2025-03-08",
+        {"value": 1, "code": "10*9/L"},
     )
+    response = lab_system.post(URL, bundle(*held, undated), format="json")
     assert response.status_code == 400
-    errors = response.json()["errors"]
-    assert "Unknown code urn:oid:1.2.276.0.99.1|BZ19-ABS" in errors["entry[1].resource.code"][0]
-    assert "mg/dL" in errors["entry[2].resource.valueQuantity.code"][0]
-    assert "UTC offset" in errors["entry[3].resource.effectiveDateTime"][0]
-    assert not LabResult.objects.exists() and not Patient.objects.exists()
+    assert "UTC offset" in errors(response)["entry[3].resource.effectiveDateTime"][0]
+    assert not LabResult.objects.exists()
+
+    response = lab_system.post(URL, bundle(*held), format="json")
+    assert response.status_code == 200, response.json()
+    warnings = {place: text for severity, place, text in issues(response) if severity == "warning"}
+    assert "Unknown code urn:oid:1.2.276.0.99.1|BZ20-ABS" in warnings["entry[1].resource.code"]
+    assert "mg/dL" in warnings["entry[2].resource.valueQuantity.code"]
+    assert not LabResult.objects.exists()
+    reasons = sorted(HeldResult.objects.values_list("reason", "code"))
+    assert reasons == [("unmapped_code", "BZ20-ABS"), ("unmapped_unit", "26474-7")]
 
 
 def test_a_malformed_bundle_is_a_400_naming_the_field(lab_system):
@@ -168,7 +199,7 @@ def test_a_malformed_bundle_is_a_400_naming_the_field(lab_system):
         format="json",
     )
     assert response.status_code == 400
-    assert any("valueQuantity" in key for key in response.json()["errors"])
+    assert any("valueQuantity" in key for key in errors(response))
 
 
 def test_the_export_is_a_valid_bundle_that_imports_back_to_the_same_results(
@@ -195,6 +226,7 @@ def test_the_export_is_a_valid_bundle_that_imports_back_to_the_same_results(
     )
     exported = lab_system.get("/api/v1/fhir/patients/CT-OUT/")
     assert exported.status_code == 200
+    assert exported["Content-Type"] == "application/fhir+json"
     document = exported.json()
     assert "Secret" not in json.dumps(document)
     codes = {
@@ -206,6 +238,7 @@ def test_the_export_is_a_valid_bundle_that_imports_back_to_the_same_results(
     LabResult.objects.all().delete()
     again = lab_system.post(URL, document, content_type="application/fhir+json")
     assert again.status_code == 201, again.json()
+    assert again["Content-Type"] == "application/fhir+json"
     after = sorted(
         LabResult.objects.values_list("analyte", "value", "unit", "qualifier", "collected_at")
     )
@@ -221,11 +254,12 @@ def test_the_export_is_only_for_patients_one_sees(stranger, lab_system, clinicia
 
 
 def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extension(
-    lab_system, clinician, frozen_now
+    lab_system, clinician, local_mapping, frozen_now
 ):
     """CLINICAL.md section 2: an ALC above 50 x10^9/L is kept only on a second look; a FHIR
     sender says so with the CARTtrack extension on the Observation. Above the hard limit
-    (1,000) no confirmation helps."""
+    (1,000) no confirmation helps. (Changed: the study-ID system is configured here; the Bundle
+    used to be read by its first identifier, the MRN, which was the bug of issue 17.)"""
     patient = PatientFactory(center=clinician.profile.center, study_id="CT-FHIR")
     InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
     alc = {"system": "http://loinc.org", "code": "731-0"}
@@ -242,7 +276,7 @@ def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extensi
 
     first = send(60)
     assert first.status_code == 400
-    [(place, [message])] = first.json()["errors"].items()
+    [(place, [message])] = errors(first).items()
     assert place.startswith("entry[1].resource")
     assert fhir.CONFIRMED_EXTENSION in message and "valueBoolean" in message
     assert not LabResult.objects.exists()
@@ -250,7 +284,7 @@ def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extensi
     assert send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueBoolean": False}).status_code == 400
     malformed = send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueString": "yes"})
     assert malformed.status_code == 400
-    assert "valueBoolean" in malformed.json()["errors"]["entry[1].resource.extension"][0]
+    assert "valueBoolean" in errors(malformed)["entry[1].resource.extension"][0]
 
     hard = send(1_001, confirmed)  # the hard limit
     assert hard.status_code == 400
