@@ -59,9 +59,9 @@ LOG_CAPTURE = LogCapture()
 
 
 def demo_identifiers() -> set[str]:
-    """The MRNs and names the demo loader stores (patients.demo_load.demo_batch)."""
-    from patients.demo import generate_cohort
-    from patients.demo_load import demo_batch
+    """The MRNs and names the demo loader stores (demo.load.demo_batch)."""
+    from demo.cohort import generate_cohort
+    from demo.load import demo_batch
 
     patients = demo_batch(generate_cohort()).patients
     return {p.mrn for p in patients} | {p.full_name for p in patients}
