@@ -26,7 +26,7 @@ def code_analyte(*, center: Center, system: str, code: str) -> str | None:
     """The analyte `code` (in `system`, as sent) names at `center`, or None (not monitored, or
     not mapped yet). The center's own map first (a mapping with no system matches any), then the
     shipped LOINC entries (imports/fhir_mapping.json and FHIR_LOCAL_MAPPING_FILE)."""
-    from imports.fhir import mapping
+    from imports.fhir import ANALYTE_SYSTEM, mapping
     from imports.models import CodeMapping
 
     code = code.strip()
@@ -40,6 +40,8 @@ def code_analyte(*, center: Center, system: str, code: str) -> str | None:
         return own[system]
     if "" in own:
         return own[""]
+    if system == ANALYTE_SYSTEM and code in units.ANALYTES:  # the product's own codes
+        return code
     wanted = system_normalize(system)
     for entry in mapping()["codes"]:
         if entry["code"] == code and entry["system"] == wanted:

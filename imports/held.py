@@ -151,6 +151,8 @@ def sent_value(text: str) -> tuple[object, str]:
     text = (text or "").strip()
     if text.startswith("<"):
         return None, units.BELOW_LOD
+    if text in (units.UNDETECTABLE, units.BELOW_LOD):  # a qualifier, as the lab API sends it
+        return None, text
     return parse_decimal(text), ""
 
 
@@ -322,3 +324,52 @@ def held_result_dismiss(*, held: HeldResult, user, reason: str) -> HeldResult:
         held.resolved_at = dj_timezone.now()
         held.save(update_fields=["state", "dismissed_by", "dismissal_reason", "resolved_at"])
     return held
+
+
+def lab_api_unplaced_hold(*, user, samples: list[tuple[int, dict]]) -> list[dict]:
+    """Keep the values of lab API samples whose patient is unknown in the sender's center's
+    queue (the API still refuses the batch, and says which values are held). The same value
+    sent again is not held twice. Returns [{"place", "held_result"}]."""
+    from imports.fhir import ANALYTE_SYSTEM
+
+    profile = getattr(user, "profile", None)
+    center = profile.center if profile is not None else None
+    if center is None:
+        return []
+    out = []
+    sender = f"{user.get_username()} (lab API)"
+    with transaction.atomic():
+        for i, sample in samples:
+            for j, value in enumerate(sample.get("values") or []):
+                if not isinstance(value, dict):
+                    continue
+                text = value.get("value")
+                text = value.get("qualifier") or "" if text in (None, "") else str(text)
+                given = {
+                    "identifier": str(sample.get("study_id", "")),
+                    "code": str(value.get("analyte", "")),
+                    "value": text,
+                    "unit": str(value.get("unit", "")),
+                    "collected_at_text": str(sample.get("collected_at", "")),
+                }
+                held = HeldResult.objects.filter(
+                    center=center, source="lab-api", sender=sender, state=HELD, **given
+                ).first() or held_result_record(
+                    center=center,
+                    source="lab-api",
+                    sender=sender,
+                    reason=UNKNOWN_PATIENT,
+                    reason_text=(
+                        f"No patient with study ID {given['identifier']!r} at {center.name}: "
+                        "register the patient (the result is imported then)."
+                    ),
+                    code_system=ANALYTE_SYSTEM,
+                    raw={
+                        "study_id": given["identifier"],
+                        "collected_at": given["collected_at_text"],
+                        **value,
+                    },
+                    **given,
+                )
+                out.append({"place": f"samples[{i}].values[{j}]", "held_result": held.pk})
+    return out

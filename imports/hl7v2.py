@@ -52,8 +52,11 @@ from imports.models import (
     HL7Feed,
     HL7Message,
 )
+from imports.services import records_import
+from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, LabValueRecord, SampleRecord
 from patients.models import LabResult
+from patients.services import clinical_record_delete, clinical_record_save
 
 logger = logging.getLogger(__name__)
 
@@ -539,6 +542,13 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
                 )
             )
             continue
+        if r.status in (CORRECTED, *WITHDRAWN) and place.collected_at.tzinfo is None:
+            try:  # the stored result is found by its moment
+                place.collected_at = at_local_time(place.collected_at, center.tzinfo)
+            except LocalTimeError as error:
+                seg, seq, fld = r.time_field
+                outcome.issues.append(Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, str(error)))
+                continue
         if r.status in WITHDRAWN:
             withdrawals.append((r, place))
         elif r.status == CORRECTED:
@@ -596,27 +606,14 @@ class _RollBack(Exception):
 def _stored(place) -> LabResult | None:
     return (
         LabResult.objects.filter(
-            patient=place.patient,
-            analyte=place.analyte,
-            collected_at=place.collected_at
-            if place.collected_at.tzinfo
-            else _local(place.collected_at, place.patient),
+            patient=place.patient, analyte=place.analyte, collected_at=place.collected_at
         )
         .order_by("pk")
         .first()
     )
 
 
-def _local(moment: datetime, patient):
-    from patients.days import at_local_time
-
-    return at_local_time(moment, patient.center.tzinfo)
-
-
 def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) -> None:
-    from imports.services import records_import
-    from patients.services import clinical_record_delete, clinical_record_save
-
     for r, place in withdrawals:
         stored = _stored(place)
         if stored is None:

@@ -16,7 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from hl7.mllp import start_hl7_server
 from hl7.mllp.exceptions import InvalidBlockError
@@ -38,8 +38,15 @@ def decode(block: bytes) -> str:
     return block.decode("latin-1")
 
 
+def _fresh_connection() -> None:
+    """Drop a broken or too old connection between messages (as Django does between requests);
+    never inside a transaction (the tests run a listener inside theirs)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def _receive(raw: str) -> str | None:
-    close_old_connections()
+    _fresh_connection()
     try:
         return hl7_message_receive(raw=raw)
     except Exception:
@@ -48,7 +55,7 @@ def _receive(raw: str) -> str | None:
 
 
 def _beat(address: str, started, messages: int) -> None:
-    close_old_connections()
+    _fresh_connection()
     try:
         HL7Listener.objects.update_or_create(
             address=address,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from imports import uploads
 from imports.forms import UploadForm
+from imports.held import held_result_dismiss, held_results_retry
 from imports.jobs import job_progress
-from imports.models import IMPORTED, IMPORTING, SpreadsheetUpload
+from imports.models import HELD, IMPORTED, IMPORTING, HeldResult, SpreadsheetUpload
 from imports.spreadsheet import SHEETS, template
 
 ENTER_DATA = "patients.add_labresult"
@@ -98,3 +100,57 @@ def upload_status(request, pk: int):
     progress = job_progress(upload_row.job) if upload_row.job else {}
 
     return JsonResponse({"status": upload_row.status, "progress": progress})
+
+
+# --- Held results: the center's queue ----------------------------------------------------------
+
+
+def _held_queue(user):
+    queue = HeldResult.objects.select_related("center", "dismissed_by")
+    if user.is_superuser:
+        return queue
+    profile = getattr(user, "profile", None)
+    if profile is None or profile.center_id is None:
+        return queue.none()
+    return queue.filter(center_id=profile.center_id)
+
+
+@require_GET
+@permission_required(ENTER_DATA, raise_exception=True)
+def held_results(request):
+    queue = _held_queue(request.user)
+    return render(
+        request,
+        "imports/held_results.html",
+        {
+            "held": queue.filter(state=HELD)[:200],
+            "held_count": queue.filter(state=HELD).count(),
+            "resolved": queue.exclude(state=HELD).order_by("-resolved_at", "-pk")[:20],
+        },
+    )
+
+
+@require_POST
+@permission_required(ENTER_DATA, raise_exception=True)
+def held_results_retry_view(request):
+    centers = {h.center for h in _held_queue(request.user).filter(state=HELD)}
+    imported = still = 0
+    for center in centers:
+        outcome = held_results_retry(center=center, user=request.user)
+        imported += outcome.imported
+        still += outcome.still_held
+    messages.info(request, f"{imported} imported, {still} still held.")
+    return redirect("imports:held")
+
+
+@require_POST
+@permission_required(ENTER_DATA, raise_exception=True)
+def held_result_dismiss_view(request, pk: int):
+    held = get_object_or_404(_held_queue(request.user), pk=pk)
+    try:
+        held_result_dismiss(held=held, user=request.user, reason=request.POST.get("reason", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.info(request, f"Dismissed: {held.code} for {held.identifier or 'no patient'}.")
+    return redirect("imports:held")

@@ -25,6 +25,7 @@ from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
 )
+from imports.held import lab_api_unplaced_hold
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
 from imports.jobs import job_as_json, lab_batch_submit
 from imports.models import ImportJob
@@ -77,13 +78,18 @@ def _read_whole_body(request) -> None:
 )
 @api_view(["POST"])
 def lab_batch(request):
-    """Record many samples for patients the user may enter results for, all or nothing."""
+    """Record many samples for patients the user may enter results for, all or nothing.
+
+    A refused batch whose samples name a patient unknown at the sender's center also keeps
+    those samples' values in the center's held results (`held` in the answer lists them, by
+    place): they are imported once the patient is registered."""
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied("You may not enter lab results.")
     _read_whole_body(request)
     parsed = LabBatchSerializer(data=request.data)
     parsed.is_valid(raise_exception=True)  # 400 in the one error shape
     samples = parsed.validated_data["samples"]
+    unplaced: list[tuple[int, dict]] = []  # samples whose patient is unknown: held
 
     def run() -> tuple[int, dict]:
         job, outcome = lab_batch_submit(
@@ -95,9 +101,18 @@ def lab_batch(request):
         if job is not None:
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
+        unknown = {p.place for p in outcome.problems if p.field == "study_id"}
+        unplaced[:] = [
+            (i, s) for i, s in enumerate(request.data["samples"]) if f"samples[{i}]" in unknown
+        ]
         return code, outcome.as_json()
 
-    return _answer_once(request, run)
+    response = _answer_once(request, run)
+    if response.status_code == status.HTTP_400_BAD_REQUEST and unplaced:
+        # The batch is refused as before; the values of unknown patients are also kept in the
+        # center's held results (after the refusal's rollback), imported once registered.
+        response.data["held"] = lab_api_unplaced_hold(user=request.user, samples=unplaced)
+    return response
 
 
 def _answer_once(request, run) -> Response:

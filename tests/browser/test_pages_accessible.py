@@ -8,6 +8,7 @@ import pytest
 import time_machine
 
 from analytics.services import snapshot_compute
+from imports.held import held_result_record
 from monitoring.models import Alert
 from patients import units
 from patients.services import LabValue, lab_results_record
@@ -43,6 +44,20 @@ def registry_data(clinician, center):
             if regenerates and n == 0:
                 EventFactory(patient=patient, kind="relapse", event_date=date(2025, 6, 1))
         snapshot_compute(options={})
+    held_result_record(
+        center=center,
+        source="hl7",
+        sender="LAB|HOSP",
+        reason="unknown_patient",
+        reason_text="No patient with MRN '4711' at Center Alpha: register the patient.",
+        identifier="4711",
+        code="CD19ABS",
+        value="12",
+        unit="/uL",
+        collected_at_text="202503100800",
+        raw="OBX|1|NM|CD19ABS^CD19+ B cells^L||12|/uL|||||F",
+        identifier_kind="mrn",
+    )
     return Alert.objects.filter(rule="early_regeneration").first()
 
 
@@ -58,6 +73,7 @@ PAGES = [
     "/dashboard/",
     "/dashboard/data-dictionary/",
     "/dashboard/tables/",
+    "/imports/held/",
 ]
 
 

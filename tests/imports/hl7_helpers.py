@@ -78,10 +78,25 @@ def send(address: str, message: str) -> str:
 
 
 class ThreadListener:
-    """The asyncio MLLP listener in a thread of the test process, on a free port."""
+    """The asyncio MLLP listener in a thread of the test process, on a free port.
+
+    Its one worker thread uses the test's own database connection (Django's thread sharing, as
+    its live server does), so the listener sees the test's data inside the test's transaction
+    and everything is rolled back after it: the test thread waits for each ACK, so the
+    connection is never used by both at once."""
 
     def __init__(self) -> None:
-        self.listener = Listener(host="127.0.0.1", port=0, workers=2)
+        from concurrent.futures import ThreadPoolExecutor
+
+        shared = connections["default"]
+        shared.inc_thread_sharing()
+
+        def share() -> None:
+            connections["default"] = shared
+
+        self.shared = shared
+        self.listener = Listener(host="127.0.0.1", port=0, workers=1)
+        self.listener.executor = ThreadPoolExecutor(max_workers=1, initializer=share)
         self.loop = asyncio.new_event_loop()
         self.address = ""
         ready = threading.Event()
@@ -101,24 +116,13 @@ class ThreadListener:
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
-        assert ready.wait(15), "the MLLP listener did not start"
+        assert ready.wait(30), "the MLLP listener did not start"
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.task.cancel)
         self.thread.join(10)
-
-        # Close each worker thread's database connection, so the test database can be flushed.
-        workers = self.listener.executor._max_workers
-        barrier = threading.Barrier(workers)
-
-        def close() -> None:
-            for alias in connections:
-                connections[alias].close()
-            barrier.wait(10)
-
-        for future in [self.listener.executor.submit(close) for _ in range(workers)]:
-            future.result()
         self.listener.executor.shutdown(wait=True)
+        self.shared.dec_thread_sharing()
 
 
 class ProcessListener:

@@ -184,3 +184,76 @@ def test_dismissing_needs_a_reason_and_records_who(center, clinician):
 )
 def test_ucum_units_are_read_by_their_quantity(analyte, text, unit):
     assert ucum_unit(analyte, text) == unit
+
+
+def test_the_queue_page_shows_what_from_whom_why_and_dismisses_with_a_reason(
+    center, other_center, clinician_client
+):
+    held = _hold(center)
+    _hold(other_center, identifier="OTHER-CENTER-ID")
+    page = clinician_client.get("/imports/held/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    for shown in ("LAB|HOSP", "4711", "CD19ABS", "202503100800", "No patient with MRN 4711."):
+        assert shown in text
+    assert "OTHER-CENTER-ID" not in text  # another center's queue is not shown
+    refused = clinician_client.post(f"/imports/held/{held.pk}/dismiss/", {"reason": ""})
+    assert refused.status_code == 302
+    held.refresh_from_db()
+    assert held.state == HELD
+    clinician_client.post(f"/imports/held/{held.pk}/dismiss/", {"reason": "Sent twice."})
+    held.refresh_from_db()
+    assert (held.state, held.dismissal_reason) == (HELD_DISMISSED, "Sent twice.")
+    other = HeldResult.objects.get(identifier="OTHER-CENTER-ID")
+    assert (
+        clinician_client.post(f"/imports/held/{other.pk}/dismiss/", {"r": "x"}).status_code == 404
+    )
+    assert clinician_client.post("/imports/held/retry/").status_code == 302
+
+
+def test_the_lab_api_still_refuses_an_unknown_patient_and_holds_its_values(
+    center, lab_system, clinician, django_capture_on_commit_callbacks
+):
+    body = {
+        "samples": [
+            {
+                "study_id": "CT-0950",
+                "collected_at": "2025-03-10T08:00:00",
+                "values": [
+                    {"analyte": "pb_bcell_abs", "value": "12", "unit": "cells/uL"},
+                    {"analyte": "alc", "qualifier": "undetectable", "unit": "cells/uL"},
+                ],
+            }
+        ]
+    }
+    for _ in range(2):  # sent again: held once
+        answer = lab_system.post("/api/v1/lab-results/", body, format="json")
+        assert answer.status_code == 400
+        assert "No patient CT-0950" in answer.json()["errors"]["samples[0].study_id"][0]
+        assert [h["place"] for h in answer.json()["held"]] == [
+            "samples[0].values[0]",
+            "samples[0].values[1]",
+        ]
+    assert HeldResult.objects.filter(source="lab-api", state=HELD).count() == 2
+    patient = PatientFactory(center=center, study_id="CT-0950")
+    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_save(patient=patient, user=clinician)
+    assert HeldResult.objects.filter(state=HELD_IMPORTED).count() == 2
+    stored = {r.analyte: r for r in LabResult.objects.filter(patient=patient)}
+    assert stored["pb_bcell_abs"].value == Decimal(12)
+    assert stored["alc"].qualifier == units.UNDETECTABLE
+
+
+def test_the_listener_is_alive_while_its_heartbeat_is_at_most_two_periods_old(settings):
+    from datetime import UTC, datetime, timedelta
+
+    from imports.models import HL7Listener
+    from imports.selectors import hl7_listener_alive
+
+    settings.HL7_HEARTBEAT_SECONDS = 15
+    beat = datetime(2025, 11, 3, 10, 0, tzinfo=UTC)
+    assert not hl7_listener_alive(now=beat)
+    HL7Listener.objects.create(address="127.0.0.1:2575", pid=1, started_at=beat, heartbeat_at=beat)
+    assert hl7_listener_alive(now=beat + timedelta(seconds=30))
+    assert not hl7_listener_alive(now=beat + timedelta(seconds=30, microseconds=1))

@@ -3,7 +3,8 @@
 ORU^R01 messages (the public fixtures, and messages with a monitored OBX) are stored before
 they are acknowledged, imported once through the one import path, and answered AA, AE (with ERR
 naming segment, field and problem) or AR as the standard says. Results that cannot be placed are
-held. The data must be committed for the listener's threads to see it (transactional_db).
+held. The listener runs in a thread of the test on the test's database connection, inside
+the test's transaction (see hl7_helpers.ThreadListener).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.imports.hl7_helpers import (
     send,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -167,7 +168,9 @@ def test_a_message_that_cannot_be_processed_is_an_ar_and_kept(listener, feed, pa
     assert not LabResult.objects.exists()
 
 
-def test_an_unknown_patient_is_held_and_imported_when_registered(listener, feed, center):
+def test_an_unknown_patient_is_held_and_imported_when_registered(
+    listener, feed, center, django_capture_on_commit_callbacks
+):
     ack = send(listener, oru("HELD-1", pid3="999^^^HOSP^MR~555^^^OTHER^PI"))
     assert ack_code(ack) == "AA", ack
     [(location, severity, text)] = _errors(ack)
@@ -181,10 +184,14 @@ def test_an_unknown_patient_is_held_and_imported_when_registered(listener, feed,
     )
     assert held.hl7_message.control_id == "HELD-1"
     # Only the configured identifier names the patient: a patient with MRN 555 is not it.
-    PatientFactory(center=center, study_id="CT-0555", mrn="555")
+    with django_capture_on_commit_callbacks(execute=True):
+        PatientFactory(center=center, study_id="CT-0555", mrn="555")  # retried: still held
     held.refresh_from_db()
     assert held.state == HELD
-    patient = patient_save(patient=Patient(center=center, study_id="CT-0999", mrn="999"), user=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        patient = patient_save(
+            patient=Patient(center=center, study_id="CT-0999", mrn="999"), user=None
+        )
     held.refresh_from_db()
     assert held.state == HELD_IMPORTED
     assert held.imported_result.patient == patient
@@ -225,6 +232,10 @@ def test_a_time_without_offset_is_the_center_local_time_and_with_one_its_moment(
 ):
     send(listener, oru("T-1", obx(1, time="202503100800")))
     send(listener, oru("T-2", obx(1, time="202503110800+0000")))
+    # 02:30 on 26 Oct 2025 happened twice in Berlin: only an offset can say which.
+    twice = send(listener, oru("T-3", obx(1, time="202510260230")))
+    assert ack_code(twice) == "AE"
+    assert _errors(twice)[0][0] == "OBX^1^14" and "happened twice" in _errors(twice)[0][2]
     times = sorted(LabResult.objects.values_list("collected_at", flat=True))
     assert times == [
         datetime(2025, 3, 10, 7, 0, tzinfo=UTC),  # 08:00 in Berlin (CET)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -23,6 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
+        faulthandler.register(signal.SIGUSR1)  # kill -USR1 prints every thread's stack
         listener = Listener(host=host, port=port, workers=workers)
 
         def ready(address: str) -> None:
