@@ -198,8 +198,8 @@ def lab_api(patients, infused, n: int) -> list[float]:
     from django.test import Client
     from rest_framework.authtoken.models import Token
 
-    from patients.demo_load import roles_ensure
     from patients.models import ClinicianProfile
+    from patients.roles import roles_ensure
 
     user = get_user_model().objects.create_user("bench-lab", password=None)
     ClinicianProfile.objects.create(user=user, center=patients[0].center)

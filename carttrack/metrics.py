@@ -94,10 +94,10 @@ class ProductCollector:
     """CARTtrack's own state, read from the database (and Redis) at every scrape."""
 
     def collect(self):
-        from django.db.models import Count, Min
+        from django.db.models import Count, Max, Min
 
         from analytics.models import DashboardSnapshot
-        from imports.models import QUEUED, ImportJob
+        from imports.models import QUEUED, HeldResult, HL7Message, ImportJob
         from monitoring.models import Alert, Notification
         from patients.models import LabResult
 
@@ -151,6 +151,26 @@ class ProductCollector:
             "carttrack_import_job_oldest_queued_age_seconds",
             "Age of the oldest import job no worker has taken (absent: none queued).",
             _age(now, oldest_job),
+        )
+        yield _by(
+            "carttrack_hl7_messages",
+            "HL7 v2 messages received over MLLP, by the ACK code sent (AA, AE, AR; empty: "
+            "stored, not yet answered).",
+            ["ack_code"],
+            HL7Message.objects.values_list("ack_code").annotate(n=Count("id")).order_by(),
+        )
+        newest_message = HL7Message.objects.aggregate(m=Max("received_at"))["m"]
+        yield _gauge(
+            "carttrack_hl7_newest_message_age_seconds",
+            "Seconds since the newest HL7 message arrived (absent: none yet): the feed's lag.",
+            _age(now, newest_message),
+        )
+        yield _by(
+            "carttrack_held_results",
+            "Results a feed sent that could not be placed (unknown patient, unmapped code or "
+            "unit), by state (held, imported, dismissed) and feed.",
+            ["state", "source"],
+            HeldResult.objects.values_list("state", "source").annotate(n=Count("id")).order_by(),
         )
         newest_result = LabResult.objects.order_by("-pk").values_list("entered_at", flat=True)[:1]
         yield _gauge(

@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.models import DashboardSnapshot
 from carttrack.celery_signals import task_run_record
-from imports.models import ImportJob
+from imports.held import held_result_record
+from imports.models import HL7Message, ImportJob
 from monitoring.models import Alert, Notification
 from tests.factories import LabResultFactory, PatientFactory
 
@@ -105,6 +106,15 @@ def test_product_metrics_are_read_from_the_database_at_scrape_time(
             duration_ms=2500,
         )
         task_run_record(name="monitoring.tasks.sweep_alerts_chunk", seconds=1.25)
+        for control_id, ack in (("1", "AA"), ("2", "AA"), ("3", "AE")):
+            HL7Message.objects.create(
+                sending_application="LIS", control_id=control_id, raw="MSH|...", ack_code=ack
+            )
+        held_result_record(
+            center=center, source="hl7", sender="LIS", reason="unknown_patient",
+            reason_text="No patient with this identifier", identifier="X-1", code="CD19",
+            value="5", unit="/uL", collected_at_text="20260101", raw="OBX|1|NM|...",
+        )
         clock.shift(3600)
         m = _scrape(client, **token)
 
@@ -128,6 +138,10 @@ def test_product_metrics_are_read_from_the_database_at_scrape_time(
     assert gauge("carttrack_lab_result_newest_age_seconds") == 3600
     assert gauge("carttrack_snapshot_newest_age_seconds") == 3600
     assert gauge("carttrack_snapshot_duration_seconds") == 2.5
+    assert gauge("carttrack_hl7_messages", ack_code="AA") == 2
+    assert gauge("carttrack_hl7_messages", ack_code="AE") == 1
+    assert gauge("carttrack_hl7_newest_message_age_seconds") == 3600
+    assert gauge("carttrack_held_results", state="held", source="hl7") == 1
     sweep = "monitoring.tasks.sweep_alerts_chunk"
     assert gauge("carttrack_task_last_duration_seconds", task=sweep) == 1.25
     assert gauge("carttrack_task_last_success_age_seconds", task=sweep) == 3600
