@@ -22,8 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from monitoring.models import (
+    CENTER_LEADS_GROUP,
+    CLINICIANS_GROUP,
     FAILED,
     HIGH,
+    OPEN,
     PENDING,
     SENDING,
     SENT,
@@ -34,6 +37,7 @@ from monitoring.models import (
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+SEND_TASK = "monitoring.tasks.send_pending_notifications"
 # A row left "sending" this long by a crashed sender is claimed again.
 STALE_CLAIM = timedelta(minutes=10)
 
@@ -59,6 +63,7 @@ class EmailChannel:
         body = (
             f"A {alert.get_severity_display().lower()} alert was raised for study patient "
             f"{alert.patient.study_id}:\n\n  {alert.title}\n\n"
+            f"{message_notes(notification)}"
             f"Review the alert and its evidence in CARTtrack:\n  {link}\n\n"
             "This message deliberately carries no patient identifiers or lab values.\n"
         )
@@ -66,6 +71,21 @@ class EmailChannel:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
         except OSError as error:  # SMTP servers fail with socket and smtplib errors
             raise TransientError(str(error)) from error
+
+
+def message_notes(notification: Notification) -> str:
+    """What else a message must say: how late the result came, why it is sent again."""
+    alert, notes = notification.alert, []
+    if alert.lateness:
+        notes.append(f"The result was {alert.lateness}.")
+    if notification.escalation_step:
+        notes.append(
+            f"Sent again: nobody has acknowledged this alert since it was raised "
+            f"({notification.get_escalation_step_display().lower()})."
+        )
+    if not alert.patient.hematologists.exists():
+        notes.append("This patient has no responsible clinician yet: please name one.")
+    return "".join(f"  {note}\n" for note in notes) + ("\n" if notes else "")
 
 
 def _one_line(text: str) -> str:
@@ -77,66 +97,109 @@ CHANNELS = {"email": EmailChannel()}
 
 
 def notifications_record(*, alert: Alert) -> list[Notification]:
-    """Outbox rows for an alert just raised: its patient's responsible hematologists.
-
-    High alerts always go out; lower severities only to those who have not opted out.
-    """
-    rows = []
-    if alert.historical:  # history is not news: recorded, never e-mailed
-        return rows
-    # Someone already sent (or about to be sent) this alert is not told again when it re-opens.
-    told = set(alert.notifications.exclude(status=FAILED).values_list("recipient_id", flat=True))
-    for user in alert.patient.hematologists.filter(is_active=True).select_related("profile"):
-        if user.pk in told:
-            continue
-        profile = getattr(user, "profile", None)
-        if alert.severity != HIGH and profile is not None and not profile.email_low_severity:
-            continue
-        rows.append(Notification(alert=alert, recipient=user, channel="email"))
-    return Notification.objects.bulk_create(rows)
+    """Outbox rows for one alert just raised or re-opened: `notifications_record_many`."""
+    return notifications_record_many(alerts=[alert])
 
 
 def notifications_record_many(*, alerts: list[Alert]) -> list[Notification]:
-    """`notifications_record` for many alerts (of many patients) in a constant number of queries:
-    the same recipients, the same opt-outs, nobody told twice about one alert."""
+    """The one recipient policy, for any number of alerts (of many patients) in a constant
+    number of queries (CLINICAL.md section 4):
+
+    - history is never e-mailed;
+    - the patient's active responsible hematologists; high alerts always, lower severities
+      only to those who have not opted out;
+    - a high alert whose patient has no active responsible hematologist goes to the center's
+      clinicians who receive e-mail (`center_clinicians`);
+    - nobody is told twice about one alert (a re-opened alert, an escalation).
+    """
     from patients.models import ClinicianProfile, Patient
 
     alerts = [a for a in alerts if not a.historical]
     if not alerts:
         return []
-    told = set(
-        Notification.objects.filter(alert__in=[a.pk for a in alerts])
-        .exclude(status=FAILED)
-        .values_list("alert_id", "recipient_id")
-    )
     doctors: dict[int, list[int]] = {}
     for patient_id, user_id in Patient.hematologists.through.objects.filter(
         patient_id__in={a.patient_id for a in alerts}, user__is_active=True
     ).values_list("patient_id", "user_id"):
         doctors.setdefault(patient_id, []).append(user_id)
+    orphans = {a.patient_id for a in alerts if a.severity == HIGH and not doctors.get(a.patient_id)}
+    centers = dict(Patient.objects.filter(pk__in=orphans).values_list("pk", "center_id"))
+    team = center_clinicians(set(centers.values()))
     low_severity = dict(
         ClinicianProfile.objects.filter(
             user_id__in={u for users in doctors.values() for u in users}
         ).values_list("user_id", "email_low_severity")
     )
-    rows = [
-        Notification(alert=alert, recipient_id=user_id, channel="email")
-        for alert in alerts
-        for user_id in doctors.get(alert.patient_id, [])
-        if (alert.pk, user_id) not in told
-        and (alert.severity == HIGH or low_severity.get(user_id, True))
-    ]
+    wanted = []
+    for alert in alerts:
+        if alert.patient_id in orphans:
+            users = team.get(centers[alert.patient_id], [])
+        else:
+            users = [
+                u
+                for u in doctors.get(alert.patient_id, [])
+                if alert.severity == HIGH or low_severity.get(u, True)
+            ]
+        wanted += [(alert, u) for u in users]
+    return outbox_record(wanted)
+
+
+def outbox_record(wanted: list[tuple[Alert, int]], *, step: int = 0) -> list[Notification]:
+    """Outbox rows for (alert, user id) pairs, except to someone already sent (or about to be
+    sent) that alert: nobody is told twice. One query to read, one to write."""
+    told = set(
+        Notification.objects.filter(alert__in=[a.pk for a, _ in wanted])
+        .exclude(status=FAILED)
+        .values_list("alert_id", "recipient_id")
+    )
+    rows = []
+    for alert, user_id in wanted:
+        if (alert.pk, user_id) in told:
+            continue
+        told.add((alert.pk, user_id))
+        rows.append(
+            Notification(alert=alert, recipient_id=user_id, channel="email", escalation_step=step)
+        )
     return Notification.objects.bulk_create(rows)
+
+
+def center_clinicians(center_ids: set[int]) -> dict[int, list[int]]:
+    """Each center's active clinicians (the Clinicians role) who have an e-mail address."""
+    return _center_members(center_ids, CLINICIANS_GROUP)
+
+
+def center_leads(center_ids: set[int]) -> dict[int, list[int]]:
+    """Each center's active leads (the "Center leads" group) who have an e-mail address."""
+    return _center_members(center_ids, CENTER_LEADS_GROUP)
+
+
+def _center_members(center_ids: set[int], group: str) -> dict[int, list[int]]:
+    from django.contrib.auth import get_user_model
+
+    members: dict[int, list[int]] = {}
+    if not center_ids:
+        return members
+    for center_id, user_id in (
+        get_user_model()
+        .objects.filter(is_active=True, profile__center_id__in=center_ids, groups__name=group)
+        .exclude(email="")
+        .order_by("pk")
+        .values_list("profile__center_id", "pk")
+        .distinct()
+    ):
+        members.setdefault(center_id, []).append(user_id)
+    return members
 
 
 def send_after_commit() -> None:
     """Ask a worker to send the outbox once the transaction commits; never fail the save."""
 
     def enqueue():
-        from monitoring.tasks import send_pending_notifications
+        # By name: the tasks (the roof) import this module, never the other way round.
+        from celery import current_app
 
         try:
-            send_pending_notifications.apply_async(retry=False)
+            current_app.tasks[SEND_TASK].apply_async(retry=False)
         except Exception:  # Redis down: the periodic task sends them when it is back
             logger.warning(
                 "Could not enqueue notifications; the periodic sender will send them", exc_info=True
@@ -164,6 +227,12 @@ def notification_send(notification_id: int) -> str | None:
     if notification.alert.status == WITHDRAWN:
         # Withdrawn before it went out: the condition no longer holds, so nothing to say.
         notification.status, notification.last_error = FAILED, "not sent: alert withdrawn"
+        notification.save(update_fields=["status", "last_error"])
+        return notification.status
+    if notification.escalation_step and notification.alert.status != OPEN:
+        # Acknowledged (or closed) before the escalation went out: acknowledging stops it.
+        notification.status = FAILED
+        notification.last_error = f"not sent: alert {notification.alert.status}"
         notification.save(update_fields=["status", "last_error"])
         return notification.status
     notification.attempts += 1
