@@ -172,12 +172,14 @@ def _compare(
     for finding in findings:
         change = planned.get(finding.key)
         alert = stored.get(finding.key)
-        if change is not None:
+        if alert is not None and alert.status not in ACTIVE_STATUSES and change is None:
+            continue  # closed: stays closed
+        if change is not None and (change.kind != UPDATED or alert.status in ACTIVE_STATUSES):
             action = _ACTIONS[change.kind]
         elif alert is not None and alert.status in ACTIVE_STATUSES:
             action = KEEP  # unchanged
         else:
-            continue  # closed: stays closed
+            continue  # closed: stays closed (its basis may be updated)
         preview.items.append(
             PreviewItem(
                 study_id,
