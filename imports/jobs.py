@@ -115,7 +115,11 @@ def _job_import(job: ImportJob) -> dict:
     batch, problems = batch_for_job(job)
     if problems:
         return {"detail": REFUSED, "errors": problems, "saved": 0}
-    outcome = records_import(batch=batch, scope=import_scope(job.user), progress=progress)
+    # A lab batch's "history": true, or the upload page's "past records" choice.
+    history = isinstance(job.payload, dict) and job.payload.get("history") is True
+    outcome = records_import(
+        batch=batch, scope=import_scope(job.user), history=history, progress=progress
+    )
     return outcome.as_json()
 
 

@@ -1,6 +1,34 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "monitoring"
+
+    def ready(self) -> None:
+        checks.register(centers_have_recipients, checks.Tags.database)
+
+
+def centers_have_recipients(app_configs=None, databases=None, **kwargs):
+    """`manage.py check --database default`: a center whose high alerts would reach nobody."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from monitoring.notifications import centers_without_recipients
+
+    try:
+        centers = centers_without_recipients()
+    except DatabaseError:  # not migrated yet
+        return []
+    return [
+        checks.Warning(
+            f"Center {center.code}: nobody to notify (no active clinician with an e-mail "
+            "address): high alerts of patients without a responsible clinician, and every "
+            "escalation, reach nobody.",
+            hint="Add a clinician of this center with an e-mail address in the admin.",
+            id="monitoring.W001",
+        )
+        for center in centers
+    ]

@@ -173,6 +173,17 @@ def center_leads(center_ids: set[int]) -> dict[int, list[int]]:
     return _center_members(center_ids, CENTER_LEADS_GROUP)
 
 
+def centers_without_recipients() -> list:
+    """Centers whose high alerts would reach nobody: no active clinician with an e-mail
+    address (a patient without a responsible clinician, and every escalation, needs one).
+    Shown to the admin (CenterAlerting's list) and by `manage.py check --database default`."""
+    from patients.models import Center
+
+    centers = list(Center.objects.order_by("code"))
+    reached = center_clinicians({c.pk for c in centers})
+    return [c for c in centers if not reached.get(c.pk)]
+
+
 def _center_members(center_ids: set[int], group: str) -> dict[int, list[int]]:
     from django.contrib.auth import get_user_model
 

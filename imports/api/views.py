@@ -92,11 +92,16 @@ def lab_batch(request):
 
     def run() -> tuple[int, dict]:
         if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
+            payload = {**request.data, "history": parsed.validated_data["history"]}
             job = job_create(
-                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
+                kind="lab_batch", user=request.user, payload=payload, total=len(samples)
             )
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
-        outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
+        outcome = records_import(
+            batch=lab_batch_records(samples),
+            scope=import_scope(request.user),
+            history=parsed.validated_data["history"],
+        )
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
         return code, outcome.as_json()
 
