@@ -8,8 +8,8 @@ on the alert page; its messages go through the same outbox as the first ones.
 
 Once only: a step is claimed with a conditional UPDATE of the alert's `escalation_step` (as
 healthchecks' sendalerts claims a check), in the same transaction as its row and its outbox rows,
-so two runs at once never take one step twice; and the outbox tells nobody twice about one
-alert. An alert acknowledged before its escalation was sent is not sent (`notification_send`).
+so two runs at once never take one step twice; and the outbox sends nobody one step of one
+alert twice. An alert acknowledged before its escalation was sent is not sent (`notification_send`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ logger = logging.getLogger(__name__)
 
 def _due_step(alert: Alert, policy, now: datetime) -> int:
     """The highest step due for this alert now (0: none)."""
-    age = now - alert.raised_at
-    if age >= timedelta(hours=policy.leads_after_hours):
+    age = now - alert.raised_at  # "not acknowledged within 24 hours": 24 h + 1 s escalates
+    if age > timedelta(hours=policy.leads_after_hours):
         return ESCALATION_LEADS
-    if age >= timedelta(hours=policy.escalate_after_hours):
+    if age > timedelta(hours=policy.escalate_after_hours):
         return ESCALATION_OTHERS
     return 0
 
@@ -79,7 +79,14 @@ def alert_escalation_take(*, alert: Alert, step: int, now: datetime) -> int | No
             return None
         center_id = alert.patient.center_id
         if step == ESCALATION_OTHERS:
-            users = notifications.center_clinicians({center_id}).get(center_id, [])
+            # Other than the patient's responsible ones (told first); a patient without one had
+            # its first message go to every clinician of the center: they are sent it again.
+            responsible = set(alert.patient.hematologists.values_list("pk", flat=True))
+            users = [
+                u
+                for u in notifications.center_clinicians({center_id}).get(center_id, [])
+                if u not in responsible
+            ]
             who = "the center's other clinicians"
         else:
             users = notifications.center_leads({center_id}).get(center_id, [])

@@ -146,12 +146,12 @@ def notifications_record_many(*, alerts: list[Alert]) -> list[Notification]:
 
 def outbox_record(wanted: list[tuple[Alert, int]], *, step: int = 0) -> list[Notification]:
     """Outbox rows for (alert, user id) pairs, except to someone already sent (or about to be
-    sent) that alert: nobody is told twice. One query to read, one to write."""
-    told = set(
-        Notification.objects.filter(alert__in=[a.pk for a, _ in wanted])
-        .exclude(status=FAILED)
-        .values_list("alert_id", "recipient_id")
-    )
+    sent) that alert (`step` 0: the first message, also when it re-opens) or that escalation
+    step of it: never the same message twice. One query to read, one to write."""
+    sent = Notification.objects.filter(alert__in=[a.pk for a, _ in wanted]).exclude(status=FAILED)
+    if step:
+        sent = sent.filter(escalation_step=step)
+    told = set(sent.values_list("alert_id", "recipient_id"))
     rows = []
     for alert, user_id in wanted:
         if (alert.pk, user_id) in told:
