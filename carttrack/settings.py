@@ -213,6 +213,9 @@ ALERT_STALE_AFTER_DAYS = env_int("ALERT_STALE_AFTER_DAYS", 60)
 # hours, to its leads after that many (per center in its alerting settings).
 ALERT_ESCALATE_AFTER_HOURS = env_int("ALERT_ESCALATE_AFTER_HOURS", 24)
 ALERT_ESCALATE_LEADS_AFTER_HOURS = env_int("ALERT_ESCALATE_LEADS_AFTER_HOURS", 48)
+# A notification that failed (a webhook answered 500) waits this long before its second attempt,
+# doubling after each further one.
+NOTIFICATION_BACKOFF_SECONDS = env_int("NOTIFICATION_BACKOFF_SECONDS", 30)
 # ALERT_ESCALATION_SWEEP_SECONDS (read in carttrack/celery.py): how often beat escalates; 300.
 # Imports: a lab batch larger than this (samples) becomes a background job answered with 202;
 # a spreadsheet with more rows than this is imported by a background job with a progress bar.

@@ -294,6 +294,16 @@ class CenterAlerting(models.Model):
         help_text="... and to the center's leads after this many hours "
         "(empty: ALERT_ESCALATE_LEADS_AFTER_HOURS, 48).",
     )
+    webhook_url = models.URLField(
+        blank=True,
+        help_text="High alerts are also POSTed here (the hospital's secure messaging or paging "
+        "system), signed with the secret below: study ID, title, severity and link only.",
+    )
+    webhook_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Shared secret of the webhook's HMAC-SHA256 signature.",
+    )
     intake_team = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,
@@ -336,10 +346,13 @@ class Notification(models.Model):
     """The outbox: one message to one recipient, recorded with the alert, sent after commit."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    # None for a center's webhook (its address is in the center's alerting settings).
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     channel = models.CharField(max_length=20, default="email")
+    # After a failed attempt: not tried again before this (exponential backoff).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     escalation_step = models.PositiveSmallIntegerField(default=0, choices=ESCALATION_STEP_CHOICES)
     status = models.CharField(
         max_length=10, default=PENDING, choices=[(s, s) for s in (PENDING, SENDING, SENT, FAILED)]
@@ -361,4 +374,5 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient} about alert {self.alert_id}: {self.status}"
+        to = self.recipient or "the center's webhook"
+        return f"{self.channel} to {to} about alert {self.alert_id}: {self.status}"

@@ -12,7 +12,12 @@ title and severity and a link, never a name, MRN or lab value (CLINICAL.md secti
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 from django.conf import settings
@@ -93,7 +98,65 @@ def _one_line(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-CHANNELS = {"email": EmailChannel()}
+def pseudonymous_content(notification: Notification) -> dict:
+    """What any channel may say about an alert: never a name, MRN or lab value."""
+    alert = notification.alert
+    return {
+        "alert_id": alert.pk,
+        "study_id": alert.patient.study_id,
+        "title": alert.title,
+        "severity": alert.severity,
+        "link": f"{settings.SITE_URL}{alert.get_absolute_url()}",
+        "late": alert.lateness,
+        "escalation_step": notification.escalation_step,
+        "notification_id": notification.pk,  # the receiver's key against a repeated delivery
+    }
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 of "<timestamp>.<body>" with the center's secret, hex (header
+    X-CARTtrack-Signature: sha256=<hex>; the timestamp is X-CARTtrack-Timestamp, Unix seconds),
+    so a receiver can check both the body and its age."""
+    message = timestamp.encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """A center's signed webhook (its secure messaging or paging system): a JSON POST."""
+
+    def notify(self, notification: Notification) -> None:
+        from monitoring.models import CenterAlerting
+
+        setup = CenterAlerting.objects.filter(
+            center_id=notification.alert.patient.center_id
+        ).first()
+        if setup is None or not setup.webhook_url or not setup.webhook_secret:
+            raise PermanentError("the center's webhook URL or secret is not set")
+        body = json.dumps(pseudonymous_content(notification), sort_keys=True).encode()
+        timestamp = str(int(timezone.now().timestamp()))
+        request = urllib.request.Request(
+            setup.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-CARTtrack-Timestamp": timestamp,
+                "X-CARTtrack-Signature": "sha256="
+                + webhook_signature(setup.webhook_secret, timestamp, body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (admin's URL)
+                answer.read()
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500 and error.code not in (408, 429):
+                raise PermanentError(f"the webhook answered {error.code}") from error
+            raise TransientError(f"the webhook answered {error.code}") from error
+        except OSError as error:
+            raise TransientError(str(error)) from error
+
+
+CHANNELS = {"email": EmailChannel(), "webhook": WebhookChannel()}
 
 
 def notifications_record(*, alert: Alert) -> list[Notification]:
@@ -141,14 +204,44 @@ def notifications_record_many(*, alerts: list[Alert]) -> list[Notification]:
                 if alert.severity == HIGH or low_severity.get(u, True)
             ]
         wanted += [(alert, u) for u in users]
-    return outbox_record(wanted)
+    rows = outbox_record(wanted)
+    return rows + webhooks_record([a for a in alerts if a.severity == HIGH])
+
+
+def webhooks_record(alerts: list[Alert], *, step: int = 0) -> list[Notification]:
+    """A webhook row per high alert of a center that has a webhook, unless one was recorded."""
+    from monitoring.models import CenterAlerting
+    from patients.models import Patient
+
+    if not alerts:
+        return []
+    hooked = set(CenterAlerting.objects.exclude(webhook_url="").values_list("center_id", flat=True))
+    if not hooked:
+        return []
+    centers = dict(
+        Patient.objects.filter(pk__in={a.patient_id for a in alerts}).values_list("pk", "center_id")
+    )
+    alerts = [a for a in alerts if centers[a.patient_id] in hooked]
+    done = set(
+        Notification.objects.filter(alert__in=[a.pk for a in alerts], channel="webhook")
+        .filter(escalation_step=step)
+        .exclude(status=FAILED)
+        .values_list("alert_id", flat=True)
+    )
+    return Notification.objects.bulk_create(
+        Notification(alert=a, recipient=None, channel="webhook", escalation_step=step)
+        for a in alerts
+        if a.pk not in done
+    )
 
 
 def outbox_record(wanted: list[tuple[Alert, int]], *, step: int = 0) -> list[Notification]:
     """Outbox rows for (alert, user id) pairs, except to someone already sent (or about to be
     sent) that alert (`step` 0: the first message, also when it re-opens) or that escalation
     step of it: never the same message twice. One query to read, one to write."""
-    sent = Notification.objects.filter(alert__in=[a.pk for a, _ in wanted]).exclude(status=FAILED)
+    sent = Notification.objects.filter(
+        alert__in=[a.pk for a, _ in wanted], recipient__isnull=False
+    ).exclude(status=FAILED)
     if step:
         sent = sent.filter(escalation_step=step)
     told = set(sent.values_list("alert_id", "recipient_id"))
@@ -219,9 +312,15 @@ def send_after_commit() -> None:
     transaction.on_commit(enqueue)
 
 
+def _claimable(now) -> Q:
+    """Pending and past its backoff, or left "sending" by a crashed sender."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return Q(status=PENDING) & due | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+
+
 def _claim(notification_id: int) -> bool:
     now = timezone.now()
-    claimable = Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+    claimable = _claimable(now)
     claimed = Notification.objects.filter(claimable, pk=notification_id).update(
         status=SENDING, claimed_at=now
     )
@@ -255,13 +354,15 @@ def notification_send(notification_id: int) -> str | None:
     except Exception as error:  # transient: try again later, up to MAX_ATTEMPTS
         notification.last_error = str(error)[:500]
         notification.status = FAILED if notification.attempts >= MAX_ATTEMPTS else PENDING
+        backoff = settings.NOTIFICATION_BACKOFF_SECONDS * 2 ** (notification.attempts - 1)
+        notification.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
     else:
         notification.status, notification.sent_at, notification.last_error = (
             SENT,
             timezone.now(),
             "",
         )
-    notification.save(update_fields=["status", "sent_at", "last_error"])
+    notification.save(update_fields=["status", "sent_at", "last_error", "next_attempt_at"])
     if notification.status == FAILED:
         # Loud: an alert nobody was told about. Shown on the alert page and in the admin's
         # "Undelivered" list, logged at ERROR for the operators, and retried (see below).
@@ -270,7 +371,7 @@ def notification_send(notification_id: int) -> str | None:
             notification.pk,
             notification.alert_id,
             notification.alert.get_severity_display(),
-            notification.recipient.username,
+            notification.recipient.username if notification.recipient else "the webhook",
             notification.attempts,
             notification.last_error,
         )
@@ -294,7 +395,7 @@ def notifications_retry(*, ids=None, failed_before=None) -> int:
         rows = rows.filter(pk__in=list(ids))
     if failed_before is not None:
         rows = rows.filter(claimed_at__lt=failed_before)
-    count = rows.update(status=PENDING, attempts=0, claimed_at=None)
+    count = rows.update(status=PENDING, attempts=0, claimed_at=None, next_attempt_at=None)
     if count:
         send_after_commit()
     return count
@@ -309,9 +410,7 @@ def notifications_retry_failed() -> int:
 def notifications_send_pending(*, limit: int = 500) -> dict[str, int]:
     now = timezone.now()
     ids = list(
-        Notification.objects.filter(
-            Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
-        )
+        Notification.objects.filter(_claimable(now))
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
