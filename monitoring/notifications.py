@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from carttrack.queue import task_send
 from monitoring.models import (
     CENTER_LEADS_GROUP,
     CLINICIANS_GROUP,
@@ -300,10 +301,8 @@ def send_after_commit() -> None:
 
     def enqueue():
         # By name: the tasks (the roof) import this module, never the other way round.
-        from celery import current_app
-
         try:
-            current_app.tasks[SEND_TASK].apply_async(retry=False)
+            task_send(SEND_TASK, retry=False)
         except Exception:  # Redis down: the periodic task sends them when it is back
             logger.warning(
                 "Could not enqueue notifications; the periodic sender will send them", exc_info=True

@@ -25,10 +25,9 @@ from imports.fhir import CONFIRMED_EXTENSION, bundle_parse, patient_bundle
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
-    lab_batch_records,
 )
 from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
-from imports.jobs import job_as_json, job_create
+from imports.jobs import job_as_json, lab_batch_submit
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
 from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
@@ -91,17 +90,15 @@ def lab_batch(request):
     samples = parsed.validated_data["samples"]
 
     def run() -> tuple[int, dict]:
-        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
-            payload = {**request.data, "history": parsed.validated_data["history"]}
-            job = job_create(
-                kind="lab_batch", user=request.user, payload=payload, total=len(samples)
-            )
-            return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
-        outcome = records_import(
-            batch=lab_batch_records(samples),
-            scope=import_scope(request.user),
+        job, outcome = lab_batch_submit(
+            user=request.user,
+            payload=request.data,
+            samples=samples,
+            background=_wants_async(request),
             history=parsed.validated_data["history"],
         )
+        if job is not None:
+            return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
         return code, outcome.as_json()
 
