@@ -353,8 +353,9 @@ def notification_send(notification_id: int) -> str | None:
     except Exception as error:  # transient: try again later, up to MAX_ATTEMPTS
         notification.last_error = str(error)[:500]
         notification.status = FAILED if notification.attempts >= MAX_ATTEMPTS else PENDING
-        backoff = settings.NOTIFICATION_BACKOFF_SECONDS * 2 ** (notification.attempts - 1)
-        notification.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
+        if notification.channel == "webhook":  # e-mail: the periodic sender's minute is enough
+            backoff = settings.NOTIFICATION_BACKOFF_SECONDS * 2 ** (notification.attempts - 1)
+            notification.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
     else:
         notification.status, notification.sent_at, notification.last_error = (
             SENT,
