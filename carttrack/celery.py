@@ -32,6 +32,11 @@ app.conf.beat_schedule = {
         "task": "monitoring.tasks.send_pending_notifications",
         "schedule": float(env_int("NOTIFICATION_SWEEP_SECONDS", 60)),
     },
+    # High alerts nobody acknowledged: to the center's other clinicians, then its leads.
+    "escalate-alerts": {
+        "task": "monitoring.tasks.escalate_alerts",
+        "schedule": float(env_int("ALERT_ESCALATION_SWEEP_SECONDS", 300)),
+    },
     # Undeliverable notifications (5 failed attempts) get a fresh set of attempts: the mail
     # server may be back, the recipient may have an address now.
     "retry-undelivered-notifications": {

@@ -227,9 +227,17 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # NOTIFICATION_SWEEP_SECONDS (read in carttrack/celery.py): how often beat sends the
 # notifications that could not be enqueued when raised (Redis down); default 60.
-# History is not news: a finding first raised (by an import or a sweep) from a sample older than
-# this many days is recorded as historical, never e-mailed and kept out of the open worklist.
-ALERT_HISTORICAL_AGE_DAYS = env_int("ALERT_HISTORICAL_AGE_DAYS", 7)
+# What is news (CLINICAL.md section 4): a finding whose day is more than this many days before
+# its arrival is history (recorded, never e-mailed); a center's alerting settings may override it.
+ALERT_STALE_AFTER_DAYS = env_int("ALERT_STALE_AFTER_DAYS", 60)
+# Escalation of an unacknowledged high alert: to the center's other clinicians after this many
+# hours, to its leads after that many (per center in its alerting settings).
+ALERT_ESCALATE_AFTER_HOURS = env_int("ALERT_ESCALATE_AFTER_HOURS", 24)
+ALERT_ESCALATE_LEADS_AFTER_HOURS = env_int("ALERT_ESCALATE_LEADS_AFTER_HOURS", 48)
+# A notification that failed (a webhook answered 500) waits this long before its second attempt,
+# doubling after each further one.
+NOTIFICATION_BACKOFF_SECONDS = env_int("NOTIFICATION_BACKOFF_SECONDS", 30)
+# ALERT_ESCALATION_SWEEP_SECONDS (read in carttrack/celery.py): how often beat escalates; 300.
 # Imports: a lab batch larger than this (samples) becomes a background job answered with 202;
 # a spreadsheet with more rows than this is imported by a background job with a progress bar.
 IMPORT_SYNC_MAX_SAMPLES = env_int("IMPORT_SYNC_MAX_SAMPLES", 5000)

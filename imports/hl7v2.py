@@ -662,6 +662,7 @@ def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) ->
     result = records_import(
         batch=Batch(samples=list(samples.values()), confirm_hint=""),
         scope=feed_scope(center=feed.center, user=account),
+        history=feed.history,  # a backfill feed: what it raises is history (CLINICAL.md §4)
     )
     if not result.ok:
         for problem in result.problems:

@@ -32,15 +32,24 @@ logger = logging.getLogger(__name__)
 
 
 def lab_batch_submit(
-    *, user, payload: dict, samples: list[dict], background: bool = False
+    *,
+    user,
+    payload: dict,
+    samples: list[dict],
+    background: bool = False,
+    history: bool = False,
 ) -> tuple[ImportJob | None, ImportOutcome | None]:
     """Import a lab batch now, or as a background job when it is larger than
     IMPORT_SYNC_MAX_SAMPLES or the sender asks (`background`): the one place that chooses.
-    Returns (the queued job, None) or (None, the import's outcome). In the caller's transaction."""
+    Returns (the queued job, None) or (None, the import's outcome). In the caller's transaction.
+    `history`: the sender declared the batch a backfill of past records (`"history": true`)."""
     if background or len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES:
+        payload = {**payload, "history": history}
         job = job_create(kind="lab_batch", user=user, payload=payload, total=len(samples))
         return job, None
-    return None, records_import(batch=lab_batch_records(samples), scope=import_scope(user))
+    return None, records_import(
+        batch=lab_batch_records(samples), scope=import_scope(user), history=history
+    )
 
 
 def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
@@ -130,7 +139,11 @@ def _job_import(job: ImportJob) -> dict:
     batch, problems = batch_for_job(job)
     if problems:
         return {"detail": REFUSED, "errors": problems, "saved": 0}
-    outcome = records_import(batch=batch, scope=import_scope(job.user), progress=progress)
+    # A lab batch's "history": true, or the upload page's "past records" choice.
+    history = isinstance(job.payload, dict) and job.payload.get("history") is True
+    outcome = records_import(
+        batch=batch, scope=import_scope(job.user), history=history, progress=progress
+    )
     return outcome.as_json()
 
 

@@ -3,10 +3,12 @@
 Everything (the API's lab batches, spreadsheets, FHIR bundles, the demo loader) comes here as a
 `patients.ingest.records.Batch`. One transaction: the patients the batch names are locked, every
 record is checked with the models' own validation, the records are written in bulk with their
-audit history, and only then are each affected patient's rules evaluated, once. So no transient
-finding (aplasia "not reached" between an infusion and its counts) is ever raised, and a finding
-whose triggering sample is older than ALERT_HISTORICAL_AGE_DAYS is history: recorded, never
-e-mailed, not in the worklist.
+audit history, the patients it created get a responsible clinician (its sender, or for a system
+sender the center's intake team), and only then are each affected patient's rules evaluated,
+once. So no transient finding (aplasia "not reached" between an infusion and its counts) is ever
+raised. What the import raises is news unless the sender declared it history (`history=True`:
+the upload page's choice, the API's `"history": true`, a feed's setting) or the course had
+already answered it (`monitoring.news`, CLINICAL.md section 4).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import date
 from django.db import transaction
 
 from monitoring.models import ACTIVE_STATUSES
+from monitoring.services import responsible_assign
 from monitoring.sweep import alerts_sync_many
 from patients.days import clinical_day, local_date
 from patients.ingest.checks import Plan
@@ -115,21 +118,22 @@ def records_import(
     batch: Batch,
     scope: Scope,
     notify: bool = True,
-    historical_before: date | None = None,
+    history: bool = False,
     history_is_news: bool = False,
     progress: Progress | None = None,
 ) -> ImportOutcome:
     """Check and write `batch`, then evaluate the affected patients' alerts once, in bulk.
 
     All or nothing: with any problem nothing is written and every problem is returned with its
-    place. `historical_before` defaults to each patient's `historical_cutoff(today)`;
-    `history_is_news` raises every finding as current (the synthetic demo, shown as a live
-    worklist), `notify=False` e-mails nobody.
+    place. `history`: the sender declares the batch a backfill of past records, so what it
+    raises is history (recorded, never e-mailed); `history_is_news` raises every finding as
+    current (the synthetic demo, shown as a live worklist), `notify=False` e-mails nobody.
     """
     with transaction.atomic():
         result = batch_ingest(batch, scope, progress=progress)
         if not result.written:
             return ImportOutcome(result.problems)
+        responsible_assign(patients=result.plan.new_patients, sender=scope.user)
         patients = result.affected_patients
         if progress is not None:
             progress("alerts", 0, len(patients))
@@ -137,7 +141,7 @@ def records_import(
         changes = alerts_sync_many(
             patient_ids=[p.pk for p in patients],
             notify=notify,
-            historical_before=historical_before,
+            history=history,
             history_is_news=history_is_news,
             progress=(lambda done, total: progress("alerts", done, total)) if progress else None,
         )

@@ -190,9 +190,12 @@ def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:
     return batch, {}
 
 
-def upload_confirm(*, upload: SpreadsheetUpload, user) -> tuple[SpreadsheetUpload, bool]:
+def upload_confirm(
+    *, upload: SpreadsheetUpload, user, history: bool = False
+) -> tuple[SpreadsheetUpload, bool]:
     """Import a previewed upload: inline when small, else as a background job. Returns the
     upload and whether this call confirmed it (False: it was confirmed before, or refused).
+    `history`: the user chose "past records" on the page: what it raises is history.
 
     The upload is re-read under its row lock and its new status is written in the same
     transaction as the import, so a second confirm (a double click, a second tab) waits for the
@@ -210,14 +213,18 @@ def upload_confirm(*, upload: SpreadsheetUpload, user) -> tuple[SpreadsheetUploa
             upload.job = job_create(
                 kind="spreadsheet",
                 user=user,
-                payload={"upload_id": upload.pk},
+                payload={"upload_id": upload.pk, "history": history},
                 total=upload.preview["row_count"],
             )
             upload.status = IMPORTING
             upload.save(update_fields=["job", "status"])
             return upload, True
         batch, problems = upload_batch(upload.pk)
-        outcome = records_import(batch=batch, scope=import_scope(user)) if batch else None
+        outcome = (
+            records_import(batch=batch, scope=import_scope(user), history=history)
+            if batch
+            else None
+        )
         if outcome is None or not outcome.ok:
             _refuse(upload, outcome.as_json()["errors"] if outcome else problems)
         else:

@@ -84,7 +84,9 @@ def upload_detail(request, pk: int):
 @permission_required(ENTER_DATA, raise_exception=True)
 def upload_confirm(request, pk: int):
     upload_row, confirmed = uploads.upload_confirm(
-        upload=_own_upload(request, pk), user=request.user
+        upload=_own_upload(request, pk),
+        user=request.user,
+        history=request.POST.get("history") == "1",
     )
     if not confirmed and upload_row.status == IMPORTED:
         messages.info(request, "This upload was already imported: nothing more was created.")

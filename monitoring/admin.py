@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -6,7 +6,14 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from monitoring import notifications
-from monitoring.models import Alert, AlertEvent, Notification, RuleParameterSet
+from monitoring.models import (
+    Alert,
+    AlertEscalation,
+    AlertEvent,
+    CenterAlerting,
+    Notification,
+    RuleParameterSet,
+)
 from patients.admin import TypedNumbersMixin
 
 
@@ -100,6 +107,10 @@ class AlertAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # withdrawn, never deleted
 
+    def changelist_view(self, request, extra_context=None):
+        warn_centers_without_recipients(request)
+        return super().changelist_view(request, extra_context)
+
 
 class UndeliveredFilter(admin.SimpleListFilter):
     title = "delivery"
@@ -140,3 +151,49 @@ class NotificationAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         count = notifications.notifications_retry(ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} undeliverable notification(s) queued again.")
+
+
+def warn_centers_without_recipients(request) -> None:
+    """A center with nobody to notify is a visible problem, not a silent one."""
+    for center in notifications.centers_without_recipients():
+        messages.warning(
+            request,
+            f"{center}: nobody to notify. No active clinician (Clinicians group) of this center "
+            "has an e-mail address, so a high alert of a patient without a responsible "
+            "clinician, and every escalation, reaches nobody.",
+        )
+
+
+@admin.register(CenterAlerting)
+class CenterAlertingAdmin(admin.ModelAdmin):
+    """A center's staleness limit, escalation hours and intake team (empty: the settings)."""
+
+    list_display = [
+        "center",
+        "stale_after_days",
+        "escalate_after_hours",
+        "leads_after_hours",
+        "recipients",
+    ]
+    filter_horizontal = ["intake_team"]
+
+    @admin.display(description="Clinicians who receive e-mail")
+    def recipients(self, obj):
+        found = notifications.center_clinicians({obj.center_id}).get(obj.center_id, [])
+        return len(found) or "NONE: high alerts reach nobody"
+
+    def changelist_view(self, request, extra_context=None):
+        warn_centers_without_recipients(request)
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(AlertEscalation)
+class AlertEscalationAdmin(admin.ModelAdmin):
+    list_display = ["alert", "step", "created_at", "recipients", "note"]
+    list_filter = ["step"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -6,20 +6,28 @@ findings' order), then alerts withdrawn. The per-patient path (`services.alerts_
 plan with one save per alert; the bulk sweep (`monitoring.sweep`) applies the plans of many
 patients with a few bulk queries. Both share this function, so they decide alike.
 
-Existing alerts are changed in memory (fields, status, withdrawal); new alerts are unsaved.
+Nothing given is changed: a change to an existing alert carries a copy of it with the new fields
+(saved by whoever applies the plan), new alerts are unsaved. So the rule-change preview runs the
+same function as a dry run (`monitoring.preview`).
+
+Whether a raised or re-opened alert is news or history is `monitoring.news`'s decision, passed
+in as `arrival` (None: everything is news, nothing records an arrival).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from django.core.serializers.json import DjangoJSONEncoder
 
 from monitoring.findings import Finding
 from monitoring.models import ACTIVE_STATUSES, OPEN, WITHDRAWN, Alert
+from monitoring.news import Arrival
 from monitoring.params import RuleParams
 from monitoring.timeline_json import evidence_to_dict
 
@@ -30,6 +38,7 @@ WITHDRAWN_CHANGE = "withdrawn"
 
 RAISED_REASON = "Raised by the rules engine."
 RAISED_HISTORY_REASON = "Raised from historical data (not notified)."
+REOPENED_HISTORY_REASON = "The rule's condition holds again (historical data: not notified)."
 REOPENED_REASON = "The rule's condition holds again."
 
 
@@ -72,6 +81,9 @@ DIFF_FIELDS = (
     "infusion_number",
     "status",
     "historical",
+    "history_reason",
+    "arrived_at",
+    "late_days",
     "withdrawn_at",
     "withdrawn_reason",
 )
@@ -91,10 +103,15 @@ def _json_safe(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def is_history(finding: Finding, historical_before: date | None) -> bool:
-    if historical_before is None:
-        return False
-    return date.fromisoformat(finding.details["date"]) < historical_before
+def _arrival_fields(arrival: Arrival | None) -> dict:
+    if arrival is None:
+        return {"historical": False, "history_reason": "", "arrived_at": None, "late_days": None}
+    return {
+        "historical": arrival.is_history,
+        "history_reason": arrival.history[:300],
+        "arrived_at": arrival.at,
+        "late_days": arrival.late_days,
+    }
 
 
 def _analyte_label(code: str | None) -> str:
@@ -125,52 +142,56 @@ def alerts_diff(
     existing: list[Alert],
     params: RuleParams,
     result_ids: set[int],
-    historical_before: date | None,
+    arrival: Callable[[Finding], Arrival] | None,
     notify: bool,
     now: datetime,
 ) -> list[AlertChange]:
-    """The changes that make `existing` (all the patient's alerts) match `findings`."""
+    """The changes that make `existing` (all the patient's alerts) match `findings`; `existing`
+    is left as it was (a changed alert is a copy)."""
     by_key = {(a.infusion_id, a.rule): a for a in existing}
     found = {f.key: f for f in findings}
     changes: list[AlertChange] = []
     for key, finding in found.items():
         fields = finding_fields(finding, params)
-        alert = by_key.get(key)
-        if alert is None:
-            history = is_history(finding, historical_before)
+        stored = by_key.get(key)
+        if stored is None:
+            news = _arrival_fields(arrival(finding) if arrival else None)
             alert = Alert(
                 patient_id=patient_id,
                 infusion_id=finding.infusion_id,
                 rule=finding.rule,
-                historical=history,
                 status=OPEN,
+                **news,
                 **fields,
             )
+            history = news["historical"]
             reason = RAISED_HISTORY_REASON if history else RAISED_REASON
             changes.append(AlertChange(RAISED, alert, "", reason, notify and not history))
             continue
-        if alert.status == WITHDRAWN:
-            for name, value in fields.items():
-                setattr(alert, name, value)
-            alert.withdrawn_at, alert.withdrawn_reason = None, ""
-            history = is_history(finding, historical_before)
-            alert.historical = history
+        if stored.status == WITHDRAWN:
+            news = _arrival_fields(arrival(finding) if arrival else None)
+            alert = _copy(stored, **fields, **news, withdrawn_at=None, withdrawn_reason="")
             alert.status = OPEN
+            history = news["historical"]
+            reason = REOPENED_HISTORY_REASON if history else REOPENED_REASON
             # Only those not yet told about this alert are e-mailed (never the same e-mail twice).
-            changes.append(
-                AlertChange(REOPENED, alert, WITHDRAWN, REOPENED_REASON, notify and not history)
-            )
-        elif any(getattr(alert, name) != value for name, value in fields.items()):
+            changes.append(AlertChange(REOPENED, alert, WITHDRAWN, reason, notify and not history))
+        elif any(getattr(stored, name) != value for name, value in fields.items()):
             # Same alert, newer evidence (e.g. a later count, changed parameters): keep its status.
-            for name, value in fields.items():
-                setattr(alert, name, value)
-            changes.append(AlertChange(UPDATED, alert))
-    for key, alert in by_key.items():
-        if key in found or alert.status not in ACTIVE_STATUSES:
+            changes.append(AlertChange(UPDATED, _copy(stored, **fields)))
+    for key, stored in by_key.items():
+        if key in found or stored.status not in ACTIVE_STATUSES:
             continue
-        reason = withdrawal_reason(alert, result_ids)
-        old_status = alert.status
-        alert.status = WITHDRAWN
-        alert.withdrawn_at, alert.withdrawn_reason = now, reason
-        changes.append(AlertChange(WITHDRAWN_CHANGE, alert, old_status, reason))
+        reason = withdrawal_reason(stored, result_ids)
+        alert = _copy(stored, status=WITHDRAWN, withdrawn_at=now, withdrawn_reason=reason)
+        changes.append(AlertChange(WITHDRAWN_CHANGE, alert, stored.status, reason))
     return changes
+
+
+def _copy(alert: Alert, **fields) -> Alert:
+    """A copy of a stored alert with new field values (the same pk: saving it updates the row).
+    Django's pickling state copies `_state` and the related-object cache, so the two are apart."""
+    changed = copy.copy(alert)
+    for name, value in fields.items():
+        setattr(changed, name, value)
+    return changed

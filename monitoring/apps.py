@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MonitoringConfig(AppConfig):
@@ -11,6 +12,7 @@ class MonitoringConfig(AppConfig):
         records_changed.connect(
             _alerts_sync_on_records_changed, dispatch_uid="monitoring.alerts_sync"
         )
+        checks.register(centers_have_recipients, checks.Tags.database)
 
 
 def _alerts_sync_on_records_changed(sender, *, patient_ids, **kwargs):
@@ -20,3 +22,27 @@ def _alerts_sync_on_records_changed(sender, *, patient_ids, **kwargs):
 
     for patient_id in patient_ids:
         alerts_sync(patient=Patient(pk=patient_id))  # alerts_sync reads the patient afresh
+
+
+def centers_have_recipients(app_configs=None, databases=None, **kwargs):
+    """`manage.py check --database default`: a center whose high alerts would reach nobody."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from monitoring.notifications import centers_without_recipients
+
+    try:
+        centers = centers_without_recipients()
+    except DatabaseError:  # not migrated yet
+        return []
+    return [
+        checks.Warning(
+            f"Center {center.code}: nobody to notify (no active clinician with an e-mail "
+            "address): high alerts of patients without a responsible clinician, and every "
+            "escalation, reach nobody.",
+            hint="Add a clinician of this center with an e-mail address in the admin.",
+            id="monitoring.W001",
+        )
+        for center in centers
+    ]

@@ -186,14 +186,23 @@ class Alert(models.Model):
     )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=500, blank=True)
-    # History is not news: a finding first raised from data older than ALERT_HISTORICAL_AGE_DAYS
-    # (an import of past courses, the first sweep after a bulk load) is recorded and analysed like
-    # any alert, but never e-mailed and kept out of the open worklist and the badge.
+    # History is not news (CLINICAL.md section 4, `monitoring.news`): a finding that arrived in
+    # an import declared as history, or that the course had already answered when it arrived, is
+    # recorded and analysed like any alert, but never e-mailed and kept out of the open worklist
+    # and the badge. Decided when the alert is raised or re-opened; `history_reason` says why.
     historical = models.BooleanField(
         default=False,
-        help_text="Raised from data older than the historical age (imported history): "
-        "recorded and analysed, not e-mailed, not in the open worklist.",
+        help_text="History, not news (an import declared as history, or a finding the course "
+        "had already answered): recorded and analysed, not e-mailed, not in the open worklist.",
     )
+    history_reason = models.CharField(max_length=300, blank=True)
+    # When the finding's latest evidence arrived, and how many days after its collection: a late
+    # result is news, and its alert and e-mail say "collected N days before it arrived".
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    late_days = models.PositiveIntegerField(null=True, blank=True)
+    # The last escalation step taken (0 none, 1 the center's other clinicians, 2 its leads):
+    # claimed with a conditional UPDATE, so a step is taken once (`monitoring.escalation`).
+    escalation_step = models.PositiveSmallIntegerField(default=0)
 
     objects = AlertQuerySet.as_manager()
 
@@ -219,6 +228,93 @@ class Alert(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def lateness(self) -> str:
+        """ "collected 8 days before it arrived", or "" for a result that came in time."""
+        if not self.late_days:
+            return ""
+        days = f"{self.late_days} day{'s' if self.late_days != 1 else ''}"
+        return f"collected {days} before it arrived"
+
+
+# Escalation steps of an unacknowledged high alert (CLINICAL.md section 4).
+ESCALATION_OTHERS, ESCALATION_LEADS = 1, 2
+ESCALATION_STEP_CHOICES = [
+    (0, "First notification"),
+    (ESCALATION_OTHERS, "Escalated to the center's other clinicians"),
+    (ESCALATION_LEADS, "Escalated to the center's leads"),
+]
+CENTER_LEADS_GROUP = "Center leads"
+# The clinicians' role (patients.demo_load.roles_ensure): who may be responsible for a patient.
+CLINICIANS_GROUP = "Clinicians"
+
+
+class AlertEscalation(models.Model):
+    """One escalation step taken for an unacknowledged high alert: shown on the alert page."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="escalations")
+    step = models.PositiveSmallIntegerField(choices=ESCALATION_STEP_CHOICES)
+    created_at = models.DateTimeField()
+    recipients = models.PositiveIntegerField(help_text="Notifications recorded by this step.")
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["alert", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "step"], name="one_escalation_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_step_display()} ({self.recipients} recipient(s))"
+
+
+class CenterAlerting(models.Model):
+    """A center's alerting settings; an empty field takes the registry-wide setting."""
+
+    center = models.OneToOneField(Center, on_delete=models.CASCADE, related_name="alerting")
+    stale_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A finding more than this many days older than its arrival is history "
+        "(empty: ALERT_STALE_AFTER_DAYS, 60).",
+    )
+    escalate_after_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="An unacknowledged high alert goes to the center's other clinicians after "
+        "this many hours (empty: ALERT_ESCALATE_AFTER_HOURS, 24).",
+    )
+    leads_after_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="... and to the center's leads after this many hours "
+        "(empty: ALERT_ESCALATE_LEADS_AFTER_HOURS, 48).",
+    )
+    webhook_url = models.URLField(
+        blank=True,
+        help_text="High alerts are also POSTed here (the hospital's secure messaging or paging "
+        "system), signed with the secret below: study ID, title, severity and link only.",
+    )
+    webhook_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Shared secret of the webhook's HMAC-SHA256 signature.",
+    )
+    intake_team = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Responsible clinicians of a patient created by a system sender (a "
+        "laboratory feed) rather than by a clinician.",
+    )
+
+    class Meta:
+        verbose_name = "center alerting settings"
+        verbose_name_plural = "center alerting settings"
+
+    def __str__(self) -> str:
+        return f"Alerting of {self.center}"
 
 
 class AlertEvent(models.Model):
@@ -247,10 +343,14 @@ class Notification(models.Model):
     """The outbox: one message to one recipient, recorded with the alert, sent after commit."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    # None for a center's webhook (its address is in the center's alerting settings).
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     channel = models.CharField(max_length=20, default="email")
+    # After a failed attempt: not tried again before this (exponential backoff).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    escalation_step = models.PositiveSmallIntegerField(default=0, choices=ESCALATION_STEP_CHOICES)
     status = models.CharField(
         max_length=10, default=PENDING, choices=[(s, s) for s in (PENDING, SENDING, SENT, FAILED)]
     )
@@ -271,4 +371,5 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient} about alert {self.alert_id}: {self.status}"
+        to = self.recipient or "the center's webhook"
+        return f"{self.channel} to {to} about alert {self.alert_id}: {self.status}"

@@ -12,7 +12,12 @@ title and severity and a link, never a name, MRN or lab value (CLINICAL.md secti
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,9 +26,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from carttrack.queue import task_send
 from monitoring.models import (
+    CENTER_LEADS_GROUP,
+    CLINICIANS_GROUP,
     FAILED,
     HIGH,
+    OPEN,
     PENDING,
     SENDING,
     SENT,
@@ -34,6 +43,7 @@ from monitoring.models import (
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+SEND_TASK = "monitoring.tasks.send_pending_notifications"
 # A row left "sending" this long by a crashed sender is claimed again.
 STALE_CLAIM = timedelta(minutes=10)
 
@@ -59,6 +69,7 @@ class EmailChannel:
         body = (
             f"A {alert.get_severity_display().lower()} alert was raised for study patient "
             f"{alert.patient.study_id}:\n\n  {alert.title}\n\n"
+            f"{message_notes(notification)}"
             f"Review the alert and its evidence in CARTtrack:\n  {link}\n\n"
             "This message deliberately carries no patient identifiers or lab values.\n"
         )
@@ -68,75 +79,230 @@ class EmailChannel:
             raise TransientError(str(error)) from error
 
 
+def message_notes(notification: Notification) -> str:
+    """What else a message must say: how late the result came, why it is sent again."""
+    alert, notes = notification.alert, []
+    if alert.lateness:
+        notes.append(f"The result was {alert.lateness}.")
+    if notification.escalation_step:
+        notes.append(
+            f"Sent again: nobody has acknowledged this alert since it was raised "
+            f"({notification.get_escalation_step_display().lower()})."
+        )
+    if not alert.patient.hematologists.exists():
+        notes.append("This patient has no responsible clinician yet: please name one.")
+    return "".join(f"  {note}\n" for note in notes) + ("\n" if notes else "")
+
+
 def _one_line(text: str) -> str:
     """A header on one line: a line break in a (legacy) study ID must not stop every e-mail."""
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-CHANNELS = {"email": EmailChannel()}
+def pseudonymous_content(notification: Notification) -> dict:
+    """What any channel may say about an alert: never a name, MRN or lab value."""
+    alert = notification.alert
+    return {
+        "alert_id": alert.pk,
+        "study_id": alert.patient.study_id,
+        "title": alert.title,
+        "severity": alert.severity,
+        "link": f"{settings.SITE_URL}{alert.get_absolute_url()}",
+        "late": alert.lateness,
+        "escalation_step": notification.escalation_step,
+        "notification_id": notification.pk,  # the receiver's key against a repeated delivery
+    }
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 of "<timestamp>.<body>" with the center's secret, hex (header
+    X-CARTtrack-Signature: sha256=<hex>; the timestamp is X-CARTtrack-Timestamp, Unix seconds),
+    so a receiver can check both the body and its age."""
+    message = timestamp.encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """A center's signed webhook (its secure messaging or paging system): a JSON POST."""
+
+    def notify(self, notification: Notification) -> None:
+        from monitoring.models import CenterAlerting
+
+        setup = CenterAlerting.objects.filter(
+            center_id=notification.alert.patient.center_id
+        ).first()
+        if setup is None or not setup.webhook_url or not setup.webhook_secret:
+            raise PermanentError("the center's webhook URL or secret is not set")
+        body = json.dumps(pseudonymous_content(notification), sort_keys=True).encode()
+        timestamp = str(int(timezone.now().timestamp()))
+        request = urllib.request.Request(
+            setup.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-CARTtrack-Timestamp": timestamp,
+                "X-CARTtrack-Signature": "sha256="
+                + webhook_signature(setup.webhook_secret, timestamp, body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (admin's URL)
+                answer.read()
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500 and error.code not in (408, 429):
+                raise PermanentError(f"the webhook answered {error.code}") from error
+            raise TransientError(f"the webhook answered {error.code}") from error
+        except OSError as error:
+            raise TransientError(str(error)) from error
+
+
+CHANNELS = {"email": EmailChannel(), "webhook": WebhookChannel()}
 
 
 def notifications_record(*, alert: Alert) -> list[Notification]:
-    """Outbox rows for an alert just raised: its patient's responsible hematologists.
-
-    High alerts always go out; lower severities only to those who have not opted out.
-    """
-    rows = []
-    if alert.historical:  # history is not news: recorded, never e-mailed
-        return rows
-    # Someone already sent (or about to be sent) this alert is not told again when it re-opens.
-    told = set(alert.notifications.exclude(status=FAILED).values_list("recipient_id", flat=True))
-    for user in alert.patient.hematologists.filter(is_active=True).select_related("profile"):
-        if user.pk in told:
-            continue
-        profile = getattr(user, "profile", None)
-        if alert.severity != HIGH and profile is not None and not profile.email_low_severity:
-            continue
-        rows.append(Notification(alert=alert, recipient=user, channel="email"))
-    return Notification.objects.bulk_create(rows)
+    """Outbox rows for one alert just raised or re-opened: `notifications_record_many`."""
+    return notifications_record_many(alerts=[alert])
 
 
 def notifications_record_many(*, alerts: list[Alert]) -> list[Notification]:
-    """`notifications_record` for many alerts (of many patients) in a constant number of queries:
-    the same recipients, the same opt-outs, nobody told twice about one alert."""
+    """The one recipient policy, for any number of alerts (of many patients) in a constant
+    number of queries (CLINICAL.md section 4):
+
+    - history is never e-mailed;
+    - the patient's active responsible hematologists; high alerts always, lower severities
+      only to those who have not opted out;
+    - a high alert whose patient has no active responsible hematologist goes to the center's
+      clinicians who receive e-mail (`center_clinicians`);
+    - nobody is told twice about one alert (a re-opened alert, an escalation).
+    """
     from patients.models import ClinicianProfile, Patient
 
     alerts = [a for a in alerts if not a.historical]
     if not alerts:
         return []
-    told = set(
-        Notification.objects.filter(alert__in=[a.pk for a in alerts])
-        .exclude(status=FAILED)
-        .values_list("alert_id", "recipient_id")
-    )
     doctors: dict[int, list[int]] = {}
     for patient_id, user_id in Patient.hematologists.through.objects.filter(
         patient_id__in={a.patient_id for a in alerts}, user__is_active=True
     ).values_list("patient_id", "user_id"):
         doctors.setdefault(patient_id, []).append(user_id)
+    orphans = {a.patient_id for a in alerts if a.severity == HIGH and not doctors.get(a.patient_id)}
+    centers = dict(Patient.objects.filter(pk__in=orphans).values_list("pk", "center_id"))
+    team = center_clinicians(set(centers.values()))
     low_severity = dict(
         ClinicianProfile.objects.filter(
             user_id__in={u for users in doctors.values() for u in users}
         ).values_list("user_id", "email_low_severity")
     )
-    rows = [
-        Notification(alert=alert, recipient_id=user_id, channel="email")
-        for alert in alerts
-        for user_id in doctors.get(alert.patient_id, [])
-        if (alert.pk, user_id) not in told
-        and (alert.severity == HIGH or low_severity.get(user_id, True))
-    ]
+    wanted = []
+    for alert in alerts:
+        if alert.patient_id in orphans:
+            users = team.get(centers[alert.patient_id], [])
+        else:
+            users = [
+                u
+                for u in doctors.get(alert.patient_id, [])
+                if alert.severity == HIGH or low_severity.get(u, True)
+            ]
+        wanted += [(alert, u) for u in users]
+    rows = outbox_record(wanted)
+    return rows + webhooks_record([a for a in alerts if a.severity == HIGH])
+
+
+def webhooks_record(alerts: list[Alert], *, step: int = 0) -> list[Notification]:
+    """A webhook row per high alert of a center that has a webhook, unless one was recorded."""
+    from monitoring.models import CenterAlerting
+    from patients.models import Patient
+
+    if not alerts:
+        return []
+    hooked = set(CenterAlerting.objects.exclude(webhook_url="").values_list("center_id", flat=True))
+    if not hooked:
+        return []
+    centers = dict(
+        Patient.objects.filter(pk__in={a.patient_id for a in alerts}).values_list("pk", "center_id")
+    )
+    alerts = [a for a in alerts if centers[a.patient_id] in hooked]
+    done = set(
+        Notification.objects.filter(alert__in=[a.pk for a in alerts], channel="webhook")
+        .filter(escalation_step=step)
+        .exclude(status=FAILED)
+        .values_list("alert_id", flat=True)
+    )
+    return Notification.objects.bulk_create(
+        Notification(alert=a, recipient=None, channel="webhook", escalation_step=step)
+        for a in alerts
+        if a.pk not in done
+    )
+
+
+def outbox_record(wanted: list[tuple[Alert, int]], *, step: int = 0) -> list[Notification]:
+    """Outbox rows for (alert, user id) pairs, except to someone already sent (or about to be
+    sent) that alert (`step` 0: the first message, also when it re-opens) or that escalation
+    step of it: never the same message twice. One query to read, one to write."""
+    sent = Notification.objects.filter(
+        alert__in=[a.pk for a, _ in wanted], recipient__isnull=False
+    ).exclude(status=FAILED)
+    if step:
+        sent = sent.filter(escalation_step=step)
+    told = set(sent.values_list("alert_id", "recipient_id"))
+    rows = []
+    for alert, user_id in wanted:
+        if (alert.pk, user_id) in told:
+            continue
+        told.add((alert.pk, user_id))
+        rows.append(
+            Notification(alert=alert, recipient_id=user_id, channel="email", escalation_step=step)
+        )
     return Notification.objects.bulk_create(rows)
+
+
+def center_clinicians(center_ids: set[int]) -> dict[int, list[int]]:
+    """Each center's active clinicians (the Clinicians role) who have an e-mail address."""
+    return _center_members(center_ids, CLINICIANS_GROUP)
+
+
+def center_leads(center_ids: set[int]) -> dict[int, list[int]]:
+    """Each center's active leads (the "Center leads" group) who have an e-mail address."""
+    return _center_members(center_ids, CENTER_LEADS_GROUP)
+
+
+def centers_without_recipients() -> list:
+    """Centers whose high alerts would reach nobody: no active clinician with an e-mail
+    address (a patient without a responsible clinician, and every escalation, needs one).
+    Shown to the admin (CenterAlerting's list) and by `manage.py check --database default`."""
+    from patients.models import Center
+
+    centers = list(Center.objects.order_by("code"))
+    reached = center_clinicians({c.pk for c in centers})
+    return [c for c in centers if not reached.get(c.pk)]
+
+
+def _center_members(center_ids: set[int], group: str) -> dict[int, list[int]]:
+    from django.contrib.auth import get_user_model
+
+    members: dict[int, list[int]] = {}
+    if not center_ids:
+        return members
+    for center_id, user_id in (
+        get_user_model()
+        .objects.filter(is_active=True, profile__center_id__in=center_ids, groups__name=group)
+        .exclude(email="")
+        .order_by("pk")
+        .values_list("profile__center_id", "pk")
+        .distinct()
+    ):
+        members.setdefault(center_id, []).append(user_id)
+    return members
 
 
 def send_after_commit() -> None:
     """Ask a worker to send the outbox once the transaction commits; never fail the save."""
 
     def enqueue():
-        from monitoring.tasks import send_pending_notifications
-
+        # By name: the tasks (the roof) import this module, never the other way round.
         try:
-            send_pending_notifications.apply_async(retry=False)
+            task_send(SEND_TASK, retry=False)
         except Exception:  # Redis down: the periodic task sends them when it is back
             logger.warning(
                 "Could not enqueue notifications; the periodic sender will send them", exc_info=True
@@ -145,9 +311,15 @@ def send_after_commit() -> None:
     transaction.on_commit(enqueue)
 
 
+def _claimable(now) -> Q:
+    """Pending and past its backoff, or left "sending" by a crashed sender."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return Q(status=PENDING) & due | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+
+
 def _claim(notification_id: int) -> bool:
     now = timezone.now()
-    claimable = Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
+    claimable = _claimable(now)
     claimed = Notification.objects.filter(claimable, pk=notification_id).update(
         status=SENDING, claimed_at=now
     )
@@ -166,6 +338,12 @@ def notification_send(notification_id: int) -> str | None:
         notification.status, notification.last_error = FAILED, "not sent: alert withdrawn"
         notification.save(update_fields=["status", "last_error"])
         return notification.status
+    if notification.escalation_step and notification.alert.status != OPEN:
+        # Acknowledged (or closed) before the escalation went out: acknowledging stops it.
+        notification.status = FAILED
+        notification.last_error = f"not sent: alert {notification.alert.status}"
+        notification.save(update_fields=["status", "last_error"])
+        return notification.status
     notification.attempts += 1
     notification.save(update_fields=["attempts"])  # the attempt is stored before it is made
     try:
@@ -175,13 +353,16 @@ def notification_send(notification_id: int) -> str | None:
     except Exception as error:  # transient: try again later, up to MAX_ATTEMPTS
         notification.last_error = str(error)[:500]
         notification.status = FAILED if notification.attempts >= MAX_ATTEMPTS else PENDING
+        if notification.channel == "webhook":  # e-mail: the periodic sender's minute is enough
+            backoff = settings.NOTIFICATION_BACKOFF_SECONDS * 2 ** (notification.attempts - 1)
+            notification.next_attempt_at = timezone.now() + timedelta(seconds=backoff)
     else:
         notification.status, notification.sent_at, notification.last_error = (
             SENT,
             timezone.now(),
             "",
         )
-    notification.save(update_fields=["status", "sent_at", "last_error"])
+    notification.save(update_fields=["status", "sent_at", "last_error", "next_attempt_at"])
     if notification.status == FAILED:
         # Loud: an alert nobody was told about. Shown on the alert page and in the admin's
         # "Undelivered" list, logged at ERROR for the operators, and retried (see below).
@@ -190,7 +371,7 @@ def notification_send(notification_id: int) -> str | None:
             notification.pk,
             notification.alert_id,
             notification.alert.get_severity_display(),
-            notification.recipient.username,
+            notification.recipient.username if notification.recipient else "the webhook",
             notification.attempts,
             notification.last_error,
         )
@@ -214,7 +395,7 @@ def notifications_retry(*, ids=None, failed_before=None) -> int:
         rows = rows.filter(pk__in=list(ids))
     if failed_before is not None:
         rows = rows.filter(claimed_at__lt=failed_before)
-    count = rows.update(status=PENDING, attempts=0, claimed_at=None)
+    count = rows.update(status=PENDING, attempts=0, claimed_at=None, next_attempt_at=None)
     if count:
         send_after_commit()
     return count
@@ -229,9 +410,7 @@ def notifications_retry_failed() -> int:
 def notifications_send_pending(*, limit: int = 500) -> dict[str, int]:
     now = timezone.now()
     ids = list(
-        Notification.objects.filter(
-            Q(status=PENDING) | Q(status=SENDING, claimed_at__lt=now - STALE_CLAIM)
-        )
+        Notification.objects.filter(_claimable(now))
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -11,7 +11,8 @@ registry-wide one), and compares the findings with the alerts stored now:
   version may be updated, its status is kept).
 
 Closed alerts are history: they are neither withdrawn nor reopened. Nothing is written, and no
-notification is recorded.
+notification is recorded: the plan is `alert_diff.alerts_diff`'s, the same function the alert
+writer applies, run as a dry run (it changes nothing it is given).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from django.utils import timezone
+
+from monitoring.alert_diff import RAISED, REOPENED, UPDATED, WITHDRAWN_CHANGE, alerts_diff
 from monitoring.engine import evaluate
-from monitoring.models import ACTIVE_STATUSES, WITHDRAWN, Alert, RuleParameterSet
+from monitoring.models import ACTIVE_STATUSES, Alert, RuleParameterSet
 from monitoring.params import RuleParams
 from monitoring.rules import RULE_NAMES
 from monitoring.selectors import params_in_force_for_centers, timelines_read
@@ -121,34 +125,62 @@ def rule_change_preview(
         numbers = dict(
             Infusion.objects.filter(patient_id__in=ids).values_list("pk", "infusion_number")
         )
-        alerts: dict[int, dict[tuple[int, str], Alert]] = {pk: {} for pk in ids}
+        alerts: dict[int, list[Alert]] = {pk: [] for pk in ids}
         # The model's ordering (newest first), as patient.alerts.all() gives them.
-        for alert in Alert.objects.filter(patient_id__in=ids).select_related("infusion"):
-            alerts[alert.patient_id][(alert.infusion_id, alert.rule)] = alert
+        for alert in Alert.objects.filter(patient_id__in=ids):
+            alerts[alert.patient_id].append(alert)
+        now = timezone.now()
         for read in timelines_read(ids):
             cid = read.center_id
-            findings = {f.key: f for f in evaluate(read.timeline, effective[cid], as_of=today[cid])}
+            findings = evaluate(read.timeline, effective[cid], as_of=today[cid])
+            changes = alerts_diff(
+                patient_id=read.patient_id,
+                findings=findings,
+                existing=alerts[read.patient_id],
+                params=effective[cid],
+                result_ids={r.id for r in read.timeline.results},
+                arrival=None,
+                notify=False,
+                now=now,
+            )
             _compare(
-                preview, study_ids[read.patient_id], findings, alerts[read.patient_id], numbers
+                preview,
+                study_ids[read.patient_id],
+                findings,
+                alerts[read.patient_id],
+                changes,
+                numbers,
             )
     return preview
+
+
+# What each kind of change of the alert writer's plan is to the preview.
+_ACTIONS = {RAISED: RAISE, REOPENED: RAISE, UPDATED: KEEP, WITHDRAWN_CHANGE: WITHDRAW}
 
 
 def _compare(
     preview: RulePreview,
     study_id: str,
-    findings: dict,
-    existing: dict[tuple[int, str], Alert],
+    findings: list,
+    existing: list[Alert],
+    changes: list,
     numbers: dict[int, int],
 ) -> None:
-    for key, finding in findings.items():
-        alert = existing.get(key)
-        if alert is None or alert.status == WITHDRAWN:
-            action = RAISE
-        elif alert.status in ACTIVE_STATUSES:
-            action = KEEP
-        else:
+    """The plan as preview items: raised or re-opened alerts, updated or unchanged active ones
+    (kept), withdrawn ones, in the findings' order then the withdrawals'."""
+    stored = {(a.infusion_id, a.rule): a for a in existing}
+    planned = {(c.alert.infusion_id, c.alert.rule): c for c in changes}
+    for finding in findings:
+        change = planned.get(finding.key)
+        alert = stored.get(finding.key)
+        if alert is not None and alert.status not in ACTIVE_STATUSES and change is None:
             continue  # closed: stays closed
+        if change is not None and (change.kind != UPDATED or alert.status in ACTIVE_STATUSES):
+            action = _ACTIONS[change.kind]
+        elif alert is not None and alert.status in ACTIVE_STATUSES:
+            action = KEEP  # unchanged
+        else:
+            continue  # closed: stays closed (its basis may be updated)
         preview.items.append(
             PreviewItem(
                 study_id,
@@ -159,8 +191,9 @@ def _compare(
                 alert.status if alert else "",
             )
         )
-    for key, alert in existing.items():
-        if key not in findings and alert.status in ACTIVE_STATUSES:
+    for change in changes:
+        if change.kind == WITHDRAWN_CHANGE:
+            alert = change.alert
             preview.items.append(
                 PreviewItem(
                     study_id,
@@ -168,6 +201,6 @@ def _compare(
                     alert.infusion_number,
                     alert.day,
                     WITHDRAW,
-                    alert.status,
+                    change.old_status,
                 )
             )

@@ -10,7 +10,13 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import BigIntegerField, Case, Func, IntegerField, QuerySet, Value, When
 
-from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
+from monitoring.models import (
+    ACTIVE_STATUSES,
+    SEVERITY_RANK,
+    Alert,
+    CenterAlerting,
+    RuleParameterSet,
+)
 from monitoring.params import RuleParams
 from monitoring.timeline import (
     EventPoint,
@@ -32,7 +38,15 @@ from patients.versioned import setting_in_force, settings_in_force
 # drift: a new section or field is added here and in `timeline_build`, once.
 TIMELINE_SECTIONS: dict[str, tuple[str, ...]] = {
     "infusions": ("pk", "infusion_date", "infusion_number"),
-    "lab_results": ("pk", "analyte", "specimen", "collected_at", "canonical_value", "qualifier"),
+    "lab_results": (
+        "pk",
+        "analyte",
+        "specimen",
+        "collected_at",
+        "canonical_value",
+        "qualifier",
+        "entered_at",
+    ),
     "responses": ("pk", "assessed_on", "response", "mrd_status"),
     "events": ("pk", "kind", "event_date"),
 }
@@ -56,8 +70,11 @@ def timeline_build(
                 collected_at=collected_at,
                 value=value,
                 qualifier=qualifier,
+                arrived_at=entered_at,
             )
-            for pk, analyte, specimen, collected_at, value, qualifier in rows["lab_results"]
+            for pk, analyte, specimen, collected_at, value, qualifier, entered_at in rows[
+                "lab_results"
+            ]
         ),
         responses=tuple(ResponsePoint(*row) for row in rows["responses"]),
         events=tuple(EventPoint(*row) for row in rows["events"]),
@@ -65,7 +82,8 @@ def timeline_build(
 
 
 def _instance_rows(instances, fields: tuple[str, ...]) -> list[tuple]:
-    return [tuple(getattr(obj, name) for name in fields) for obj in instances]
+    # A caller's unsaved lab values may lack entered_at (None: arriving now).
+    return [tuple(getattr(obj, name, None) for name in fields) for obj in instances]
 
 
 def patient_timeline(patient: Patient, labs=None) -> Timeline:
@@ -162,6 +180,38 @@ def _lab_rows_by_epoch(qs, fields: tuple[str, ...], rows: dict, zone) -> None:
         moment = _EPOCH + timedelta(microseconds=values[at])
         values[at] = moment if in_utc else moment.astimezone(zone)
         rows[patient_id]["lab_results"].append(tuple(values))
+
+
+@dataclass(frozen=True)
+class AlertingPolicy:
+    """A center's alerting settings in force: its own values, else the registry-wide settings."""
+
+    stale_after_days: int
+    escalate_after_hours: int
+    leads_after_hours: int
+
+
+def alerting_policies(center_ids: Iterable[int]) -> dict[int, AlertingPolicy]:
+    """Each center's AlertingPolicy (one query for all)."""
+    center_ids = list(center_ids)
+    own = {a.center_id: a for a in CenterAlerting.objects.filter(center_id__in=list(center_ids))}
+
+    def pick(row, name, setting):
+        value = getattr(row, name, None) if row is not None else None
+        return value if value is not None else getattr(settings, setting)
+
+    return {
+        pk: AlertingPolicy(
+            stale_after_days=pick(own.get(pk), "stale_after_days", "ALERT_STALE_AFTER_DAYS"),
+            escalate_after_hours=pick(
+                own.get(pk), "escalate_after_hours", "ALERT_ESCALATE_AFTER_HOURS"
+            ),
+            leads_after_hours=pick(
+                own.get(pk), "leads_after_hours", "ALERT_ESCALATE_LEADS_AFTER_HOURS"
+            ),
+        )
+        for pk in center_ids
+    }
 
 
 def rule_params_for(center, *, at: datetime | None = None) -> RuleParams:

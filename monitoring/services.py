@@ -10,18 +10,14 @@ send in the outbox, which is sent only after commit.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring import notifications
-from monitoring.alert_diff import RAISED, alerts_diff
 from monitoring.badge import badge_versions_bump
-from monitoring.engine import evaluate
 from monitoring.models import (
     ACKNOWLEDGED,
     ACTIVE_STATUSES,
@@ -31,9 +27,8 @@ from monitoring.models import (
     Alert,
     AlertEvent,
 )
-from monitoring.selectors import patient_timeline, rule_params_for
+from monitoring.sweep import alerts_sync_many
 from patients.models import THERAPY_CATEGORY_CHOICES, Patient, PreemptiveTherapy
-from patients.validation import today_in
 
 logger = logging.getLogger(__name__)
 
@@ -51,63 +46,64 @@ def _status_change(
     alert.status = new_status
 
 
-def historical_cutoff(as_of: date) -> date:
-    """Findings dated before this day are history when first raised (ALERT_HISTORICAL_AGE_DAYS)."""
-    return as_of - timedelta(days=settings.ALERT_HISTORICAL_AGE_DAYS)
-
-
 def alerts_sync(
     *,
     patient: Patient,
     as_of: date | None = None,
     notify: bool = True,
-    historical_before: date | None = None,
+    history: bool = False,
 ) -> list[Alert]:
     """Make the patient's alerts match what the rules find now. Returns the changed alerts.
 
-    The caller holds the patient's row lock (every service does), so two concurrent saves for
-    one patient cannot both create the alert; the unique constraint backs this up.
-
-    `historical_before`: a finding dated before this day that raises (or re-opens) an alert is
-    history, not news (imports and sweeps pass `historical_cutoff(today)`; a clinician's own
-    entry passes nothing): the alert is marked historical and nobody is e-mailed.
+    The bulk writer with one patient (`monitoring.sweep.alerts_sync_many`): one set of decisions
+    and one recipient policy for a clinician's save, an import and the sweep. The caller holds
+    the patient's row lock (every service does), so two concurrent saves for one patient cannot
+    both create the alert; the unique constraint backs this up. `history`: the data arrived in
+    an import declared as history (see `monitoring.news` for what else is history).
     """
-    patient = Patient.objects.select_related("center").get(pk=patient.pk)
-    as_of = as_of or today_in(patient.center.tzinfo)
-    params = rule_params_for(patient.center)
-    timeline = patient_timeline(patient)
-    changes = alerts_diff(
-        patient_id=patient.pk,
-        findings=evaluate(timeline, params, as_of=as_of),
-        existing=list(patient.alerts.all()),
-        params=params,
-        result_ids={r.id for r in timeline.results},
-        historical_before=historical_before,
-        notify=notify,
-        now=timezone.now(),
-    )
-    recorded: list = []
-    for change in changes:
-        alert = change.alert
-        if change.kind == RAISED:
-            alert.patient = patient
-            alert.save()
-        if change.status_changed:
-            AlertEvent.objects.create(
-                alert=alert,
-                old_status=change.old_status,
-                new_status=alert.status,
-                reason=change.reason[:500],
-            )
-        if change.kind != RAISED:
-            alert.save()
-        if change.notify:
-            recorded += notifications.notifications_record(alert=alert)
-    if recorded:
-        notifications.send_after_commit()
-    if changes:
-        badge_versions_bump([patient.center_id])
+    with transaction.atomic():
+        changes = alerts_sync_many(
+            patient_ids=[patient.pk], as_of=as_of, notify=notify, history=history
+        )
     return [change.alert for change in changes]
+
+
+def responsible_assign(*, patients: list[Patient], sender) -> int:
+    """Every patient has a responsible clinician (CLINICAL.md section 4): patients an import
+    just created get its sender, when the sender is a clinician (the Clinicians role), else (a
+    laboratory feed or another system) their center's intake team named in its alerting
+    settings. Patients that already have one are left alone. Returns the links made.
+
+    Written in bulk (an import may create thousands of patients): the links are not in the
+    patients' change history, the import's audit row names the sender."""
+    from monitoring.models import CLINICIANS_GROUP, CenterAlerting
+
+    patients = [p for p in patients if p.pk]
+    if not patients:
+        return 0
+    through = Patient.hematologists.through
+    have = set(
+        through.objects.filter(patient_id__in=[p.pk for p in patients]).values_list(
+            "patient_id", flat=True
+        )
+    )
+    patients = [p for p in patients if p.pk not in have]
+    if sender is not None and sender.groups.filter(name=CLINICIANS_GROUP).exists():
+        team = {p.center_id: [sender.pk] for p in patients}
+    else:
+        team = {}
+        for center_id, user_id in CenterAlerting.intake_team.through.objects.filter(
+            centeralerting__center_id__in={p.center_id for p in patients},
+            user__is_active=True,
+        ).values_list("centeralerting__center_id", "user_id"):
+            team.setdefault(center_id, []).append(user_id)
+    links = [
+        through(patient_id=p.pk, user_id=user_id)
+        for p in patients
+        for user_id in team.get(p.center_id, [])
+    ]
+    through.objects.bulk_create(links, ignore_conflicts=True)
+    return len(links)
 
 
 def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
@@ -183,19 +179,7 @@ def alert_close(
     return alert
 
 
-def sweep(*, as_of: date | None = None) -> dict[str, int]:
-    """Re-evaluate every patient (the nightly safety run): `monitoring.sweep.sweep_all`.
-
-    Idempotent: with unchanged data and the same day it changes nothing. A finding the sweep
-    raises from data older than the historical age (data that arrived without passing through the
-    services, e.g. a bulk load) is history: recorded, not e-mailed.
-    """
-    from monitoring.sweep import sweep_all
-
-    return sweep_all(as_of=as_of)
-
-
-__all__ = ["alerts_sync", "alert_acknowledge", "alert_close", "sweep", "HIGH"]
+__all__ = ["alerts_sync", "alert_acknowledge", "alert_close", "HIGH"]
 
 
 def rule_parameters_publish(*, center, user, values: dict, note: str = ""):

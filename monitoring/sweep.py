@@ -12,8 +12,9 @@ Two runs (schedules in carttrack/celery.py):
 A batch of patients costs a constant number of queries whatever its size: lock the rows, read
 the timelines (`selectors.timelines_read`, one query per section), the existing alerts, then
 bulk-create and bulk-update alerts, bulk-create their status changes and the notifications.
-Rule parameters are read once per run, not per patient. The decisions are
-`alert_diff.alerts_diff`, shared with the per-patient `services.alerts_sync`, so both agree.
+Rule parameters are read once per run, not per patient. This is the one alert writer:
+`services.alerts_sync` (a clinician's save) is `alerts_sync_many` with one patient, and the
+decisions are `alert_diff.alerts_diff`, with what is news decided by `monitoring.news`.
 
 Locking: the batch's patient rows are locked with `SELECT ... FOR UPDATE SKIP LOCKED`, and the
 timelines are read after the lock is held, so a clinician's save (which locks its patient's row)
@@ -37,9 +38,16 @@ from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
 from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
 from monitoring.models import Alert, AlertEvent
-from monitoring.selectors import params_in_force_for_centers, timelines_read
-from monitoring.services import alerts_sync, historical_cutoff
-from patients.models import Center, ClinicalEvent, Infusion, Patient, ResponseAssessment
+from monitoring.news import NewsContext, finding_arrival
+from monitoring.selectors import alerting_policies, params_in_force_for_centers, timelines_read
+from patients.models import (
+    Center,
+    ClinicalEvent,
+    Infusion,
+    Patient,
+    PreemptiveTherapy,
+    ResponseAssessment,
+)
 from patients.validation import today_in
 
 BATCH = 500  # patients per transaction: bounded memory and lock time
@@ -57,6 +65,8 @@ class SweepContext:
         in_force = params_in_force_for_centers([c.pk for c in self.centers])
         self.params = {c.pk: in_force[c.pk] for c in self.centers}
         self.today = {c.pk: as_of or today_in(c.tzinfo) for c in self.centers}
+        self.zones = {c.pk: c.tzinfo for c in self.centers}
+        self.policies = alerting_policies([c.pk for c in self.centers])
 
     def horizon_days(self) -> int:
         """How many days after an infusion the clock alone can still change a finding."""
@@ -86,6 +96,15 @@ def all_patient_ids() -> list[int]:
     return list(Patient.objects.order_by("pk").values_list("pk", flat=True))
 
 
+def _therapy_starts(patient_ids: list[int]) -> dict[int, tuple]:
+    starts: dict[int, list] = {}
+    for patient_id, on in PreemptiveTherapy.objects.filter(patient_id__in=patient_ids).values_list(
+        "patient_id", "start_date"
+    ):
+        starts.setdefault(patient_id, []).append(on)
+    return {pk: tuple(days) for pk, days in starts.items()}
+
+
 def _changes_for(
     patient_ids: list[int],
     context: SweepContext,
@@ -93,28 +112,37 @@ def _changes_for(
     centers: set[int],
     *,
     notify: bool = True,
-    historical_before: date | None = None,
+    history: bool = False,
     history_is_news: bool = False,
 ) -> list[AlertChange]:
     existing: dict[int, list[Alert]] = {pk: [] for pk in patient_ids}
-    # The model's ordering (newest first), as patient.alerts.all() gives them to alerts_sync.
+    # The model's ordering (newest first), as patient.alerts.all() gives them.
     for alert in Alert.objects.filter(patient_id__in=patient_ids):
         existing[alert.patient_id].append(alert)
+    therapies = _therapy_starts(patient_ids)
     changes: list[AlertChange] = []
     for read in timelines_read(patient_ids):
         today = context.today[read.center_id]
         params = context.params[read.center_id]
-        if history_is_news:
-            cutoff = None
-        else:
-            cutoff = historical_before or historical_cutoff(today)
+        news = NewsContext(
+            today=today,
+            now=now,
+            tz=context.zones[read.center_id],
+            stale_after_days=context.policies[read.center_id].stale_after_days,
+            declared_history=history,
+            therapy_starts=therapies.get(read.patient_id, ()),
+        )
+
+        def arrival(finding, timeline=read.timeline, news=news):
+            return finding_arrival(finding, timeline, news)
+
         patient_changes = alerts_diff(
             patient_id=read.patient_id,
             findings=evaluate(read.timeline, params, as_of=today),
             existing=existing[read.patient_id],
             params=params,
             result_ids={r.id for r in read.timeline.results},
-            historical_before=cutoff,
+            arrival=None if history_is_news else arrival,
             notify=notify,
             now=now,
         )
@@ -127,20 +155,24 @@ def _changes_for(
 def alerts_sync_many(
     *,
     patient_ids: Iterable[int],
+    as_of: date | None = None,
     notify: bool = True,
-    historical_before: date | None = None,
+    history: bool = False,
     history_is_news: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[AlertChange]:
-    """`services.alerts_sync` for many patients at once (an import's affected patients): their
-    timelines read in batches of BATCH per query, evaluated in memory, the changes written in
-    bulk. The caller holds the patients' row locks in its transaction (the import path locks
-    them before writing). Each patient's `historical_before` is the given day, else
-    `historical_cutoff` of today in its center's zone; `history_is_news`: nothing is history."""
+    """Make these patients' alerts match what the rules find now: the one alert writer (an
+    import's affected patients, a clinician's save through `services.alerts_sync`, the sweep's
+    batches). Timelines are read in batches of BATCH per query, evaluated in memory, the
+    changes written in bulk. The caller holds the patients' row locks in its transaction.
+
+    `history`: the data came in an import declared as history, so whatever it raises is
+    history; otherwise `monitoring.news` decides per finding. `history_is_news` (the synthetic
+    demo): nothing is history and no arrival is recorded."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("alerts_sync_many runs inside the caller's transaction")
     ids = sorted(set(patient_ids))
-    context = SweepContext()
+    context = SweepContext(as_of)
     now = timezone.now()
     centers: set[int] = set()
     changes: list[AlertChange] = []
@@ -151,7 +183,7 @@ def alerts_sync_many(
             now,
             centers,
             notify=notify,
-            historical_before=historical_before,
+            history=history,
             history_is_news=history_is_news,
         )
         changes_apply(batch, now=now)
@@ -245,22 +277,3 @@ def sweep_time_sensitive(*, as_of: date | None = None) -> dict[str, int]:
     """The hourly run: only the patients whose findings the clock can change."""
     counts = sweep_patients(time_sensitive_patient_ids(as_of=as_of), as_of=as_of)
     return {"patients": counts["patients"], "changed": counts["changed"]}
-
-
-def sweep_per_patient(*, as_of: date | None = None) -> dict[str, int]:
-    """The reference: every patient through `services.alerts_sync`, one transaction each (the
-    path a clinician's save takes). The bulk sweep must give exactly its result."""
-    counts = {"patients": 0, "changed": 0}
-    for patient_id in all_patient_ids():
-        with transaction.atomic():
-            patient = (
-                Patient.objects.select_for_update().select_related("center").get(pk=patient_id)
-            )
-            today = as_of or today_in(patient.center.tzinfo)
-            counts["changed"] += len(
-                alerts_sync(
-                    patient=patient, as_of=today, historical_before=historical_cutoff(today)
-                )
-            )
-            counts["patients"] += 1
-    return counts

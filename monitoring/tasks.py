@@ -1,10 +1,10 @@
 """Celery tasks: thin wrappers that call a service. Schedules are in carttrack/celery.py."""
 
-from datetime import date
+from datetime import date, datetime
 
 from celery import group, shared_task
 
-from monitoring import notifications, sweep
+from monitoring import escalation, notifications, sweep
 
 
 @shared_task(ignore_result=True)
@@ -34,3 +34,10 @@ def sweep_alerts_chunk(patient_ids: list[int], as_of: str | None = None) -> dict
 @shared_task(ignore_result=True)
 def retry_undelivered_notifications() -> int:
     return notifications.notifications_retry_failed()
+
+
+@shared_task(ignore_result=True)
+def escalate_alerts(now: str | None = None) -> dict:
+    """Beat, every ALERT_ESCALATION_SWEEP_SECONDS: high alerts nobody acknowledged. `now` (ISO
+    8601) is for tests that run the real worker on a fixed clock."""
+    return escalation.alerts_escalate(now=datetime.fromisoformat(now) if now else None)

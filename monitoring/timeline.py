@@ -13,7 +13,7 @@ baseline, and each infusion opens its own window.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -69,6 +69,9 @@ class ResultPoint:
     collected_at: datetime | None
     value: Decimal | None
     qualifier: str = ""
+    # When the result reached CARTtrack (what is news, CLINICAL.md section 4); not part of the
+    # clinical value, so not of equality.
+    arrived_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.analyte not in ANALYTES:

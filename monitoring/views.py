@@ -60,6 +60,7 @@ def _render_detail(request, alert, close_form, status=200, focus_close=False):
         {
             "alert": with_course_status([alert])[0],
             "events": alert.events.select_related("user"),
+            "escalations": alert.escalations.all(),
             "close_form": close_form,
             "can_act": _can_act(request.user),
             "undelivered": notifications.undelivered(alert.notifications.all()).select_related(

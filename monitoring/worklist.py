@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from monitoring import texts
@@ -78,7 +78,18 @@ def with_course_status(alerts: list[Alert]) -> list[Alert]:
 def worklist(user, *, now=None) -> Worklist:
     now = now or timezone.now()
     work = alerts_visible_to(user).active_work()
-    high = list(work.filter(severity=HIGH).order_by("-raised_at", "-pk"))
+    high = list(
+        work.filter(severity=HIGH)
+        .annotate(
+            n_responsible=Count(
+                "patient__hematologists",
+                filter=Q(patient__hematologists__is_active=True),
+                distinct=True,
+            )
+        )
+        .select_related("patient")
+        .order_by("-raised_at", "-pk")
+    )
     # Still to act on, raised lately, below high severity (high ones are listed above).
     recent = list(
         work.filter(raised_at__gte=now - timedelta(days=RECENT_DAYS))
@@ -91,6 +102,10 @@ def worklist(user, *, now=None) -> Worklist:
         in_window=_in_window(user, now),
         recent_alerts=with_course_status(recent),
     )
+
+
+# "No responsible clinician" until one is set (CLINICAL.md section 4): active hematologists.
+_RESPONSIBLE = Count("hematologists", filter=Q(hematologists__is_active=True), distinct=True)
 
 
 def _in_window(user, now) -> list[WindowPatient]:
@@ -106,7 +121,7 @@ def _in_window(user, now) -> list[WindowPatient]:
     earliest = (now - timedelta(days=max(longest, ACTIVE_WINDOW_DAYS) + 1)).date()
     patients = list(
         patients_visible_to(user)
-        .annotate(latest_infusion=Max("infusions__infusion_date"))
+        .annotate(latest_infusion=Max("infusions__infusion_date"), n_responsible=_RESPONSIBLE)
         .filter(latest_infusion__gte=earliest)
         .order_by("study_id")
     )

@@ -105,6 +105,15 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line(f"log scan: {len(lines)} log lines, no MRN or name of the demo cohort")
 
 
+@pytest.fixture(autouse=True)
+def _clinical_dates_are_not_stale(settings):
+    """The factories' clinical dates are fixed (2025) while results are entered on the real
+    clock, so under the 60-day staleness limit (CLINICAL.md section 4) every finding of the
+    suite would be history. The tests of what is news (tests/monitoring/test_news.py) set the
+    limit back and enter their results on a fixed clock."""
+    settings.ALERT_STALE_AFTER_DAYS = 100_000
+
+
 @pytest.fixture
 def frozen_now():
     with time_machine.travel(FIXED_NOW, tick=False) as traveller:

@@ -97,6 +97,7 @@ def lab_batch(request):
             payload=request.data,
             samples=samples,
             background=_wants_async(request),
+            history=parsed.validated_data["history"],
         )
         if job is not None:
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))

@@ -55,6 +55,12 @@ class SampleSerializer(serializers.Serializer):
 
 class LabBatchSerializer(serializers.Serializer):
     samples = SampleSerializer(many=True, allow_empty=False, max_length=MAX_SAMPLES)
+    history = serializers.BooleanField(
+        default=False,
+        help_text="true: a backfill of past records. The alerts it raises are history "
+        "(recorded, never e-mailed, not on the worklist). Leave out for current results, "
+        "however late they come: a late result is news.",
+    )
 
 
 class StoredSampleSerializer(serializers.Serializer):

@@ -169,8 +169,9 @@ def test_alerts_and_schema_for_a_signed_in_user(lab_system, two_patients):
 
 
 def test_an_old_course_sent_through_the_api_is_history_not_in_the_open_list(
-    lab_system, two_patients, frozen_now
+    lab_system, two_patients, frozen_now, settings
 ):
+    settings.ALERT_STALE_AFTER_DAYS = 60  # the default: more than 60 days late is history
     _post_regeneration(lab_system)  # March 2025, sent in November: history
     assert lab_system.get("/api/v1/alerts/").json() == []
     (alert,) = lab_system.get("/api/v1/alerts/?status=historical").json()

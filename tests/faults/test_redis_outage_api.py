@@ -45,10 +45,10 @@ def test_redis_down_during_1000_api_lab_saves(
     caplog,
     settings,
 ):
-    # The worker runs on the real clock, so the course is dated 2025; the API is the import path,
-    # where results older than ALERT_HISTORICAL_AGE_DAYS are history (never e-mailed). Here they
-    # must be news: the fault under test is Redis, not the age of the results.
-    settings.ALERT_HISTORICAL_AGE_DAYS = 100_000
+    # The worker runs on the real clock, so the course is dated 2025 and arrives today: under
+    # the 60-day staleness limit it would be history (never e-mailed). Here it must be news: the
+    # fault under test is Redis, not the age of the results.
+    settings.ALERT_STALE_AFTER_DAYS = 100_000
     worker = celery_worker_factory(
         redis_url=own_redis.url, beat=True, extra_env={"NOTIFICATION_SWEEP_SECONDS": "1"}
     )

@@ -52,8 +52,9 @@ def course(infused: date):
 
 
 def test_a_two_year_old_course_through_the_api_is_history_with_zero_notifications(
-    followed_patient, clinician, django_capture_on_commit_callbacks
+    followed_patient, clinician, django_capture_on_commit_callbacks, settings
 ):
+    settings.ALERT_STALE_AFTER_DAYS = 60  # the default: older than this before arrival is history
     InfusionFactory(patient=followed_patient, infusion_date=date(2025, 3, 3))
     with time_machine.travel(NOW, tick=False):
         client = APIClient()

@@ -265,3 +265,35 @@ def test_day_45_and_46_through_hl7(listener, feed, patient, center):
         Alert.objects.filter(rule=EARLY_REGENERATION).values_list("patient__study_id", flat=True)
     )
     assert early == {"CT-0100"}
+
+
+def test_a_feed_declared_as_history_raises_history_and_a_live_feed_news(
+    listener, feed, patient, center
+):
+    """CLINICAL.md §4: what a backfill feed sends is history (recorded, never e-mailed); the
+    same day-21 regeneration from a live feed is news."""
+    LabResultFactory(
+        patient=patient,
+        collected_at=datetime(2025, 3, 11, 8, 0, tzinfo=BERLIN),
+        value=None,
+        qualifier=units.UNDETECTABLE,
+    )
+    feed.history = True
+    feed.save()
+    assert ack_code(send(listener, oru("H-1", obx(1, value="5", time="202503220800")))) == "AA"
+    alert = Alert.objects.get(rule=EARLY_REGENERATION, patient=patient)
+    assert alert.historical
+
+    live = PatientFactory(center=center, study_id="CT-0102", mrn="4713")
+    InfusionFactory(patient=live, infusion_date=date(2025, 3, 1))
+    LabResultFactory(
+        patient=live,
+        collected_at=datetime(2025, 3, 11, 8, 0, tzinfo=BERLIN),
+        value=None,
+        qualifier=units.UNDETECTABLE,
+    )
+    feed.history = False
+    feed.save()
+    message = oru("N-1", obx(1, value="5", time="202503220800"), pid3="4713^^^HOSP^MR")
+    assert ack_code(send(listener, message)) == "AA"
+    assert not Alert.objects.get(rule=EARLY_REGENERATION, patient=live).historical

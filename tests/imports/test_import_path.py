@@ -85,8 +85,9 @@ def data_manager(clinician):
 
 
 def test_a_two_year_old_course_raises_its_alert_as_history_and_e_mails_nobody(
-    data_manager, django_capture_on_commit_callbacks
+    data_manager, django_capture_on_commit_callbacks, settings
 ):
+    settings.ALERT_STALE_AFTER_DAYS = 60  # the default: older than this before arrival is history
     with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
         outcome = records_import(batch=course(), scope=import_scope(data_manager))
     assert outcome.ok, outcome.problems

@@ -136,8 +136,9 @@ def test_a_file_with_problems_shows_each_by_row_column_and_value_and_saves_nothi
 
 
 def test_preview_then_confirm_imports_history_without_e_mail_and_the_same_file_creates_nothing(
-    manager, clinician
+    manager, clinician, settings
 ):
+    settings.ALERT_STALE_AFTER_DAYS = 60  # the default: older than this before arrival is history
     data = workbook(GOOD_LABS)
     with time_machine.travel(NOW, tick=False):
         page = post_file(manager, "history.xlsx", data)

@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from monitoring import services
+from monitoring import sweep
 from monitoring.models import OPEN, REMINDER, WITHDRAWN, Alert, AlertEvent, Notification
 from patients.services import LabValue, lab_results_record
 from patients.units import CELLS_PER_UL, PB_BCELL_ABS, UNDETECTABLE
@@ -66,7 +66,7 @@ def state() -> dict:
 
 
 def test_sweep_raises_a_count_due_reminder_inside_the_window(patient):
-    counts = services.sweep(as_of=SWEEP_DAY)
+    counts = sweep.sweep_all(as_of=SWEEP_DAY)
 
     assert counts == {"patients": 1, "changed": 1}
     reminder = Alert.objects.get(patient=patient)
@@ -82,7 +82,7 @@ def test_sweep_raises_a_count_due_reminder_inside_the_window(patient):
 
 
 def test_a_count_seven_days_old_is_not_yet_due(patient):
-    services.sweep(as_of=date(2025, 3, 15))  # day 14, the count is exactly 7 days old
+    sweep.sweep_all(as_of=date(2025, 3, 15))  # day 14, the count is exactly 7 days old
 
     assert not Alert.objects.exists()
 
@@ -100,7 +100,7 @@ def test_sweeping_ten_times_on_one_day_changes_nothing_after_the_first(
     InfusionFactory(patient=never_aplastic, infusion_date=date(2025, 2, 1))
     bcell_count(never_aplastic, date(2025, 2, 8), Decimal("50"), user=clinician)  # day 7
 
-    services.sweep(as_of=SWEEP_DAY)
+    sweep.sweep_all(as_of=SWEEP_DAY)
     after_first = state()
     assert sorted(Alert.objects.filter(status=OPEN).values_list("rule", flat=True)) == [
         "aplasia_not_reached",
@@ -110,28 +110,28 @@ def test_sweeping_ten_times_on_one_day_changes_nothing_after_the_first(
 
     for _ in range(10):
         clock.shift(timedelta(minutes=5))  # a re-save would show in updated_at
-        assert services.sweep(as_of=SWEEP_DAY) == {"patients": 3, "changed": 0}
+        assert sweep.sweep_all(as_of=SWEEP_DAY) == {"patients": 3, "changed": 0}
 
     assert state() == after_first
 
 
 def test_sweep_on_the_clock_of_the_day_is_idempotent_too(patient, clock):
-    services.sweep()  # as_of defaults to today in the center's time zone
+    sweep.sweep_all()  # as_of defaults to today in the center's time zone
     after_first = state()
     assert [a[1] for a in after_first["alerts"]] == [OPEN]
 
     clock.shift(timedelta(hours=1))
-    services.sweep()
+    sweep.sweep_all()
 
     assert state() == after_first
 
 
 def test_next_day_keeps_the_same_reminder_and_sends_no_second_email(patient, clock):
-    services.sweep(as_of=SWEEP_DAY)
+    sweep.sweep_all(as_of=SWEEP_DAY)
     reminder = Alert.objects.get(patient=patient)
 
     clock.shift(timedelta(days=1))
-    services.sweep(as_of=SWEEP_DAY + timedelta(days=1))
+    sweep.sweep_all(as_of=SWEEP_DAY + timedelta(days=1))
 
     (kept,) = Alert.objects.filter(patient=patient)
     assert kept.pk == reminder.pk and kept.status == OPEN
@@ -141,7 +141,7 @@ def test_next_day_keeps_the_same_reminder_and_sends_no_second_email(patient, clo
 
 
 def test_a_new_count_withdraws_the_reminder(patient, clinician):
-    services.sweep(as_of=SWEEP_DAY)
+    sweep.sweep_all(as_of=SWEEP_DAY)
     reminder = Alert.objects.get(patient=patient)
 
     bcell_count(patient, SWEEP_DAY, None, user=clinician)  # today's count, still aplastic
@@ -151,13 +151,13 @@ def test_a_new_count_withdraws_the_reminder(patient, clinician):
     assert reminder.withdrawn_reason
     assert not Alert.objects.filter(status=OPEN).exists()
     # And the next sweep does not bring it back while the count is fresh.
-    services.sweep(as_of=SWEEP_DAY)
+    sweep.sweep_all(as_of=SWEEP_DAY)
     reminder.refresh_from_db()
     assert reminder.status == WITHDRAWN
 
 
 def test_sweep_ignores_windows_that_have_passed(patient):
     # Day 60: the early-regeneration window is over; counts are no longer due.
-    services.sweep(as_of=INFUSED + timedelta(days=60))
+    sweep.sweep_all(as_of=INFUSED + timedelta(days=60))
 
     assert not Alert.objects.filter(rule="bcell_count_due").exists()
