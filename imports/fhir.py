@@ -53,6 +53,9 @@ ANALYTE_SYSTEM = "urn:carttrack:analyte"
 QUALIFIER_SYSTEM = "urn:carttrack:qualifier"
 STUDY_ID_SYSTEM = "urn:carttrack:study-id"
 CONFIRMED_EXTENSION = "urn:carttrack:extension:plausibility-confirmed"
+# A Bundle whose meta.tag holds this (system, code) is a backfill of past records: what it
+# raises is history, recorded and analysed but never e-mailed (CLINICAL.md section 4).
+HISTORY_TAG = ("urn:carttrack:import", "history")
 CONFIRM_HINT = (
     "If the value is correct, send the Observation again with the extension "
     f'{{"url": "{CONFIRMED_EXTENSION}", "valueBoolean": true}}.'
@@ -191,6 +194,7 @@ class Intake:
     entries: list[FhirEntry] = field(default_factory=list)
     patients: list[PatientRecord] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    history: bool = False  # the sender declared the Bundle a backfill (HISTORY_TAG)
 
 
 ENTRY_PLACE = re.compile(r"^entry\[(\d+)\]")
@@ -206,7 +210,8 @@ def bundle_read(data: dict) -> Intake:
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"])
             problems.setdefault(path.lstrip(".") or "bundle", []).append(e["msg"])
         return Intake(problems=problems)
-    intake = Intake(type=bundle.type or "")
+    tags = {(t.system, t.code) for t in ((bundle.meta.tag or []) if bundle.meta else [])}
+    intake = Intake(type=bundle.type or "", history=HISTORY_TAG in tags)
     entries = list(enumerate(bundle.entry or []))
     by_reference: dict[str, tuple[int, object]] = {}
     for i, entry in entries:

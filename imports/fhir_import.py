@@ -233,7 +233,7 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
     )
     if not batch.samples and not _new_patients(intake, scope):
         return applied
-    outcome = records_import(batch=batch, scope=scope)
+    outcome = records_import(batch=batch, scope=scope, history=intake.history)
     if not outcome.ok:
         applied.errors = [(p.key, p.message) for p in outcome.problems]
         return applied

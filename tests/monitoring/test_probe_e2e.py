@@ -214,3 +214,50 @@ def test_a_late_result_for_a_patient_without_hematologist_reaches_the_center_and
     notifications.notifications_send_pending()
     assert len(mailoutbox) == 2
     assert all("Sent again: nobody has acknowledged" in m.body for m in mailoutbox)
+
+
+def test_a_fhir_bundle_tagged_as_history_raises_history_not_news(
+    request, center, lab_feed, settings, tmp_path
+):
+    """CLINICAL.md §4: a sender declares a backfill explicitly; for FHIR that is the Bundle's
+    meta.tag urn:carttrack:import|history. The same regeneration untagged is news (above)."""
+    mapping = tmp_path / "local.json"
+    mapping.write_text(json.dumps({"codes": [{**CD19, "analyte": "pb_bcell_abs"}]}))
+    settings.FHIR_LOCAL_MAPPING_FILE = str(mapping)
+    settings.FHIR_STUDY_ID_SYSTEM = STUDY_SYSTEM
+    fhir.mapping.cache_clear()
+    request.addfinalizer(fhir.mapping.cache_clear)
+    patient = PatientFactory(center=center, study_id="CT-PAST", mrn="4712")
+    InfusionFactory(patient=patient, infusion_date=INFUSED)
+    person = FhirPatient(identifier=[{"system": STUDY_SYSTEM, "value": "CT-PAST"}])
+
+    def observation(day, value):
+        return Observation(
+            status="final",
+            code={"coding": [CD19]},
+            subject={"reference": "urn:uuid:patient"},
+            effectiveDateTime=collected(day).isoformat(),
+            **value,
+        )
+
+    aplasia = {
+        "valueCodeableConcept": {
+            "coding": [{"system": fhir.QUALIFIER_SYSTEM, "code": "undetectable"}]
+        }
+    }
+    regenerated = {"valueQuantity": {"value": 20, "system": fhir.UCUM, "code": "/uL"}}
+    body = Bundle(
+        type="collection",
+        meta={"tag": [{"system": fhir.HISTORY_TAG[0], "code": fhir.HISTORY_TAG[1]}]},
+        entry=[
+            BundleEntry(fullUrl="urn:uuid:patient", resource=person),
+            BundleEntry(fullUrl="urn:uuid:a", resource=observation(7, aplasia)),
+            BundleEntry(fullUrl="urn:uuid:b", resource=observation(21, regenerated)),
+        ],
+    ).model_dump_json()
+    with time_machine.travel(collected(22), tick=False):
+        answer = lab_feed.post("/api/v1/fhir/", body, content_type="application/fhir+json")
+    assert answer.status_code == 201, answer.json()
+    alert = Alert.objects.get(patient=patient, rule="early_regeneration")
+    assert alert.historical
+    assert not Notification.objects.filter(alert=alert).exists()
