@@ -42,8 +42,11 @@ def suppress_group(counts: dict[str, int], minimum: int | None = None) -> dict[s
 
 
 def small_cell_label(count: int, minimum: int | None = None) -> int | str:
-    """The count as shown in a pooled figure or table: the count, or "<minimum" when small."""
-    return f"<{small_cell_minimum(minimum)}" if is_small(count, minimum) else count
+    """The count as shown in a pooled figure or table: the count, or "<minimum" when small
+    (``WITHHELD`` when the minimum is ``HIDE_ALL``: every non-zero count hidden)."""
+    if not is_small(count, minimum):
+        return count
+    return WITHHELD if small_cell_minimum(minimum) >= HIDE_ALL else f"<{small_cell_minimum(minimum)}"
 
 
 #: Report keys whose integer values are counts of patients or events.
@@ -68,3 +71,148 @@ def suppress_counts(value: Any, minimum: int, *, key: str = "") -> Any:
     if key in COUNT_KEYS and isinstance(value, int) and not isinstance(value, bool):
         return small_cell_label(value, minimum)
     return value
+
+
+# --- Secondary suppression against differencing ------------------------------------------------
+#
+# A count shown in one view can be subtracted from the same count in another view the same
+# reader can open. The rule (SECURITY.md, "Small cells and differencing"):
+#
+# * Views of another center and pooled views take fixed cohorts only: a product (or all) and a
+#   calendar year of first infusion (or all years). A center's own users keep exact views, any
+#   date range, of their own center.
+# * Every integer of a report (outside its options) is a count of patients, events or
+#   intervals, and counts are additive over patients. The fixed cohorts are unions of "atoms"
+#   (center x product x year), so each count of every fixed view is the sum of the atoms' counts.
+# * For a reader of center C, the part of a count a reader cannot see patient by patient is its
+#   sum over atoms of other centers (all atoms for registry staff). A count of a view V is shown
+#   only if that part is 0 or >= minimum AND, for every other fixed view W, the difference of
+#   the two parts is 0 or >= minimum in absolute value. (Their own center's exact views, any
+#   date range, add nothing: the reader knows their own patients one by one.)
+# * Withheld counts are shown as ``WITHHELD``; the proportion and interval beside them go too.
+
+#: How a count withheld by the differencing rule (not itself small) is shown.
+WITHHELD = "withheld"
+
+#: A minimum so large that every non-zero count is hidden (counts in figures of other views).
+HIDE_ALL = 10**9
+
+Atom = tuple[str, str, int]  # (center, product, calendar year of first infusion)
+View = tuple[str, str, "int | None"]  # "" = every center / product; None = every year
+
+
+def count_cells(report: Any, path: str = "") -> dict[str, int]:
+    """Every count of a report by its path ("rfs/risk_table/at_risk/3"). List items that carry
+    a ``label`` are keyed by it, so a group missing in one cohort does not shift the others."""
+    cells: dict[str, int] = {}
+    if isinstance(report, dict):
+        for key, value in report.items():
+            if (path == "" and key == "options") or key == "df":
+                continue
+            cells.update(count_cells(value, f"{path}/{key}" if path else key))
+    elif isinstance(report, list):
+        for index, item in enumerate(report):
+            name = item.get("label", index) if isinstance(item, dict) else index
+            cells.update(count_cells(item, f"{path}/{name}"))
+    elif isinstance(report, int) and not isinstance(report, bool):
+        cells[path] = report
+    return cells
+
+
+def view_contains(view: View, atom: Atom) -> bool:
+    center, product, year = view
+    return (
+        (not center or atom[0] == center)
+        and (not product or atom[1] == product)
+        and (year is None or atom[2] == year)
+    )
+
+
+def fixed_views(atoms: dict[Atom, dict[str, int]], centers: list[str]) -> list[View]:
+    products = sorted({a[1] for a in atoms})
+    years = sorted({a[2] for a in atoms})
+    return [
+        (c, p, y)
+        for c in ["", *sorted(set(centers) | {a[0] for a in atoms})]
+        for p in ["", *products]
+        for y in [None, *years]
+    ]
+
+
+def _others_part(
+    view: View, atoms: dict[Atom, dict[str, int]], own_center: str | None
+) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for atom, cells in atoms.items():
+        if atom[0] != own_center and view_contains(view, atom):
+            for path, value in cells.items():
+                total[path] = total.get(path, 0) + value
+    return total
+
+
+def differencing_withheld(
+    view: View,
+    atoms: dict[Atom, dict[str, int]],
+    *,
+    centers: list[str],
+    own_center: str | None,
+    minimum: int | None = None,
+) -> set[str]:
+    """Paths of the counts of ``view`` that a reader of ``own_center`` (None: no center) must
+    not see: small themselves, or small by difference from another fixed view."""
+    minimum = small_cell_minimum(minimum)
+    mine = _others_part(view, atoms, own_center)
+    others = [
+        _others_part(w, atoms, own_center)
+        for w in fixed_views(atoms, centers)
+        if w != view and w[0] != own_center
+    ]
+    paths = set(mine).union(*others) if others else set(mine)
+    withheld = set()
+    for path in paths:
+        value = mine.get(path, 0)
+        if 0 < value < minimum or any(
+            0 < abs(value - other.get(path, 0)) < minimum for other in others
+        ):
+            withheld.add(path)
+    return withheld
+
+
+def report_shown(report: Any, minimum: int, withheld: set[str] | None = None) -> Any:
+    """The report as a reader sees it: small counts as "<minimum" (``suppress_counts``), and
+    every count whose path is in ``withheld`` as ``WITHHELD``, with the proportion and interval
+    beside any hidden count hidden too."""
+    if not withheld:
+        return suppress_counts(report, minimum)
+
+    def walk(value: Any, path: str, key: str) -> Any:
+        if isinstance(value, dict):
+            shown = {
+                k: walk(v, f"{path}/{k}" if path else k, k)
+                if not (path == "" and k == "options")
+                else v
+                for k, v in value.items()
+            }
+            if any(
+                isinstance(v, str) and (v == WITHHELD or v.startswith("<"))
+                for k, v in shown.items()
+                if isinstance(value.get(k), int) and not isinstance(value.get(k), bool)
+            ):
+                shown.update({k: None for k in DERIVED_KEYS & shown.keys()})
+            return shown
+        if isinstance(value, list):
+            return [
+                walk(
+                    v,
+                    f"{path}/{v.get('label', i) if isinstance(v, dict) else i}",
+                    key,
+                )
+                for i, v in enumerate(value)
+            ]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if path in withheld:
+                return small_cell_label(value, minimum) if is_small(value, minimum) else WITHHELD
+            return small_cell_label(value, minimum) if key in COUNT_KEYS else value
+        return value
+
+    return walk(report, "", "")
