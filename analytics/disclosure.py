@@ -46,7 +46,9 @@ def small_cell_label(count: int, minimum: int | None = None) -> int | str:
     (``WITHHELD`` when the minimum is ``HIDE_ALL``: every non-zero count hidden)."""
     if not is_small(count, minimum):
         return count
-    return WITHHELD if small_cell_minimum(minimum) >= HIDE_ALL else f"<{small_cell_minimum(minimum)}"
+    return (
+        WITHHELD if small_cell_minimum(minimum) >= HIDE_ALL else f"<{small_cell_minimum(minimum)}"
+    )
 
 
 #: Report keys whose integer values are counts of patients or events.
@@ -139,15 +141,37 @@ def fixed_views(atoms: dict[Atom, dict[str, int]], centers: list[str]) -> list[V
     ]
 
 
-def _others_part(
-    view: View, atoms: dict[Atom, dict[str, int]], own_center: str | None
-) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for atom, cells in atoms.items():
-        if atom[0] != own_center and view_contains(view, atom):
-            for path, value in cells.items():
-                total[path] = total.get(path, 0) + value
-    return total
+def differencing_withheld_all(
+    atoms: dict[Atom, dict[str, int]],
+    *,
+    centers: list[str],
+    own_center: str | None,
+    minimum: int | None = None,
+) -> dict[View, set[str]]:
+    """For every fixed view a reader of ``own_center`` (None: no center) opens with
+    suppression, the paths of its counts they must not see: small themselves (their other
+    centers' part), or small by difference from that part of another such view."""
+    import numpy as np
+
+    minimum = small_cell_minimum(minimum)
+    views = [v for v in fixed_views(atoms, centers) if not own_center or v[0] != own_center]
+    paths = sorted({p for cells in atoms.values() for p in cells})
+    keys = [a for a in atoms if a[0] != own_center]
+    if not views or not paths:
+        return {v: set() for v in views}
+    counts = np.array([[atoms[a].get(p, 0) for p in paths] for a in keys], dtype=np.int64)
+    member = np.array([[view_contains(v, a) for a in keys] for v in views], dtype=np.int64)
+    if not keys:
+        counts, member = np.zeros((1, len(paths)), np.int64), np.zeros((len(views), 1), np.int64)
+    parts = member @ counts  # views x paths: the part of each count beyond the own center
+    small = (parts > 0) & (parts < minimum)
+    out = {}
+    for index, view in enumerate(views):
+        gap = np.abs(parts - parts[index])
+        by_difference = ((gap > 0) & (gap < minimum)).any(axis=0)
+        hidden = small[index] | by_difference
+        out[view] = {paths[j] for j in np.flatnonzero(hidden)}
+    return out
 
 
 def differencing_withheld(
@@ -158,24 +182,11 @@ def differencing_withheld(
     own_center: str | None,
     minimum: int | None = None,
 ) -> set[str]:
-    """Paths of the counts of ``view`` that a reader of ``own_center`` (None: no center) must
-    not see: small themselves, or small by difference from another fixed view."""
-    minimum = small_cell_minimum(minimum)
-    mine = _others_part(view, atoms, own_center)
-    others = [
-        _others_part(w, atoms, own_center)
-        for w in fixed_views(atoms, centers)
-        if w != view and w[0] != own_center
-    ]
-    paths = set(mine).union(*others) if others else set(mine)
-    withheld = set()
-    for path in paths:
-        value = mine.get(path, 0)
-        if 0 < value < minimum or any(
-            0 < abs(value - other.get(path, 0)) < minimum for other in others
-        ):
-            withheld.add(path)
-    return withheld
+    """The withheld paths of one view (``differencing_withheld_all``)."""
+    every = differencing_withheld_all(
+        atoms, centers=centers, own_center=own_center, minimum=minimum
+    )
+    return every.get(view, set())
 
 
 def report_shown(report: Any, minimum: int, withheld: set[str] | None = None) -> Any:

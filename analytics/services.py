@@ -22,7 +22,7 @@ from simple_history.utils import get_history_model_for_model
 
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv
-from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld
+from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld_all
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
@@ -117,7 +117,9 @@ def disclosure_atoms(
     return atoms
 
 
-def withheld_cells_for(cohort: CohortFilter, viewer, options: dict | None = None) -> set[str] | None:
+def withheld_cells_for(
+    cohort: CohortFilter, viewer, options: dict | None = None
+) -> set[str] | None:
     """Paths of the counts of a cohort's report this viewer must not see because another view
     they can open would give them away by subtraction; None: the viewer's own center's exact
     view (nothing withheld). A view that is not a fixed cohort withholds every count."""
@@ -131,11 +133,24 @@ def withheld_cells_for(cohort: CohortFilter, viewer, options: dict | None = None
     view = fixed_cohort_view(cohort)
     if view is None:
         return {path for cells in atoms.values() for path in cells} | {"*"}
-    own = center_code_restricted_to(viewer) if viewer is not None else None
-    centers = list(Center.objects.values_list("code", flat=True))
-    return differencing_withheld(
-        view, atoms, centers=centers, own_center=own or None, minimum=settings.SMALL_CELL_MIN
-    )
+    own = (center_code_restricted_to(viewer) if viewer is not None else None) or None
+    return withheld_by_view(atoms, own_center=own).get(view, set())
+
+
+def withheld_by_view(atoms: dict, *, own_center: str | None) -> dict:
+    """``differencing_withheld_all`` for a reader of ``own_center``, cached with the atoms."""
+    from django.core.cache import cache
+
+    centers = sorted(Center.objects.values_list("code", flat=True))
+    state = f"{sorted(atoms.items())}:{centers}:{own_center}:{settings.SMALL_CELL_MIN}"
+    key = "disclosure-withheld:" + hashlib.sha256(state.encode()).hexdigest()[:32]
+    found = cache.get(key)
+    if found is None:
+        found = differencing_withheld_all(
+            atoms, centers=centers, own_center=own_center, minimum=settings.SMALL_CELL_MIN
+        )
+        cache.set(key, found, 24 * 3600)
+    return found
 
 
 def snapshot_figures_for(snapshot: DashboardSnapshot, viewer) -> tuple[dict, bool]:
