@@ -93,6 +93,19 @@ def suppress_counts(value: Any, minimum: int, *, key: str = "") -> Any:
 #   date range, add nothing: the reader knows their own patients one by one.)
 # * Withheld counts are shown as ``WITHHELD``; the proportion and interval beside them go too.
 
+#: The rule in one paragraph, for the data dictionary (page and Markdown) and SECURITY.md.
+DISCLOSURE_NOTE = (
+    "Dashboards of all centers or of another center take fixed cohorts only: a product (or "
+    "all) and a calendar year of first infusion (or all years); a center's own users keep "
+    "exact views of their own center for any dates. In those views a count of 1-4 patients is "
+    'shown as "<5", and a count is "withheld" when the part of it from other centers than '
+    "the reader's, or the difference of that part from the same count in any other fixed "
+    "view the reader can open, is 1-4: no subtraction of two views recovers fewer than 5 "
+    "patients of another center. Figures of those views carry no counts, and a curve whose "
+    "number of patients is withheld is not drawn. The CSV export is row level and only for "
+    "the reader's own center (registry staff: every center, pseudonymous)."
+)
+
 #: How a count withheld by the differencing rule (not itself small) is shown.
 WITHHELD = "withheld"
 

@@ -19,7 +19,7 @@ from analytics.dataset_schema import (
     data_dictionary_csv,
     data_dictionary_markdown,
 )
-from analytics.disclosure import report_shown
+from analytics.disclosure import DISCLOSURE_NOTE, report_shown
 from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISON_LABELS, COMPARISONS
@@ -236,4 +236,5 @@ def data_dictionary(request):
         return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
     if request.GET.get("format") == "md":
         return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
-    return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})
+    context = {"columns": DATA_DICTIONARY, "disclosure_note": DISCLOSURE_NOTE}
+    return render(request, "analytics/data_dictionary.html", context)
