@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from monitoring.views import today
 
@@ -17,6 +19,12 @@ urlpatterns = [
     path("api/", include("patients.api.urls")),
     path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on every page, signed in or not: the static icon.
+    path(
+        "favicon.ico",
+        login_not_required(RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+        name="favicon",
+    ),
 ]
 
 # JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).
