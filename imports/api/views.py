@@ -27,7 +27,13 @@ from imports.formats.lab_json import (
     LabBatchSerializer,
     lab_batch_records,
 )
-from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
+from imports.idempotency import (
+    KeyReusedError,
+    key_answer,
+    key_claim,
+    key_problem,
+    request_hash,
+)
 from imports.jobs import job_as_json, job_create
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
@@ -107,12 +113,18 @@ def _answer_once(request, run) -> Response:
     """Run an import in one transaction, answering a re-sent request (same Idempotency-Key and
     body) with the first answer. A refused import rolls back and leaves its key unclaimed."""
     key = request.headers.get("Idempotency-Key", "").strip()
+    problem = key_problem(key)
+    if problem:
+        body = error_body(
+            400, "The Idempotency-Key header is not valid.", {"Idempotency-Key": [problem]}
+        )
+        return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
     with transaction.atomic():
         claim = None
         if key:
             try:
                 claim, first = key_claim(
-                    sender=request.user, key=key[:255], digest=request_hash(request.data)
+                    sender=request.user, key=key, digest=request_hash(request.data)
                 )
             except KeyReusedError as error:
                 body = error_body(
