@@ -325,6 +325,24 @@ def refresh_request(*, options: dict, user) -> RefreshRun:
 FILTERED_VIEW_RETRY_AFTER = timedelta(minutes=10)
 
 
+class TooManyNewViews(Exception):
+    """The user started DASHBOARD_NEW_FILTERS_PER_HOUR new computations in the past hour."""
+
+
+def filtered_view_quota_check(*, user, now: datetime | None = None) -> None:
+    """Raise TooManyNewViews when the user has started the hour's share of computations."""
+    now = now or timezone.now()
+    limit = settings.DASHBOARD_NEW_FILTERS_PER_HOUR
+    started = RefreshRun.objects.filter(
+        requested_by=user, requested_at__gt=now - timedelta(hours=1)
+    ).count()
+    if started >= limit:
+        raise TooManyNewViews(
+            f"You have opened {started} new dashboard views in the past hour (the limit is "
+            f"{limit}); views already computed still open. Try a new one later."
+        )
+
+
 def filtered_view_request(*, options: dict, user) -> RefreshRun | None:
     """A filtered cohort shown for the first time is computed in the background (the page shows
     the progress and then the numbers) instead of waiting for "Refresh now". Computing a view of
@@ -338,6 +356,7 @@ def filtered_view_request(*, options: dict, user) -> RefreshRun | None:
     ).exists()
     if failed_lately:
         return None
+    filtered_view_quota_check(user=user)
     return refresh_request(options=options, user=user)
 
 

@@ -76,7 +76,12 @@ def dashboard(request):
     snapshot = services.latest_snapshot(cohort)
     run = services.pending_run(cohort)
     if snapshot is None and run is None and options:
-        run = services.filtered_view_request(options=options, user=request.user)
+        try:
+            run = services.filtered_view_request(options=options, user=request.user)
+        except services.TooManyNewViews as error:
+            page = render(request, "analytics/dashboard.html", {"form": form, "limit": str(error)})
+            page.status_code = 429
+            return page
         # Without a broker the computation ran in-process, after the run was committed.
         snapshot = services.latest_snapshot(cohort)
         run = services.pending_run(cohort)

@@ -18,9 +18,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from carttrack.request_safety import SafeJSONParser
 from imports.fhir import CONFIRMED_EXTENSION, bundle_parse, patient_bundle
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
@@ -149,7 +149,7 @@ def _answer_once(request, run) -> Response:
     return response
 
 
-class FhirJSONParser(JSONParser):
+class FhirJSONParser(SafeJSONParser):
     media_type = "application/fhir+json"
 
 
@@ -171,7 +171,7 @@ def _refused(errors: dict[str, list[str]]) -> Response:
     ),
 )
 @api_view(["POST"])
-@parser_classes([JSONParser, FhirJSONParser])
+@parser_classes([SafeJSONParser, FhirJSONParser])
 def fhir_bundle(request):
     """A FHIR R4 Bundle of Observations (and the Patients they reference), all or nothing."""
     if not request.user.has_perm("patients.add_labresult"):
