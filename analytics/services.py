@@ -209,6 +209,9 @@ def snapshot_compute(
     figures = figures_with(0 if cohort.center else HIDE_ALL)
     figures_suppressed = figures_with(HIDE_ALL) if cohort.center else None
     progress("Saving", 95)
+    # The differencing rule's atoms for this data version: computed here, in the job, so that
+    # the first page view after a data change does not compute them (cached).
+    disclosure_atoms(rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
         cohort_label=cohort.describe(),
