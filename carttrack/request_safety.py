@@ -74,9 +74,15 @@ class NulByteMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        raw_path = request.META.get("PATH_INFO", "")
-        if _has_nul(raw_path) or _has_nul(request.META.get("QUERY_STRING", "")):
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": NUL_MESSAGE}, status=400)
-            return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
-        return self.get_response(request)
+        errors = {}
+        if _has_nul(request.META.get("PATH_INFO", "")):
+            errors["path"] = [NUL_MESSAGE]
+        if _has_nul(request.META.get("QUERY_STRING", "")):
+            named = [k for k, values in request.GET.lists() if any("\x00" in v for v in values)]
+            for key in named or ["query"]:
+                errors[key.replace("\x00", "")] = [f"{key.replace(chr(0), '')}: {NUL_MESSAGE}"]
+        if not errors:
+            return self.get_response(request)
+        if request.path.startswith("/api/"):  # the API's one error shape
+            return JsonResponse({"detail": NUL_MESSAGE, "errors": errors}, status=400)
+        return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
