@@ -9,7 +9,8 @@ class DashboardSnapshotAdmin(admin.ModelAdmin):
 
     list_display = ["cohort_label", "computed_at", "n_patients", "duration_ms", "data_version"]
     list_filter = ["cohort_key"]
-    exclude = ["report", "figures", "table_csv"]  # large JSON and CSV: see the dashboard
+    # large JSON and CSV: see the dashboard; the left-out patients are shown as text
+    exclude = ["report", "figures", "table_csv", "excluded"]
     readonly_fields = [
         "cohort_key",
         "cohort_label",
@@ -18,7 +19,17 @@ class DashboardSnapshotAdmin(admin.ModelAdmin):
         "n_patients",
         "options",
         "duration_ms",
+        "excluded_patients",
     ]
+
+    @admin.display(description="patients left out (schema problems)")
+    def excluded_patients(self, obj):
+        rows = obj.excluded or []
+        if not rows:
+            return "none"
+        return "; ".join(
+            f"{r['study_id']} ({r.get('center', '')}): {r['column']} {r['problem']}" for r in rows
+        )
 
     def has_add_permission(self, request):
         return False

@@ -29,7 +29,7 @@ import pandas as pd
 
 from analytics.comparisons import logrank
 from analytics.cox import _degenerate
-from analytics.survival import json_number, z_value
+from analytics.survival import as_arrays, json_number, z_value
 
 WINDOWS = (21, 28, 35, 45, 60, 90)
 THRESHOLDS = (0, 1, 5, 10, 20)
@@ -89,8 +89,22 @@ def regeneration_known_day(
 def cox_binary(
     time: list[float], event: list[int], x: list[int], *, conf_level: float = 0.95
 ) -> dict[str, Any]:
-    """Cox model of one 0/1 covariate, Efron ties: HR with its Wald CI, or a reason."""
-    t, e, g = np.asarray(time, float), np.asarray(event, int), np.asarray(x, float)
+    """Cox model of one 0/1 covariate, Efron ties: HR with its Wald CI, or a reason.
+
+    A covariate not coded 0/1 (or times and events that are not survival data) raise a
+    ``ValueError`` saying so: the fit below uses x² = x, so any other coding would be wrong.
+    """
+    t, e = as_arrays(time, event)
+    g = np.asarray(x, float)
+    if g.shape != t.shape:
+        raise ValueError("the covariate must have one value per patient")
+    odd = sorted({float(v) for v in g if not (v == 0 or v == 1)})
+    if odd:
+        shown = ", ".join("blank" if np.isnan(v) else f"{v:g}" for v in odd[:5])
+        raise ValueError(
+            f"cox_binary needs a covariate coded 0/1; it also has {shown}. Recode it as 0/1, "
+            "or fit analytics.coxph.cox_fit for a continuous or categorical covariate."
+        )
     none = {"hazard_ratio": None, "lower": None, "upper": None, "p_value": None}
     reason = _degenerate(np.full_like(t, -1.0), t, e, g) if len(t) else "no patients"
     if reason:

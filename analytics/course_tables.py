@@ -24,8 +24,9 @@ from typing import IO
 
 import pandas as pd
 
-from analytics.dataset import CohortFilter, cohort_patients
+from analytics.dataset import STUDY_DEFINITION, CohortFilter, cohort_patients
 from carttrack.csv_safety import restore_cell
+from monitoring.rules.recovery import is_detectable
 
 #: The calibration looks at windows up to day 90; the course is kept to that day.
 COURSE_LAST_DAY = 90
@@ -113,27 +114,27 @@ def bcell_course_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
         windows = records.timeline.windows()
         if not windows:
             continue
-        samples = [s for s in windows[0].post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY]
-        for order, sample in enumerate(samples, start=1):
-            count = sample.count()
-            rows.append(
-                (
-                    records.study_id,
-                    sample.day,
-                    order,
-                    None if count is None else float(count),
-                    _bcells_seen(sample),
-                )
-            )
+        rows += [(records.study_id, day, order, count, seen) for order, day, count, seen in
+                 course_rows(windows[0])]  # fmt: skip
     return pd.DataFrame(rows, columns=list(BCELL_COLUMNS))
 
 
+def course_rows(window) -> list[tuple[int, int, float | None, int]]:
+    """(sample, day, count in cells/µL or None, bcells_seen) for one window's PB B-cell samples,
+    days 1..COURSE_LAST_DAY: the rows of the course table that the calibration reads."""
+    samples = [s for s in window.post_infusion_bcell_samples() if s.day <= COURSE_LAST_DAY]
+    rows = []
+    for order, sample in enumerate(samples, start=1):
+        count = sample.count()
+        rows.append(
+            (order, sample.day, None if count is None else float(count), _bcells_seen(sample))
+        )
+    return rows
+
+
 def _bcells_seen(sample) -> int:
-    """1 if the sample shows any B cells (a value above 0), 0 if none (0 or a qualifier)."""
-    for part in (sample.absolute, sample.percent):
-        if part is not None:
-            return int(part.value is not None and part.value > 0)
-    return 0
+    """1 if the sample shows any B cells (the study's "> 0/µL", as the rules read it), else 0."""
+    return int(bool(is_detectable(sample, STUDY_DEFINITION)))
 
 
 def table_csv(frame: pd.DataFrame) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
+from monitoring.rules.recovery import find_regeneration, first_aplasia, result_detectable
 from monitoring.selectors import timelines_read
 from monitoring.timeline import Timeline, Window
 from patients import units
@@ -44,10 +45,6 @@ class CohortFilter:
         ]
         return "&".join(parts)
 
-    @property
-    def is_default(self) -> bool:
-        return self == CohortFilter()
-
     def describe(self) -> str:
         bits = []
         if self.center:
@@ -60,17 +57,12 @@ class CohortFilter:
 
 
 def _regeneration_day(window: Window, params: RuleParams) -> tuple[int | None, bool]:
-    """(first detectable count after documented aplasia, whether aplasia was documented)."""
-    aplasia_seen = False
-    for sample in window.post_infusion_bcell_samples():
-        detectable = sample.is_detectable(params)
-        if detectable is None:
-            continue
-        if not detectable:
-            aplasia_seen = True
-        elif aplasia_seen:
-            return sample.day, True
-    return None, aplasia_seen
+    """(regeneration day after documented aplasia, whether aplasia was documented), as the
+    rules decide them (`monitoring.rules.recovery`)."""
+    regeneration = find_regeneration(window, params)
+    if regeneration is not None:
+        return regeneration.onset.day, True
+    return None, first_aplasia(window, params) is not None
 
 
 def _day(when: date | None, origin: date) -> int | None:
@@ -97,8 +89,61 @@ def _age(birth: date | None, day: date) -> int | None:  # as Patient.age_on
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def _detectable(result) -> bool:
-    return not result.qualifier and result.value is not None and result.value > 0
+def _last_known_date(records: PatientRecords, responses: list) -> date:
+    """The latest date in the records (the responses from the first infusion on)."""
+    timeline = records.timeline
+    return max(
+        [e.date for e in timeline.events]
+        + [r.date for r in responses]
+        + [r.collected_on for r in timeline.results]
+        + [on for on, _ in records.therapies]
+        + [on for on, _ in records.infusions]
+    )
+
+
+def _rfs(cr_dates: list[date], relapse, death, last_contact: date, origin: date) -> tuple:
+    """(RFS days, RFS event, RFS days from CR, competing-risk event) for a CR patient; all None
+    without CR. The competing-risk event: 0 censored, 1 relapse, 2 death without relapse."""
+    if not cr_dates:
+        return None, None, None, None
+    rfs_end = min([d for d in (relapse, death) if d is not None], default=None)
+    rfs_days = _day(rfs_end or last_contact, origin)
+    rfs_event = 1 if rfs_end else 0
+    rfs_from_cr = rfs_days - _day(cr_dates[0], origin)
+    cir = 0 if rfs_end is None else (1 if relapse is not None and relapse == rfs_end else 2)
+    return rfs_days, rfs_event, rfs_from_cr, cir
+
+
+def _mrd_positive(results: list, params: RuleParams) -> int | None:
+    """1 if any marrow MRD result reached its method's threshold, 0 if none; None: no MRD."""
+    mrd = [r for r in results if r.analyte in (units.BM_MRD_FLOW, units.BM_MRD_NGS)]
+    if not mrd:
+        return None
+
+    def threshold(r):
+        if r.analyte == units.BM_MRD_FLOW:
+            return params.mrd_flow_threshold_pct
+        return params.mrd_ngs_threshold
+
+    return int(
+        any(not r.qualifier and r.value is not None and r.value >= threshold(r) for r in mrd)
+    )
+
+
+def _car_loss(results: list) -> int | None:
+    """1 if CAR transgene copies became undetectable after being detectable; None: no copies."""
+    car = sorted(
+        [r for r in results if r.analyte == units.BM_CAR_COPIES], key=lambda r: r.collected_at
+    )
+    if not car:
+        return None
+    seen_detectable = False
+    for r in car:
+        if result_detectable(r):
+            seen_detectable = True
+        elif seen_detectable:
+            return 1
+    return 0
 
 
 def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
@@ -118,24 +163,11 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
 
     relapse, death, hsct = first_of("relapse"), first_of("death"), first_of("hsct")
     results = timeline.results  # collected_on: the date in the center's zone
-    known_dates = (
-        [e.date for e in events]
-        + [r.date for r in responses]
-        + [r.collected_on for r in results]
-        + [on for on, _ in records.therapies]
-        + [on for on, _ in infusions]
-    )
-    last_contact = death or max(known_dates)
+    last_contact = death or _last_known_date(records, responses)
     os_days = _day(last_contact, origin)
 
     cr = 1 if cr_dates else 0
-    rfs_end = min([d for d in (relapse, death) if d is not None], default=None)
-    rfs_days = rfs_event = rfs_from_cr = cir = None
-    if cr:
-        rfs_days = _day(rfs_end or last_contact, origin)
-        rfs_event = 1 if rfs_end else 0
-        rfs_from_cr = rfs_days - _day(cr_dates[0], origin)
-        cir = 0 if rfs_end is None else (1 if relapse is not None and relapse == rfs_end else 2)
+    rfs_days, rfs_event, rfs_from_cr, cir = _rfs(cr_dates, relapse, death, last_contact, origin)
 
     windows = timeline.windows()
     window = windows[0] if windows else None
@@ -148,38 +180,7 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
         for r in results
         if r.collected_on >= origin and (relapse is None or r.collected_on < relapse)
     ]
-    mrd = [r for r in before_relapse if r.analyte in (units.BM_MRD_FLOW, units.BM_MRD_NGS)]
-    mrd_positive = None
-    if mrd:
-        mrd_positive = int(
-            any(
-                not r.qualifier
-                and r.value is not None
-                and r.value
-                >= (
-                    params.mrd_flow_threshold_pct
-                    if r.analyte == units.BM_MRD_FLOW
-                    else params.mrd_ngs_threshold
-                )
-                for r in mrd
-            )
-        )
-    car = sorted(
-        [r for r in before_relapse if r.analyte == units.BM_CAR_COPIES],
-        key=lambda r: r.collected_at,
-    )
-    car_loss = None
-    if car:
-        seen_detectable = False
-        car_loss = 0
-        for r in car:
-            if _detectable(r):
-                seen_detectable = True
-            elif seen_detectable:
-                car_loss = 1
-                break
-    therapies = sorted(records.therapies, key=lambda t: t[0])
-    therapy = therapies[0] if therapies else None
+    therapy = min(records.therapies, key=lambda t: t[0], default=None)
     return {
         "study_id": records.study_id,
         "center": records.center,
@@ -208,8 +209,8 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
         "late_regen": (
             None if not aplasia else int(regen_day is not None and regen_day > params.window_days)
         ),
-        "mrd_positive": mrd_positive,
-        "car_loss": car_loss,
+        "mrd_positive": _mrd_positive(before_relapse, params),
+        "car_loss": _car_loss(before_relapse),
         "preemptive_category": therapy[1] if therapy else "none",
         "preemptive_day": _day(therapy[0], origin) if therapy else None,
     }

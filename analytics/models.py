@@ -27,6 +27,10 @@ class DashboardSnapshot(models.Model):
     # The analysis table exactly as the numbers were computed from it (pseudonymous IDs only),
     # so a statistician can recompute every headline figure from the export.
     table_csv = models.TextField(blank=True)
+    # Patients left out because their derived row breaks the dataset's schema (one dict per
+    # problem: study_id, center, column, problem), so one bad row never takes the dashboard
+    # down and the row is named where it can be fixed.
+    excluded = models.JSONField(default=list, blank=True)
     duration_ms = models.PositiveIntegerField()
 
     class Meta:

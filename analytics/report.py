@@ -14,20 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.adjusted import adjusted_early_regeneration
 from analytics.comparisons import landmark_analysis, logrank
 from analytics.competing import CAUSES, aalen_johansen
 from analytics.cox import cox_time_fixed, cox_time_varying, split_at_early_regeneration
 from analytics.endpoints import RfsOrigin, complete_remission_cohort, os_endpoint, rfs_endpoint
 from analytics.proportions import proportion_ci
 from analytics.survival import (
-    KMCurve,
     json_number,
     kaplan_meier,
-    km_curve,
     median_brookmeyer_crowley,
     median_collett_symmetric,
     risk_table,
 )
+from patients.vocabulary import ANTI_LEUKEMIC, IMMUNOMODULATORY
 
 DEFAULT_RISK_DAYS: tuple[float, ...] = (0, 90, 180, 365, 730, 1095)
 DEFAULT_CIR_DAYS: tuple[float, ...] = (180, 365)
@@ -40,7 +40,7 @@ COMPARISONS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "preemptive_category": (
         "preemptive_category",
-        {"anti_leukemic": "anti-leukemic", "immunomodulatory": "immunomodulatory"},
+        {ANTI_LEUKEMIC: "anti-leukemic", IMMUNOMODULATORY: "immunomodulatory"},
     ),
     "mrd_positive": ("mrd_positive", {"1": "MRD positive", "0": "MRD negative"}),
     "car_loss": ("car_loss", {"1": "CAR copies lost", "0": "CAR copies retained"}),
@@ -201,40 +201,9 @@ def headline_report(
             "time_fixed": cox_time_fixed(
                 known["time"], known["event"], known["early_regen"], conf_level=conf_level
             ).to_dict(),
+            "adjusted": adjusted_early_regeneration(
+                df, censor_at_hsct=censor_at_hsct, conf_level=conf_level
+            ),
         },
         "cumulative_incidence": _cumulative_incidence(rfs, cir_days, conf_level),
     }
-
-
-def survival_curves(
-    df: pd.DataFrame,
-    *,
-    rfs_origin: RfsOrigin = "infusion",
-    censor_at_hsct: bool = False,
-    risk_days: Sequence[float] = DEFAULT_RISK_DAYS,
-    conf_level: float = 0.95,
-) -> dict[str, list[KMCurve]]:
-    """Plot-ready KM curves: RFS and OS of CR patients, and RFS by each comparison's groups."""
-    rfs = rfs_endpoint(df, origin=rfs_origin, censor_at_hsct=censor_at_hsct)
-    os_cr = os_endpoint(df, cr_only=True)
-
-    def curve(rows: pd.DataFrame, label: str) -> KMCurve:
-        return km_curve(
-            rows["time"], rows["event"], label=label, risk_times=risk_days, conf_level=conf_level
-        )
-
-    out: dict[str, list[KMCurve]] = {
-        "rfs": [curve(rfs, "RFS")] if len(rfs) else [],
-        "os": [curve(os_cr, "OS")] if len(os_cr) else [],
-    }
-    for key, (column, names) in COMPARISONS.items():
-        rows = rfs
-        if key == "preemptive_category":
-            rows = rfs.loc[rfs["early_regen"].map(group_key) == "1"]
-        keys = rows[column].map(group_key)
-        out[f"rfs_by_{key}"] = [
-            curve(rows.loc[keys == value], label)
-            for value, label in names.items()
-            if (keys == value).any()
-        ]
-    return out

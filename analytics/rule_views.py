@@ -16,6 +16,7 @@ from analytics.performance import OUTCOMES
 from analytics.rule_figures import CALIBRATION_FIGURES
 from analytics.rule_review import rule_review, rule_review_centers, sees_pooled
 from carttrack.csv_safety import csv_response
+from carttrack.replica import replica_view
 from monitoring.models import OUTCOME_CHOICES, RULE_SHORT_LABELS
 
 REASON_LABELS = {
@@ -59,6 +60,7 @@ def _selected_center(request, centers: list[str], pooled: bool) -> tuple[RuleRev
 
 
 @require_http_methods(["GET"])
+@replica_view
 def rule_performance(request):
     centers, pooled = _allowed(request)
     form, center, landmark = _selected_center(request, centers, pooled)
@@ -95,6 +97,7 @@ def _csv_response(body: str, stem: str) -> HttpResponse:
 
 
 @require_http_methods(["GET"])
+@replica_view
 def export_alerts(request):
     """One row per alert (pseudonymous): the ``--alerts`` file of ``survival_report``."""
     centers, pooled = _allowed(request)
@@ -103,6 +106,7 @@ def export_alerts(request):
 
 
 @require_http_methods(["GET"])
+@replica_view
 def export_bcells(request):
     """The B-cell course (days 1-90): the ``--bcells`` file of ``survival_report``."""
     centers, pooled = _allowed(request)

@@ -21,12 +21,14 @@ from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
 
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
-from analytics.dataset_schema import read_analysis_csv
+from analytics.dataset_schema import read_analysis_csv, read_analysis_csv_lenient
 from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld_all
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
 from carttrack.heartbeat import Heartbeat
+from carttrack.queue import task_send
+from carttrack.replica import replica_reads
 from monitoring.models import RuleParameterSet
 from patients.models import Center
 from patients.selectors import AUDITED, center_code_restricted_to
@@ -102,7 +104,10 @@ def disclosure_atoms(
     found = cache.get(key)
     if found is not None:
         return found
-    table = read_analysis_csv(io.StringIO(analysis_csv(analysis_frame(CohortFilter()))))
+    # As the snapshots read it: a row breaking the schema is left out (counted there).
+    table, _refused = read_analysis_csv_lenient(
+        io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
+    )
     atoms = {}
     if len(table):
         years = table["first_infusion_date"].map(lambda d: d.year)
@@ -182,12 +187,26 @@ def snapshot_compute(
                 status=RUNNING, step=step, progress=percent, heartbeat_at=timezone.now()
             )
 
-    version = data_version()  # read first: data changed during the run makes it look stale
     progress("Building the analysis dataset", 10)
-    frame = analysis_frame(cohort)
+    with replica_reads():  # the heavy read, from the replica when one is configured and current
+        version = data_version()  # read first: data changed during the run makes it look stale
+        frame = analysis_frame(cohort)
     # Round-trip through the CSV reader: the snapshot sees exactly what the export gives.
     table_csv = analysis_csv(frame)
-    table = read_analysis_csv(io.StringIO(table_csv))
+    table, refused = read_analysis_csv_lenient(io.StringIO(table_csv))
+    excluded = []
+    if refused:
+        # One bad row (legacy data, a hand correction) never takes the dashboard down: the
+        # patient is left out, named, and the rest computed from exactly the rows exported.
+        centers = dict(zip(frame["study_id"].astype(str), frame["center"].astype(str), strict=True))
+        excluded = [{**row.as_dict(), "center": centers.get(row.study_id, "")} for row in refused]
+        left_out = {row.study_id for row in refused}
+        logger.warning(
+            "Snapshot of %s leaves out %d patient(s) whose rows break the dataset schema",
+            cohort.key, len(left_out),
+        )
+        table_csv = analysis_csv(frame[~frame["study_id"].astype(str).isin(left_out)])
+        table = read_analysis_csv(io.StringIO(table_csv))
     progress("Survival analyses", 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     progress("Figures", 70)
@@ -222,6 +241,7 @@ def snapshot_compute(
         figures_suppressed=figures_suppressed,
         options=options,
         table_csv=table_csv,
+        excluded=excluded,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
 
@@ -306,6 +326,40 @@ def refresh_if_changed() -> DashboardSnapshot | None:
     return snapshot_compute(options={})
 
 
+def snapshot_cohorts(*, now: datetime | None = None) -> list[dict]:
+    """The cohorts (as options) the nightly refresh keeps fresh: the whole registry, each
+    center with infused patients, and every other filter someone opened in the last
+    SNAPSHOT_FILTER_KEEP_DAYS (older one-off filters are computed again only when opened)."""
+    now = now or timezone.now()
+    wanted: dict[str, dict] = {CohortFilter().key: {}}
+    codes = (
+        Center.objects.filter(patients__infusions__isnull=False)
+        .distinct()
+        .order_by("code")
+        .values_list("code", flat=True)
+    )
+    for code in codes:
+        options = {"center": code}
+        wanted.setdefault(cohort_from_options(options).key, options)
+    recent = now - timedelta(days=settings.SNAPSHOT_FILTER_KEEP_DAYS)
+    for key, options in (
+        DashboardSnapshot.objects.filter(computed_at__gte=recent)
+        .order_by("cohort_key", "-computed_at")
+        .values_list("cohort_key", "options")
+    ):
+        wanted.setdefault(key, options)
+    return list(wanted.values())
+
+
+def snapshots_refresh_all(*, now: datetime | None = None) -> list[RefreshRun]:
+    """Nightly: a fresh snapshot of every cohort in ``snapshot_cohorts``, each its own task
+    (a refresh run), so more workers on more machines finish the night's work sooner; a
+    cohort already being computed is not queued twice."""
+    return [
+        refresh_request(options=options, user=None) for options in snapshot_cohorts(now=now)
+    ]
+
+
 def pending_run(cohort: CohortFilter) -> RefreshRun | None:
     """The cohort's refresh that is queued or running, if any (a dead one is failed first, so
     neither the page nor "Refresh now" ever waits on a run that nothing is computing)."""
@@ -367,11 +421,9 @@ def refresh_enqueue(*, run: RefreshRun) -> None:
     """Start a refresh after commit; in-process when no broker is configured."""
     from django.db import transaction
 
-    from analytics.tasks import refresh_dashboard
-
     def enqueue():
         try:
-            refresh_dashboard.apply_async(args=[run.pk], retry=False)
+            task_send("analytics.tasks.refresh_dashboard", run.pk, retry=False)
         except Exception as error:  # Redis down: say so on the page rather than spin forever
             RefreshRun.objects.filter(pk=run.pk).update(
                 status=FAILED,
@@ -380,3 +432,16 @@ def refresh_enqueue(*, run: RefreshRun) -> None:
             )
 
     transaction.on_commit(enqueue)
+
+
+def snapshot_excluded_for(snapshot: DashboardSnapshot, user) -> tuple[list[dict], int]:
+    """The patients a snapshot left out (schema problems) that `user` may see named, and how
+    many patients were left out in all. Registry staff and superusers see every center's;
+    a center's users see their own center's (a study ID of another center stays unnamed)."""
+    rows = snapshot.excluded or []
+    n_patients = len({row["study_id"] for row in rows})
+    own_center = center_code_restricted_to(user)
+    if own_center is None:
+        return rows, n_patients
+    return [row for row in rows if own_center and row.get("center") == own_center], n_patients
+

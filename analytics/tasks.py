@@ -24,4 +24,5 @@ def refresh_dashboard_if_changed() -> None:
 
 @shared_task(ignore_result=True)
 def refresh_dashboard_nightly() -> None:
-    services.snapshot_compute(options={})
+    # One task per cohort (registry, each center, recently opened filters): spread over workers.
+    services.snapshots_refresh_all()

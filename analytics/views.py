@@ -24,6 +24,7 @@ from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISON_LABELS, COMPARISONS
 from carttrack.csv_safety import csv_response
+from carttrack.replica import primary_reads, replica_view
 from patients.selectors import center_code_restricted_to
 
 FIGURE_ORDER = [
@@ -69,6 +70,7 @@ def _figures_shown(names, shown_report: dict) -> list[str]:
 
 
 @require_http_methods(["GET"])
+@replica_view
 def dashboard(request):
     form = _cohort_form(request)
     options = form.options() if form.is_valid() else {}
@@ -76,15 +78,20 @@ def dashboard(request):
     snapshot = services.latest_snapshot(cohort)
     run = services.pending_run(cohort)
     if snapshot is None and run is None and options:
-        try:
-            run = services.filtered_view_request(options=options, user=request.user)
-        except services.TooManyNewViews as error:
-            page = render(request, "analytics/dashboard.html", {"form": form, "limit": str(error)})
-            page.status_code = 429
-            return page
-        # Without a broker the computation ran in-process, after the run was committed.
-        snapshot = services.latest_snapshot(cohort)
-        run = services.pending_run(cohort)
+        with primary_reads():  # a read that decides a write asks the primary, never a replica
+            snapshot = services.latest_snapshot(cohort)
+            run = services.pending_run(cohort)
+            if snapshot is None and run is None:
+                try:
+                    run = services.filtered_view_request(options=options, user=request.user)
+                except services.TooManyNewViews as error:
+                    context = {"form": form, "limit": str(error)}
+                    page = render(request, "analytics/dashboard.html", context)
+                    page.status_code = 429
+                    return page
+                # Without a broker the computation ran in-process, after the run was committed.
+                snapshot = services.latest_snapshot(cohort)
+                run = services.pending_run(cohort)
     context = {
         "form": form,
         "snapshot": snapshot,
@@ -102,6 +109,9 @@ def dashboard(request):
         context["figures"] = [name for name in FIGURE_ORDER if name in figures]
         context["figures_url"] = reverse(
             "analytics:figures_own" if own else "analytics:figures", args=[snapshot.pk]
+        )
+        context["excluded"], context["n_excluded"] = services.snapshot_excluded_for(
+            snapshot, request.user
         )
         minimum = services.small_cell_min_for(cohort, request.user)
         withheld = services.withheld_cells_for(cohort, request.user, snapshot.options)
@@ -125,6 +135,7 @@ def _figures_body(key: str, figures) -> str:
 
 
 @require_http_methods(["GET"])
+@replica_view
 def figures_json(request, pk: int):
     """A snapshot's figures as every viewer may see them (small cells suppressed) as JSON.
     Snapshots never change: serialised once (cache), and the browser may keep the response for
@@ -151,6 +162,7 @@ def figures_json(request, pk: int):
 
 
 @require_http_methods(["GET"])
+@replica_view
 def figures_own_json(request, pk: int):
     """A one-center snapshot's exact figures (small cells shown), for that center's own users
     only. Never kept by the browser: another user of the same browser must not get them."""
@@ -193,6 +205,7 @@ def run_status(request, pk: int):
 
 
 @require_http_methods(["GET"])
+@replica_view
 def export_csv(request):
     """The analysis table: a snapshot's own (?snapshot=ID, the rows behind its numbers), or
     built now from the current data for the cohort the filters name.

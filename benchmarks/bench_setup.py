@@ -87,8 +87,9 @@ def database_recreate(url: str) -> None:
 
 def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
     """N patients from the demo generator, stored with bulk_create (no history, no alerts)."""
-    from patients import demo, units
-    from patients.demo_load import CENTERS
+    from demo import cohort as demo
+    from demo.load import CENTERS
+    from patients import units
     from patients.models import (
         Center,
         ClinicalEvent,

@@ -51,7 +51,7 @@ CLINICAL = [
 
 
 def generate(n_patients: int, seed: int):
-    from patients import demo
+    from demo import cohort as demo
 
     rng = random.Random(seed)
     slots = demo.CR_GROUPS + ["no_cr"] * (demo.N_PATIENTS - demo.N_CR)
@@ -71,8 +71,8 @@ def _phase(phase: str, done: int, total: int) -> None:
 
 
 def import_cohort(cohort) -> dict:
+    from demo.load import CENTERS, demo_batch
     from imports.services import records_import
-    from patients.demo_load import CENTERS, demo_batch
     from patients.ingest.context import Scope
     from patients.models import Center, Patient
 
@@ -127,8 +127,8 @@ def api_client():
     from django.test import Client
     from rest_framework.authtoken.models import Token
 
-    from patients.demo_load import roles_ensure
     from patients.models import ClinicianProfile
+    from patients.roles import roles_ensure
 
     user = get_user_model().objects.create_user("lab-system", password=None, is_superuser=True)
     ClinicianProfile.objects.create(user=user, center=None)

@@ -5,7 +5,7 @@ lifelines alone running the same analyses on the exported CSV.
         .venv/bin/python benchmarks/snapshot_10k.py [--patients 10000] [--seed 12]
 
 It drops and recreates the database DATABASE_URL names, migrates it, and stores N synthetic
-patients made by the demo cohort's generator (``patients.demo._patient``; CR groups in the
+patients made by the demo cohort's generator (``demo.cohort._patient``; CR groups in the
 study's proportions, 45 of every 55 patients in CR). It refuses a database that holds any
 non-synthetic patient, or tables that are not CARTtrack's.
 

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imports",
     "accounts",
     "audit",
+    "demo",  # the synthetic demo cohort and load_demo_cohort (roof: imports every app)
     "carttrack",  # project-wide management commands (backups)
 ]
 
@@ -119,6 +120,24 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
 # A kept connection is checked before reuse, so a PostgreSQL restart costs one error page, not
 # an application restart.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A PostgreSQL streaming replica (hot standby) for the heavy reads: dashboards, exports, rule
+# performance and the snapshot's dataset (carttrack/replica.py). Writes, and reads that decide a
+# write, stay on the primary; a replica that is down or further behind than
+# REPLICA_MAX_LAG_SECONDS is not used (reads fall back to the primary, logged).
+_replica_url = env_str("DATABASE_REPLICA_URL", "")
+if _replica_url:
+    DATABASES["replica"] = environ.Env.db_url_config(_replica_url)
+    DATABASES["replica"].update(
+        ATOMIC_REQUESTS=False,
+        CONN_MAX_AGE=DATABASES["default"]["CONN_MAX_AGE"],
+        CONN_HEALTH_CHECKS=True,
+        # The test runner never creates a test database on a read-only standby.
+        TEST={"MIRROR": "default"},
+    )
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+DATABASE_ROUTERS = ["carttrack.replica.ReplicaRouter"]
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
+REPLICA_CHECK_SECONDS = env_int("REPLICA_CHECK_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -147,6 +166,8 @@ JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
 # New dashboard computations (filter combinations without a snapshot) one user may start per
 # hour; more get a 429 with a message.
 DASHBOARD_NEW_FILTERS_PER_HOUR = env_int("DASHBOARD_NEW_FILTERS_PER_HOUR", 20)
+# The nightly refresh recomputes every filter opened within this many days (one task each).
+SNAPSHOT_FILTER_KEEP_DAYS = env_int("SNAPSHOT_FILTER_KEEP_DAYS", 30)
 AXES_COOLOFF_TIME = 0.5
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True

@@ -1,11 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from monitoring.views import today
+
+
+@login_not_required
+def _favicon(request):
+    # Resolved per request: the hashed name exists only after collectstatic.
+    return redirect(static("favicon.svg"), permanent=True)
+
 
 urlpatterns = [
     path("", today, name="home"),
@@ -20,11 +27,7 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on every page, signed in or not: the static icon.
-    path(
-        "favicon.ico",
-        login_not_required(RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-        name="favicon",
-    ),
+    path("favicon.ico", _favicon, name="favicon"),
 ]
 
 # JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).

@@ -20,12 +20,27 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from carttrack.heartbeat import Heartbeat
+from carttrack.queue import task_send
+from imports.formats.lab_json import lab_batch_records
+from imports.formats.registry import batch_for_job, job_finished
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
-from imports.services import REFUSED, import_scope, records_import
+from imports.services import REFUSED, ImportOutcome, import_scope, records_import
 
 _PROGRESS = "imports:job:{}:progress"
 UNEXPECTED = "The import failed unexpectedly; nothing was saved."
 logger = logging.getLogger(__name__)
+
+
+def lab_batch_submit(
+    *, user, payload: dict, samples: list[dict], background: bool = False
+) -> tuple[ImportJob | None, ImportOutcome | None]:
+    """Import a lab batch now, or as a background job when it is larger than
+    IMPORT_SYNC_MAX_SAMPLES or the sender asks (`background`): the one place that chooses.
+    Returns (the queued job, None) or (None, the import's outcome). In the caller's transaction."""
+    if background or len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES:
+        job = job_create(kind="lab_batch", user=user, payload=payload, total=len(samples))
+        return job, None
+    return None, records_import(batch=lab_batch_records(samples), scope=import_scope(user))
 
 
 def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
@@ -40,13 +55,11 @@ def job_create(*, kind: str, user, payload: dict, total: int) -> ImportJob:
 def _job_enqueue(job: ImportJob) -> None:
     """Send the job to the workers once the transaction commits; never fail the request: with
     Redis down the job stays queued and `import_jobs_resend` sends it when Redis is back."""
-    from imports.tasks import import_job_run
-
     job_id = str(job.pk)
 
     def enqueue():
         try:
-            import_job_run.apply_async((job_id,), retry=False)
+            task_send("imports.tasks.import_job_run", job_id, retry=False)
         except Exception:  # the broker is unreachable
             logger.warning(
                 "Could not enqueue import job %s; the sweep will send it again",
@@ -106,7 +119,6 @@ def job_run(*, job_id: str) -> None:
 
 def _job_import(job: ImportJob) -> dict:
     """The import's answer: what was saved, or every problem by its place."""
-    from imports.formats.registry import batch_for_job
 
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)
@@ -121,8 +133,6 @@ def _job_import(job: ImportJob) -> dict:
 
 def _job_finish(job: ImportJob, result: dict) -> bool:
     """Store the answer if this attempt still owns the job; False when the sweep took it."""
-    from imports.formats.registry import job_finished
-
     status = FAILED if "errors" in result else DONE
     if not _owned(job).update(status=status, result=result, finished_at=timezone.now()):
         return False
@@ -196,8 +206,6 @@ def stopped_message(job: ImportJob) -> str:
 
 
 def _job_fail_dead(job: ImportJob, dead: QuerySet, now: datetime) -> int:
-    from imports.formats.registry import job_finished
-
     message = stopped_message(job)
     result = {"detail": message, "errors": {"request": [message]}, "saved": 0}
     with transaction.atomic():

@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import plotly.graph_objects as go
+from django.utils import timezone
 from plotly.subplots import make_subplots
 
+from monitoring.engine import RecoveryMark, recovery_marks
+from monitoring.params import format_decimal
+from monitoring.rules.recovery import is_detectable
 from patients import units
 from patients.days import clinical_day, local_date
 
@@ -33,7 +37,8 @@ EVENT_STYLE = {  # kind -> (label, marker symbol, colour)
     "hsct": ("Allogeneic HSCT", "star", "#6a3d9a"),
     "last_followup": ("Last follow-up", "line-ns-open", "#5d6b7a"),
 }
-WINDOW_LAST_DAY = 45  # the study's window (CLINICAL.md §1); a center's alert window may differ
+WINDOW_LAST_DAY = 45  # the study's window (CLINICAL.md §1): the default of a center's window
+DERIVED_COUNT = "pb_bcell_from_pct"  # a Point of a PB B-cell count computed from % × ALC
 STRIP = {"alerts": 0, "therapy": 1, "events": 2, "response": 3}
 STRIP_LABELS = ["Alerts", "Therapy", "Events", "Response"]
 
@@ -63,30 +68,62 @@ class Course:
     events: list[Marker] = field(default_factory=list)
     therapies: list[Marker] = field(default_factory=list)
     alerts: list[Marker] = field(default_factory=list)  # kind = severity
+    # Aplasia and regeneration, as the rules decide them with the center's parameters
+    # (`monitoring.engine.recovery_marks`): never decided here, so they cannot contradict an alert.
+    marks: list[RecoveryMark] = field(default_factory=list)
+    window_days: int = WINDOW_LAST_DAY  # the center's early-regeneration window
 
 
 def human_date(on: date) -> str:
     return f"{on.day} {on:%b %Y}"
 
 
-def course_for(patient, *, alerts=None) -> Course:
-    """The patient's stored records as plain values for the figure."""
+def _plotted(value) -> float | None:
+    """A value with a logarithm is drawn at its height; zero or a qualifier on the floor line."""
+    return float(value) if value is not None and value > 0 else None
+
+
+def course_for(patient, *, alerts=None, params=None, now=None) -> Course:
+    """The patient's stored records as plain values for the figure; the aplasia and regeneration
+    marks by the rules with the center's parameters in force (``params`` to override)."""
+    from monitoring.selectors import patient_timeline, rule_params_for
+
     tz = patient.center.tzinfo
+    params = params or rule_params_for(patient.center)
+    timeline = patient_timeline(patient)
     course = Course(
         study_id=patient.study_id,
         infusions=list(
             patient.infusions.order_by("infusion_date").values_list("infusion_date", flat=True)
         ),
+        window_days=params.window_days,
+        marks=recovery_marks(timeline, params, as_of=(now or timezone.now()).astimezone(tz).date()),
     )
     for r in patient.lab_results.order_by("collected_at", "pk"):
         course.results.append(
             Point(
                 on=local_date(r.collected_at, tz),
                 analyte=r.analyte,
-                value=float(r.canonical_value) if r.is_detectable else None,
+                value=_plotted(r.canonical_value),
                 shown=r.display_value,
             )
         )
+    # A count given as % of lymphocytes is drawn as the rules read it: % × the sample's ALC.
+    for window in timeline.windows():
+        for sample in window.bcell_samples():
+            if sample.absolute is None and sample.percent is not None:
+                detectable = is_detectable(sample, params)
+                count = sample.count()
+                course.results.append(
+                    Point(
+                        on=sample.collected_on,
+                        analyte=DERIVED_COUNT,
+                        value=_plotted(count) if detectable is not False else None,
+                        shown=f"{format_decimal(count)} cells/µL (% × ALC)"
+                        if count is not None
+                        else f"{sample.percent.value} % of lymphocytes, no ALC",
+                    )
+                )
     for r in patient.responses.order_by("assessed_on"):
         course.responses.append(
             Marker(r.assessed_on, r.response, detail=r.get_mrd_status_display())
@@ -169,26 +206,6 @@ def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=Non
     )
 
 
-def _aplasia_and_regeneration(course: Course) -> list[tuple[date, str]]:
-    """Per infusion window (study definition: detectable > 0 cells/µL): the first not-detectable
-    count from day 1 (aplasia), then the first detectable one after it (regeneration)."""
-    marks = []
-    counts = [p for p in course.results if p.analyte == units.PB_BCELL_ABS]
-    for number, start in enumerate(course.infusions, start=1):
-        end = course.infusions[number] if number < len(course.infusions) else date.max
-        window = [p for p in counts if start < p.on < end and (p.on - start).days >= 1]
-        aplasia = next((p for p in window if p.value is None), None)
-        if aplasia is None:
-            continue
-        marks.append((aplasia, "aplasia"))
-        regen = next((p for p in window if p.on > aplasia.on and p.value is not None), None)
-        if regen is not None:
-            day = (regen.on - start).days
-            early = "early " if day <= WINDOW_LAST_DAY else "late "
-            marks.append((regen, f"{early}regeneration (day {day})"))
-    return marks
-
-
 def course_figure(course: Course) -> go.Figure:
     fig = make_subplots(
         rows=4,
@@ -206,7 +223,7 @@ def course_figure(course: Course) -> go.Figure:
     for number, start in enumerate(course.infusions, start=1):
         x0 = (start - first).days
         fig.add_shape(
-            type="rect", x0=x0 + 1, x1=x0 + WINDOW_LAST_DAY, xref="x", y0=0, y1=1, yref="paper",
+            type="rect", x0=x0 + 1, x1=x0 + course.window_days, xref="x", y0=0, y1=1, yref="paper",
             fillcolor="rgba(179,38,30,0.07)", line_width=0, layer="below",
         )  # fmt: skip
         fig.add_shape(
@@ -215,7 +232,7 @@ def course_figure(course: Course) -> go.Figure:
         )  # fmt: skip
         fig.add_annotation(
             x=x0 + 1, xref="x", y=1, yref="paper", yanchor="bottom", xanchor="left",
-            text=f"infusion {number}: day 1–{WINDOW_LAST_DAY}", showarrow=False,
+            text=f"infusion {number}: day 1–{course.window_days}", showarrow=False,
             font={"size": 10, "color": "#4a5560"},
         )  # fmt: skip
     for event in course.events:
@@ -269,14 +286,17 @@ def course_figure(course: Course) -> go.Figure:
         return [p for p in course.results if p.analyte in codes]
 
     _log_row(
-        fig, course, 2, [("PB B cells", of(units.PB_BCELL_ABS), "#b3261e")],
+        fig, course, 2,
+        [("PB B cells", of(units.PB_BCELL_ABS), "#b3261e"),
+         ("PB B cells (% × ALC)", of(DERIVED_COUNT), "#d9730d")],
         unit_label="PB B cells<br>cells/µL", floor_label="not detectable",
     )  # fmt: skip
-    for point, label in _aplasia_and_regeneration(course):
+    floor = _floor([p.value for p in of(units.PB_BCELL_ABS, DERIVED_COUNT) if p.value])
+    for mark in course.marks:
         fig.add_annotation(
-            x=(point.on - first).days, y=math.log10(point.value or _floor(
-                [p.value for p in of(units.PB_BCELL_ABS) if p.value])),
-            xref="x2", yref="y2", text=label, showarrow=True, arrowhead=2, ax=0, ay=-28,
+            x=(mark.on - first).days,
+            y=math.log10(float(mark.count) if mark.count is not None else floor),
+            xref="x2", yref="y2", text=mark.label, showarrow=True, arrowhead=2, ax=0, ay=-28,
             font={"size": 11, "color": "#1d2733"}, bgcolor="rgba(255,255,255,0.85)",
         )  # fmt: skip
     mrd = [
@@ -307,7 +327,7 @@ def course_figure(course: Course) -> go.Figure:
         (m.on - first).days
         for m in (*course.responses, *course.events, *course.therapies, *course.alerts)
     ]
-    last_window_end = (course.infusions[-1] - first).days + WINDOW_LAST_DAY
+    last_window_end = (course.infusions[-1] - first).days + course.window_days
     left = min([-3, *days]) - 3
     right = max([last_window_end + 10, *days]) + 5
     fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed", range=[left, right])

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
-from monitoring.findings import Finding
+from monitoring.findings import REGENERATION, Finding
 from monitoring.params import RuleParams
 from monitoring.rules import RULES
+from monitoring.rules.recovery import first_aplasia
+from monitoring.texts import EARLY_REGENERATION, LATE_RECOVERY
 from monitoring.timeline import (
     DEATH,
     HSCT,
@@ -144,3 +147,66 @@ def evaluate(timeline: Timeline, params: RuleParams, *, as_of: date | None = Non
                     continue
                 ranked[finding.key] = (infusion_rank[finding.infusion_id], rule_rank, finding)
     return [finding for *_, finding in sorted(ranked.values(), key=lambda item: item[:2])]
+
+
+APLASIA_MARK, EARLY_MARK, LATE_MARK = "aplasia", "early", "late"
+
+
+@dataclass(frozen=True)
+class RecoveryMark:
+    """A mark on the course chart: aplasia reached, or the regeneration day of a finding."""
+
+    infusion_id: int
+    infusion_number: int
+    kind: str  # APLASIA_MARK, EARLY_MARK or LATE_MARK
+    day: int
+    on: date
+    count: Decimal | None  # cells/µL, measured or % × ALC; None when not known or not detectable
+
+    @property
+    def label(self) -> str:
+        if self.kind == APLASIA_MARK:
+            return "aplasia"
+        return f"{'early' if self.kind == EARLY_MARK else 'late'} regeneration (day {self.day})"
+
+
+def recovery_marks(
+    timeline: Timeline, params: RuleParams, *, as_of: date | None = None
+) -> list[RecoveryMark]:
+    """The course chart's aplasia and regeneration marks, decided by the rules themselves.
+
+    Aplasia: the first post-infusion count of each window that is not detectable by the center's
+    definition. Regeneration: marked exactly when the engine finds an early regeneration or a
+    late recovery for that infusion (eligibility, the center's window, threshold, % of
+    lymphocytes and confirmation included), on the finding's regeneration day, so the chart's
+    "early regeneration" exists if and only if the alert does.
+    """
+    findings = {
+        (f.infusion_id, f.rule): f
+        for f in evaluate(timeline, params, as_of=as_of)
+        if f.rule in (EARLY_REGENERATION, LATE_RECOVERY)
+    }
+    marks = []
+    for window in timeline.until(as_of).windows():
+        aplasia = first_aplasia(window, params)
+        if aplasia is not None:
+            marks.append(_mark(window, APLASIA_MARK, aplasia, None))
+        for rule, kind in ((EARLY_REGENERATION, EARLY_MARK), (LATE_RECOVERY, LATE_MARK)):
+            finding = findings.get((window.infusion_id, rule))
+            if finding is None:
+                continue
+            onset_ids = {e.result_id for e in finding.evidence if e.role == REGENERATION}
+            onset = next(s for s in window.bcell_samples() if {r.id for r in s.results} & onset_ids)
+            marks.append(_mark(window, kind, onset, onset.count()))
+    return marks
+
+
+def _mark(window: Window, kind: str, sample, count: Decimal | None) -> RecoveryMark:
+    return RecoveryMark(
+        infusion_id=window.infusion_id,
+        infusion_number=window.infusion.number,
+        kind=kind,
+        day=sample.day,
+        on=sample.collected_on,
+        count=count if count is not None and count > 0 else None,
+    )

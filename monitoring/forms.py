@@ -1,7 +1,8 @@
 from django import forms
 
 from monitoring.models import OUTCOME_CHOICES, SEVERITY_CHOICES, STATUS_CHOICES
-from patients.models import AGENT_CATEGORY, AGENT_CHOICES, PreemptiveTherapy
+from patients.models import AGENT_CHOICES, PreemptiveTherapy
+from patients.vocabulary import AGENT_CATEGORY, PREEMPTION_OUTCOMES
 
 
 class InboxFilterForm(forms.Form):
@@ -62,7 +63,7 @@ class AlertCloseForm(forms.Form):
             return None
         outcome = data["outcome"]
         category = AGENT_CATEGORY.get(data.get("agent"), "other")
-        if outcome in ("anti_leukemic", "immunomodulatory") and data.get("agent") == "other":
+        if outcome in PREEMPTION_OUTCOMES and data.get("agent") == "other":
             category = outcome
         return PreemptiveTherapy(
             start_date=data.get("start_date"),

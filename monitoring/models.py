@@ -18,6 +18,8 @@ from django.urls import reverse
 
 from monitoring.params import RuleParams
 from patients.models import Center, Infusion, Patient, PreemptiveTherapy
+from patients.versioned import CenterSettingsVersion
+from patients.vocabulary import Outcome
 
 HIGH, WARNING, INFO, REMINDER = "high", "warning", "info", "reminder"
 SEVERITY_CHOICES = [(HIGH, "High"), (WARNING, "Warning"), (INFO, "Info"), (REMINDER, "Reminder")]
@@ -42,15 +44,10 @@ RULE_SHORT_LABELS = {
     "car_copies_lost": "CAR copies lost",
 }
 
-OUTCOME_CHOICES = [
-    ("anti_leukemic", "Anti-leukemic pre-emption started"),
-    ("immunomodulatory", "Immunomodulatory therapy started"),
-    ("observation", "Observation"),
-    ("not_relevant", "Not relevant"),
-]
+OUTCOME_CHOICES = Outcome.choices
 
 
-class RuleParameterSet(models.Model):
+class RuleParameterSet(CenterSettingsVersion):
     """One version of a center's rule parameters (no center: the registry-wide default).
 
     Versions are immutable: a change in the admin stores a new version and retires the old one,
@@ -60,8 +57,6 @@ class RuleParameterSet(models.Model):
     center = models.ForeignKey(
         Center, on_delete=models.CASCADE, null=True, blank=True, related_name="rule_parameter_sets"
     )
-    version = models.PositiveIntegerField(editable=False)
-    is_current = models.BooleanField(default=True, editable=False)
     window_days = models.PositiveIntegerField(
         default=45, help_text="Early-regeneration window (days after infusion, inclusive)."
     )
@@ -91,11 +86,8 @@ class RuleParameterSet(models.Model):
     mrd_ngs_threshold = models.DecimalField(
         "MRD threshold, NGS (fraction)", max_digits=10, decimal_places=8, default=Decimal("0.0001")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    note = models.CharField(max_length=300, blank=True, help_text="Why this change was made.")
+
+    DEFAULT = RuleParams()
 
     class Meta:
         ordering = ["center__code", "-version"]
@@ -125,9 +117,14 @@ class RuleParameterSet(models.Model):
             known = {f.name for f in self._meta.fields}
             raise ValidationError({field if field in known else "__all__": message}) from None
 
-    @property
-    def label(self) -> str:
-        return f"{self.center.code if self.center_id else 'registry'}-v{self.version}"
+    def check_value(self) -> None:
+        try:
+            self.to_rule_params()
+        except ValueError as error:
+            raise ValidationError(str(error)) from error
+
+    def to_value(self) -> RuleParams:
+        return self.to_rule_params()
 
     def to_rule_params(self) -> RuleParams:
         return RuleParams(

@@ -24,7 +24,7 @@ from monitoring.engine import evaluate
 from monitoring.models import ACTIVE_STATUSES, WITHDRAWN, Alert, RuleParameterSet
 from monitoring.params import RuleParams
 from monitoring.rules import RULE_NAMES
-from monitoring.selectors import rule_params_for, timelines_read
+from monitoring.selectors import params_in_force_for_centers, timelines_read
 from monitoring.sweep import BATCH
 from patients.models import Center, Infusion, Patient
 from patients.validation import today_in
@@ -107,10 +107,11 @@ def rule_change_preview(
     centers = {c.pk: c for c in Center.objects.all()}
     effective: dict[int, RuleParams] = {}
     today: dict[int, date] = {}
+    in_force = params_in_force_for_centers(own_sets if center is None else ())
     for center_id, found in centers.items():
-        # A center's own set wins over the registry-wide one (rule_params_for).
+        # A center's own set wins over the registry-wide one (params_in_force_for_centers).
         own = center is None and center_id in own_sets
-        effective[center_id] = rule_params_for(found) if own else params
+        effective[center_id] = in_force[center_id] if own else params
         today[center_id] = as_of or today_in(found.tzinfo)
     patients = _patients(center)
     preview.n_patients = len(patients)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections
@@ -12,10 +12,18 @@ from django.db.models import BigIntegerField, Case, Func, IntegerField, QuerySet
 
 from monitoring.models import ACTIVE_STATUSES, SEVERITY_RANK, Alert, RuleParameterSet
 from monitoring.params import RuleParams
-from monitoring.timeline import EventPoint, InfusionPoint, ResponsePoint, ResultPoint, Timeline
+from monitoring.timeline import (
+    EventPoint,
+    InfusionPoint,
+    ResponsePoint,
+    ResultPoint,
+    Timeline,
+    Window,
+)
 from patients.days import local_date
 from patients.models import Patient
 from patients.selectors import patients_visible_to
+from patients.versioned import setting_in_force, settings_in_force
 
 # What a timeline is built from: each section's relation on Patient and the fields read, in the
 # order `timeline_build` expects. The per-patient path (`patient_timeline`, from model instances or
@@ -156,13 +164,43 @@ def _lab_rows_by_epoch(qs, fields: tuple[str, ...], rows: dict, zone) -> None:
         rows[patient_id]["lab_results"].append(tuple(values))
 
 
-def rule_params_for(center) -> RuleParams:
-    """The center's current parameters, else the registry-wide ones, else the defaults."""
-    for candidate in (center, None):
-        found = RuleParameterSet.objects.filter(center=candidate, is_current=True).first()
-        if found is not None:
-            return found.to_rule_params()
-    return RuleParams()
+def rule_params_for(center, *, at: datetime | None = None) -> RuleParams:
+    """The center's parameters in force (`at` None: the current version), else the
+    registry-wide ones, else the defaults (`patients.versioned.settings_in_force`)."""
+    return setting_in_force(RuleParameterSet, center, at=at)
+
+
+def params_in_force_for_centers(
+    center_ids: Iterable[int | None], *, at: datetime | None = None
+) -> dict[int | None, RuleParams]:
+    """`rule_params_for` for many centers in one query: what the sweep, the preview and the
+    worklist read."""
+    return settings_in_force(RuleParameterSet, center_ids, at=at)
+
+
+def detectable_bcell_result_ids(patient_ids: Iterable[int]) -> set[int]:
+    """The ids of the PB B-cell results whose sample is detectable by the definition in force for
+    the patient's center (`monitoring.rules.recovery.is_detectable`), baseline counts included:
+    what the patient pages mark as B cells seen. One query per timeline section and one for the
+    parameters, for any number of patients."""
+    from monitoring.rules.recovery import is_detectable
+
+    reads = timelines_read(patient_ids)
+    params = params_in_force_for_centers({read.center_id for read in reads})
+    found: set[int] = set()
+    for read in reads:
+        timeline = read.timeline
+        first = timeline.infusions[0].date if timeline.infusions else None
+        baseline = Window(
+            infusion=InfusionPoint(0, date.min, 0),
+            end=first,
+            results=tuple(r for r in timeline.results if first is None or r.collected_on < first),
+        )
+        for window in (baseline, *timeline.windows()):
+            for sample in window.bcell_samples():
+                if is_detectable(sample, params[read.center_id]):
+                    found.update(r.id for r in (sample.absolute, sample.percent) if r is not None)
+    return found
 
 
 SEVERITY_ORDER = Case(

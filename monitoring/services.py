@@ -205,27 +205,12 @@ def rule_parameters_publish(*, center, user, values: dict, note: str = ""):
     it was evaluated with. The values are checked by RuleParams before anything is stored.
     """
     from monitoring.models import RuleParameterSet
+    from patients.versioned import settings_publish
 
     with transaction.atomic():
-        previous = (
-            RuleParameterSet.objects.select_for_update().filter(center=center).order_by("-version")
+        saved = settings_publish(
+            RuleParameterSet, center=center, user=user, values=values, note=note
         )
-        last = previous.first()
-        RuleParameterSet.objects.filter(center=center, is_current=True).update(is_current=False)
-        saved = RuleParameterSet(
-            center=center,
-            version=(last.version + 1) if last else 1,
-            is_current=True,
-            created_by=user,
-            note=note,
-            **values,
-        )
-        saved.full_clean()
-        try:
-            saved.to_rule_params()
-        except ValueError as error:
-            raise ValidationError(str(error)) from error
-        saved.save()
         patients = Patient.objects.all() if center is None else center.patients.all()
         for patient in patients.order_by("pk"):
             Patient.objects.select_for_update().get(pk=patient.pk)

@@ -36,9 +36,8 @@ from monitoring import notifications
 from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
 from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
-from monitoring.models import Alert, AlertEvent, RuleParameterSet
-from monitoring.params import RuleParams
-from monitoring.selectors import timelines_read
+from monitoring.models import Alert, AlertEvent
+from monitoring.selectors import params_in_force_for_centers, timelines_read
 from monitoring.services import alerts_sync, historical_cutoff
 from patients.models import Center, ClinicalEvent, Infusion, Patient, ResponseAssessment
 from patients.validation import today_in
@@ -52,15 +51,11 @@ class SweepContext:
     """What a run reads once: each center's rule parameters and today in its time zone."""
 
     def __init__(self, as_of: date | None = None) -> None:
-        current = {
-            s.center_id: s.to_rule_params()
-            for s in RuleParameterSet.objects.filter(is_current=True)
-        }
-        fallback = current.get(None, RuleParams())
         self.centers = list(Center.objects.all())
-        # The center's current set, else the registry-wide one, else the defaults
-        # (as selectors.rule_params_for decides for one patient).
-        self.params = {c.pk: current.get(c.pk, fallback) for c in self.centers}
+        # The center's current set, else the registry-wide one, else the defaults: the one
+        # resolver (selectors.params_in_force_for_centers), in one query.
+        in_force = params_in_force_for_centers([c.pk for c in self.centers])
+        self.params = {c.pk: in_force[c.pk] for c in self.centers}
         self.today = {c.pk: as_of or today_in(c.tzinfo) for c in self.centers}
 
     def horizon_days(self) -> int:

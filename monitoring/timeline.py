@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from patients.units import (
     ALC,
@@ -28,18 +27,24 @@ from patients.units import (
     UNDETECTABLE,
     bcell_count_from_percent,
 )
-
-if TYPE_CHECKING:
-    from monitoring.params import RuleParams
+from patients.vocabulary import (  # the clinical vocabulary (noqa: re-exported for the rules)
+    CR,  # noqa: F401
+    CRI,  # noqa: F401
+    DEATH,  # noqa: F401
+    EVENT_KINDS,
+    HSCT,  # noqa: F401
+    LAST_FOLLOWUP,  # noqa: F401
+    NE,  # noqa: F401
+    NR,  # noqa: F401
+    PD,  # noqa: F401
+    PR,  # noqa: F401
+    RELAPSE,  # noqa: F401
+    REMISSION,  # noqa: F401
+    RESPONSES,
+)
 
 QUALIFIERS = ("", UNDETECTABLE, BELOW_LOD)
 
-CR, CRI, PR, NR, PD, NE = "CR", "CRi", "PR", "NR", "PD", "NE"
-RESPONSES = (CR, CRI, PR, NR, PD, NE)
-REMISSION = frozenset({CR, CRI})
-
-RELAPSE, DEATH, HSCT, LAST_FOLLOWUP = "relapse", "death", "hsct", "last_followup"
-EVENT_KINDS = (RELAPSE, DEATH, HSCT, LAST_FOLLOWUP)
 
 # Day 0 samples are usually drawn before the cells go in (and after lymphodepletion), so they say
 # nothing about what the CAR-T cells did: every rule looks at day 1 onwards.
@@ -116,7 +121,9 @@ class EventPoint:
 
 @dataclass(frozen=True)
 class BCellSample:
-    """The PB B-cell measurements of one sample: an absolute count, a % of lymphocytes, an ALC."""
+    """The PB B-cell measurements of one sample: an absolute count, a % of lymphocytes, an ALC.
+
+    Whether it is detectable depends on the center's definition: `monitoring.rules.recovery`."""
 
     day: int
     collected_on: date
@@ -140,35 +147,6 @@ class BCellSample:
         if self.alc is None or self.alc.value is None:
             return None
         return bcell_count_from_percent(self.percent.value, self.alc.value)
-
-    def is_detectable(self, params: RuleParams) -> bool | None:
-        """True/False by the configured definition, None if this sample cannot tell.
-
-        Any measure that shows B cells above its threshold makes the sample detectable; a
-        qualifier (undetectable, below the limit of detection) is never detectable.
-        """
-        verdicts: list[bool] = []
-        threshold = params.bcell_threshold
-        if self.absolute is not None:
-            # A directly measured count wins over one derived from a % and an ALC.
-            value = self.absolute.value
-            verdicts.append(value is not None and value > threshold)
-        elif self.percent is not None:
-            count = self.count()
-            if self.percent.value is None or self.percent.value == 0:
-                verdicts.append(False)
-            elif count is not None:
-                verdicts.append(count > threshold)
-            elif threshold == 0:
-                # B cells were seen, so under the study's "> 0/µL" definition the count is above
-                # zero whatever the ALC; a higher threshold cannot be judged without the ALC.
-                verdicts.append(True)
-        if params.bcell_pct_threshold is not None and self.percent is not None:
-            pct = self.percent.value
-            verdicts.append(pct is not None and pct > params.bcell_pct_threshold)
-        if not verdicts:
-            return None
-        return any(verdicts)
 
 
 @dataclass(frozen=True)
@@ -300,13 +278,6 @@ class Timeline:
             windows.append(Window(infusion=infusion, end=end, results=results))
         return tuple(windows)
 
-    def baseline_results(self) -> tuple[ResultPoint, ...]:
-        """Results before the first infusion (negative days): context only, never a trigger."""
-        if not self.infusions:
-            return self.results
-        first = self.infusions[0].date
-        return tuple(r for r in self.results if r.collected_on < first)
-
     def until(self, as_of: date | None) -> Timeline:
         """The timeline as it was known on ``as_of``: nothing dated later."""
         if as_of is None:
@@ -333,9 +304,6 @@ class Timeline:
         last = max(dates, default=None)
         object.__setattr__(self, "_last_known_date", last)
         return last
-
-    def events_of(self, kind: str) -> tuple[EventPoint, ...]:
-        return tuple(e for e in self.events if e.kind == kind)
 
 
 def _on_or_before(items: Iterable, as_of: date, when) -> tuple:

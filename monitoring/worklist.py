@@ -15,11 +15,17 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring import texts
+from monitoring.engine import window_statuses
 from monitoring.models import HIGH, Alert
-from monitoring.selectors import SEVERITY_ORDER, alerts_visible_to, rule_params_for
-from patients import units
-from patients.days import local_date
-from patients.models import Infusion, LabResult
+from monitoring.params import format_decimal
+from monitoring.rules.recovery import count_status, is_detectable
+from monitoring.selectors import (
+    SEVERITY_ORDER,
+    alerts_visible_to,
+    params_in_force_for_centers,
+    timelines_read,
+)
+from patients.models import LabResult
 from patients.selectors import ClinicalStatus, clinical_status_by_patient, patients_visible_to
 
 ACTIVE_WINDOW_DAYS = 45
@@ -36,6 +42,8 @@ class WindowPatient:
     days_since_count: int | None
     count_due: bool
     alerts: list = field(default_factory=list)
+    last_count_text: str = ""  # a count from % × ALC; empty when the stored value is shown
+    last_count_detectable: bool = False  # by the center's definition of "detectable"
 
 
 @dataclass
@@ -86,8 +94,16 @@ def worklist(user, *, now=None) -> Worklist:
 
 
 def _in_window(user, now) -> list[WindowPatient]:
+    """Patients inside their latest infusion's window today, with the last B-cell count and
+    whether one is due, decided by the count-due rule's own function (`count_status`) on the
+    timeline the rules read, with each center's parameters in force."""
+    # The versions in force now (the current ones), as the sweep that raises the alerts reads.
+    params = params_in_force_for_centers(
+        patients_visible_to(user).order_by().values_list("center_id", flat=True).distinct()
+    )
+    longest = max((p.window_days for p in params.values()), default=ACTIVE_WINDOW_DAYS)
     # A day of slack either side: the exact day is computed in each center's time zone below.
-    earliest = (now - timedelta(days=ACTIVE_WINDOW_DAYS + 1)).date()
+    earliest = (now - timedelta(days=max(longest, ACTIVE_WINDOW_DAYS) + 1)).date()
     patients = list(
         patients_visible_to(user)
         .annotate(latest_infusion=Max("infusions__infusion_date"))
@@ -96,46 +112,54 @@ def _in_window(user, now) -> list[WindowPatient]:
     )
     ids = [p.pk for p in patients]
     statuses = clinical_status_by_patient(ids)
-    numbers = dict(
-        Infusion.objects.filter(patient_id__in=ids)
-        .values("patient_id")
-        .annotate(n=Max("infusion_number"))
-        .values_list("patient_id", "n")
-    )
-    last_counts: dict[int, LabResult] = {}
-    for lab in LabResult.objects.filter(patient_id__in=ids, analyte=units.PB_BCELL_ABS).order_by(
-        "patient_id", "-collected_at"
-    ):
-        last_counts.setdefault(lab.patient_id, lab)
+    timelines = {read.patient_id: read.timeline for read in timelines_read(ids)}
     active_alerts: dict[int, list] = {pk: [] for pk in ids}
     for alert in Alert.objects.filter(patient_id__in=ids).active_work():
         active_alerts[alert.patient_id].append(alert)
-    params_by_center: dict[int, object] = {}
-    rows = []
+    found = []
     for patient in patients:
-        tz = patient.center.tzinfo
-        today: date = now.astimezone(tz).date()
+        today: date = now.astimezone(patient.center.tzinfo).date()
+        center_params = params[patient.center_id]
         day = (today - patient.latest_infusion).days
-        if not 0 <= day <= ACTIVE_WINDOW_DAYS or statuses[patient.pk].state != "alive":
+        if not 0 <= day <= center_params.window_days or statuses[patient.pk].state != "alive":
             continue
-        if patient.center_id not in params_by_center:
-            params_by_center[patient.center_id] = rule_params_for(patient.center)
-        due_after = params_by_center[patient.center_id].count_due_days
-        last = last_counts.get(patient.pk)
-        last_on = local_date(last.collected_at, tz) if last else None
-        if last_on is not None and last_on < patient.latest_infusion:
-            last_on = None  # a count before this infusion says nothing about this window
-        since = (today - last_on).days if last_on else None
+        known = timelines[patient.pk].until(today)
+        window = known.windows()[-1]
+        status = count_status(window, center_params, as_of=today)
+        # The rule's eligibility too: a window whose response was PR/NR/PD, or whose monitoring
+        # ended, raises no count-due reminder, so the worklist calls no count due either.
+        monitored = next(s for s in window_statuses(known) if s.infusion_id == window.infusion_id)
+        due = status.due and monitored.eligible and monitored.monitored_until is None
+        found.append((patient, window, status, due, center_params))
+    shown_ids = [
+        (s.last.absolute or s.last.percent).id for _, _, s, _, _ in found if s.last is not None
+    ]
+    labs = LabResult.objects.in_bulk(shown_ids)
+    rows = []
+    for patient, window, status, due, center_params in found:
+        last = status.last
         rows.append(
             WindowPatient(
                 patient=patient,
-                infusion_number=numbers.get(patient.pk, 1),
-                day=day,
-                last_count=last if last_on else None,
-                days_since_count=since,
-                count_due=day >= 1 and (since is None or since > due_after),
+                infusion_number=window.infusion.number,
+                day=status.day,
+                last_count=labs[(last.absolute or last.percent).id] if last else None,
+                days_since_count=status.days_since_last_count if last else None,
+                count_due=due,
                 alerts=active_alerts[patient.pk],
+                last_count_text=_count_text(last) if last else "",
+                last_count_detectable=bool(last and is_detectable(last, center_params)),
             )
         )
     rows.sort(key=lambda r: (not r.count_due, -r.day))
     return rows
+
+
+def _count_text(sample) -> str:
+    """The last count in cells/µL as the rules read it: measured, or % of lymphocytes × ALC."""
+    if sample.absolute is not None or sample.percent.value is None:
+        return ""  # the measured count, or a qualifier: shown as stored
+    count = sample.count()
+    if count is None:
+        return f"{format_decimal(sample.percent.value)} % of lymphocytes, no ALC"
+    return f"{format_decimal(count)} (% × ALC)"

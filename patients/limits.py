@@ -1,7 +1,7 @@
 """Plausibility limits per center, versioned like the rule parameters (CLINICAL.md section 2).
 
 Versions are immutable: a change in the admin stores a new version and retires the previous one
-(`patients.services.plausibility_limits_publish`), so a confirmed value can always be traced to
+(`patients.versioned.settings_publish`), so a confirmed value can always be traced to
 the limits it was checked against. No center = the registry-wide default; no row at all = the
 CLINICAL.md defaults (`patients.plausibility.Limits()`).
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from patients.plausibility import Limits
+from patients.versioned import CenterSettingsVersion
 
 _DEFAULTS = Limits()
 
@@ -31,7 +31,7 @@ def _limit(label: str, default: Decimal, help_text: str = "") -> models.DecimalF
     )
 
 
-class PlausibilityLimits(models.Model):
+class PlausibilityLimits(CenterSettingsVersion):
     center = models.ForeignKey(
         "patients.Center",
         on_delete=models.CASCADE,
@@ -39,8 +39,6 @@ class PlausibilityLimits(models.Model):
         blank=True,
         related_name="plausibility_limits",
     )
-    version = models.PositiveIntegerField(editable=False)
-    is_current = models.BooleanField(default=True, editable=False)
     bcell_abs_soft = _limit(
         "PB B cells: confirm above (cells/µL)", _DEFAULTS.bcell_abs_soft, "Default 2,000."
     )
@@ -68,11 +66,8 @@ class PlausibilityLimits(models.Model):
         help_text="Confirm a value at least this many times (or at most 1/this) the patient's "
         "previous non-zero value of the same analyte. Default 1,000.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    note = models.CharField(max_length=300, blank=True, help_text="Why this change was made.")
+
+    DEFAULT = _DEFAULTS
 
     class Meta:
         ordering = ["center__code", "-version"]
@@ -94,10 +89,6 @@ class PlausibilityLimits(models.Model):
     def __str__(self) -> str:
         return self.label
 
-    @property
-    def label(self) -> str:
-        return f"{self.center.code if self.center_id else 'registry'}-v{self.version}"
-
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
@@ -112,6 +103,9 @@ class PlausibilityLimits(models.Model):
                 errors[soft] = ["The confirm limit must not be above the refuse limit."]
         if errors:
             raise ValidationError(errors)
+
+    def to_value(self) -> Limits:
+        return self.to_limits()
 
     def to_limits(self) -> Limits:
         return Limits(

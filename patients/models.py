@@ -20,6 +20,7 @@ from simple_history.models import HistoricalRecords
 
 from patients import plausibility_checks, units, validation
 from patients.formats import human_date
+from patients.vocabulary import DEATH, Agent, Cd19, Event, Mrd, Response, TherapyCategory
 
 
 def _raise(errors: validation.Errors) -> None:
@@ -28,10 +29,6 @@ def _raise(errors: validation.Errors) -> None:
 
 
 SEX_CHOICES = [("F", "Female"), ("M", "Male"), ("U", "Unknown")]
-
-
-def _time_zone_choices():
-    return [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
 
 
 class Center(models.Model):
@@ -317,29 +314,14 @@ class LabResult(models.Model):
             self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""
 
     @property
-    def is_detectable(self) -> bool:
-        return not self.qualifier and self.canonical_value is not None and self.canonical_value > 0
-
-    @property
     def display_value(self) -> str:
         if self.qualifier:
             return self.get_qualifier_display()
         return f"{self.value.normalize():f} {units.UNIT_LABELS[self.unit]}"
 
 
-RESPONSE_CHOICES = [
-    ("CR", "Complete remission (CR)"),
-    ("CRi", "CR with incomplete count recovery (CRi)"),
-    ("PR", "Partial remission (PR)"),
-    ("NR", "No response (NR)"),
-    ("PD", "Progressive disease (PD)"),
-    ("NE", "Not evaluable"),
-]
-MRD_CHOICES = [
-    ("negative", "MRD negative"),
-    ("positive", "MRD positive"),
-    ("unknown", "MRD unknown"),
-]
+RESPONSE_CHOICES = Response.choices
+MRD_CHOICES = Mrd.choices
 
 
 class ResponseAssessment(models.Model):
@@ -368,18 +350,8 @@ class ResponseAssessment(models.Model):
             _raise(errors)
 
 
-RELAPSE, DEATH, HSCT, LAST_FOLLOWUP = "relapse", "death", "hsct", "last_followup"
-EVENT_CHOICES = [
-    (RELAPSE, "Relapse"),
-    (DEATH, "Death"),
-    (HSCT, "Allogeneic HSCT"),
-    (LAST_FOLLOWUP, "Last follow-up contact"),
-]
-CD19_CHOICES = [
-    ("positive", "CD19-positive"),
-    ("negative", "CD19-negative"),
-    ("unknown", "CD19 status unknown"),
-]
+EVENT_CHOICES = Event.choices
+CD19_CHOICES = Cd19.choices
 
 
 class ClinicalEvent(models.Model):
@@ -402,7 +374,7 @@ class ClinicalEvent(models.Model):
         constraints = [
             # A patient dies once.
             models.UniqueConstraint(
-                fields=["patient"], condition=Q(kind="death"), name="one_death_per_patient"
+                fields=["patient"], condition=Q(kind=DEATH), name="one_death_per_patient"
             ),
         ]
 
@@ -422,28 +394,8 @@ class ClinicalEvent(models.Model):
             )
 
 
-ANTI_LEUKEMIC, IMMUNOMODULATORY, OTHER = "anti_leukemic", "immunomodulatory", "other"
-THERAPY_CATEGORY_CHOICES = [
-    (ANTI_LEUKEMIC, "Anti-leukemic"),
-    (IMMUNOMODULATORY, "Immunomodulatory"),
-    (OTHER, "Other"),
-]
-AGENT_CHOICES = [
-    ("chemotherapy", "Chemotherapy"),
-    ("targeted", "Targeted agent"),
-    ("second_cart", "Second CAR-T infusion"),
-    ("interferon", "Interferon"),
-    ("il2", "Interleukin-2"),
-    ("other", "Other"),
-]
-# Which category each agent belongs to, as the study grouped them.
-AGENT_CATEGORY = {
-    "chemotherapy": ANTI_LEUKEMIC,
-    "targeted": ANTI_LEUKEMIC,
-    "second_cart": ANTI_LEUKEMIC,
-    "interferon": IMMUNOMODULATORY,
-    "il2": IMMUNOMODULATORY,
-}
+THERAPY_CATEGORY_CHOICES = TherapyCategory.choices
+AGENT_CHOICES = Agent.choices
 
 
 class PreemptiveTherapy(models.Model):

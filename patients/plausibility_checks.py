@@ -23,15 +23,13 @@ UNCONFIRMED = "plausibility_unconfirmed"
 IMPLAUSIBLE = "plausibility_impossible"
 
 
-def plausibility_limits_for(center) -> Limits:
-    """The center's current plausibility limits, else the registry-wide ones, else defaults."""
+def plausibility_limits_for(center, *, at=None) -> Limits:
+    """The center's plausibility limits in force (`at` None: the current version), else the
+    registry-wide ones, else the defaults (`patients.versioned.settings_in_force`)."""
     from patients.limits import PlausibilityLimits
+    from patients.versioned import setting_in_force
 
-    for candidate in (center, None):
-        found = PlausibilityLimits.objects.filter(center=candidate, is_current=True).first()
-        if found is not None:
-            return found.to_limits()
-    return Limits()
+    return setting_in_force(PlausibilityLimits, center, at=at)
 
 
 def sample_plausibility(
@@ -44,11 +42,9 @@ def sample_plausibility(
     """Findings for new or changed values of one sample (canonical units), read against the
     center's limits, the other results already stored for the same collection time, and the
     patient's previous non-zero value of each analyte. See patients.plausibility."""
-    from patients.models import LabResult
-
     if patient is None or not patient.pk or collected_at is None or patient.center_id is None:
         return check_sample(values, Limits() if patient is None else _limits(patient))
-    stored = LabResult.objects.filter(patient=patient).exclude(pk__in=list(excluding_pks))
+    stored = patient.lab_results.exclude(pk__in=list(excluding_pks))
     siblings = dict(
         stored.filter(collected_at=collected_at)
         .exclude(analyte__in=list(values))

@@ -51,6 +51,7 @@ class PatientRow:
     last_bcell: LabResult | None
     last_bcell_day: ClinicalDay | None
     open_alerts: list = field(default_factory=list)
+    last_bcell_detectable: bool = False  # by the center's definition (set by the view)
 
 
 def patient_list(user, *, search: str = "") -> QuerySet[Patient]:

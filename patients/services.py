@@ -1,8 +1,9 @@
 """Services that change clinical data.
 
 Every change locks the patient row (one writer per patient), validates with `full_clean()`,
-saves, records who did it in the audit history, and re-evaluates the patient's alerts, all in one
-transaction: a result and the alerts it causes are committed together or not at all.
+saves, records who did it in the audit history, and announces the change (`patients.signals`;
+monitoring re-evaluates the patient's alerts), all in one transaction: a result and the alerts
+it causes are committed together or not at all.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
-from patients import plausibility_checks, units, validation
+from patients import plausibility_checks, signals, units, validation
 from patients.models import LabResult, Patient, PlausibilityLimits
+from patients.versioned import settings_publish
 
 
 def _lock_patient(patient_id: int) -> Patient:
@@ -24,10 +26,9 @@ def _lock_patient(patient_id: int) -> Patient:
 
 
 def _patient_changed(patient: Patient) -> None:
-    """Keep derived state (alerts) consistent with the data, inside the caller's transaction."""
-    from monitoring.services import alerts_sync  # monitoring builds on patients, not vice versa
-
-    alerts_sync(patient=patient)
+    """Announce the change inside the caller's transaction; the floors above keep their derived
+    state (monitoring: the alerts) consistent with it (`patients.signals`)."""
+    signals.records_changed_send(sender=Patient, patient_ids=[patient.pk])
 
 
 def _with_history_user(instance: models.Model, user: AbstractBaseUser | None) -> None:
@@ -205,22 +206,4 @@ def plausibility_limits_publish(
 
     The previous version is retired, never changed, as with the rule parameters.
     """
-    with transaction.atomic():
-        last = (
-            PlausibilityLimits.objects.select_for_update()
-            .filter(center=center)
-            .order_by("-version")
-            .first()
-        )
-        PlausibilityLimits.objects.filter(center=center, is_current=True).update(is_current=False)
-        saved = PlausibilityLimits(
-            center=center,
-            version=(last.version + 1) if last else 1,
-            is_current=True,
-            created_by=user if user is not None and user.is_authenticated else None,
-            note=note,
-            **values,
-        )
-        saved.full_clean()
-        saved.save()
-    return saved
+    return settings_publish(PlausibilityLimits, center=center, user=user, values=values, note=note)

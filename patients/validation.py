@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from patients import identifiers, units
+from patients.vocabulary import AGENT_CATEGORY, DEATH, RELAPSE, Agent, Event, TherapyCategory
 
 Errors = dict[str, list]
 
@@ -38,9 +39,7 @@ def study_id_taken_errors(*, patient, facts: PatientFacts | None = None) -> Erro
     if facts is not None and facts.study_id_taken is not None:
         taken = facts.study_id_taken
     else:
-        from patients.models import Patient
-
-        others = Patient.objects.filter(study_id__iexact=patient.study_id)
+        others = type(patient)._default_manager.filter(study_id__iexact=patient.study_id)
         if patient.pk:
             others = others.exclude(pk=patient.pk)
         taken = others.exists()
@@ -69,8 +68,6 @@ class PatientFacts:
 
     @property
     def death_date(self) -> date | None:
-        from patients.models import DEATH
-
         return min((d for kind, d in self.events if kind == DEATH), default=None)
 
 
@@ -212,11 +209,7 @@ def lab_result_errors(
         if facts is not None:
             duplicate = key in facts.lab_keys
         elif patient.pk:
-            from patients.models import LabResult
-
-            same = LabResult.objects.filter(
-                patient=patient, analyte=key[0], specimen=key[1], collected_at=key[2]
-            )
+            same = patient.lab_results.filter(analyte=key[0], specimen=key[1], collected_at=key[2])
             duplicate = same.exclude(pk=excluding_pk).exists() if excluding_pk else same.exists()
         else:
             duplicate = False
@@ -238,8 +231,6 @@ def event_errors(
     excluding_pk=None,
     facts: PatientFacts | None = None,
 ) -> Errors:
-    from patients.models import DEATH, RELAPSE
-
     errors: Errors = {}
     check_clinical_date(errors, "event_date", event_date, patient=patient, what="event")
     if event_date is None or patient is None or (facts is None and not patient.pk):
@@ -289,8 +280,6 @@ def infusion_errors(
     excluding_pk=None,
     facts: PatientFacts | None = None,
 ) -> Errors:
-    from patients.models import DEATH, EVENT_CHOICES, RELAPSE
-
     errors: Errors = {}
     check_clinical_date(errors, "infusion_date", infusion_date, patient=patient, what="infusion")
     if infusion_date is None or patient is None or (facts is None and not patient.pk):
@@ -310,7 +299,7 @@ def infusion_errors(
         _add(
             errors,
             "infusion_date",
-            f"The {dict(EVENT_CHOICES)[early[1]].lower()} on "
+            f"The {Event(early[1]).label.lower()} on "
             f"{early[0]:%d %b %Y} would then be before the "
             "first infusion.",
         )
@@ -325,19 +314,14 @@ def therapy_errors(
     agent: str,
     facts: PatientFacts | None = None,
 ) -> Errors:
-    from patients.models import AGENT_CATEGORY
-
     errors: Errors = {}
     check_clinical_date(errors, "start_date", start_date, patient=patient, what="start")
     expected = AGENT_CATEGORY.get(agent)
     if expected and category and expected != category:
-        from patients.models import AGENT_CHOICES, THERAPY_CATEGORY_CHOICES
-
         _add(
             errors,
             "category",
-            f"{dict(AGENT_CHOICES)[agent]} is "
-            f"{dict(THERAPY_CATEGORY_CHOICES)[expected].lower()} therapy.",
+            f"{Agent(agent).label} is {TherapyCategory(expected).label.lower()} therapy.",
         )
     if start_date and patient is not None and (patient.pk or facts is not None):
         first = facts.first_infusion if facts is not None else first_infusion_date(patient)

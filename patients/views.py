@@ -11,7 +11,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods, require_POST
 
-from monitoring.selectors import alert_changes_since, alert_event_mark, open_alerts_by_patient
+from monitoring.selectors import (
+    alert_changes_since,
+    alert_event_mark,
+    detectable_bcell_result_ids,
+    open_alerts_by_patient,
+)
 from patients import forms, plausibility_checks, selectors, services
 from patients.formats import human_date
 from patients.models import (
@@ -62,8 +67,10 @@ def patient_list(request):
     )
     rows = selectors.patient_rows(list(page.object_list))
     alerts = open_alerts_by_patient([row.patient.pk for row in rows])
+    detectable_ids = detectable_bcell_result_ids([row.patient.pk for row in rows])
     for row in rows:
         row.open_alerts = alerts[row.patient.pk]
+        row.last_bcell_detectable = bool(row.last_bcell and row.last_bcell.pk in detectable_ids)
     return render(
         request, "patients/patient_list.html", {"page": page, "rows": rows, "search": search}
     )
@@ -77,11 +84,16 @@ def patient_detail(request, study_id: str):
     for sample in samples:
         sample.row_cells = sample.cells(lab_columns)
     status = selectors.clinical_status_by_patient([patient.pk])[patient.pk]
+    last_count = selectors.last_bcell_count(samples)
+    detectable_ids = detectable_bcell_result_ids([patient.pk])
     context = {
         "patient": patient,
         "status": status,
         "window": selectors.window_today(patient, infusions, timezone.now()),
-        "last_count": selectors.last_bcell_count(samples),
+        "last_count": last_count,
+        # Whether it shows B cells is the rules' decision, with the center's definition.
+        "detectable_ids": detectable_ids,
+        "last_count_detectable": bool(last_count and last_count[1].pk in detectable_ids),
         "can_correct": {
             kind: request.user.has_perm(f"patients.change_{model._meta.model_name}")
             for kind, (model, _form, _label) in RECORDS.items()

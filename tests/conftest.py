@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from patients.demo_load import roles_ensure
+from patients.roles import roles_ensure
 from tests.factories import CenterFactory, UserFactory
 
 # "Now" for every test that needs one: the clinical dates in the factories lie before it.
@@ -37,6 +37,17 @@ def _real_postgresql(django_db_setup, django_db_blocker):
 def frozen_now():
     with time_machine.travel(FIXED_NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    """The production hasher takes a quarter of a second per password by design; signing in is
+    what the tests check, not the hasher's cost. The default stays listed, so passwords set
+    before (the demo users') still verify. Autouse for tests/patients and tests/monitoring."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        *settings.PASSWORD_HASHERS,
+    ]
 
 
 @pytest.fixture

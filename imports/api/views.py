@@ -25,7 +25,6 @@ from imports.fhir import CONFIRMED_EXTENSION, bundle_parse, patient_bundle
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
-    lab_batch_records,
 )
 from imports.idempotency import (
     KeyReusedError,
@@ -34,7 +33,7 @@ from imports.idempotency import (
     key_problem,
     request_hash,
 )
-from imports.jobs import job_as_json, job_create
+from imports.jobs import job_as_json, lab_batch_submit
 from imports.models import ImportJob
 from imports.services import import_scope, records_import
 from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
@@ -97,12 +96,14 @@ def lab_batch(request):
     samples = parsed.validated_data["samples"]
 
     def run() -> tuple[int, dict]:
-        if len(samples) > settings.IMPORT_SYNC_MAX_SAMPLES or _wants_async(request):
-            job = job_create(
-                kind="lab_batch", user=request.user, payload=request.data, total=len(samples)
-            )
+        job, outcome = lab_batch_submit(
+            user=request.user,
+            payload=request.data,
+            samples=samples,
+            background=_wants_async(request),
+        )
+        if job is not None:
             return status.HTTP_202_ACCEPTED, job_as_json(job, url=_job_url(request, job))
-        outcome = records_import(batch=lab_batch_records(samples), scope=import_scope(request.user))
         code = status.HTTP_201_CREATED if outcome.ok else status.HTTP_400_BAD_REQUEST
         return code, outcome.as_json()
 

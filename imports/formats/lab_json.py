@@ -109,3 +109,11 @@ def lab_batch_records(samples: list[dict]) -> Batch:
             for i, sample in enumerate(samples)
         ],
     )
+
+
+def lab_job_records(payload: dict) -> tuple[Batch | None, dict]:
+    """A background lab batch job's payload (the request body) as records, or its problems."""
+    parsed = LabBatchSerializer(data=payload)
+    if not parsed.is_valid():
+        return None, flatten_errors(parsed.errors)
+    return lab_batch_records(parsed.validated_data["samples"]), {}

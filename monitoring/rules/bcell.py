@@ -11,7 +11,6 @@ Each rule is a pure function of one patient's timeline and the parameters; nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from monitoring.findings import (
@@ -25,64 +24,29 @@ from monitoring.findings import (
     sample_evidence,
 )
 from monitoring.params import RuleParams, format_decimal
+from monitoring.rules.recovery import (
+    Regeneration,
+    count_status,
+    find_regeneration,
+    is_detectable,
+    is_early,
+)
 from monitoring.texts import (
     APLASIA_NOT_REACHED,
     BCELL_COUNT_DUE,
     EARLY_REGENERATION,
     LATE_RECOVERY,
 )
-from monitoring.timeline import FIRST_POST_INFUSION_DAY, BCellSample, Timeline, Window
+from monitoring.timeline import Timeline, Window
 
-
-@dataclass(frozen=True)
-class Regeneration:
-    """The first return of detectable PB B cells after aplasia in one window."""
-
-    first_aplasia: BCellSample  # the first post-infusion count that was not detectable
-    last_aplasia: BCellSample  # the last count before the onset that was not detectable
-    onset: BCellSample  # the first detectable sample (the regeneration day)
-    confirmation: BCellSample | None  # the confirming repeat sample, in confirmation mode
-
-    @property
-    def alert_sample(self) -> BCellSample:
-        """The sample that raises the alert: the confirming one when confirmation is required."""
-        return self.confirmation or self.onset
-
-
-def find_regeneration(window: Window, params: RuleParams) -> Regeneration | None:
-    """The first regeneration after aplasia, by the configured definition of "detectable".
-
-    Samples that cannot be judged (a % without an ALC under an absolute threshold) are skipped.
-    A detectable count before aplasia was reached is the B cells that CAR-T has not yet cleared,
-    not a regeneration. In confirmation mode a detectable sample followed by an undetectable one
-    does not count; the next detectable pair may.
-    """
-    judged = [
-        (sample, status)
-        for sample in window.post_infusion_bcell_samples()
-        if (status := sample.is_detectable(params)) is not None
-    ]
-    first_aplasia_at = next((i for i, (_, status) in enumerate(judged) if not status), None)
-    if first_aplasia_at is None:
-        return None
-    first_aplasia = last_aplasia = judged[first_aplasia_at][0]
-    index = first_aplasia_at + 1
-    while index < len(judged):
-        sample, detectable = judged[index]
-        if not detectable:
-            last_aplasia = sample
-            index += 1
-            continue
-        if not params.require_confirmation:
-            return Regeneration(first_aplasia, last_aplasia, sample, None)
-        if index + 1 == len(judged):
-            return None  # awaiting the confirming sample
-        repeat, repeat_detectable = judged[index + 1]
-        if repeat_detectable:
-            return Regeneration(first_aplasia, last_aplasia, sample, repeat)
-        last_aplasia = repeat
-        index += 2
-    return None
+__all__ = [
+    "Regeneration",
+    "aplasia_not_reached",
+    "bcell_count_due",
+    "early_regeneration",
+    "find_regeneration",
+    "late_recovery",
+]
 
 
 def _regeneration_finding(
@@ -120,9 +84,7 @@ def early_regeneration(
     findings = []
     for window in timeline.until(as_of).windows():
         regeneration = find_regeneration(window, params)
-        # With confirmation the regeneration day is the first sample's, so a pair that starts on
-        # day 45 and is confirmed later is still early.
-        if regeneration and regeneration.onset.day <= params.window_days:
+        if regeneration and is_early(regeneration, params):
             findings.append(_regeneration_finding(EARLY_REGENERATION, window, params, regeneration))
     return findings
 
@@ -134,7 +96,7 @@ def late_recovery(
     findings = []
     for window in timeline.until(as_of).windows():
         regeneration = find_regeneration(window, params)
-        if regeneration and regeneration.onset.day > params.window_days:
+        if regeneration and not is_early(regeneration, params):
             findings.append(_regeneration_finding(LATE_RECOVERY, window, params, regeneration))
     return findings
 
@@ -157,7 +119,7 @@ def aplasia_not_reached(
         if horizon is None or window.day_of(horizon) <= by_day or not window.covers_day(by_day):
             continue
         counts = [s for s in window.post_infusion_bcell_samples() if s.day <= by_day]
-        if any(s.is_detectable(params) is False for s in counts):
+        if any(is_detectable(s, params) is False for s in counts):
             continue
         evidence = tuple(e for s in counts for e in sample_evidence(s, window, COUNT))
         findings.append(
@@ -190,17 +152,10 @@ def bcell_count_due(
     if not windows:
         return []
     window = windows[-1]  # later infusions are not known yet as of as_of
-    today = window.day_of(as_of)
-    if not FIRST_POST_INFUSION_DAY <= today <= params.window_days:
+    status = count_status(window, params, as_of=as_of)
+    if not status.due:
         return []
-    if find_regeneration(window, params) is not None:
-        return []
-    samples = window.bcell_samples()
-    last = samples[-1] if samples else None
-    since = last.collected_on if last else window.start
-    days_since_last_count = (as_of - since).days
-    if days_since_last_count <= params.count_due_days:
-        return []
+    last, today, days_since_last_count = status.last, status.day, status.days_since_last_count
     return [
         make_finding(
             rule=BCELL_COUNT_DUE,

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from monitoring.findings import CAR_DETECTABLE, CAR_LOSS, MRD, Evidence, Finding, make_finding
 from monitoring.params import RuleParams, format_decimal
+from monitoring.rules.recovery import result_detectable
 from monitoring.texts import CAR_COPIES_LOST, MRD_POSITIVE
 from monitoring.timeline import ResultPoint, Timeline
 from patients.units import BM, BM_CAR_COPIES, BM_MRD_FLOW, BM_MRD_NGS
@@ -80,7 +81,7 @@ def car_copies_lost(
     for window in timeline.until(as_of).windows():
         last_detectable: ResultPoint | None = None
         for result in window.post_infusion(BM_CAR_COPIES, BM):
-            if result.value is not None and result.value > 0:
+            if result_detectable(result):
                 last_detectable = result
                 continue
             if last_detectable is None:

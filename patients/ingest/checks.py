@@ -36,7 +36,6 @@ from patients.ingest.records import (
     TherapyRecord,
 )
 from patients.models import (
-    DEATH,
     ClinicalEvent,
     Infusion,
     LabResult,
@@ -45,6 +44,7 @@ from patients.models import (
     ResponseAssessment,
 )
 from patients.validation import Errors, PatientFacts
+from patients.vocabulary import DEATH
 
 # How a sender confirms a value refused as unusual, if its format has a way (Batch.confirm_hint).
 _CONFIRM_SUFFIX = " If it is correct, confirm it."

@@ -145,8 +145,5 @@ class Batch:
             for r in records
         }
 
-    def value_count(self) -> int:
-        return sum(len(s.values) for s in self.samples)
-
     def is_empty(self) -> bool:
         return not self.study_ids()

@@ -7,6 +7,7 @@ The worker runs in a subprocess on the test database, so the data must be commit
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -96,6 +97,7 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
 
     import psycopg
     from django.db import connection
+    from django.utils import timezone
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.REFRESH_STALE_SECONDS = 4
@@ -128,8 +130,9 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
         blocker.rollback()
         blocker.close()
 
-    time.sleep(settings.REFRESH_STALE_SECONDS + 1)
-    assert services.refresh_runs_sweep() == 1
+    # The dead worker's heartbeat stopped: the sweep, run past the stale limit, fails the run.
+    past_the_limit = timezone.now() + timedelta(seconds=settings.REFRESH_STALE_SECONDS + 1)
+    assert services.refresh_runs_sweep(now=past_the_limit) == 1
     run.refresh_from_db()
     assert run.status == FAILED and "worker computing it stopped" in run.error
     assert "Saving" in run.error and run.finished_at is not None
@@ -153,3 +156,29 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
     assert DashboardSnapshot.objects.filter(pk=previous.pk).exists()
     run.refresh_from_db()
     assert run.status == FAILED  # a redelivered message never revives it
+
+
+def test_the_nightly_refresh_is_one_task_per_cohort_for_any_worker(
+    fresh_broker_pools, celery_worker_factory, wait_for, settings
+):
+    """Issue 22 item 5: the registry, each center and each recently opened filter is its own
+    task, which any of the running workers may take."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    small_study()
+    workers = [celery_worker_factory(), celery_worker_factory()]
+
+    app.send_task("analytics.tasks.refresh_dashboard_nightly")
+    wait_for(
+        lambda: RefreshRun.objects.filter(status=DONE).count() == 3,
+        timeout=180,
+        what="three nightly snapshots (registry, alpha, beta)",
+    )
+    keys = set(DashboardSnapshot.objects.values_list("cohort_key", flat=True))
+    assert keys == {
+        CohortFilter().key,
+        services.cohort_from_options({"center": "alpha"}).key,
+        services.cohort_from_options({"center": "beta"}).key,
+    }
+    # Each cohort was its own task: three runs, three task executions between the workers.
+    logs = [worker.log() for worker in workers]
+    assert sum(_succeeded(log, "analytics.tasks.refresh_dashboard") for log in logs) == 3

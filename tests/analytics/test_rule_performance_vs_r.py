@@ -29,7 +29,7 @@ from analytics.course_tables import (
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv
 from analytics.performance import rule_performance_report
-from patients.demo_load import demo_cohort_load
+from demo.load import demo_cohort_load
 from tests.analytics.test_survival_vs_r import TOLERANCE, _require_rscript
 
 pytestmark = pytest.mark.django_db

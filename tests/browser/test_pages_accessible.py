@@ -57,6 +57,7 @@ PAGES = [
     "/alerts/preferences/",
     "/dashboard/",
     "/dashboard/data-dictionary/",
+    "/dashboard/tables/",
 ]
 
 

@@ -12,8 +12,8 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from demo import cohort as demo
 from monitoring.models import WITHDRAWN, Alert
-from patients import demo
 from patients.models import Patient
 
 LOADED_AT = datetime.combine(

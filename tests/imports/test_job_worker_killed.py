@@ -9,11 +9,12 @@ it (transactional_db).
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from imports import jobs
@@ -80,8 +81,9 @@ def test_a_worker_killed_mid_import_is_re_queued_and_the_next_worker_imports_the
 
     # The next worker listens on its own queue: the sweep's message goes there.
     next_worker = celery_worker_factory(extra_env=FAST_HEARTBEAT)
-    time.sleep(STALE_SECONDS + 1)
-    assert jobs.import_jobs_sweep() == (1, 0)
+    # The dead worker's heartbeat stopped: the sweep, run past the stale limit, re-queues it.
+    past_the_limit = timezone.now() + timedelta(seconds=STALE_SECONDS + 1)
+    assert jobs.import_jobs_sweep(now=past_the_limit) == (1, 0)
     url = response.json()["url"]
     wait_for(
         lambda: client.get(url).json()["status"] in ("done", "failed"),

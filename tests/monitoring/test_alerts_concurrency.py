@@ -22,11 +22,6 @@ from tests.factories import BERLIN, InfusionFactory, PatientFactory
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     # Committed alerts enqueue their e-mails; no worker listens here, so record, don't publish.
     enqueued = []

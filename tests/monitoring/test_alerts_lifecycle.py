@@ -26,11 +26,6 @@ from tests.factories import BERLIN, InfusionFactory, PatientFactory, TherapyFact
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def patient(center, clinician):
     patient = PatientFactory(center=center, study_id="CT-0401")

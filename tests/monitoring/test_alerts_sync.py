@@ -43,11 +43,6 @@ REGENERATION_COUNT = Decimal("7.31")
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def patient(center, clinician):
     patient = PatientFactory(

@@ -12,7 +12,10 @@ import pytest
 from django.urls import reverse
 
 from monitoring.course_chart import Course, Marker, Point, course_figure
+from monitoring.engine import recovery_marks
 from monitoring.models import Alert
+from monitoring.params import RuleParams
+from monitoring.timeline import InfusionPoint, ResultPoint, Timeline
 from patients import units
 from tests.factories import (
     BERLIN,
@@ -52,9 +55,33 @@ def test_undetectable_counts_are_drawn_on_the_floor_line_never_dropped():
     assert "8 Mar 2025" in bcells.hovertext[0] and "day 7" in bcells.hovertext[0]
 
 
+def timeline_of(infusions: list[date], counts: list[tuple[date, int, float | None]]) -> Timeline:
+    """PB B-cell counts (start, day, cells/µL or None for undetectable) as the rules read them."""
+    return Timeline(
+        patient_ref="CT-1",
+        birth_date=None,
+        infusions=tuple(InfusionPoint(n, on, n) for n, on in enumerate(infusions, start=1)),
+        results=tuple(
+            ResultPoint(
+                id=i,
+                analyte=units.PB_BCELL_ABS,
+                specimen=units.PB,
+                collected_on=start + timedelta(days=day),
+                collected_at=None,
+                value=None if value is None else Decimal(str(value)),
+                qualifier=units.UNDETECTABLE if value is None else "",
+            )  # fmt: skip
+            for i, (start, day, value) in enumerate(counts, start=1)
+        ),
+    )
+
+
 def test_each_infusion_has_its_window_shaded_and_aplasia_and_regeneration_marked():
-    results = [count(7, None), count(30, 2.0)] + [count(5, None, SECOND), count(60, 9.0, SECOND)]
-    fig = course_figure(Course("CT-1", [FIRST, SECOND], results=results))
+    counts = [(FIRST, 7, None), (FIRST, 30, 2.0), (SECOND, 5, None), (SECOND, 60, 9.0)]
+    results = [count(day, value, start) for start, day, value in counts]
+    # The marks are the rules' own (recovery_marks), never decided by the chart.
+    marks = recovery_marks(timeline_of([FIRST, SECOND], counts), RuleParams())
+    fig = course_figure(Course("CT-1", [FIRST, SECOND], results=results, marks=marks))
 
     second = (SECOND - FIRST).days
     windows = [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"]

@@ -21,11 +21,6 @@ from tests.factories import InfusionFactory, PatientFactory
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 _TITLES = {
     "early_regeneration": "Early B-cell regeneration",
     "late_recovery": "Late B-cell recovery",

@@ -33,11 +33,6 @@ pytestmark = pytest.mark.usefixtures("frozen_now")
 REGENERATION_COUNT = Decimal("7.31")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def patient(center, clinician):
     patient = PatientFactory(

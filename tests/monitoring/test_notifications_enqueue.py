@@ -19,11 +19,6 @@ from patients.units import CELLS_PER_UL, PB_BCELL_ABS, UNDETECTABLE
 from tests.factories import BERLIN, InfusionFactory, PatientFactory
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _count(patient, on: date, value):
     lab_results_record(
         patient=patient,

@@ -16,11 +16,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from demo.load import demo_cohort_load
 from monitoring.models import ACTIVE_STATUSES, OPEN, WITHDRAWN, Alert, AlertEvent, RuleParameterSet
 from monitoring.params import RuleParams
 from monitoring.preview import KEEP, RAISE, WITHDRAW, rule_change_preview
 from monitoring.services import rule_parameters_publish
-from patients.demo_load import demo_cohort_load
 from patients.models import Center
 from tests.factories import UserFactory
 

@@ -24,11 +24,6 @@ from tests.factories import BERLIN, InfusionFactory, PatientFactory, UserFactory
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def admin_user(db):
     user = UserFactory(username="admin", center=None)

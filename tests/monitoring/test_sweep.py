@@ -28,11 +28,6 @@ INFUSED = date(2025, 3, 1)
 SWEEP_DAY = date(2025, 3, 20)  # day 19; the last count (day 7) is 12 days old
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def clock():
     with time_machine.travel(datetime(2025, 3, 8, 11, 0, tzinfo=UTC), tick=False) as traveller:

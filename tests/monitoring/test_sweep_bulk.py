@@ -21,9 +21,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from demo import cohort as demo
 from monitoring import sweep
 from monitoring.models import Alert, AlertEvent, Notification
-from patients import demo
 
 LOADED_AT = datetime.combine(demo.DATA_CUTOFF + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 # Days inside the cohort's calendar (windows open, counts due, aplasia coming due), and after it.

@@ -17,14 +17,8 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The production hasher takes a quarter of a second per password by design; signing in is
-    # what these tests check, not the hasher's cost. The default stays listed, so passwords
-    # set before (the demo users') still verify.
-    settings.PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.MD5PasswordHasher",
-        *settings.PASSWORD_HASHERS,
-    ]
+def _fast_password_hashing(fast_password_hashing):
+    """Every patients test (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 
-from patients import demo, units
+from demo import cohort as demo
+from demo.load import DEMO_PASSWORD
+from patients import units
 from patients.days import local_date
-from patients.demo_load import DEMO_PASSWORD
 from patients.models import (
     ClinicalEvent,
     Infusion,

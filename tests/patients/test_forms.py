@@ -391,7 +391,6 @@ def test_a_clinician_corrects_a_lab_value(clinician_client, bcell_count):
     bcell_count.refresh_from_db()
     assert (bcell_count.value, bcell_count.unit) == (Decimal("0.012"), units.GIGA_PER_L)
     assert bcell_count.canonical_value == Decimal(12)  # the stored count follows the correction
-    assert bcell_count.is_detectable
 
 
 def test_a_lab_correction_to_a_wrong_unit_is_shown_back(clinician_client, bcell_count):

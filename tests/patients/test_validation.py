@@ -159,7 +159,6 @@ def test_an_undetectable_count_is_stored_as_a_qualifier_without_a_number(infused
     result.refresh_from_db()
     assert result.value is None and result.canonical_value is None
     assert result.qualifier == units.UNDETECTABLE
-    assert not result.is_detectable
 
 
 def test_a_collection_time_in_the_future_is_refused_once_for_the_whole_sample(infused_patient):

@@ -113,6 +113,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines += ["", f"Cox models of RFS ({report['cox']['time_scale']})"]
     lines.append(_cox_line("time-varying", report["cox"]["time_varying"]))
     lines.append(_cox_line("fixed at baseline", report["cox"]["time_fixed"]))
+    if "adjusted" in report["cox"]:  # snapshots from before it have none
+        adjusted = report["cox"]["adjusted"] | {"n_patients": report["cox"]["adjusted"]["n"]}
+        lines.append(_cox_line("time-varying, adjusted", adjusted))
     ci = report["cumulative_incidence"]
     lines += ["", f"Cumulative incidence, CR patients (n {ci['n']}), {ci['method']}"]
     for cause in ("relapse", "death_without_relapse"):

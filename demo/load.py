@@ -6,11 +6,14 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from patients import demo
+from demo import cohort as demo
+from imports.services import records_import
+from monitoring.models import Alert
+from monitoring.services import alert_close
 from patients.ingest.context import Scope
 from patients.ingest.records import (
     Batch,
@@ -24,38 +27,13 @@ from patients.ingest.records import (
     problems_by_key,
 )
 from patients.models import Center, ClinicianProfile, Patient
+from patients.roles import roles_ensure
 
 DEMO_PASSWORD = "carttrack-demo"
 CENTERS = [
     ("alpha", "Center Alpha (synthetic)", "Europe/Berlin"),
     ("beta", "Center Beta (synthetic)", "Asia/Shanghai"),
 ]
-CLINICAL_MODELS = [
-    "patient",
-    "infusion",
-    "labresult",
-    "responseassessment",
-    "clinicalevent",
-    "preemptivetherapy",
-]
-
-
-def _group(name: str, codenames: list[str]) -> Group:
-    group, _ = Group.objects.get_or_create(name=name)
-    group.permissions.set(Permission.objects.filter(codename__in=codenames))
-    return group
-
-
-def roles_ensure() -> dict[str, Group]:
-    """The two roles: clinicians edit their center's data; registry staff read every center."""
-    edit = [f"{a}_{m}" for a in ("add", "change", "delete", "view") for m in CLINICAL_MODELS]
-    return {
-        # add_refreshrun: "Refresh now" on the dashboard (registry staff only read).
-        "clinician": _group("Clinicians", [*edit, "view_identifiers", "add_refreshrun"]),
-        "registry": _group(
-            "Registry staff", [f"view_{m}" for m in CLINICAL_MODELS] + ["view_all_centers"]
-        ),
-    }
 
 
 def _user(
@@ -218,8 +196,6 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
     (`history_is_news`: the worklist shows them, as it would for a live registry), but nobody is
     e-mailed (`notify=False`).
     """
-    from imports.services import records_import  # the import path sits a floor above patients
-
     with transaction.atomic():
         centers = {
             code: Center.objects.update_or_create(
@@ -252,9 +228,6 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
 def _close_demo_alerts(doctors) -> None:
     """Close the early-regeneration alerts that the recorded therapy answered, as the treating
     hematologist would have; the ones without a recorded decision stay open for the demo."""
-    from monitoring.models import Alert
-    from monitoring.services import alert_close
-
     for alert in Alert.objects.filter(
         rule="early_regeneration", patient__is_synthetic=True
     ).select_related("patient__center"):

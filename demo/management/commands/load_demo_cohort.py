@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from patients.demo_load import DEMO_PASSWORD, demo_cohort_load
+from analytics.services import snapshot_compute
+from demo.load import DEMO_PASSWORD, demo_cohort_load
 
 
 class Command(BaseCommand):
@@ -19,8 +20,6 @@ class Command(BaseCommand):
     def handle(self, *args, reset, quiet_logins, **options):
         counts = demo_cohort_load(reset=reset)
         if counts["patients"]:
-            from analytics.services import snapshot_compute
-
             snapshot = snapshot_compute(options={})  # the dashboard has numbers from the start
             self.stdout.write(f"Computed the survival dashboard ({snapshot.duration_ms} ms).")
             self.stdout.write(

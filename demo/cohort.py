@@ -76,10 +76,28 @@ def _bcell_schedule(last_day: int) -> list[int]:
 
 
 def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
+    """One patient of `group`; the draws from `rng` come in a fixed order (the cohort's seed)."""
+    p = _demographics(rng, index, group)
+    max_follow = (DATA_CUTOFF - p.infusion_date).days
+    relapse, death, regen, hsct = _outcome(rng, p, group)
+    _preemption(rng, p, group, regen)
+    last = min(x for x in (relapse, death, max_follow) if x is not None)
+    end = _follow_up_events(rng, p, group, relapse, death, hsct, max_follow)
+    last_lab = min(last, end)
+    _blood_counts(rng, p, regen, last_lab)
+    _marrow(rng, p, group, last_lab)
+    if p.second_infusion_day is not None and p.second_infusion_day >= last_lab:
+        p.second_infusion_day = None
+        p.therapies = [(d, c, "chemotherapy", "FLAG-Ida") for d, c, _a, _x in p.therapies]
+    p.therapies = [t for t in p.therapies if t[0] < last_lab]
+    return p
+
+
+def _demographics(rng: random.Random, index: int, group: str) -> DemoPatient:
     center = "alpha" if index % 3 else "beta"
     infusion = date(2021, 3, 1) + timedelta(days=index * 23 + rng.randint(0, 12))
     age_years = rng.randint(8, 68)
-    p = DemoPatient(
+    return DemoPatient(
         study_id=f"DEMO-{index + 1:03d}",
         center_code=center,
         sex=rng.choice("FM"),
@@ -90,54 +108,65 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
         product=rng.choice(PRODUCTS),
         dose=rng.choice([1, 2, 3, 5]) * 1_000_000,
     )
-    max_follow = (DATA_CUTOFF - infusion).days
 
-    # Outcome: relapse day, death day (from infusion), pre-emption; None = did not happen.
+
+def _outcome(rng: random.Random, p: DemoPatient, group: str) -> tuple:
+    """The day-28 response, then (relapse, death, regeneration, HSCT) days from infusion, each
+    None when it did not happen (before the data cutoff is applied)."""
     relapse = death = regen = hsct = None
     if group == "no_cr":
         p.responses.append((28, rng.choice(["NR", "NR", "PR", "PD"]), "positive"))
         death = rng.randint(60, 420)
+        return relapse, death, regen, hsct
+    p.responses.append((28, "CR" if rng.random() < 0.8 else "CRi", "negative"))
+    if group.startswith("early"):
+        regen = rng.choice([14, 21, 28, 35, 42])
+    elif group == LATE:
+        regen = rng.choice([49, 56, 70, 84, 120, 150, 180])
+    if group in (EARLY_IMMUNO, EARLY_NONE):
+        relapse = regen + rng.randint(25, 150)
+    elif group == EARLY_ANTI:
+        relapse = rng.randint(150, 600) if rng.random() < 0.5 else None
+    elif group == LATE:
+        relapse = regen + rng.randint(60, 500) if rng.random() < 0.4 else None
     else:
-        p.responses.append((28, "CR" if rng.random() < 0.8 else "CRi", "negative"))
-        if group.startswith("early"):
-            regen = rng.choice([14, 21, 28, 35, 42])
-        elif group == LATE:
-            regen = rng.choice([49, 56, 70, 84, 120, 150, 180])
-        if group in (EARLY_IMMUNO, EARLY_NONE):
-            relapse = regen + rng.randint(25, 150)
-        elif group == EARLY_ANTI:
-            relapse = rng.randint(150, 600) if rng.random() < 0.5 else None
-        elif group == LATE:
-            relapse = regen + rng.randint(60, 500) if rng.random() < 0.4 else None
-        else:
-            draw = rng.random()
-            if draw < 0.4:
-                relapse = rng.randint(90, 600)
-            elif draw < 0.55:
-                death = rng.randint(60, 300)  # non-relapse mortality
-        if relapse is not None:
-            death = relapse + rng.randint(45, 800)
-        if relapse is None and death is None and rng.random() < 0.2:
-            hsct = rng.randint(70, 140)  # consolidative allogeneic transplant
-    if group.startswith("early") and group != EARLY_NONE:
-        start = regen + rng.randint(2, 7)
-        if group == EARLY_ANTI:
-            agent, detail = rng.choice(
-                [
-                    ("chemotherapy", "FLAG-Ida"),
-                    ("targeted", "inotuzumab ozogamicin"),
-                    ("targeted", "blinatumomab"),
-                    ("second_cart", "second CD19 CAR-T"),
-                ]
-            )
-            p.therapies.append((start, "anti_leukemic", agent, detail))
-            if agent == "second_cart":
-                p.second_infusion_day = start
-        else:
-            agent, detail = rng.choice([("interferon", "IFN-α2b"), ("il2", "low-dose IL-2")])
-            p.therapies.append((start, "immunomodulatory", agent, detail))
+        draw = rng.random()
+        if draw < 0.4:
+            relapse = rng.randint(90, 600)
+        elif draw < 0.55:
+            death = rng.randint(60, 300)  # non-relapse mortality
+    if relapse is not None:
+        death = relapse + rng.randint(45, 800)
+    if relapse is None and death is None and rng.random() < 0.2:
+        hsct = rng.randint(70, 140)  # consolidative allogeneic transplant
+    return relapse, death, regen, hsct
 
-    last = min(x for x in (relapse, death, max_follow) if x is not None)
+
+def _preemption(rng: random.Random, p: DemoPatient, group: str, regen: int | None) -> None:
+    """Early regenerators (but EARLY_NONE) get pre-emptive therapy 2 to 7 days after."""
+    if not group.startswith("early") or group == EARLY_NONE:
+        return
+    start = regen + rng.randint(2, 7)
+    if group == EARLY_ANTI:
+        agent, detail = rng.choice(
+            [
+                ("chemotherapy", "FLAG-Ida"),
+                ("targeted", "inotuzumab ozogamicin"),
+                ("targeted", "blinatumomab"),
+                ("second_cart", "second CD19 CAR-T"),
+            ]
+        )
+        p.therapies.append((start, "anti_leukemic", agent, detail))
+        if agent == "second_cart":
+            p.second_infusion_day = start
+    else:
+        agent, detail = rng.choice([("interferon", "IFN-α2b"), ("il2", "low-dose IL-2")])
+        p.therapies.append((start, "immunomodulatory", agent, detail))
+
+
+def _follow_up_events(rng, p: DemoPatient, group, relapse, death, hsct, max_follow) -> int:
+    """The events up to the data cutoff (or an earlier loss to follow-up); returns the last day
+    the patient was followed."""
     if death is not None and death > max_follow:
         death = None
     if relapse is not None and relapse > max_follow:
@@ -150,32 +179,21 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
     if hsct is not None and hsct < end:
         p.events.append((hsct, "hsct", {}))
     if relapse is not None:
-        p.events.append(
-            (
-                relapse,
-                "relapse",
-                {
-                    "relapse_cd19": rng.choice(["positive"] * 6 + ["negative"] * 3 + ["unknown"]),
-                    "relapse_site": "bone marrow",
-                },
-            )
-        )
-    if death is not None:
-        p.events.append(
-            (
-                death,
-                "death",
-                {
-                    "death_cause": "leukemia"
-                    if relapse is not None or group == "no_cr"
-                    else rng.choice(["infection", "cytokine release syndrome", "GvHD"])
-                },
-            )
-        )
-    else:
+        cd19 = rng.choice(["positive"] * 6 + ["negative"] * 3 + ["unknown"])
+        p.events.append((relapse, "relapse", {"relapse_cd19": cd19, "relapse_site": "bone marrow"}))
+    if death is None:
         p.events.append((end, "last_followup", {}))
+        return end
+    if relapse is not None or group == "no_cr":
+        cause = "leukemia"
+    else:
+        cause = rng.choice(["infection", "cytokine release syndrome", "GvHD"])
+    p.events.append((death, "death", {"death_cause": cause}))
+    return end
 
-    # Labs: baseline, then PB B cells + ALC on the schedule until relapse, death or the end.
+
+def _blood_counts(rng: random.Random, p: DemoPatient, regen: int | None, last_lab: int) -> None:
+    """Baseline, then PB B cells + ALC on the schedule until relapse, death or the end."""
     p.labs.append(
         DemoLab(
             -5,
@@ -185,7 +203,6 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
             method="flow cytometry",
         )
     )
-    last_lab = min(last, end)
     count = Decimal(0)
     for day in _bcell_schedule(last_lab):
         reaplasia = p.second_infusion_day is not None and day >= p.second_infusion_day + 7
@@ -208,14 +225,21 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
             p.labs.append(
                 _undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL, "flow cytometry")
             )
-        alc = Decimal(rng.randint(3, 25)) / Decimal(10)  # ×10⁹/L, as many analysers report
-        if p.labs[-1].analyte == units.PB_BCELL_ABS and p.labs[-1].value:
-            # B cells are lymphocytes (at most about a quarter of them here): a plausible sample
-            # (CLINICAL.md's same-sample check) whatever the draw above.
-            floor = (p.labs[-1].value * 4 / Decimal(1000)).quantize(Decimal("0.1"), ROUND_UP)
-            alc = max(alc, floor)
-        p.labs.append(DemoLab(day, units.ALC, alc, units.GIGA_PER_L))
-    # Bone marrow at about days 28, 90 and 180: MRD and CAR transgene copies.
+        p.labs.append(DemoLab(day, units.ALC, _alc(rng, p.labs[-1]), units.GIGA_PER_L))
+
+
+def _alc(rng: random.Random, bcells: DemoLab) -> Decimal:
+    alc = Decimal(rng.randint(3, 25)) / Decimal(10)  # ×10⁹/L, as many analysers report
+    if bcells.value:
+        # B cells are lymphocytes (at most about a quarter of them here): a plausible sample
+        # (CLINICAL.md's same-sample check) whatever the draw above.
+        floor = (bcells.value * 4 / Decimal(1000)).quantize(Decimal("0.1"), ROUND_UP)
+        alc = max(alc, floor)
+    return alc
+
+
+def _marrow(rng: random.Random, p: DemoPatient, group: str, last_lab: int) -> None:
+    """Bone marrow at about days 28, 90 and 180: MRD and CAR transgene copies."""
     car_lost = rng.random() < 0.3
     for day in (28, 90, 180):
         if day > last_lab:
@@ -236,11 +260,6 @@ def _patient(rng: random.Random, index: int, group: str) -> DemoPatient:
             p.labs.append(
                 DemoLab(day, units.BM_CAR_COPIES, copies, units.COPIES_PER_UG, method="qPCR")
             )
-    if p.second_infusion_day is not None and p.second_infusion_day >= last_lab:
-        p.second_infusion_day = None
-        p.therapies = [(d, c, "chemotherapy", "FLAG-Ida") for d, c, _a, _x in p.therapies]
-    p.therapies = [t for t in p.therapies if t[0] < last_lab]
-    return p
 
 
 def generate_cohort(seed: int = SEED) -> list[DemoPatient]:
