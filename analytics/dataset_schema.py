@@ -154,7 +154,16 @@ def data_dictionary_markdown() -> str:
     for row in DATA_DICTIONARY:
         cells = [row["name"], row["type"], row["meaning"], row["allowed_values"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n\n**Spreadsheet safety.** " + FORMULA_NOTE + "\n"
+    from analytics.disclosure import DISCLOSURE_NOTE
+
+    return (
+        "\n".join(lines)
+        + "\n\n**Spreadsheet safety.** "
+        + FORMULA_NOTE
+        + "\n\n**Small cells and differencing.** "
+        + DISCLOSURE_NOTE
+        + "\n"
+    )
 
 
 class _Problems:

@@ -276,7 +276,9 @@ def cir_figure(
             x=ticks,
             y=["CR patients"] * len(ticks),
             mode="text",
-            text=[str(int((times >= day).sum())) for day in ticks],
+            text=[
+                str(small_cell_label(int((times >= day).sum()), small_cell_min)) for day in ticks
+            ],
             showlegend=False,
             hovertemplate="%{text} at risk on day %{x}<extra></extra>",
         ),

@@ -87,14 +87,16 @@ def _xlsx(sheets: list[tuple[str, list[str], list[list]]]) -> bytes:
 @require_http_methods(["GET"])
 @replica_view
 def publication_tables(request):
-    form = PublicationForm(request.GET or None)
+    # Other centers' and pooled cohorts are fixed (a year of infusion), as on the dashboard.
+    form = PublicationForm(request.GET or None, user=request.user)
     if request.GET and not form.is_valid():
         return HttpResponseBadRequest(
             "Cannot build the tables: " + form.errors.as_text(), content_type="text/plain"
         )
     if not request.GET:
         form = PublicationForm(
-            {"grouping": "early_regen", "ties": "efron", "covariates": list(DEFAULT_ADJUSTMENT)}
+            {"grouping": "early_regen", "ties": "efron", "covariates": list(DEFAULT_ADJUSTMENT)},
+            user=request.user,
         )
         form.is_valid()
     choice = form.choices()

@@ -22,6 +22,7 @@ from simple_history.utils import get_history_model_for_model
 
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv, read_analysis_csv_lenient
+from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld_all
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
@@ -73,6 +74,88 @@ def small_cell_min_for(cohort: CohortFilter, viewer=None) -> int:
     if cohort.center and viewer is not None and center_code_restricted_to(viewer) == cohort.center:
         return 0
     return settings.SMALL_CELL_MIN
+
+
+def fixed_cohort_view(cohort: CohortFilter) -> tuple[str, str, int | None] | None:
+    """The cohort as a fixed view (center, product, calendar year or None), or None when its
+    dates are not one whole calendar year (only a center's own users open such views)."""
+    start, end = cohort.infused_from, cohort.infused_to
+    if start is None and end is None:
+        return (cohort.center, cohort.product, None)
+    if (
+        start is not None
+        and end is not None
+        and (start.month, start.day, end.month, end.day) == (1, 1, 12, 31)
+        and start.year == end.year
+    ):
+        return (cohort.center, cohort.product, start.year)
+    return None
+
+
+def disclosure_atoms(
+    *, rfs_origin: str = "infusion", censor_at_hsct: bool = False
+) -> dict[tuple[str, str, int], dict[str, int]]:
+    """The counts of every atom (center x product x year of first infusion) of the whole
+    registry, for the differencing rule (``analytics.disclosure``). One report per atom, on
+    the pooled analysis table; cached until the data change."""
+    from django.core.cache import cache
+
+    key = f"disclosure-atoms:{data_version()}:{rfs_origin}:{int(censor_at_hsct)}"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    # As the snapshots read it: a row breaking the schema is left out (counted there).
+    table, _refused = read_analysis_csv_lenient(
+        io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
+    )
+    atoms = {}
+    if len(table):
+        years = table["first_infusion_date"].map(lambda d: d.year)
+        for (center, product, year), rows in table.groupby(
+            [table["center"], table["product"], years], sort=True
+        ):
+            report = headline_report(
+                rows.reset_index(drop=True), rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct
+            )
+            atoms[(str(center), str(product), int(year))] = count_cells(report)
+    cache.set(key, atoms, 24 * 3600)
+    return atoms
+
+
+def withheld_cells_for(
+    cohort: CohortFilter, viewer, options: dict | None = None
+) -> set[str] | None:
+    """Paths of the counts of a cohort's report this viewer must not see because another view
+    they can open would give them away by subtraction; None: the viewer's own center's exact
+    view (nothing withheld). A view that is not a fixed cohort withholds every count."""
+    if small_cell_min_for(cohort, viewer) == 0:
+        return None
+    options = options or {}
+    atoms = disclosure_atoms(
+        rfs_origin=options.get("rfs_origin", "infusion"),
+        censor_at_hsct=bool(options.get("censor_at_hsct", False)),
+    )
+    view = fixed_cohort_view(cohort)
+    if view is None:
+        return {path for cells in atoms.values() for path in cells} | {"*"}
+    own = (center_code_restricted_to(viewer) if viewer is not None else None) or None
+    return withheld_by_view(atoms, own_center=own).get(view, set())
+
+
+def withheld_by_view(atoms: dict, *, own_center: str | None) -> dict:
+    """``differencing_withheld_all`` for a reader of ``own_center``, cached with the atoms."""
+    from django.core.cache import cache
+
+    centers = sorted(Center.objects.values_list("code", flat=True))
+    state = f"{sorted(atoms.items())}:{centers}:{own_center}:{settings.SMALL_CELL_MIN}"
+    key = "disclosure-withheld:" + hashlib.sha256(state.encode()).hexdigest()[:32]
+    found = cache.get(key)
+    if found is None:
+        found = differencing_withheld_all(
+            atoms, centers=centers, own_center=own_center, minimum=settings.SMALL_CELL_MIN
+        )
+        cache.set(key, found, 24 * 3600)
+    return found
 
 
 def snapshot_figures_for(snapshot: DashboardSnapshot, viewer) -> tuple[dict, bool]:
@@ -139,9 +222,15 @@ def snapshot_compute(
 
     # A pooled cohort's figures hide small cells for everyone; a center's cohort keeps both its
     # own users' exact figures and the suppressed ones every other viewer gets.
-    figures = figures_with(0 if cohort.center else settings.SMALL_CELL_MIN)
-    figures_suppressed = figures_with(settings.SMALL_CELL_MIN) if cohort.center else None
+    # Counts in the figures of every other viewer are hidden altogether (HIDE_ALL): the at-risk
+    # numbers under a curve fall on the cohort's own event days, which no differencing rule on
+    # fixed cells covers; the page's tables give the counts that survive it.
+    figures = figures_with(0 if cohort.center else HIDE_ALL)
+    figures_suppressed = figures_with(HIDE_ALL) if cohort.center else None
     progress("Saving", 95)
+    # The differencing rule's atoms for this data version: computed here, in the job, so that
+    # the first page view after a data change does not compute them (cached).
+    disclosure_atoms(rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
         cohort_label=cohort.describe(),
@@ -293,6 +382,24 @@ def refresh_request(*, options: dict, user) -> RefreshRun:
 FILTERED_VIEW_RETRY_AFTER = timedelta(minutes=10)
 
 
+class TooManyNewViews(Exception):
+    """The user started DASHBOARD_NEW_FILTERS_PER_HOUR new computations in the past hour."""
+
+
+def filtered_view_quota_check(*, user, now: datetime | None = None) -> None:
+    """Raise TooManyNewViews when the user has started the hour's share of computations."""
+    now = now or timezone.now()
+    limit = settings.DASHBOARD_NEW_FILTERS_PER_HOUR
+    started = RefreshRun.objects.filter(
+        requested_by=user, requested_at__gt=now - timedelta(hours=1)
+    ).count()
+    if started >= limit:
+        raise TooManyNewViews(
+            f"You have opened {started} new dashboard views in the past hour (the limit is "
+            f"{limit}); views already computed still open. Try a new one later."
+        )
+
+
 def filtered_view_request(*, options: dict, user) -> RefreshRun | None:
     """A filtered cohort shown for the first time is computed in the background (the page shows
     the progress and then the numbers) instead of waiting for "Refresh now". Computing a view of
@@ -306,6 +413,7 @@ def filtered_view_request(*, options: dict, user) -> RefreshRun | None:
     ).exists()
     if failed_lately:
         return None
+    filtered_view_quota_check(user=user)
     return refresh_request(options=options, user=user)
 
 

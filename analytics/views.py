@@ -19,7 +19,7 @@ from analytics.dataset_schema import (
     data_dictionary_csv,
     data_dictionary_markdown,
 )
-from analytics.disclosure import suppress_counts
+from analytics.disclosure import DISCLOSURE_NOTE, report_shown
 from analytics.forms import CohortForm
 from analytics.models import DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISON_LABELS, COMPARISONS
@@ -39,11 +39,34 @@ FIGURE_ORDER = [
 ]
 
 
-def _cohort_form(request) -> CohortForm:
+def _cohort_form(request, data=None) -> CohortForm:
     # Cohort statistics are aggregates over pseudonymous rows: every signed-in user may see
     # them for any center, as a registry's members compare their outcomes; small cells only
-    # for their own center (services.small_cell_min_for).
-    return CohortForm(request.GET if request.method == "GET" else request.POST)
+    # for their own center (services.small_cell_min_for), and views other than their own
+    # center's are fixed cohorts (CohortForm) checked against differencing.
+    if data is None:
+        data = request.GET if request.method == "GET" else request.POST
+    return CohortForm(data, user=request.user)
+
+
+def _figures_shown(names, shown_report: dict) -> list[str]:
+    """Figures whose cohort's count is shown: a curve of a withheld group is not drawn."""
+    needs = {
+        "rfs": [("rfs", "n")],
+        "os": [("os", "n")],
+        "landmark": [("landmark", "n_in_cohort")],
+        "cir": [("cumulative_incidence", "n")],
+    }
+    out = []
+    for name in names:
+        if name.startswith("rfs_by_"):
+            groups = shown_report.get("logrank", {}).get(name[len("rfs_by_") :], {})
+            ok = all(isinstance(g.get("n"), int) for g in groups.get("groups", []))
+        else:
+            ok = all(isinstance(shown_report.get(a, {}).get(b), int) for a, b in needs[name])
+        if ok:
+            out.append(name)
+    return out
 
 
 @require_http_methods(["GET"])
@@ -59,7 +82,13 @@ def dashboard(request):
             snapshot = services.latest_snapshot(cohort)
             run = services.pending_run(cohort)
             if snapshot is None and run is None:
-                run = services.filtered_view_request(options=options, user=request.user)
+                try:
+                    run = services.filtered_view_request(options=options, user=request.user)
+                except services.TooManyNewViews as error:
+                    context = {"form": form, "limit": str(error)}
+                    page = render(request, "analytics/dashboard.html", context)
+                    page.status_code = 429
+                    return page
                 # Without a broker the computation ran in-process, after the run was committed.
                 snapshot = services.latest_snapshot(cohort)
                 run = services.pending_run(cohort)
@@ -85,7 +114,11 @@ def dashboard(request):
             snapshot, request.user
         )
         minimum = services.small_cell_min_for(cohort, request.user)
-        context["r"] = suppress_counts(snapshot.report, minimum)
+        withheld = services.withheld_cells_for(cohort, request.user, snapshot.options)
+        context["r"] = report_shown(snapshot.report, minimum, withheld)
+        context["withheld"] = bool(withheld)
+        if not own:
+            context["figures"] = _figures_shown(context["figures"], context["r"])
         # jsonb does not keep key order: list the comparisons in the report's own order.
         context["comparisons"] = [
             {**context["r"]["logrank"][key], "label": COMPARISON_LABELS[key]}
@@ -108,14 +141,21 @@ def figures_json(request, pk: int):
     Snapshots never change: serialised once (cache), and the browser may keep the response for
     a year (its URL names the snapshot, and it is the same for every user)."""
 
-    def figures():
-        snapshot = get_object_or_404(DashboardSnapshot, pk=pk)
-        if services.cohort_from_options(snapshot.options).center:
-            return snapshot.figures_suppressed or {}  # `figures` show the center's small cells
-        return snapshot.figures
+    snapshot = get_object_or_404(DashboardSnapshot.objects.only("options", "report"), pk=pk)
+    cohort = services.cohort_from_options(snapshot.options)
+    minimum = services.small_cell_min_for(cohort, request.user)
+    withheld = services.withheld_cells_for(cohort, request.user, snapshot.options)
+    shown = _figures_shown(FIGURE_ORDER, report_shown(snapshot.report, minimum, withheld))
 
-    # The key names the variant: a body cached before the variants existed is never served.
-    body = _figures_body(f"snapshot-figures-suppressed:{pk}", figures)
+    def figures():
+        stored = DashboardSnapshot.objects.get(pk=pk)
+        # `figures` of a center's cohort show the center's small cells: never here.
+        every = (stored.figures_suppressed or {}) if cohort.center else stored.figures
+        return {name: every[name] for name in shown if name in every}
+
+    # The key names the variant and the figures this reader may see (the differencing rule
+    # withholds a curve whose cohort's count is withheld).
+    body = _figures_body(f"snapshot-figures-shown:{pk}:{','.join(shown)}", figures)
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
@@ -189,7 +229,10 @@ def export_csv(request):
             body = csv_rows_of_center(body, own_center)
         stamp = snapshot.computed_at
     else:
-        form = _cohort_form(request)
+        data = request.GET.copy()
+        if own_center and not data.get("center"):
+            data["center"] = own_center  # their own rows, any dates: an exact own view
+        form = _cohort_form(request, data)
         if not form.is_valid():  # never quietly export every patient instead
             return HttpResponseBadRequest(
                 "Cannot export: " + form.errors.as_text(), content_type="text/plain"
@@ -211,4 +254,5 @@ def data_dictionary(request):
         return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
     if request.GET.get("format") == "md":
         return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
-    return render(request, "analytics/data_dictionary.html", {"columns": DATA_DICTIONARY})
+    context = {"columns": DATA_DICTIONARY, "disclosure_note": DISCLOSURE_NOTE}
+    return render(request, "analytics/data_dictionary.html", context)

@@ -125,10 +125,15 @@ def _fill(report: BackupReport, cursor, tables: list[str], triggers_sql: str | N
 
 
 _PG_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+# Append-only: a row trigger refusing UPDATE and DELETE (information_schema lists those) and a
+# statement trigger refusing TRUNCATE (only pg_trigger has it: tgtype bit 5 = TRUNCATE).
 _PG_APPEND_ONLY = (
     "SELECT event_object_table FROM information_schema.triggers "
     "WHERE trigger_name LIKE '%append_only' GROUP BY event_object_table "
-    "HAVING count(DISTINCT event_manipulation) = 2"
+    "HAVING count(DISTINCT event_manipulation) = 2 "
+    "INTERSECT "
+    "SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE t.tgname LIKE '%no_truncate' AND (t.tgtype & 32) <> 0"
 )
 
 

@@ -12,7 +12,11 @@ def navigation(request):
     extra = []
     if user.has_perm("patients.add_labresult"):
         extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})
+    # No resolver match on a 404 (an unknown URL): no link is the current one.
+    match = getattr(request, "resolver_match", None)
+    current = (match.app_name or match.url_name or "") if match is not None else ""
     return {
+        "nav_current": current,
         "nav_items": [
             {"label": "Today", "url": reverse("home"), "app": "home"},
             {
@@ -24,5 +28,5 @@ def navigation(request):
             },
             {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
             *extra,
-        ]
+        ],
     }

@@ -33,6 +33,15 @@ logger = logging.getLogger(__name__)
 STARTED, SEEN = "carttrack_signed_in_at", "carttrack_last_seen_at"
 
 
+def session_clock_start(sender, request, user, **kwargs) -> None:
+    """On sign-in (``user_logged_in``, connected in audit.apps): both limits count from now,
+    not from the first request after it (issue 21: a session opened and left was idle-free)."""
+    if request is not None and hasattr(request, "session"):
+        now = time.time()
+        request.session[STARTED] = now
+        request.session[SEEN] = now
+
+
 class SessionTimeoutMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL byte in the path or query: a 400 with a message, before any lookup (issue 21).
+    "carttrack.request_safety.NulByteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Pages compressed (static files come compressed from whitenoise already). Django's
     # GZipMiddleware pads the gzip header randomly against BREACH-style length attacks.
@@ -159,6 +161,11 @@ PASSWORD_RESET_TIMEOUT = 60 * 60  # a reset link works for an hour
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 # Counts from 1 to SMALL_CELL_MIN - 1 are suppressed in pooled (registry-wide) statistics.
 SMALL_CELL_MIN = env_int("SMALL_CELL_MIN", 5)
+# The API refuses JSON nested deeper than this (400), before parsing it.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
+# New dashboard computations (filter combinations without a snapshot) one user may start per
+# hour; more get a 429 with a message.
+DASHBOARD_NEW_FILTERS_PER_HOUR = env_int("DASHBOARD_NEW_FILTERS_PER_HOUR", 20)
 # The nightly refresh recomputes every filter opened within this many days (one task each).
 SNAPSHOT_FILTER_KEEP_DAYS = env_int("SNAPSHOT_FILTER_KEEP_DAYS", 30)
 AXES_COOLOFF_TIME = 0.5
@@ -317,6 +324,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested deeper than JSON_MAX_DEPTH or carrying NUL: a 400 (carttrack/request_safety).
+    "DEFAULT_PARSER_CLASSES": [
+        "carttrack.request_safety.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # One JSON error shape for every status (patients/api/errors.py).
     "EXCEPTION_HANDLER": "patients.api.errors.exception_handler",

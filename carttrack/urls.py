@@ -1,11 +1,20 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from accounts.views import SignInView
 from carttrack import health, metrics
 from monitoring.views import today
+
+
+@login_not_required
+def _favicon(request):
+    # Resolved per request: the hashed name exists only after collectstatic.
+    return redirect(static("favicon.svg"), permanent=True)
+
 
 urlpatterns = [
     path("", today, name="home"),
@@ -25,6 +34,8 @@ urlpatterns = [
     path("health/live", health.live, name="health_live"),
     path("health/ready", health.ready, name="health_ready"),
     path("metrics", metrics.metrics, name="metrics"),
+    # Browsers ask for /favicon.ico on every page, signed in or not: the static icon.
+    path("favicon.ico", _favicon, name="favicon"),
 ]
 
 # JSON for /api/ paths, the usual pages elsewhere (patients.api.errors).

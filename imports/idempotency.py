@@ -30,6 +30,23 @@ def request_hash(data) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: The longest Idempotency-Key stored (the column's length); a longer one is refused, never
+#: cut: two different keys with one 255-character prefix would collide.
+KEY_MAX_LENGTH = 255
+
+
+def key_problem(key: str) -> str | None:
+    """What is wrong with an Idempotency-Key header, or None."""
+    if len(key) > KEY_MAX_LENGTH:
+        return (
+            f"The Idempotency-Key is {len(key)} characters long; send one of at most "
+            f"{KEY_MAX_LENGTH} (a UUID is 36)."
+        )
+    if "\x00" in key:
+        return "The Idempotency-Key contains a NUL byte; send printable characters only."
+    return None
+
+
 def key_claim(*, sender, key: str, digest: str) -> tuple[IdempotencyKey, bool]:
     """(row, first): first is True when this request claimed the key (run it, then `key_answer`);
     otherwise the row holds the first request's answer. Runs inside the caller's transaction."""

@@ -15,6 +15,9 @@ DEFAULT_VERSION = "default-1"
 
 _DECIMAL_FIELDS = ("bcell_threshold", "mrd_flow_threshold_pct", "mrd_ngs_threshold")
 _OPTIONAL_DECIMAL_FIELDS = ("bcell_pct_threshold",)
+#: The longest window or day limit a parameter set may name (days after infusion).
+MAX_DAYS = 3650
+
 _DAY_FIELDS = ("window_days", "aplasia_by_day", "count_due_days")
 
 
@@ -64,6 +67,8 @@ class RuleParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of days, at least 1")
+            if value > MAX_DAYS:  # the preview's sweep and the saved set alike
+                raise ValueError(f"{name} must be at most {MAX_DAYS} days (10 years)")
         if not isinstance(self.require_confirmation, bool):
             raise ValueError("require_confirmation must be true or false")
         for name in _DECIMAL_FIELDS + _OPTIONAL_DECIMAL_FIELDS:

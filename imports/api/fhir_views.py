@@ -10,12 +10,12 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from carttrack.request_safety import SafeJSONParser
 from imports.api.views import (
     ANSWERS,
     IDEMPOTENCY_KEY,
@@ -57,7 +57,7 @@ ISSUE_CODE = {
 
 class FhirView(APIView):
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
-    parser_classes = [FhirJSONParser, JSONParser]
+    parser_classes = [FhirJSONParser, SafeJSONParser]
 
     def handle_exception(self, exc):
         """The API's error (patients.api.errors) as an OperationOutcome."""

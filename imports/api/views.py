@@ -18,15 +18,21 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from carttrack.request_safety import SafeJSONParser
 from imports.formats.lab_json import (
     LabBatchResultSerializer,
     LabBatchSerializer,
 )
 from imports.held import lab_api_unplaced_hold
-from imports.idempotency import KeyReusedError, key_answer, key_claim, request_hash
+from imports.idempotency import (
+    KeyReusedError,
+    key_answer,
+    key_claim,
+    key_problem,
+    request_hash,
+)
 from imports.jobs import job_as_json, lab_batch_submit
 from imports.models import ImportJob
 from patients.api.errors import ERROR_RESPONSES, ErrorSerializer, error_body
@@ -120,12 +126,18 @@ def _answer_once(request, run) -> Response:
     """Run an import in one transaction, answering a re-sent request (same Idempotency-Key and
     body) with the first answer. A refused import rolls back and leaves its key unclaimed."""
     key = request.headers.get("Idempotency-Key", "").strip()
+    problem = key_problem(key)
+    if problem:
+        body = error_body(
+            400, "The Idempotency-Key header is not valid.", {"Idempotency-Key": [problem]}
+        )
+        return Response({**body, "saved": 0}, status=status.HTTP_400_BAD_REQUEST)
     with transaction.atomic():
         claim = None
         if key:
             try:
                 claim, first = key_claim(
-                    sender=request.user, key=key[:255], digest=request_hash(request.data)
+                    sender=request.user, key=key, digest=request_hash(request.data)
                 )
             except KeyReusedError as error:
                 body = error_body(
@@ -150,8 +162,9 @@ def _answer_once(request, run) -> Response:
     return response
 
 
-class FhirJSONParser(JSONParser):
-    """FHIR's JSON media type (the FHIR views are in imports/api/fhir_views.py)."""
+class FhirJSONParser(SafeJSONParser):
+    """FHIR's JSON media type (the FHIR views are in imports/api/fhir_views.py), with the same
+    depth and NUL limits as every API parser."""
 
     media_type = "application/fhir+json"
 

@@ -14,6 +14,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -81,6 +82,8 @@ def exception_handler(exc, context):
     """DRF's handler, with the one error shape; unexpected exceptions become a JSON 500."""
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body(413), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, (OperationalError, InterfaceError)):  # the database cannot be reached
+        return _database_unavailable(Response)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"request": exc.messages}
@@ -127,9 +130,23 @@ def json_or_html_404(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def _database_unavailable(kind):
+    logger.error("Database unavailable during an API request")
+    response = kind(
+        error_body(503, "The database cannot be reached just now; retry in 30 seconds."),
+        status=503,
+    )
+    response["Retry-After"] = "30"
+    return response
+
+
 def json_or_html_500(request):
+    import sys
+
     from carttrack.security import server_error  # a 503 page when the database is unreachable
 
     if _is_api(request):
+        if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+            return _database_unavailable(JsonResponse)
         return JsonResponse(error_body(500), status=500)
     return server_error(request)

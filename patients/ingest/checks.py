@@ -257,7 +257,9 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
                 record.place,
                 "study_id",
                 record.study_id,
-                "This study ID is already used by a patient you may not enter data for.",
+                # Never "exists at another center": that would confirm another center's ID.
+                "This study ID cannot be used for a new patient here: check it against your "
+                "center's list, or ask the registry for a study ID.",
             )
             continue
         if not ctx.scope.may_add_patients:

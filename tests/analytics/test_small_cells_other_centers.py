@@ -40,7 +40,9 @@ def test_other_viewers_see_an_alpha_cohorts_small_cells_suppressed(
     response = client.get(url)
     assert response.status_code == 200
     texts = _risk_texts(response.json())
-    assert "<5" in texts
+    # Other viewers' figures carry no counts at all (a curve whose n the differencing rule
+    # withholds is not sent: figures of 12 patients where alpha has 9 may go altogether).
+    assert set(texts) <= {"withheld", "0"}
     assert not SMALL & set(texts)
 
     own = client.get(f"/dashboard/snapshots/{alpha_snapshot.pk}/figures-own.json")

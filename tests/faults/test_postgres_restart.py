@@ -10,6 +10,7 @@ process and the same session work again, without a restart.
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -116,6 +117,14 @@ class Browser:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
+    def get_full(self, path: str, headers: dict | None = None) -> tuple[int, dict, str]:
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
     def login(self, username: str, password: str) -> None:
         _status, page = self.get("/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
@@ -184,6 +193,13 @@ def test_postgres_restart_gives_a_clear_page_then_recovers_without_restarting_th
             assert status == 503, body[:500]
             assert "cannot reach its database" in body
             assert "Traceback" not in body and "OperationalError" not in body
+        # The API (issue 21): a JSON 503 with Retry-After, with the session (the failure comes
+        # in a middleware) and with a token (in DRF's authentication, its exception handler).
+        for headers in ({}, {"Authorization": "Token " + "0" * 40}):
+            status, answer, body = browser.get_full("/api/v1/alerts/", headers)
+            assert status == 503, body[:500]
+            assert answer.get("Retry-After") == "30"
+            assert "database cannot be reached" in json.loads(body)["detail"]
 
         private_postgres.start()
         status, body = browser.get("/patients/")

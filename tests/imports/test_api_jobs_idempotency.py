@@ -151,3 +151,17 @@ def test_a_background_job_runs_on_a_real_worker_and_reports_its_result(
         HTTP_IDEMPOTENCY_KEY="async-1",
     )
     assert (replay.status_code, replay.json()["url"]) == (202, url)
+
+
+def test_an_idempotency_key_over_255_characters_is_refused_not_cut(lab_system, patient, frozen_now):
+    """Issue 21: a key was cut at 255 characters, so two keys with one prefix collided."""
+    prefix = "k" * 255
+    body = batch("2025-03-08T08:00:00+01:00")
+    at_limit = lab_system.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY=prefix)
+    assert at_limit.status_code in (201, 202)
+    stored = LabResult.objects.count()
+    for key in (prefix + "A", prefix + "B"):
+        response = lab_system.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 400
+        assert "256 characters long; send one of at most 255" in str(response.json())
+    assert LabResult.objects.count() == stored  # nothing saved by the refused requests

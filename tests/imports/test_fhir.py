@@ -307,5 +307,7 @@ def test_a_bundle_naming_another_centers_patient_says_so(
         format="json",
     )
     assert response.status_code == 400
-    assert "already used by a patient you may not enter data for" in json.dumps(response.json())
+    text = json.dumps(response.json())
+    assert "cannot be used for a new patient here" in text
+    assert "already used" not in text and "another center" not in text  # never confirms it
     assert not LabResult.objects.exists()

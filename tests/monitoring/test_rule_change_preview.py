@@ -191,6 +191,24 @@ def test_admin_preview_of_invalid_values_evaluates_nothing(client, superuser, fr
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("days", ["3651", "100000000"])
+def test_admin_preview_refuses_a_window_beyond_ten_years(client, superuser, frozen_now, days):
+    """Issue 21: the preview swept window_days=100000000; it is bounded as a saved set is."""
+    center = Center.objects.create(code="alpha", name="Center Alpha", time_zone="Europe/Berlin")
+    client.force_login(superuser)
+    for url in (
+        "admin:monitoring_ruleparameterset_preview",
+        "admin:monitoring_ruleparameterset_add",
+    ):
+        response = client.post(
+            reverse(url), {**ADMIN_FORM, "center": center.pk, "window_days": days}
+        )
+        assert response.status_code == 200, url  # the form again, with the message
+        assert "window_days must be at most 3650 days" in response.content.decode(), url
+    assert not RuleParameterSet.objects.filter(window_days=int(days)).exists()
+
+
+@pytest.mark.django_db
 def test_admin_preview_needs_the_right_to_add_a_version(client, clinician, frozen_now):
     clinician.is_staff = True
     clinician.save()

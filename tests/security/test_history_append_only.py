@@ -90,3 +90,24 @@ def test_the_admin_deactivates_users_instead_of_deleting_them(admin_client, clin
     page = admin_client.get(f"/admin/auth/user/{clinician.pk}/change/")
     assert page.status_code == 200
     assert b'name="is_active"' in page.content
+
+
+def test_the_database_refuses_truncate_of_the_history_and_the_access_log(center, clinician):
+    """Issue 21 finding 3: TRUNCATE is a statement, not a row operation; a statement trigger
+    refuses it (audit 0003). The test database allows it for the suite's flush only."""
+    PatientFactory(center=center, study_id="TR-001")  # a history row to lose
+    tables = ["audit_accessevent", *history_tables()]
+    assert len(tables) >= 10
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks of the test's rows
+    for table in tables:
+        with pytest.raises(DatabaseError, match="TRUNCATE of .* refused"):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL carttrack.allow_truncate = 'off'")
+                cursor.execute(f"TRUNCATE {connection.ops.quote_name(table)} CASCADE")
+    assert Patient.history.filter(study_id="TR-001").exists()
+    # With the suite's setting (this session's default) the flush still works: a rolled-back
+    # TRUNCATE of one history table goes through.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("TRUNCATE patients_historicalpatient CASCADE")
+        transaction.set_rollback(True)

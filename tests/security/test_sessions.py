@@ -28,6 +28,18 @@ def test_idle_logoff_after_fifteen_minutes_not_before(client, clinician, setting
         assert not _signed_in(client)
 
 
+def test_idle_time_counts_from_sign_in_not_from_the_first_request(client, clinician):
+    """Issue 21: signed in and left, the session stayed open until a first request."""
+    with time_machine.travel(FIXED_NOW, tick=False) as clock:
+        client.force_login(clinician)
+        clock.shift(timedelta(minutes=15))
+        assert _signed_in(client)  # 15:00 after sign-in: still in
+    with time_machine.travel(FIXED_NOW, tick=False) as clock:
+        client.force_login(clinician)
+        clock.shift(timedelta(minutes=15, seconds=1))
+        assert not _signed_in(client)  # 15:01 after sign-in, no request between: out
+
+
 def test_an_active_session_ends_after_twelve_hours(client, clinician, settings):
     assert settings.SESSION_ABSOLUTE_SECONDS == 12 * 3600
     assert settings.SESSION_COOKIE_AGE == 12 * 3600
