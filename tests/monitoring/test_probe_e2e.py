@@ -1,29 +1,48 @@
 """The end-to-end probe (issue 18): a true high alert must reach a clinician who can act on it.
 
-A patient with no named hematologist; a laboratory feed (a system sender, not a clinician)
-posts through the lab API, on day 53 after the infusion, a count collected on day 45 (8 days
-late) after aplasia. It must be a high alert on the center's worklist, e-mailed to the center's
-clinicians naming the delay, and escalated 24 hours later when nobody acknowledged it.
-The clock is fixed (time-machine), the API, outbox and mail backend are the real ones.
+A patient with no named hematologist; a laboratory (a system sender, not a clinician) sends, on
+day 53 after the infusion, a count collected on day 45 (8 days late) after aplasia. It must be a
+high alert on the center's worklist, e-mailed to the center's clinicians naming the delay, and
+escalated 24 hours later when nobody acknowledged it. The same probe runs for each way a
+laboratory has in: the lab API, a FHIR Bundle to the FHIR endpoint and an HL7 v2 ORU^R01 through
+the real MLLP listener. The clock is fixed (time-machine); the API, the FHIR endpoint, the MLLP
+listener, the outbox and the mail backend are the real ones.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient as FhirPatient
 
+from imports import fhir
+from imports.models import CodeMapping, HL7Feed
 from monitoring import notifications
 from monitoring.escalation import alerts_escalate
 from monitoring.models import ESCALATION_OTHERS, HIGH, Alert, AlertEscalation, Notification
 from monitoring.worklist import worklist
 from tests.conftest import token_client
 from tests.factories import BERLIN, InfusionFactory, PatientFactory, UserFactory
+from tests.imports.hl7_helpers import ThreadListener, ack_code, obx, oru, send
 
 INFUSED = date(2025, 3, 1)
 ARRIVES = datetime.combine(INFUSED + timedelta(days=53), time(10), tzinfo=BERLIN)
+STUDY_SYSTEM = "urn:oid:1.2.276.0.99.2"
+CD19 = {"system": "urn:oid:1.2.276.0.99.1", "code": "BZ19-ABS", "display": "B cells CD19+ abs"}
+
+# send(day, count): the count (None: undetectable) collected on `day` at 08:00 in Berlin, sent
+# now; it asserts that the way in accepted it and returns how many alerts were news (None: the
+# way's answer does not count them: an HL7 ACK).
+Send = Callable[[int, int | None], int | None]
 
 
 @pytest.fixture(autouse=True)
@@ -46,29 +65,123 @@ def lab_feed(center):
     return token_client(user)
 
 
-def post(feed, day: int, value: dict):
-    collected = datetime.combine(INFUSED + timedelta(days=day), time(8), tzinfo=BERLIN)
-    sample = {"study_id": "CT-PROBE", "collected_at": collected.isoformat()}
-    values = [{"analyte": "pb_bcell_abs", "unit": "cells/uL", **value}]
-    return feed.post("/api/v1/lab-results/", {"samples": [{**sample, "values": values}]}, "json")
+def collected(day: int) -> datetime:
+    return datetime.combine(INFUSED + timedelta(days=day), time(8), tzinfo=BERLIN)
+
+
+def via_api(request) -> Send:
+    feed = request.getfixturevalue("lab_feed")
+
+    def sent(day: int, count: int | None) -> int | None:
+        value = {"qualifier": "undetectable"} if count is None else {"value": str(count)}
+        sample = {"study_id": "CT-PROBE", "collected_at": collected(day).isoformat()}
+        values = [{"analyte": "pb_bcell_abs", "unit": "cells/uL", **value}]
+        answer = feed.post(
+            "/api/v1/lab-results/", {"samples": [{**sample, "values": values}]}, "json"
+        )
+        assert answer.status_code == 201, answer.json()
+        return answer.json()["alerts"]["news"]
+
+    return sent
+
+
+def via_fhir(request) -> Send:
+    """A collection Bundle: the patient by the configured study-ID system, the center's own
+    PB B-cell code (the local mapping file), undetectable as the qualifier code."""
+    feed = request.getfixturevalue("lab_feed")
+    settings, tmp_path = request.getfixturevalue("settings"), request.getfixturevalue("tmp_path")
+    mapping = tmp_path / "local.json"
+    mapping.write_text(json.dumps({"codes": [{**CD19, "analyte": "pb_bcell_abs"}]}))
+    settings.FHIR_LOCAL_MAPPING_FILE = str(mapping)
+    settings.FHIR_STUDY_ID_SYSTEM = STUDY_SYSTEM
+    fhir.mapping.cache_clear()
+    request.addfinalizer(fhir.mapping.cache_clear)
+
+    def sent(day: int, count: int | None) -> int | None:
+        if count is None:
+            value = {
+                "valueCodeableConcept": {
+                    "coding": [{"system": fhir.QUALIFIER_SYSTEM, "code": "undetectable"}]
+                }
+            }
+        else:
+            value = {"valueQuantity": {"value": count, "system": fhir.UCUM, "code": "/uL"}}
+        result = Observation(
+            status="final",
+            code={"coding": [CD19]},
+            subject={"reference": "urn:uuid:patient"},
+            effectiveDateTime=collected(day).isoformat(),
+            **value,
+        )
+        person = FhirPatient(identifier=[{"system": STUDY_SYSTEM, "value": "CT-PROBE"}])
+        body = Bundle(
+            type="collection",
+            entry=[
+                BundleEntry(fullUrl="urn:uuid:patient", resource=person),
+                BundleEntry(fullUrl="urn:uuid:result", resource=result),
+            ],
+        ).model_dump_json()
+        answer = feed.post("/api/v1/fhir/", body, content_type="application/fhir+json")
+        assert answer.status_code == 201, answer.json()
+        [summary] = [
+            issue.diagnostics
+            for issue in OperationOutcome.model_validate(answer.json()).issue
+            if issue.diagnostics.startswith("Stored ")
+        ]
+        return int(re.search(r"Alerts: (\d+) new", summary).group(1))
+
+    return sent
+
+
+def via_hl7(request) -> Send:
+    """An ORU^R01 through the real MLLP listener; the feed names the patient by MRN."""
+    center = request.getfixturevalue("center")
+    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
+    HL7Feed.objects.create(
+        center=center,
+        sending_application="LAB",
+        sending_facility="HOSP",
+        identifier_type="MR",
+        assigning_authority="HOSP",
+        identifier_is="mrn",
+    )
+    listener = ThreadListener()
+    request.addfinalizer(listener.stop)
+    messages = iter(range(1, 100))
+
+    def sent(day: int, count: int | None) -> int | None:
+        value = "0" if count is None else str(count)  # HL7 has no "undetectable": 0 cells/uL
+        when = collected(day).strftime("%Y%m%d%H%M%z")
+        message = oru(f"PROBE-{next(messages)}", obx(1, value=value, time=when))
+        ack = send(listener.address, message)
+        assert ack_code(ack) == "AA", ack
+        return None
+
+    return sent
+
+
+WAYS_IN = {"api": via_api, "fhir": via_fhir, "hl7": via_hl7}
+
+
+@pytest.fixture(params=list(WAYS_IN))
+def lab(request, center) -> Send:
+    return WAYS_IN[request.param](request)
 
 
 def test_a_late_result_for_a_patient_without_hematologist_reaches_the_center_and_escalates(
-    center, clinician, colleague, lab_feed, client, mailoutbox, django_capture_on_commit_callbacks
+    lab, center, clinician, colleague, client, mailoutbox, django_capture_on_commit_callbacks
 ):
-    patient = PatientFactory(center=center, study_id="CT-PROBE")  # no responsible clinician
+    patient = PatientFactory(center=center, study_id="CT-PROBE", mrn="4711")  # nobody's patient
     InfusionFactory(patient=patient, infusion_date=INFUSED)
     with time_machine.travel(ARRIVES - timedelta(days=46), tick=False):  # day 7, 10:00
-        aplasia = post(lab_feed, 7, {"qualifier": "undetectable"})
-        assert aplasia.status_code == 201, aplasia.json()
+        lab(7, None)
 
     with (
         time_machine.travel(ARRIVES, tick=False),
         django_capture_on_commit_callbacks(execute=False),
     ):
-        answer = post(lab_feed, 45, {"value": "20"})
-    assert answer.status_code == 201, answer.json()
-    assert answer.json()["alerts"]["news"] >= 1
+        news = lab(45, 20)
+    assert news is None or news >= 1
 
     alert = Alert.objects.get(patient=patient, rule="early_regeneration")
     assert (alert.severity, alert.historical, alert.late_days) == (HIGH, False, 8)
@@ -81,7 +194,7 @@ def test_a_late_result_for_a_patient_without_hematologist_reaches_the_center_and
     assert "CT-PROBE" in page and "no responsible clinician" in page
     assert "collected 8 days before it arrived" in page
 
-    # E-mailed to the center's clinicians (the feed is nobody's clinician), naming the delay.
+    # E-mailed to the center's clinicians (the laboratory is nobody's clinician), naming the delay.
     first = Notification.objects.filter(alert=alert, escalation_step=0)
     assert sorted(first.values_list("recipient__username", flat=True)) == [
         "clinician",
