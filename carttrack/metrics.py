@@ -125,13 +125,16 @@ class ProductCollector:
             ["status"],
             Notification.objects.values_list("status").annotate(n=Count("id")).order_by(),
         )
-        fields = {f.name for f in Notification._meta.get_fields()}
-        if "escalated_at" in fields:
-            yield _gauge(
-                "carttrack_notifications_escalated",
-                "Notifications escalated to the next recipient.",
-                Notification.objects.filter(escalated_at__isnull=False).count(),
-            )
+        yield _by(
+            "carttrack_notifications_escalated",
+            "Escalation notifications (a high alert not acknowledged in time, sent again) by "
+            "step (1: the center's other clinicians, 2: the center's leads) and status.",
+            ["step", "status"],
+            Notification.objects.filter(escalation_step__gt=0)
+            .values_list("escalation_step", "status")
+            .annotate(n=Count("id"))
+            .order_by(),
+        )
         oldest = Notification.objects.filter(status__in=["pending", "sending"]).aggregate(
             m=Min("created_at")
         )["m"]

@@ -94,6 +94,9 @@ def test_product_metrics_are_read_from_the_database_at_scrape_time(
         )
         for status in ("pending", "pending", "failed", "sent"):
             Notification.objects.create(alert=early, recipient=clinician, status=status)
+        Notification.objects.create(
+            alert=early, recipient=clinician, status="sent", escalation_step=1
+        )
         for status in ("queued", "running", "done", "done", "failed"):
             ImportJob.objects.create(kind="lab_batch", user=clinician, status=status)
         DashboardSnapshot.objects.create(
@@ -131,6 +134,7 @@ def test_product_metrics_are_read_from_the_database_at_scrape_time(
     assert ("carttrack_alerts_active", (("rule", "mrd_positive"), ("severity", "info"))) not in m
     assert gauge("carttrack_notifications", status="pending") == 2
     assert gauge("carttrack_notifications", status="failed") == 1
+    assert gauge("carttrack_notifications_escalated", step="1", status="sent") == 1
     assert gauge("carttrack_notification_oldest_unsent_age_seconds") == 3600
     assert gauge("carttrack_import_jobs", status="done") == 2
     assert gauge("carttrack_import_jobs", status="queued") == 1
