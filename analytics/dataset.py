@@ -11,15 +11,20 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import NamedTuple
 
 import pandas as pd
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
-from monitoring.rules.recovery import find_regeneration, first_aplasia, result_detectable
-from monitoring.selectors import timelines_read
+from monitoring.rules.recovery import (
+    find_regeneration,
+    first_aplasia,
+    is_early,
+    result_detectable,
+)
+from monitoring.selectors import params_in_force_for_centers, timelines_read
 from monitoring.timeline import Timeline, Window
 from patients import units
 from patients.models import Infusion, Patient, PreemptiveTherapy
@@ -75,6 +80,7 @@ class PatientRecords(NamedTuple):
 
     study_id: str
     center: str
+    center_id: int
     synthetic: bool
     sex: str
     date_of_birth: date | None
@@ -146,8 +152,27 @@ def _car_loss(results: list) -> int | None:
     return 0
 
 
-def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
-    """One row of the analysis table from one patient's records."""
+def _center_regeneration(
+    timeline: Timeline, relapse: date | None, params: RuleParams
+) -> tuple[int | None, int | None]:
+    """(regeneration day, 1 early / 0 late) of the first window by the center's alert definition
+    (its window, threshold, % × ALC and confirmation), as the rules see it: the counts known the
+    day before a relapse that ended monitoring; (None, None) when there is no regeneration."""
+    if relapse is not None:
+        timeline = timeline.until(relapse - timedelta(days=1))
+    windows = timeline.windows()
+    regeneration = find_regeneration(windows[0], params) if windows else None
+    if regeneration is None:
+        return None, None
+    return regeneration.onset.day, int(is_early(regeneration, params))
+
+
+def patient_row(
+    records: PatientRecords, params: RuleParams, *, center_params: RuleParams | None = None
+) -> dict | None:
+    """One row of the analysis table from one patient's records: the study columns by
+    ``params`` (the study's definition), the ``center_*`` columns by ``center_params`` (the
+    patient's center's alert parameters in force; ``params`` when not given)."""
     infusions = sorted(records.infusions, key=lambda i: i[0])
     if not infusions:
         return None
@@ -174,6 +199,10 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
     regen_day, aplasia = _regeneration_day(window, params) if window else (None, False)
     if regen_day is not None and relapse is not None and window.date_of(regen_day) >= relapse:
         regen_day = None  # counts at or after relapse are disease, not regeneration
+
+    center_regen_day, center_early = _center_regeneration(
+        timeline, relapse, center_params or params
+    )
 
     before_relapse = [
         r
@@ -213,6 +242,8 @@ def patient_row(records: PatientRecords, params: RuleParams) -> dict | None:
         "car_loss": _car_loss(before_relapse),
         "preemptive_category": therapy[1] if therapy else "none",
         "preemptive_day": _day(therapy[0], origin) if therapy else None,
+        "center_regen_day": center_regen_day,
+        "center_early_regen": center_early,
     }
 
 
@@ -254,7 +285,9 @@ def records_read(patient_ids: list[int]) -> list[PatientRecords]:
     patients = (
         Patient.objects.filter(pk__in=patient_ids)
         .order_by("study_id")
-        .values_list("pk", "study_id", "center__code", "is_synthetic", "sex", "date_of_birth")
+        .values_list(
+            "pk", "study_id", "center__code", "center_id", "is_synthetic", "sex", "date_of_birth"
+        )
     )
     return [
         PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk])
@@ -275,10 +308,14 @@ def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     # The analysis uses the study's definitions (detectable > 0 cells/µL, 45-day window, MRD
     # ≥ 0.01 %), whatever a center's alert parameters are, so that centers and published
     # figures are compared on one definition and the data dictionary's meaning holds.
+    # The center_* columns alone follow each center's alert definition (the one resolver).
     params = STUDY_DEFINITION
     rows = []
+    in_force: dict[int | None, RuleParams] = {}
     for records in cohort_records(cohort):
-        row = patient_row(records, params)
+        if records.center_id not in in_force:
+            in_force.update(params_in_force_for_centers({records.center_id}))
+        row = patient_row(records, params, center_params=in_force[records.center_id])
         if row is not None:
             rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMN_NAMES))

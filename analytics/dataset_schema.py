@@ -130,6 +130,22 @@ COLUMNS: tuple[Column, ...] = (
         choices=PREEMPTIVE_CATEGORIES,
     ),
     Column("preemptive_day", "day", "Day the pre-emptive therapy started; blank if none."),
+    # The center's alert definition, beside the study's (regen_day, early_regen, late_regen keep
+    # the study's 45 days and > 0 cells/µL whatever the center's parameters are).
+    Column(
+        "center_regen_day",
+        "day",
+        "Day of regeneration by the definition the patient's center's alerts use (its window, "
+        "threshold, % x ALC and confirmation in force), unlike regen_day (the study's); "
+        "blank if none.",
+    ),
+    Column(
+        "center_early_regen",
+        "flag",
+        "1 if the center's alert for center_regen_day is early regeneration (inside the "
+        "center's window), 0 if late recovery; blank if center_regen_day is blank. Unlike "
+        "early_regen, not the study's 45-day window.",
+    ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -387,7 +403,22 @@ def _row_checks() -> Iterable[Check]:
             return "late_regen", f"is {r['late_regen']} but regen_day is {day:g}"
         return None
 
-    return (cr_matches_response, cr_fields, rfs_within_os, cir_matches_rfs, regeneration)
+    def center_regeneration(r: dict[str, Any]) -> tuple[str, str] | None:
+        # The center's window differs between centers: only "a flag exactly when a day".
+        if _is_blank(r["center_regen_day"]) != _is_blank(r["center_early_regen"]):
+            if _is_blank(r["center_regen_day"]):
+                return "center_early_regen", "is given but center_regen_day is blank"
+            return "center_early_regen", "is blank but center_regen_day is given"
+        return None
+
+    return (
+        cr_matches_response,
+        cr_fields,
+        rfs_within_os,
+        cir_matches_rfs,
+        regeneration,
+        center_regeneration,
+    )
 
 
 def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems) -> None:

@@ -111,6 +111,10 @@ def test_chart_alert_worklist_dataset_and_calibration_agree(thirty_day_center, c
     # regeneration day through the same function.
     row = analysis_frame().set_index("study_id").loc["CT-AGREE"]
     assert (row["regen_day"], row["early_regen"]) == (21, 1)
+    # Its center columns follow this center's alert definition: the alert's day and rule.
+    assert (row["center_regen_day"], row["center_early_regen"]) == (
+        facts["regeneration_day"], 1 if alert.rule == EARLY_REGENERATION else 0
+    )
 
     # The calibration's CSV reader, on the exported course table, knows it on the alert's day.
     exported = read_bcell_csv(io.StringIO(table_csv(bcell_course_frame())))
@@ -120,6 +124,24 @@ def test_chart_alert_worklist_dataset_and_calibration_agree(thirty_day_center, c
         for r in exported.itertuples() if r.study_id == "CT-AGREE"
     ]  # fmt: skip
     assert regeneration_known_day(rows, threshold=0, confirmation=True) == (True, alert.day)
+
+
+@pytest.mark.django_db
+def test_the_center_columns_follow_the_alert_where_the_study_columns_do_not(
+    thirty_day_center, clinician
+):
+    patient = PatientFactory(center=thirty_day_center, study_id="CT-LATE")
+    InfusionFactory(patient=patient, infusion_date=INFUSED)
+    bcells(patient, 7, absolute=None)  # aplasia reached
+    bcells(patient, 35, pct="2", alc_giga="0.5")  # 10 cells/µL: day 35, past this 30-day window
+    bcells(patient, 38, absolute=Decimal(12))  # the confirming count
+    alerts_sync(patient=patient, as_of=at(40).date())
+
+    alert = patient.alerts.get(rule__in=[EARLY_REGENERATION, LATE_RECOVERY])
+    assert (alert.rule, alert.details["regeneration_day"]) == (LATE_RECOVERY, 35)
+    row = analysis_frame().set_index("study_id").loc["CT-LATE"]
+    assert (row["center_regen_day"], row["center_early_regen"]) == (35, 0)
+    assert (row["regen_day"], row["early_regen"], row["late_regen"]) == (35, 1, 0)  # the study
 
 
 @pytest.mark.django_db
