@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from analytics.adjusted import COVARIATES, adjusted_cox, check_arguments
-from analytics.disclosure import is_small, small_cell_label, suppress_group
+from analytics.disclosure import WITHHELD, is_small, small_cell_label, suppress_group
 
 #: column -> (label, kind): "category" or "number"
 TABLE_ONE_VARIABLES: dict[str, tuple[str, str]] = {
@@ -88,10 +88,39 @@ def _number_test(samples: list[np.ndarray]) -> tuple[float | None, str]:
     return float(stats.kruskal(*samples).pvalue), "Kruskal–Wallis test"
 
 
-def table_one(frame: pd.DataFrame, *, grouping: str, minimum: int = 0) -> dict[str, Any]:
-    """Baseline characteristics of the infused patients by ``grouping``."""
+def table_one_counts(frame: pd.DataFrame, *, grouping: str) -> dict[str, int]:
+    """Every count Table 1 shows, by its path ("size/<group>", "<column>/n/<group>",
+    "<column>/<category>/<group>"), for the differencing rule (``analytics.disclosure``): the
+    same counts computed on each atom (center x product x year) of the registry."""
+    keys = frame[grouping].map(_text)
+    cells: dict[str, int] = {}
+    for lvl in keys.dropna().unique():
+        member = (keys == lvl).to_numpy()
+        cells[f"size/{lvl}"] = int(member.sum())
+        for column, (_label, kind) in TABLE_ONE_VARIABLES.items():
+            if column == grouping:
+                continue
+            values = frame[column]
+            if kind == "number":
+                numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
+                cells[f"{column}/n/{lvl}"] = int((member & ~np.isnan(numbers)).sum())
+                continue
+            texts = values.map(_text)
+            for category in texts.dropna().unique():
+                both = (texts == category).to_numpy() & member
+                cells[f"{column}/{category}/{lvl}"] = int(both.sum())
+    return cells
+
+
+def table_one(
+    frame: pd.DataFrame, *, grouping: str, minimum: int = 0, withheld: set[str] | None = None
+) -> dict[str, Any]:
+    """Baseline characteristics of the infused patients by ``grouping``. ``withheld``: paths
+    (``table_one_counts``) that the differencing rule hides from this reader, shown as
+    "withheld" (with their percentage, or their median, which would give them away)."""
     if grouping not in GROUPINGS:
         raise ValueError(f"group by one of {', '.join(GROUPINGS)}, not {grouping!r}")
+    withheld = withheld or set()
     keys = frame[grouping].map(_text)
     levels = sorted(k for k in keys.dropna().unique())
     if len(levels) < 2:
@@ -113,7 +142,10 @@ def table_one(frame: pd.DataFrame, *, grouping: str, minimum: int = 0) -> dict[s
             samples = [numbers[m & ~np.isnan(numbers)] for m in members.values()]
             p, test = _number_test(samples)
             cells = []
-            for s in samples:
+            for lvl, s in zip(levels, samples, strict=True):
+                if len(s) and ({f"{column}/n/{lvl}", f"size/{lvl}"} & withheld):
+                    cells.append(WITHHELD)
+                    continue
                 if not len(s) or is_small(len(s), minimum):
                     cells.append(f"n {small_cell_label(len(s), minimum)}" if len(s) else "—")
                     continue
@@ -148,7 +180,9 @@ def table_one(frame: pd.DataFrame, *, grouping: str, minimum: int = 0) -> dict[s
             cells = []
             for j, lvl in enumerate(levels):
                 shown = shown_by_group[j][category]
-                if shown is None:
+                if {f"{column}/{category}/{lvl}", f"size/{lvl}"} & withheld:
+                    cells.append(WITHHELD)
+                elif shown is None:
                     cells.append(f"<{minimum}")
                 else:
                     pct = 100 * shown / sizes[lvl] if sizes[lvl] else 0
@@ -165,7 +199,12 @@ def table_one(frame: pd.DataFrame, *, grouping: str, minimum: int = 0) -> dict[s
     return {
         "grouping": GROUPINGS[grouping],
         "groups": [
-            {"label": name, "n": small_cell_label(sizes[lvl], minimum)}
+            {
+                "label": name,
+                "n": WITHHELD
+                if f"size/{lvl}" in withheld
+                else small_cell_label(sizes[lvl], minimum),
+            }
             for name, lvl in zip(group_names, levels, strict=True)
         ],
         "n_blank_grouping": n_blank,

@@ -20,7 +20,7 @@ from analytics.adjusted import COVARIATES, DEFAULT_ADJUSTMENT, STRATA
 from analytics.competing_models import landmark_competing_risks
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv_lenient
-from analytics.disclosure import small_cell_label
+from analytics.disclosure import WITHHELD, small_cell_label
 from analytics.forms import CohortForm
 from analytics.publication import (
     GROUPINGS,
@@ -110,9 +110,17 @@ def publication_tables(request):
             f"{len({r.study_id for r in refused})} patient(s) left out: their rows break the "
             "dataset schema (the dashboard names them to their center)."
         )
+    # Another center's or a pooled view: no count that a subtraction of two views the reader
+    # can open would give away (the dashboards' rule, SECURITY.md); the models' patient and
+    # event counts are withheld there altogether.
+    withheld = (
+        services.table_one_withheld_for(cohort, request.user, grouping=choice["grouping"])
+        if minimum
+        else set()
+    )
     one = two = None
     try:
-        one = table_one(frame, grouping=choice["grouping"], minimum=minimum)
+        one = table_one(frame, grouping=choice["grouping"], minimum=minimum, withheld=withheld)
     except ValueError as problem:
         problems.append(f"Table 1: {problem}")
     try:
@@ -127,7 +135,10 @@ def publication_tables(request):
         problems.append(f"Table 2: {problem}")
     competing = landmark_competing_risks(frame)
     for key in ("n", "events", "competing_events"):
-        competing[key] = small_cell_label(competing[key], minimum)
+        competing[key] = WITHHELD if minimum else small_cell_label(competing[key], minimum)
+    if two and minimum:
+        two["n"] = WITHHELD if two["n"] is not None else None
+        two["events"] = WITHHELD if two["events"] is not None else None
     sheets = []
     if one:
         sheets.append(("Table 1", *table_one_rows(one)))

@@ -142,6 +142,40 @@ def withheld_cells_for(
     return withheld_by_view(atoms, own_center=own).get(view, set())
 
 
+def table_one_withheld_for(cohort: CohortFilter, viewer, *, grouping: str) -> set[str]:
+    """The Table 1 counts (paths of ``publication.table_one_counts``) this viewer must not see:
+    the dashboards' differencing rule applied to the publication table's own counts, computed
+    on every atom (center x product x year) of the registry. Empty for the viewer's own
+    center's exact view; every count for a view that is not a fixed cohort."""
+    from django.core.cache import cache
+
+    from analytics.publication import table_one_counts
+
+    if small_cell_min_for(cohort, viewer) == 0:
+        return set()
+    key = f"disclosure-table-one:{data_version()}:{grouping}"
+    atoms = cache.get(key)
+    if atoms is None:
+        table, _refused = read_analysis_csv_lenient(
+            io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
+        )
+        atoms = {}
+        if len(table):
+            years = table["first_infusion_date"].map(lambda d: d.year)
+            for (center, product, year), rows in table.groupby(
+                [table["center"], table["product"], years], sort=True
+            ):
+                atoms[(str(center), str(product), int(year))] = table_one_counts(
+                    rows.reset_index(drop=True), grouping=grouping
+                )
+        cache.set(key, atoms, 24 * 3600)
+    view = fixed_cohort_view(cohort)
+    if view is None:
+        return {path for cells in atoms.values() for path in cells}
+    own = (center_code_restricted_to(viewer) if viewer is not None else None) or None
+    return withheld_by_view(atoms, own_center=own).get(view, set())
+
+
 def withheld_by_view(atoms: dict, *, own_center: str | None) -> dict:
     """``differencing_withheld_all`` for a reader of ``own_center``, cached with the atoms."""
     from django.core.cache import cache

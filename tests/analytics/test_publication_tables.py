@@ -15,6 +15,7 @@ import pytest
 
 from analytics.adjusted import COVARIATES, adjusted_cox
 from analytics.cox import cox_time_varying, split_at_early_regeneration
+from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv
 from analytics.endpoints import rfs_endpoint
 from analytics.publication import TABLE_ONE_VARIABLES, table_one, table_two
@@ -148,3 +149,77 @@ def test_landmark_competing_risks_is_the_crr_checked_fine_gray(cohort):
     assert out["fine_gray"]["relapse"]["hazard_ratio"] == fit["coefficients"][0]["hazard_ratio"]
     assert [g["cause"] for g in out["gray"]] == [1, 2]
     assert "landmark" in out["note"]
+
+
+def _table_one_shown(client, **params) -> dict[tuple, str]:
+    """Table 1 of the CSV export as the reader gets it: {(variable, level, group): cell} and
+    {("n", group): size}."""
+    import csv
+    import re
+
+    answer = client.get(TABLES, {"format": "csv", "grouping": "cr", **params})
+    assert answer.status_code == 200, answer.content[:300]
+    text = answer.content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert ["Table 1"] in rows, text[:500]
+    start = rows.index(["Table 1"])
+    end = rows.index([], start)
+    header, *body = rows[start + 1 : end]
+    groups = []
+    shown: dict[tuple, str] = {}
+    for title in header[2:-2]:
+        label, size = re.fullmatch(r"(.*) \(n = (.*)\)", title).groups()
+        groups.append(label)
+        shown[("n", label)] = size
+    for row in body:
+        for label, cell in zip(groups, row[2:-2], strict=True):
+            shown[(row[0], row[1], label)] = cell
+    return shown
+
+
+def _count(cell: str | None) -> int | None:
+    """The number of patients a cell shows: "7 (58.3 %)" or a group size "7"; else None."""
+    import re
+
+    if cell is None:
+        return None
+    found = re.fullmatch(r"(\d+)( \(\d+\.\d %\))?", cell)
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.django_db
+def test_no_count_of_another_center_follows_from_subtracting_two_table_ones(
+    client, stranger, frozen_now
+):
+    """Issue 21 for the publication tables: a Beta hematologist opens the pooled Table 1 and
+    their own center's exact one; no pooled count minus their own gives 1-4 of Alpha's
+    patients. Without the rule the same subtraction recovers small counts (checked below)."""
+    small_study()  # 9 patients at alpha, 3 at beta
+    client.force_login(stranger)
+    pooled = _table_one_shown(client)
+    own = _table_one_shown(client, center="beta")
+    compared = 0
+    for key, cell in pooled.items():
+        a, b = _count(cell), _count(own.get(key))
+        if a is None:
+            continue
+        b = b or 0
+        compared += 1
+        assert not 1 <= a - b <= 4, (key, cell, own.get(key))
+    assert "withheld" in pooled.values()
+    assert compared  # some counts are still shown (the group sizes with 5 or more of Alpha)
+
+    # The attack the rule stops: the same tables without it give Alpha's small counts away.
+    frame = read_analysis_csv(io.StringIO(analysis_csv(analysis_frame(None))))
+    everyone = table_one(frame, grouping="cr")
+    beta = table_one(frame[frame["center"] == "beta"], grouping="cr")
+    recovered = [
+        (row["variable"], row["level"])
+        for row in everyone["rows"]
+        for other in beta["rows"]
+        if (other["variable"], other["level"]) == (row["variable"], row["level"])
+        for mine, theirs in zip(row["cells"], other["cells"], strict=True)
+        if _count(mine) is not None
+        and 1 <= _count(mine) - (_count(theirs) or 0) <= 4
+    ]
+    assert recovered
