@@ -353,8 +353,19 @@ def _csv_text(file_name: str, data: bytes) -> tuple[str | None, list[Problem]]:
     """The CSV's text: UTF-8 (Excel's "CSV UTF-8", with its BOM), else Windows-1252 (Excel's
     plain "CSV" in Western Europe). UTF-16 ("Unicode text") and NUL bytes are refused."""
     again = [Problem(file_name, "", None, "Save the CSV file as UTF-8 (CSV UTF-8 in Excel).")]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None, again
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        return None, [
+            Problem(
+                file_name,
+                "",
+                None,
+                f"Line {line} holds a NUL character (an invisible control character): remove "
+                "it, or save the file again as CSV UTF-8 (CSV UTF-8 in Excel).",
+            )
+        ]
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:

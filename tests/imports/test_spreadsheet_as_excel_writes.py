@@ -167,3 +167,24 @@ def test_a_repeated_response_or_event_is_a_duplicate_in_preview_and_on_confirm(
     assert "(responses row 3)" in problems[("responses", 4)]
     assert "last followup on this date is already recorded" in problems[("events", 2)]
     assert ResponseAssessment.objects.count() == 1 and ClinicalEvent.objects.count() == 1
+
+
+def test_a_nul_character_in_a_csv_cell_is_refused_with_a_message_not_a_500(
+    clinician_client, patient
+):
+    """Issue 21: NUL bytes refused with a message everywhere, files too (a CSV cell with \x00
+    gave a 500). (openpyxl cannot write a NUL into an .xlsx at all.)"""
+    rows = [
+        ["study_id", "collected_at", "analyte", "value", "unit"],
+        ["CT-DE1", "02.11.2026 08:30", "alc", "0,9\x00", "10^9/L"],
+    ]
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\r\n").writerows(rows)
+    response = post_file(clinician_client, "labor.csv", out.getvalue().encode(), "labs")
+    assert response.status_code == 200
+    upload = SpreadsheetUpload.objects.get()
+    assert upload.status == REFUSED
+    messages = [p["message"] for p in upload.preview["problems"]]
+    assert messages[0].startswith("Line 2 holds a NUL character"), messages
+    assert "Line 2 holds a NUL character" in response.content.decode()
+    assert not LabResult.objects.exists()
