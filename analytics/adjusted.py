@@ -151,6 +151,9 @@ def adjusted_cox(
         )
         base |= {
             "n_patients": design["n_patients"],
+            # known whether or not the model can be estimated, so the counts of every cohort
+            # add up over its parts (the disclosure rule sums them over atoms)
+            "events": int(rows["event"].sum()),
             "n_left_out_blank_covariate": design["n_left_out"],
         }
         fit = fit_rows(rows, design, strata=strata, ties=ties, robust=robust, conf_level=conf_level)

@@ -31,6 +31,8 @@ from analytics.survival import json_number, z_value
 
 TIES_METHODS = ("efron", "breslow")
 MAX_ITERATIONS = 60
+# Step halvings per iteration: 1/2**60 of any step is below the 1e-14 stop.
+MAX_HALVINGS = 60
 #: |β| beyond this after convergence means the likelihood is monotone (an infinite estimate).
 INFINITE_COEF = 25.0
 
@@ -313,11 +315,17 @@ def _newton(design, names, cluster, ties, conf_level, terms) -> CoxFit:
         except np.linalg.LinAlgError:  # the information vanishes as a coefficient runs off
             iterations = MAX_ITERATIONS
             break
-        while True:  # step halving: the log-likelihood must not decrease
+        if not np.all(np.isfinite(step)):  # the information is no longer finite: runs off
+            iterations = MAX_ITERATIONS
+            break
+        for _halving in range(MAX_HALVINGS):  # the log-likelihood must not decrease
             new = _fit_terms(design, beta + step, ties)
             if new[0] >= loglik - 1e-10 * abs(loglik) or np.max(np.abs(step)) < 1e-14:
                 break
             step = step / 2
+        else:  # no step, however small, improves a finite likelihood: not estimable
+            iterations = MAX_ITERATIONS
+            break
         beta = beta + step
         loglik, score, info = new
         if np.max(np.abs(step)) < 1e-11 * (1 + np.max(np.abs(beta))):
