@@ -65,6 +65,9 @@ class SafeJSONParser(JSONParser):
         return super().parse(io.BytesIO(body), media_type, parser_context)
 
 
+FHIR_PREFIX = "/api/v1/fhir/"
+
+
 def _has_nul(text: str) -> bool:
     return "\x00" in text or b"\x00" in unquote_to_bytes(text)
 
@@ -83,6 +86,21 @@ class NulByteMiddleware:
                 errors[key.replace("\x00", "")] = [f"{key.replace(chr(0), '')}: {NUL_MESSAGE}"]
         if not errors:
             return self.get_response(request)
+        if request.path.startswith(FHIR_PREFIX):  # FHIR speaks OperationOutcome
+            outcome = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "error",
+                        "code": "invalid",
+                        "expression": [where],
+                        "diagnostics": m,
+                    }
+                    for where, messages in errors.items()
+                    for m in messages
+                ],
+            }
+            return JsonResponse(outcome, status=400, content_type="application/fhir+json")
         if request.path.startswith("/api/"):  # the API's one error shape
             return JsonResponse({"detail": NUL_MESSAGE, "errors": errors}, status=400)
         return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")

@@ -94,6 +94,9 @@ def exception_handler(exc, context):
         return Response(error_body(500), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(400, errors=flatten(exc.detail))
+    elif isinstance(exc, exceptions.ParseError):  # the body itself: say what to fix, by place
+        detail = str(exc.detail)
+        response.data = error_body(400, detail, errors={"request": [detail]})
     else:
         detail = exc.detail if isinstance(getattr(exc, "detail", None), str) else None
         response.data = error_body(response.status_code, str(detail) if detail else None)
