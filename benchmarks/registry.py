@@ -467,9 +467,6 @@ def main() -> None:
         print(table(json.loads(line.removeprefix("FIGURES "))) + "\n", flush=True)
 
 
-if __name__ == "__main__":
-    main()
-
 
 def _sweep_per_patient() -> dict[str, int]:
     """The per-patient reference: every patient through `services.alerts_sync` (the alert
@@ -487,3 +484,7 @@ def _sweep_per_patient() -> dict[str, int]:
             counts["changed"] += len(alerts_sync(patient=patient))
             counts["patients"] += 1
     return counts
+
+
+if __name__ == "__main__":
+    main()

@@ -90,6 +90,18 @@ def _capture_every_log_line():
     root.setLevel(previous)
 
 
+@pytest.fixture(autouse=True)
+def _log_capture_stays_attached(_capture_every_log_line):
+    """Logging may be configured again during the run (Django's or Celery's setup called by a
+    command or an in-process app replaces the root logger's handlers): every test starts with
+    the capture attached, so the scan at the end sees every line."""
+    root = logging.getLogger()
+    if LOG_CAPTURE not in root.handlers:
+        root.addHandler(LOG_CAPTURE)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if getattr(session.config, "workerinput", None) is not None:
         return  # an xdist worker: its lines are its own (run without -n for the full check)

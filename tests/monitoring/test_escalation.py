@@ -47,7 +47,8 @@ def colleague(center, roles):
 @pytest.fixture
 def lead(center, roles):
     user = UserFactory(username="lead", center=center)
-    user.groups.add(Group.objects.get(name=CENTER_LEADS_GROUP))  # created by the migration
+    # Created by the migration; a transactional test before this one may have flushed it.
+    user.groups.add(Group.objects.get_or_create(name=CENTER_LEADS_GROUP)[0])
     return user
 
 

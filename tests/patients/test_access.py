@@ -30,6 +30,18 @@ PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's password
 
 # Pages that must open without signing in; every other page of the site needs a signed-in user.
 PUBLIC = {"login", "admin:login"}
+# Open before sign-in on purpose, with what each answers an anonymous GET here: the operations
+# endpoints (metrics only to its token or addresses), the icon browsers ask for, and the OpenID
+# Connect flow (404 while OIDC_OP_ISSUER is empty; its back-channel logout takes a POST).
+LOGIN_FREE = {
+    "health_live": {200},
+    "health_ready": {200, 503},
+    "metrics": {404},
+    "favicon": {301},
+    "oidc_authentication_callback": {404},
+    "oidc_authentication_init": {404},
+    "oidc_backchannel_logout": {400, 405},
+}
 # The parts of the site this module guards: the project's own pages, the patients app, the admin.
 COVERED_NAMESPACES = {"", "patients", "admin", "monitoring", "analytics"}
 
@@ -166,6 +178,10 @@ def test_every_page_but_the_login_pages_sends_an_anonymous_visitor_to_sign_in(cl
         response = client.get(page.path)
         if page.name in PUBLIC:
             assert response.status_code == 200, page
+            continue
+        if page.name in LOGIN_FREE:
+            assert response.status_code in LOGIN_FREE[page.name], (page, response.status_code)
+            assert "/login/" not in response.get("Location", ""), page
             continue
         # Django's admin sends some pages to its own sign-in form (staff only); both sign-in
         # forms count failures with axes.
