@@ -92,19 +92,17 @@ def fixed_cohort_view(cohort: CohortFilter) -> tuple[str, str, int | None] | Non
     return None
 
 
-def disclosure_atoms(
-    *, rfs_origin: str = "infusion", censor_at_hsct: bool = False
-) -> dict[tuple[str, str, int], dict[str, int]]:
-    """The counts of every atom (center x product x year of first infusion) of the whole
-    registry, for the differencing rule (``analytics.disclosure``). One report per atom, on
-    the pooled analysis table; cached until the data change."""
+def _registry_atoms(key: str, counts_of) -> dict[tuple[str, str, int], dict[str, int]]:
+    """``counts_of(rows)`` for every atom (center x product x year of first infusion) of the
+    whole registry, for the differencing rule (``analytics.disclosure``); read as the snapshots
+    read it (a row breaking the schema is left out, counted there) and cached under ``key``
+    with the data version, so it is computed again only when the data change."""
     from django.core.cache import cache
 
-    key = f"disclosure-atoms:{data_version()}:{rfs_origin}:{int(censor_at_hsct)}"
+    key = f"{key}:{data_version()}"
     found = cache.get(key)
     if found is not None:
         return found
-    # As the snapshots read it: a row breaking the schema is left out (counted there).
     table, _refused = read_analysis_csv_lenient(
         io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
     )
@@ -114,12 +112,21 @@ def disclosure_atoms(
         for (center, product, year), rows in table.groupby(
             [table["center"], table["product"], years], sort=True
         ):
-            report = headline_report(
-                rows.reset_index(drop=True), rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct
-            )
-            atoms[(str(center), str(product), int(year))] = count_cells(report)
+            atoms[(str(center), str(product), int(year))] = counts_of(rows.reset_index(drop=True))
     cache.set(key, atoms, 24 * 3600)
     return atoms
+
+
+def disclosure_atoms(
+    *, rfs_origin: str = "infusion", censor_at_hsct: bool = False
+) -> dict[tuple[str, str, int], dict[str, int]]:
+    """The counts of every atom's headline report (one report per atom)."""
+    return _registry_atoms(
+        f"disclosure-atoms:{rfs_origin}:{int(censor_at_hsct)}",
+        lambda rows: count_cells(
+            headline_report(rows, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
+        ),
+    )
 
 
 def withheld_cells_for(
@@ -147,28 +154,14 @@ def table_one_withheld_for(cohort: CohortFilter, viewer, *, grouping: str) -> se
     the dashboards' differencing rule applied to the publication table's own counts, computed
     on every atom (center x product x year) of the registry. Empty for the viewer's own
     center's exact view; every count for a view that is not a fixed cohort."""
-    from django.core.cache import cache
-
     from analytics.publication import table_one_counts
 
     if small_cell_min_for(cohort, viewer) == 0:
         return set()
-    key = f"disclosure-table-one:{data_version()}:{grouping}"
-    atoms = cache.get(key)
-    if atoms is None:
-        table, _refused = read_analysis_csv_lenient(
-            io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
-        )
-        atoms = {}
-        if len(table):
-            years = table["first_infusion_date"].map(lambda d: d.year)
-            for (center, product, year), rows in table.groupby(
-                [table["center"], table["product"], years], sort=True
-            ):
-                atoms[(str(center), str(product), int(year))] = table_one_counts(
-                    rows.reset_index(drop=True), grouping=grouping
-                )
-        cache.set(key, atoms, 24 * 3600)
+    atoms = _registry_atoms(
+        f"disclosure-table-one:{grouping}",
+        lambda rows: table_one_counts(rows, grouping=grouping),
+    )
     view = fixed_cohort_view(cohort)
     if view is None:
         return {path for cells in atoms.values() for path in cells}
