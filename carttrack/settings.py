@@ -64,10 +64,13 @@ MIDDLEWARE = [
     "django.middleware.gzip.GZipMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language); the user's own choice is applied after sign-in.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.language.UserLanguageMiddleware",
     # Every page needs a signed-in user unless its view says otherwise (the login page).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -186,6 +189,15 @@ OTP_REQUIRED_GROUPS = env_list("OTP_REQUIRED_GROUPS", [])
 OTP_TOTP_ISSUER = "CARTtrack"
 
 LANGUAGE_CODE = "en-gb"
+# The interface's languages (issue 23). A user's own choice (ClinicianProfile.language) wins over
+# the browser's Accept-Language; stored values, CSV columns, API fields and codes stay neutral.
+LANGUAGES = [
+    ("en-gb", "English"),
+    ("de", "Deutsch"),
+    ("zh-hans", "简体中文"),
+]
+# Catalogues: each app keeps its own (<app>/locale); the project's templates use this one.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 # The default clinical time zone; each center may set its own (a result's day is computed in it).
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True

@@ -83,6 +83,12 @@ class ClinicianProfile(models.Model):
         help_text="Also e-mail me about warning, info and reminder alerts "
         "(high alerts always are).",
     )
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text="The interface's and the e-mails' language; empty: the browser's language.",
+    )
     # Which center a user belongs to decides which patients they see: every change is kept.
     history = HistoricalRecords()
 
