@@ -1,19 +1,35 @@
 from django import template
 
+from patients.templatetags.clinical import localize_decimal
+
 register = template.Library()
 
 
+def localized(filter_function):
+    """The filter's text with the active language's decimal separator (0.05 → 0,05 in German)."""
+
+    def wrapper(value):
+        return localize_decimal(filter_function(value))
+
+    wrapper.__name__ = filter_function.__name__
+    wrapper.__doc__ = filter_function.__doc__
+    return wrapper
+
+
 @register.filter
+@localized
 def pct(value) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
 @register.filter
+@localized
 def days(value) -> str:
     return "not reached" if value is None else f"{value:.0f} d"
 
 
 @register.filter
+@localized
 def num(value) -> str:
     if value is None:
         return "—"
@@ -23,6 +39,7 @@ def num(value) -> str:
 
 
 @register.filter
+@localized
 def pvalue(value) -> str:
     if value is None:
         return "p not computed"
@@ -42,6 +59,7 @@ def small(value) -> str:
 
 
 @register.filter
+@localized
 def proportion_ci(p) -> str:
     """ "62.5 % (40.9–80.1)" from a proportion dict; "suppressed" or "—" without one."""
     if p is None:

@@ -1,5 +1,6 @@
 // The survival dashboard: figures fetched as JSON from the snapshot's URL (cached by the browser:
 // a snapshot never changes), PNG/SVG downloads, and the progress of a refresh. No inline script.
+// Texts shown to people come translated from the template (data-failed on #run).
 (function () {
   var box = document.querySelector("[data-figures-url]");
   if (box) {
@@ -25,7 +26,7 @@
       document.getElementById("run-step").textContent = s.step || s.status;
       document.getElementById("run-progress").value = s.progress;
       if (s.status === "done") { window.location.search = window.location.search.replace(/&?run=\d+/, ""); }
-      else if (s.status === "failed") { run.classList.add("error"); document.getElementById("run-step").textContent = "failed: " + s.error + " (the previous snapshot is kept)"; }
+      else if (s.status === "failed") { run.classList.add("error"); document.getElementById("run-step").textContent = (run.dataset.failed || "failed: {error} (the previous snapshot is kept)").replace("{error}", s.error); }
       else { setTimeout(poll, 1000); }
     });
   })();
