@@ -267,8 +267,12 @@ class Alert(models.Model):
         rule = texts.rule_text(self.rule)
         return self._translated(self.title, rule and rule.title)
 
+    @property
+    def _details(self) -> dict:
+        return self.details if isinstance(self.details, dict) else {}
+
     def _placeholders(self, *, english: bool) -> dict:
-        details = self.details if isinstance(self.details, dict) else {}
+        details = self._details
         parameters = details.get("parameters")
         parameters = parameters if isinstance(parameters, dict) else {}
         values = {**parameters, **details, "day": self.day}
@@ -278,8 +282,7 @@ class Alert(models.Model):
 
     @property
     def recommendation_display(self) -> str:
-        details = self.details if isinstance(self.details, dict) else {}
-        stored = details.get("recommendation", "")
+        stored = self._details.get("recommendation", "")
         rule = texts.rule_text(self.rule)
         if rule is None or not stored:
             return stored
@@ -294,18 +297,18 @@ class Alert(models.Model):
 
     @property
     def study_finding_display(self) -> str:
-        stored = (self.details or {}).get("study_finding", "")
+        stored = self._details.get("study_finding", "")
         rule = texts.rule_text(self.rule)
         return self._translated(stored, rule and rule.study_finding) if stored else ""
 
     @property
     def advisory_display(self) -> str:
-        stored = (self.details or {}).get("advisory", "")
+        stored = self._details.get("advisory", "")
         return self._translated(stored, texts.ADVISORY) if stored else ""
 
     @property
     def definition_display(self) -> str:
-        details = self.details if isinstance(self.details, dict) else {}
+        details = self._details
         stored, parameters = details.get("definition", ""), details.get("parameters")
         if not stored or not isinstance(parameters, dict):
             return stored

@@ -25,7 +25,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from carttrack.queue import task_send
@@ -36,10 +36,13 @@ from monitoring.models import (
     ESCALATION_OTHERS,
     FAILED,
     HIGH,
+    INFO,
     OPEN,
     PENDING,
+    REMINDER,
     SENDING,
     SENT,
+    WARNING,
     WITHDRAWN,
     Alert,
     Notification,
@@ -90,7 +93,9 @@ def email_message(notification: Notification) -> tuple[str, str]:
     link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
     values = {
         "severity": alert.get_severity_display(),
-        "severity_lower": str(alert.get_severity_display()).lower(),
+        "severity_lower": str(
+            SEVERITY_IN_A_SENTENCE.get(alert.severity, alert.get_severity_display())
+        ),
         "study_id": alert.patient.study_id,
         "title": alert.title_display,
     }
@@ -107,6 +112,14 @@ def email_message(notification: Notification) -> tuple[str, str]:
     return subject, body
 
 
+# "A high alert was raised": the severity as a word inside a sentence (German keeps a noun's
+# capital, so not simply the label in lower case).
+SEVERITY_IN_A_SENTENCE = {
+    HIGH: pgettext_lazy("severity inside a sentence", "high"),
+    WARNING: pgettext_lazy("severity inside a sentence", "warning"),
+    INFO: pgettext_lazy("severity inside a sentence", "info"),
+    REMINDER: pgettext_lazy("severity inside a sentence", "reminder"),
+}
 SENT_AGAIN = {
     ESCALATION_OTHERS: _(
         "Sent again: nobody has acknowledged this alert since it was raised (escalated to the "

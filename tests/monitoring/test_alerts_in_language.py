@@ -19,12 +19,13 @@ import time_machine
 from django.utils import translation
 
 from monitoring import notifications, texts
-from monitoring.models import Alert, AlertEscalation, Notification
+from monitoring.models import Alert, AlertEscalation, CenterAlerting, Notification
 from monitoring.params import definition_words
 from patients.models import ClinicianProfile
 from patients.services import LabValue, lab_results_record
 from patients.units import CELLS_PER_UL, PB_BCELL_ABS, UNDETECTABLE
 from tests.factories import BERLIN, InfusionFactory, PatientFactory, UserFactory
+from tests.monitoring.test_webhook import SECRET, Receiver
 
 INFUSED = date(2025, 3, 1)
 COUNT = Decimal("12.75")
@@ -150,13 +151,32 @@ def test_an_escalation_is_sent_again_in_the_recipients_language(alert, german, m
     )
 
 
-def test_the_webhook_speaks_the_sites_language_whatever_is_active(alert, settings):
-    note = Notification.objects.filter(alert=alert).first()
-    with translation.override("zh-hans"):
-        with translation.override(settings.LANGUAGE_CODE):
-            content = notifications.pseudonymous_content(note)
-    assert content["title"] == "Early B-cell regeneration"
-    assert content["late"] == "collected 8 days before it arrived"
+@pytest.mark.parametrize(
+    ("site_language", "title", "late"),
+    [
+        ("en-gb", "Early B-cell regeneration", "collected 8 days before it arrived"),
+        ("de", GERMAN_TITLE, "8 Tage vor seinem Eingang abgenommen"),
+    ],
+)
+def test_the_webhook_speaks_the_sites_language_whatever_is_active(
+    alert, center, settings, site_language, title, late
+):
+    """A paging system has no profile: its human texts are in settings.LANGUAGE_CODE, even when
+    the sender runs inside a Chinese request; its fields and codes stay as specified."""
+    receiver = Receiver([200])
+    try:
+        CenterAlerting.objects.create(
+            center=center, webhook_url=receiver.url, webhook_secret=SECRET
+        )
+        settings.LANGUAGE_CODE = site_language
+        hook = Notification.objects.create(alert=alert, recipient=None, channel="webhook")
+        with translation.override("zh-hans"):
+            notifications.notification_send(hook.pk)
+    finally:
+        receiver.stop()
+    ((valid, _, body),) = receiver.received
+    assert valid
+    assert (body["title"], body["late"], body["severity"]) == (title, late, "high")
 
 
 @pytest.mark.parametrize(
@@ -261,3 +281,39 @@ def test_a_language_not_offered_is_refused_without_saving(clinician_client, clin
     assert ClinicianProfile.objects.get(user=clinician).language == ""
     # The opt-out in the same post is not saved either.
     assert ClinicianProfile.objects.get(user=clinician).email_low_severity is True
+
+
+def test_a_warning_is_named_as_a_word_of_the_sentence(alert, german, mailoutbox):
+    Alert.objects.filter(pk=alert.pk).update(severity="warning")
+    note = Notification.objects.get(alert=alert, recipient=german)
+    notifications.notification_send(note.pk)
+    (mail,) = mailoutbox
+    assert mail.subject.startswith("[CARTtrack] Warnung: CT-0723")
+    assert "eine Meldung der Dringlichkeit „Warnung“ ausgelöst" in mail.body
+
+
+@pytest.mark.parametrize("language", ["de", "zh_Hans"])
+def test_the_monitoring_catalogue_is_complete_and_compiled(language):
+    """Every message of the .po translated, none fuzzy, and the committed .mo says the same."""
+    import gettext
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "monitoring" / "locale" / language
+    po, mo = folder / "LC_MESSAGES" / "django.po", folder / "LC_MESSAGES" / "django.mo"
+    text = po.read_text(encoding="utf-8")
+    assert "#, fuzzy" not in text
+    if shutil.which("msgfmt"):
+        check = subprocess.run(
+            ["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po)],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stderr
+        assert "untranslated" not in check.stderr and "fuzzy" not in check.stderr
+    compiled = gettext.GNUTranslations(mo.open("rb"))
+    for message in ("Early B-cell regeneration", "B-cell aplasia not documented"):
+        assert compiled.gettext(message) != message
+    entries = text.count('\nmsgid "') - 1  # less the header
+    assert len(compiled._catalog) - 1 >= entries  # the .mo holds every entry (plurals: more)
