@@ -317,3 +317,34 @@ def test_the_monitoring_catalogue_is_complete_and_compiled(language):
         assert compiled.gettext(message) != message
     entries = text.count('\nmsgid "') - 1  # less the header
     assert len(compiled._catalog) - 1 >= entries  # the .mo holds every entry (plurals: more)
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "late", "severity"),
+    [
+        ("de", GERMAN_TITLE, "8 Tage vor seinem Eingang abgenommen", "Hoch"),
+        ("zh-hans", CHINESE_TITLE, "于到达前 8 天采集", "高"),
+    ],
+)
+def test_the_worklist_and_inbox_name_the_alert_in_the_readers_language(
+    alert, clinician_client, language, title, late, severity
+):
+    with time_machine.travel(on_day(40, 9), tick=False):  # inside the window: on the worklist
+        worklist = clinician_client.get("/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        inbox = clinician_client.get("/alerts/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert f"CT-0723 — {title}" in worklist
+    assert late in worklist
+    assert f"<strong>{title}</strong>" in inbox
+    assert f">{severity}</span>" in inbox
+
+
+def test_acknowledging_says_so_in_the_readers_language(alert, clinician_client):
+    answer = clinician_client.post(
+        f"/alerts/{alert.pk}/acknowledge/", HTTP_ACCEPT_LANGUAGE="de", follow=True
+    )
+    assert f"Meldung quittiert: CT-0723 — {GERMAN_TITLE}." in answer.content.decode()
+    again = clinician_client.post(
+        f"/alerts/{alert.pk}/acknowledge/", HTTP_ACCEPT_LANGUAGE="zh-hans", follow=True
+    )
+    assert "只有待处理的警报才能确认；该警报状态为：已确认。" in again.content.decode()
+    assert alert.events.last().reason == ""  # nothing translated was stored
