@@ -1,4 +1,5 @@
 from django import template
+from django.utils.translation import gettext
 
 register = template.Library()
 
@@ -10,7 +11,7 @@ def pct(value) -> str:
 
 @register.filter
 def days(value) -> str:
-    return "not reached" if value is None else f"{value:.0f} d"
+    return gettext("not reached") if value is None else f"{value:.0f} d"
 
 
 @register.filter
@@ -25,7 +26,7 @@ def num(value) -> str:
 @register.filter
 def pvalue(value) -> str:
     if value is None:
-        return "p not computed"
+        return gettext("p not computed")
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
@@ -38,14 +39,14 @@ def get(mapping, key):
 def small(value) -> str:
     """A count from a pooled table: None means suppressed (a small cell, or one that would give a
     small cell away)."""
-    return "suppressed" if value is None else str(value)
+    return gettext("suppressed") if value is None else str(value)
 
 
 @register.filter
 def proportion_ci(p) -> str:
     """ "62.5 % (40.9–80.1)" from a proportion dict; "suppressed" or "—" without one."""
     if p is None:
-        return "suppressed"
+        return gettext("suppressed")
     if p.get("proportion") is None:
         return "—"
     return (
