@@ -22,7 +22,7 @@ from analytics.adjusted import COVARIATES, DEFAULT_ADJUSTMENT, STRATA
 from analytics.competing_models import landmark_competing_risks
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv_lenient
-from analytics.disclosure import WITHHELD, small_cell_label
+from analytics.disclosure import WITHHELD, small_cell_label, withheld_shown
 from analytics.forms import CohortForm
 from analytics.publication import (
     GROUPINGS,
@@ -63,6 +63,12 @@ class PublicationForm(CohortForm):
         choices=[("efron", "Efron"), ("breslow", "Breslow")], required=False, label=_("Ties")
     )
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The labels are messages kept in English for the files: shown in the reader's language.
+        self.fields["grouping"].choices = [(k, gettext(v)) for k, v in GROUPINGS.items()]
+        self.fields["covariates"].choices = [(k, gettext(v[0])) for k, v in COVARIATES.items()]
 
     def choices(self) -> dict:
         data = self.cleaned_data
@@ -187,8 +193,8 @@ def publication_tables(request):
         {
             "form": form,
             # The page in the reader's language; the CSV and XLSX above stay in English.
-            "one": table_one_shown(one) if one else one,
-            "two": table_two_shown(two) if two else two,
+            "one": withheld_shown(table_one_shown(one)) if one else one,
+            "two": withheld_shown(table_two_shown(two)) if two else two,
             "problems": problems,
             "cohort": cohort,
             "query": request.GET.urlencode(),
