@@ -86,8 +86,12 @@ def rule_performance(request):
         "alerts": performance["alerts"],
         "pooled": performance["pooled"],
         "by_center": sorted(performance["early_regeneration_by_center"].items()),
-        "definitions": performance["definitions"],
-        "calibration": review["calibration"],
+        # Stored in English with the cached review: shown in the reader's language.
+        "definitions": {key: gettext(text) for key, text in performance["definitions"].items()},
+        "calibration": {
+            **review["calibration"],
+            "caveat": gettext(review["calibration"].get("caveat") or "") or None,
+        },
         "figures": [(name, localized(review["figures"][name])) for name in CALIBRATION_FIGURES],
         "n_patients": review["n_patients"],
         "rule_labels": RULE_SHORT_LABELS,

@@ -267,7 +267,7 @@ def snapshot_compute(
     disclosure_atoms(rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
-        cohort_label=cohort.describe(),
+        cohort_label=cohort.describe(translate=False),
         data_version=version,
         n_patients=len(table),
         report=report,

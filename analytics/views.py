@@ -111,6 +111,8 @@ def dashboard(request):
         ],
     }
     if snapshot is not None:
+        # Shown, never saved: the stored label is in English, the page in the reader's language.
+        snapshot.cohort_label = cohort.describe()
         # The figures' data (hundreds of KB) comes from `figures_json`, cached by the browser.
         # Small cells shown only to the cohort's own center (its exact figures come from
         # their own, never-stored URL); every other viewer gets them suppressed.

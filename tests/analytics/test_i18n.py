@@ -123,6 +123,9 @@ def test_the_dashboards_group_labels_are_translated_but_the_report_stays_english
     page = clinician_client.get("/dashboard/").content.decode()
     assert "frühe B-Zell-Regeneration (≤ Tag 45) gegenüber keiner" in page
     assert "keine frühe B-Zell-Regeneration: n=" in page
+    assert "<strong>Alle infundierten Patienten</strong>" in page
+    snapshot.refresh_from_db()
+    assert snapshot.cohort_label == "all infused patients"  # stored in English
     groups = snapshot.report["logrank"]["early_regeneration"]["groups"]
     assert {g["label"] for g in groups} == {"early regeneration", "no early regeneration"}
 
@@ -223,3 +226,25 @@ def test_the_sign_in_code_form_and_the_audit_admin_labels_are_translated():
         assert str(form.fields["token"].label) == "身份验证器应用中的6位验证码，或一个恢复码"
         assert str(AccessEvent._meta.get_field("target").verbose_name) == "读取内容"
         assert dict(AccessEvent.KINDS)[AccessEvent.EXPORT] == "导出"
+
+
+def test_the_rule_performance_page_and_its_calibration_plot_in_chinese(client, registry, study):
+    import json
+
+    client.force_login(registry)
+    alerts = client.get("/dashboard/rules/alerts.csv").content
+    html = client.get("/dashboard/rules/", HTTP_ACCEPT_LANGUAGE=ZH_BROWSER).content.decode()
+    assert "首次输注后未撤回的早期再生预警，发现日在界标当日或之前" in html  # the definitions
+    assert "此网格以60种方式分析同一批患者。" in html  # the calibration caveat
+    block = re.search(
+        r'<script id="calibration_unconfirmed" type="application/json">(.*?)</script>', html, re.S
+    ).group(1)
+    figure = json.loads(block)
+    assert figure["layout"]["title"]["text"] == "复发或死亡的风险比，无需确认"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "风险比（对数刻度）"
+    assert TEXTS_KEY not in figure
+    german = client.get("/dashboard/rules/?landmark=45", HTTP_ACCEPT_LANGUAGE="de").content
+    assert "Hazard Ratio für Rezidiv oder Tod, ohne Bestätigung" in german.decode()
+    assert '<option value="45" selected>Tag 45</option>' in german.decode()
+    # The export stays the same file in every language.
+    assert client.get("/dashboard/rules/alerts.csv", HTTP_ACCEPT_LANGUAGE="de").content == alerts
