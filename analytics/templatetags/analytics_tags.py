@@ -1,4 +1,5 @@
 from django import template
+from django.utils.translation import gettext
 
 from patients.templatetags.clinical import localize_decimal
 
@@ -25,7 +26,7 @@ def pct(value) -> str:
 @register.filter
 @localized
 def days(value) -> str:
-    return "not reached" if value is None else f"{value:.0f} d"
+    return gettext("not reached") if value is None else f"{value:.0f} d"
 
 
 @register.filter
@@ -42,7 +43,7 @@ def num(value) -> str:
 @localized
 def pvalue(value) -> str:
     if value is None:
-        return "p not computed"
+        return gettext("p not computed")
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
@@ -55,7 +56,7 @@ def get(mapping, key):
 def small(value) -> str:
     """A count from a pooled table: None means suppressed (a small cell, or one that would give a
     small cell away)."""
-    return "suppressed" if value is None else str(value)
+    return gettext("suppressed") if value is None else str(value)
 
 
 @register.filter
@@ -63,7 +64,7 @@ def small(value) -> str:
 def proportion_ci(p) -> str:
     """ "62.5 % (40.9–80.1)" from a proportion dict; "suppressed" or "—" without one."""
     if p is None:
-        return "suppressed"
+        return gettext("suppressed")
     if p.get("proportion") is None:
         return "—"
     return (

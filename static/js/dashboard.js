@@ -23,7 +23,7 @@
     var run = document.getElementById("run");
     if (!run || !run.dataset.run) return;
     fetch(run.dataset.run, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (s) {
-      document.getElementById("run-step").textContent = s.step || s.status;
+      document.getElementById("run-step").textContent = s.step || s.status_label || s.status;
       document.getElementById("run-progress").value = s.progress;
       if (s.status === "done") { window.location.search = window.location.search.replace(/&?run=\d+/, ""); }
       else if (s.status === "failed") { run.classList.add("error"); document.getElementById("run-step").textContent = (run.dataset.failed || "failed: {error} (the previous snapshot is kept)").replace("{error}", s.error); }

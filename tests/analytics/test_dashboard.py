@@ -247,6 +247,7 @@ def test_run_status_is_json(clinician_client, study):
     assert response.status_code == 200
     assert response.json() == {
         "status": QUEUED,
+        "status_label": "queued",  # as people read it (translated), beside the code
         "step": "",
         "progress": 0,
         "error": "",
