@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
 
-from imports.problems import Coded, CodedError, error_item
+from imports.problems import MESSAGES, Coded, CodedError, error_item
 from patients import numbers
 from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import (
@@ -114,7 +114,8 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("notes"),
     ),
 }
-CONFIRM_HINT = Coded("confirm_hint")
+# Added to the checks' "unusual value" message, in the uploader's language (the job runs in it).
+CONFIRM_HINT = MESSAGES["confirm_hint"]
 FIELD_COLUMNS = {c.field: c.name for cols in SHEETS.values() for c in cols if c.field}
 
 

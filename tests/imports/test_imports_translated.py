@@ -5,6 +5,8 @@ stays as it was); held results' reasons and states likewise; machine texts stay 
 
 from __future__ import annotations
 
+import pytest
+from django.conf import settings
 from django.utils import translation
 
 from imports.held import held_results_retry
@@ -14,6 +16,15 @@ from tests.imports.test_held_results import _hold
 from tests.imports.test_spreadsheet_upload import GOOD_LABS, manager, post_file, workbook
 
 __all__ = ["manager"]  # the fixture, used by name
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after():
+    """A request leaves its language active in the thread (LocaleMiddleware does not reset it):
+    the next test in this worker starts in the default language again."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
 
 BAD = GOOD_LABS + [
     ["CT-XL1", "2025-04-09 08:30", "pb_bcell_abs", 3, "% cells", None],  # a bad unit
