@@ -302,9 +302,10 @@ class SampleForm(forms.Form):
         errors: dict[str, list] = {}
         parsed = [code for code in entered if not self.has_error(f"{code}-value")]
         unconfirmed = self._check_values(parsed, errors)
-        date_unconfirmed = self._check_date(errors)
+        date_soft, date_unconfirmed = self._check_date(errors)
         if unconfirmed or date_unconfirmed:  # before the errors take values off cleaned_data
-            self.ask_confirmation(unconfirmed, date=date_unconfirmed)
+            # The box asks again for everything it covers, a date already confirmed included.
+            self.ask_confirmation(unconfirmed, date=date_soft)
         for field, messages in errors.items():
             for message in messages:
                 text = message.messages[0] if isinstance(message, ValidationError) else message
@@ -312,9 +313,9 @@ class SampleForm(forms.Form):
                     self.add_error(field, message)
         return cleaned
 
-    def _check_date(self, errors: dict) -> bool:
-        """The collection date against the infusions, the patient's samples and today (issue 23);
-        True if it waits for a confirmation."""
+    def _check_date(self, errors: dict) -> tuple[bool, bool]:
+        """The collection date against the infusions, the patient's samples and today (issue 23):
+        whether it needs a confirmation, and whether it still waits for one."""
         on = self.cleaned_data.get("collected_date")
         findings = plausibility_checks.sample_date_findings(patient=self.patient, on=on)
         refusals = plausibility_checks.plausibility_errors(
@@ -322,7 +323,8 @@ class SampleForm(forms.Form):
         )
         for field, messages in refusals.items():
             errors.setdefault(field, []).extend(messages)
-        return any(
+        soft = any(not f.is_hard for f in findings)
+        return soft, any(
             e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("collected_date", [])
         )
 

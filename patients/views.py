@@ -191,7 +191,7 @@ def sample_add(request, study_id: str):
         except ValidationError as error:
             unconfirmed = _unconfirmed_analytes(error)
             if unconfirmed:  # before the errors are shown (they take values off cleaned_data)
-                form.ask_confirmation(unconfirmed)
+                form.ask_confirmation(unconfirmed, date=form.date_confirmed())
             _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
             _sample_saved_message(request, patient, results, mark)

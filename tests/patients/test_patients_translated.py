@@ -20,6 +20,14 @@ URL = "/patients/CT-0001/samples/add/"
 pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after(settings):
+    """A request activates its user's language in the test's own thread: back to the default
+    afterwards, so that no later test reads German or Chinese."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def german_client(client, clinician):
     clinician.profile.language = "de"

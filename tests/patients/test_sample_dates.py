@@ -224,3 +224,35 @@ def test_an_import_reports_a_date_far_out_of_order_like_an_unusual_value(clinici
     confirmed = sample(datetime(2025, 7, 1, 8, tzinfo=BERLIN), confirmed=True)
     assert errors(Batch(samples=[confirmed])) == {}
     assert LabResult.objects.count() == 3
+
+
+def test_the_record_forms_show_field_and_cross_field_errors_in_one_round(
+    clinician_client, infused_patient
+):
+    # A therapy whose start date cannot be read and whose agent is of another category.
+    response = clinician_client.post(
+        "/patients/CT-0001/therapy/add/",
+        {"start_date": "31.02.2025", "category": "immunomodulatory", "agent": "chemotherapy"},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert field_errors(page, "start_date")  # the field's own error
+    assert field_errors(page, "category") == ["Chemotherapy is anti-leukemic therapy."]
+
+    # A correction whose value cannot be read, collected in the future.
+    LabResultFactory(patient=infused_patient, collected_at=datetime(2025, 3, 15, 8, tzinfo=BERLIN))
+    result = LabResult.objects.get()
+    response = clinician_client.post(
+        f"/patients/CT-0001/lab/{result.pk}/edit/",
+        {
+            "analyte": result.analyte,
+            "collected_at": "2025-11-04T08:00",
+            "value": "1.234,5",
+            "unit": result.unit,
+            "qualifier": "",
+            "method": "",
+        },
+    )
+    page = response.content.decode()
+    assert "more than one separator" in field_errors(page, "value")[0]
+    assert field_errors(page, "collected_at") == ["The collection time is in the future."]
