@@ -254,7 +254,7 @@ def _sample_saved_message(request, patient, results, mark: int) -> None:
                 .replace("%(title)s", "{title}"),
                 severity=str(alert.get_severity_display()).upper(),
                 url=alert.get_absolute_url(),
-                title=alert.title,
+                title=alert.title_display,
             )
         )
     raised_high = any(e.new_status == "open" and e.alert.severity == "high" for e in changes)
