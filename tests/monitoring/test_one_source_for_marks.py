@@ -113,7 +113,8 @@ def test_chart_alert_worklist_dataset_and_calibration_agree(thirty_day_center, c
     assert (row["regen_day"], row["early_regen"]) == (21, 1)
     # Its center columns follow this center's alert definition: the alert's day and rule.
     assert (row["center_regen_day"], row["center_early_regen"]) == (
-        facts["regeneration_day"], 1 if alert.rule == EARLY_REGENERATION else 0
+        facts["regeneration_day"],
+        1 if alert.rule == EARLY_REGENERATION else 0,
     )
 
     # The calibration's CSV reader, on the exported course table, knows it on the alert's day.
