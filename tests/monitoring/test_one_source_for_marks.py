@@ -225,11 +225,12 @@ def test_the_calibration_reader_agrees_with_the_rule_on_every_reference_timeline
 
 @pytest.mark.django_db
 def test_on_the_demo_cohort_the_chart_marks_early_regeneration_exactly_where_the_alerts_do():
+    from demo.cohort import REFERENCE_TODAY
     from demo.load import demo_cohort_load
     from monitoring.models import WITHDRAWN
     from patients.models import Patient
 
-    demo_cohort_load()
+    demo_cohort_load(today=REFERENCE_TODAY)
     with_mark, with_alert = set(), set()
     for patient in Patient.objects.select_related("center").order_by("study_id"):
         course = course_for(patient)
