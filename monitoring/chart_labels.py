@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-NARROW_PLOT_PX = 300  # the plot area of a 390 px phone (page padding and the y-axis margin off)
+NARROW_PLOT_PX = 260  # the plot area of a 390 px phone (page padding and the y-axis margin off)
 CHAR_PX = 0.62  # an average Latin glyph's width, in font sizes
 WIDE_CHAR_PX = 1.05  # a CJK glyph's width, in font sizes
 PAD_PX = 6  # the annotation's padding and border, both sides together
@@ -58,23 +58,32 @@ class Placed:
     label: Label
     lane: int | None  # None: hidden in this view (outside it, or no free lane)
     box: Box | None
+    side: str = ""  # the side it went to: its own, or the other where its own leaves the plot
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("<br>")
 
 
 def text_width_px(text: str, font_px: float) -> float:
-    glyphs = sum(WIDE_CHAR_PX if ord(c) >= 0x2E80 else CHAR_PX for c in text)
+    glyphs = max(
+        sum(WIDE_CHAR_PX if ord(c) >= 0x2E80 else CHAR_PX for c in line) for line in _lines(text)
+    )
     return glyphs * font_px + PAD_PX
 
 
-def box_for(label: Label, lane: int, x0: float, x1: float, width_px: float) -> Box:
+def box_for(
+    label: Label, lane: int, x0: float, x1: float, width_px: float, side: str | None = None
+) -> Box:
     at = (label.x - x0) / (x1 - x0) * width_px
     w = text_width_px(label.text, label.font_px)
-    left = at + label.dx_px if label.side == "right" else at - label.dx_px - w
+    left = at + label.dx_px if (side or label.side) == "right" else at - label.dx_px - w
     bottom = label.y_px + label.dy_px + lane * label.lane_px
-    return Box(left, bottom, left + w, bottom + text_height_px(label.font_px))
+    return Box(left, bottom, left + w, bottom + text_height_px(label.text, label.font_px))
 
 
-def text_height_px(font_px: float) -> float:
-    return font_px * LINE_PX + 2
+def text_height_px(text: str, font_px: float) -> float:
+    return len(_lines(text)) * font_px * LINE_PX + 2
 
 
 def place(
@@ -89,14 +98,25 @@ def place(
     for label in sorted(labels, key=lambda lb: (lb.priority, lb.x, lb.key)):
         found = None
         if x0 <= label.x <= x1:
-            for lane in range(label.lanes):
-                box = box_for(label, lane, x0, x1, width_px)
-                if not any(box.meets(b) for b in boxes):
-                    found = (lane, box)
-                    break
+            found = _free_place(label, boxes, x0, x1, width_px)
         if found is None:
             placed[label.key] = Placed(label, None, None)
         else:
             boxes.append(found[1])
             placed[label.key] = Placed(label, *found)
     return placed
+
+
+def _free_place(label: Label, boxes: list[Box], x0, x1, width_px):
+    """(lane, box, side) of the lowest free lane, on the label's side, or on the other side when
+    its own would leave the plot (a label cut by the plot's edge is not read); None if none."""
+    other = "left" if label.side == "right" else "right"
+    for side in (label.side, other):
+        inside = [
+            (lane, box_for(label, lane, x0, x1, width_px, side)) for lane in range(label.lanes)
+        ]
+        inside = [(lane, b) for lane, b in inside if b.left >= 0 and b.right <= width_px]
+        for lane, box in inside:
+            if not any(box.meets(b) for b in boxes):
+                return lane, box, side
+    return None

@@ -211,7 +211,7 @@ def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=Non
         )
     fig.add_hline(y=floor, line={"color": "#8a949f", "dash": "dot", "width": 1}, row=row, col=1)
     fig.add_annotation(
-        x=0, xref="paper", xanchor="left", y=math.log10(floor), yref=f"y{row}", yanchor="bottom",
+        x=0, xref="paper", xanchor="left", y=math.log10(floor), yref=f"y{row}", yanchor="top",
         text=floor_label, showarrow=False, font={"size": 10, "color": "#4a5560"},
     )  # fmt: skip
     if threshold:
@@ -267,8 +267,8 @@ def mark_label(mark: RecoveryMark) -> str:
     if mark.kind == APLASIA_MARK:
         return gettext("aplasia")
     if mark.kind == EARLY_MARK:
-        return gettext("early regeneration (day %(day)s)") % {"day": mark.day}
-    return gettext("late regeneration (day %(day)s)") % {"day": mark.day}
+        return gettext("early regeneration<br>(day %(day)s)") % {"day": mark.day}
+    return gettext("late regeneration<br>(day %(day)s)") % {"day": mark.day}
 
 
 def event_label(kind: str) -> str:
@@ -502,8 +502,16 @@ def _relayout(fig, view: View, placed) -> dict:
         lane = p.lane or 0
         if annotation.showarrow:
             update[f"annotations[{i}].ay"] = -(p.label.dy_px + lane * p.label.lane_px)
+            side = p.side or p.label.side
+            update[f"annotations[{i}].ax"] = p.label.dx_px if side == "right" else -p.label.dx_px
+            update[f"annotations[{i}].xanchor"] = "left" if side == "right" else "right"
         else:
             update[f"annotations[{i}].yshift"] = p.label.dy_px + lane * p.label.lane_px
+            side = p.side or p.label.side
+            update[f"annotations[{i}].xshift"] = (
+                p.label.dx_px if side == "right" else -p.label.dx_px
+            )
+            update[f"annotations[{i}].xanchor"] = "left" if side == "right" else "right"
     return update
 
 

@@ -155,15 +155,30 @@ def test_the_regeneration_mark_and_its_day_are_beside_the_point_not_on_it():
     fig = course_figure(course)
     marks = {m.kind: m for m in course.marks}
     assert {EARLY_MARK, LATE_MARK} <= set(marks)
-    early = next(a for a in fig.layout.annotations if a.text == "early regeneration (day 30)")
-    assert early.showarrow and early.ax < 0 and early.ay < 0  # up and to the left of the point
-    assert early.xanchor == "right" and early.yanchor == "bottom"
-    assert early.x == 30  # the arrow points at the count itself
-    # Its box never covers the point it names.
-    label = next(lb for lb in _labels_of(course) if lb.text == early.text)
-    box = place([label], (-7, 90))[label.key].box
+    text = "early regeneration<br>(day 30)"
+    early = next(a for a in fig.layout.annotations if a.text == text)
+    assert early.x == 30 and early.showarrow  # the arrow points at the count itself
+    assert early.ay < 0 and early.yanchor == "bottom"  # above the point, beside it
+    assert (early.ax > 0) == (early.xanchor == "left")  # the text starts where the arrow ends
+    # Its box never covers the point it names, and stays inside a 390 px phone's plot.
+    label = next(lb for lb in _labels_of(course) if lb.text == text)
+    placed = place([label], (-7, 90))[label.key]
     point_px = (30 + 7) / 97 * NARROW_PLOT_PX
-    assert box.right < point_px and box.bottom > label.y_px
+    assert placed.box.bottom > label.y_px
+    assert placed.box.right < point_px or placed.box.left > point_px
+    assert 0 <= placed.box.left and placed.box.right <= NARROW_PLOT_PX
+    # Up and to the left where there is room (the count rose from the floor on its left).
+    wide = place([label], (-7, 90), width_px=1200)[label.key]
+    assert wide.side == "left" and wide.box.right < (30 + 7) / 97 * 1200
+
+
+def test_a_label_that_would_leave_the_plot_goes_to_the_other_side():
+    near_left = Label("a", "early regeneration", x=2, side="left")
+    placed = place([near_left], (0, 100))["a"]
+    assert placed.side == "right" and placed.box.left >= 0
+    near_right = Label("b", "aplasia", x=99, side="right")
+    placed = place([near_right], (0, 100))["b"]
+    assert placed.side == "left" and placed.box.right <= NARROW_PLOT_PX
 
 
 def test_the_threshold_is_drawn_as_the_alert_used_it():
@@ -178,7 +193,7 @@ def test_the_threshold_is_drawn_as_the_alert_used_it():
     texts = [a.text for a in fig.layout.annotations]
     assert "infusion 1: day 1–30" in texts
     # 3 cells/µL is not above the threshold: the regeneration is day 21, as the rule says.
-    assert "early regeneration (day 21)" in texts
+    assert "early regeneration<br>(day 21)" in texts
 
 
 def _labels_of(course: Course) -> list[Label]:
