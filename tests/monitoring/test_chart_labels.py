@@ -14,7 +14,11 @@ from monitoring.course_chart import Course, Marker, Point, course_figure, course
 from monitoring.engine import EARLY_MARK, LATE_MARK, recovery_marks
 from monitoring.params import RuleParams
 from patients import units
-from tests.monitoring.test_course_chart import timeline_of
+from tests.monitoring.test_course_chart import (  # noqa: F401 (a fixture)
+    charted_patient,
+    page_figure,
+    timeline_of,
+)
 
 FIRST = date(2025, 3, 1)
 SECOND = date(2025, 5, 10)  # day 70: the two windows' labels are close in the whole course
@@ -226,3 +230,34 @@ def test_labels_at_one_day_take_the_next_lanes_and_a_full_column_hides_the_last(
     assert outside["a"].lane is None
     with pytest.raises(ValueError):
         place(same, (5, 5))
+
+
+@pytest.mark.django_db
+def test_the_alert_page_draws_the_window_and_threshold_the_alert_was_evaluated_with(
+    clinician_client,
+    charted_patient,  # noqa: F811 (the fixture imported above)
+):
+    """The chart on the alert page must never disagree with the alert: its stored parameters
+    (a 30-day window, a 5 cells/µL threshold) are drawn, not the center's current defaults."""
+    from django.urls import reverse
+
+    patient, alert = charted_patient
+    alert.params = RuleParams(version="alpha-2", window_days=30, bcell_threshold=5).to_dict()
+    alert.save()
+    html = clinician_client.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    figure = page_figure(html, "alert")
+    texts = [a.get("text") for a in figure["layout"]["annotations"]]
+    assert "infusion 1: day 1–30" in texts
+    assert [(s["x0"], s["x1"]) for s in figure["layout"]["shapes"] if s["type"] == "rect"] == [
+        (1, 30)
+    ]
+    assert any(s.get("y0") == 5 and s.get("yref") == "y2" for s in figure["layout"]["shapes"])
+    assert "above 5 cells/µL" in html
+    assert 'aria-pressed="true"' in html and "Whole course" in html
+    # The patient page keeps the center's parameters in force (the study's 45 days).
+    page = clinician_client.get(reverse("patients:detail", args=[patient.study_id]))
+    texts = [
+        a.get("text")
+        for a in page_figure(page.content.decode(), "patient")["layout"]["annotations"]
+    ]
+    assert "infusion 1: day 1–45" in texts
