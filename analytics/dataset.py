@@ -161,13 +161,14 @@ def _car_loss(results: list) -> int | None:
 
 
 def _center_regeneration(
-    timeline: Timeline, relapse: date | None, params: RuleParams
+    timeline: Timeline, ended: date | None, params: RuleParams
 ) -> tuple[int | None, int | None]:
     """(regeneration day, 1 early / 0 late) of the first window by the center's alert definition
     (its window, threshold, % × ALC and confirmation), as the rules see it: the counts known the
-    day before a relapse that ended monitoring; (None, None) when there is no regeneration."""
-    if relapse is not None:
-        timeline = timeline.until(relapse - timedelta(days=1))
+    day before a relapse or an allogeneic HSCT that ended monitoring; (None, None) when there is
+    no regeneration."""
+    if ended is not None:
+        timeline = timeline.until(ended - timedelta(days=1))
     windows = timeline.windows()
     regeneration = find_regeneration(windows[0], params) if windows else None
     if regeneration is None:
@@ -207,10 +208,14 @@ def patient_row(
     regen_day, aplasia = _regeneration_day(window, params) if window else (None, False)
     if regen_day is not None and relapse is not None and window.date_of(regen_day) >= relapse:
         regen_day = None  # counts at or after relapse are disease, not regeneration
+    if regen_day is not None and hsct is not None and window.date_of(regen_day) >= hsct:
+        # B cells on or after an allogeneic HSCT are the donor's engrafting, not a loss of the
+        # CAR-T's aplasia (CLINICAL.md 4: the transplant ends the window on its date), as the
+        # chart and the rules read them.
+        regen_day = None
 
-    center_regen_day, center_early = _center_regeneration(
-        timeline, relapse, center_params or params
-    )
+    ended = min((d for d in (relapse, hsct) if d is not None), default=None)
+    center_regen_day, center_early = _center_regeneration(timeline, ended, center_params or params)
 
     before_relapse = [
         r

@@ -2,21 +2,27 @@
 
 55 patients infused with CD19 CAR-T, 45 reaching CR/CRi (81.8 %); among CR patients early B-cell
 regenerators relapse more, and those given anti-leukemic pre-emption do better than those given
-immunomodulatory therapy. Generated from a fixed seed with fixed dates, so every run gives the same
-cohort. Plain values only: `load_demo_cohort` stores them through the validated model layer.
+immunomodulatory therapy. Generated from a fixed seed on fixed reference dates (up to
+DATA_CUTOFF), so every run gives the same cohort; `dated` then moves it to the day it is loaded
+(every patient's days after infusion kept, so every statistic stays the same), and `live_patients`
+adds a few patients in their first weeks today (inside the 45-day window, a count due, one fresh
+early regeneration), not yet assessed, so no response, survival or rule statistic counts them.
+Plain values only: `load_demo_cohort` stores them through the validated model layer.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_UP, Decimal
 
 from patients import units
 
 SEED = 12  # chosen so the cohort's medians sit near the study's 290 (RFS) and 870 (OS) days
-DATA_CUTOFF = date(2026, 6, 30)  # last day any demo record can carry
+DATA_CUTOFF = date(2026, 6, 30)  # the reference cohort's last day (before `dated` moves it)
+REFERENCE_TODAY = DATA_CUTOFF + timedelta(days=1)  # loaded on this day, the cohort is not moved
+LIVE = "live"  # the group of the patients in their first weeks on the loading day
 N_PATIENTS = 55
 N_CR = 45
 
@@ -268,3 +274,73 @@ def generate_cohort(seed: int = SEED) -> list[DemoPatient]:
     groups = CR_GROUPS + ["no_cr"] * (N_PATIENTS - N_CR)
     rng.shuffle(groups)
     return [_patient(rng, index, group) for index, group in enumerate(groups)]
+
+
+def _age_years(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def dated(cohort: list[DemoPatient], today: date) -> list[DemoPatient]:
+    """The cohort moved so that its last day is the day before ``today``: every date moves by
+    the same number of days, every day after infusion (all the records but birth and infusion
+    are kept as days) and every age at infusion stay as they were."""
+    shift = today - REFERENCE_TODAY
+    moved = []
+    for p in cohort:
+        infusion = p.infusion_date + shift
+        birth = p.date_of_birth + shift
+        age = _age_years(p.date_of_birth, p.infusion_date)
+        while _age_years(birth, infusion) > age:  # a 29 February on the way: the same age
+            birth += timedelta(days=1)
+        while _age_years(birth, infusion) < age:
+            birth -= timedelta(days=1)
+        moved.append(replace(p, infusion_date=infusion, date_of_birth=birth))
+    return moved
+
+
+# (study ID, center, sex, age, days since infusion on the loading day, PB B-cell counts by day:
+# None not detectable). None of them has a response assessment yet (day 28 is still ahead).
+LIVE_PATIENTS = [
+    # A fresh early regeneration: aplasia on days 7 and 14, 6 cells/µL on day 21 (two days ago).
+    ("DEMO-L01", "alpha", "F", 34, 23, {-5: 120, 7: None, 14: None, 21: 6}),
+    # A count due: the last count was day 7, twelve days ago.
+    ("DEMO-L02", "beta", "M", 52, 19, {-5: 60, 7: None}),
+    # Inside the window, in aplasia, counted two days ago.
+    ("DEMO-L03", "alpha", "M", 19, 16, {-5: 90, 7: None, 14: None}),
+    ("DEMO-L04", "beta", "F", 61, 9, {-5: 200, 7: None}),
+]
+
+
+def live_patients(today: date) -> list[DemoPatient]:
+    """The patients in their first weeks on ``today`` (see LIVE_PATIENTS); no random draws, so
+    the cohort's seed gives the same cohort with or without them."""
+    patients = []
+    for study_id, center, sex, age, since, counts in LIVE_PATIENTS:
+        infusion = today - timedelta(days=since)
+        p = DemoPatient(
+            study_id=study_id,
+            center_code=center,
+            sex=sex,
+            date_of_birth=infusion - timedelta(days=age * 365 + 100),
+            ph_positive=False,
+            group=LIVE,
+            infusion_date=infusion,
+            product=PRODUCTS[0],
+            dose=2_000_000,
+        )
+        for day, value in counts.items():
+            if value is None:
+                lab = _undetectable(day, units.PB_BCELL_ABS, units.CELLS_PER_UL, "flow cytometry")
+            else:
+                lab = DemoLab(
+                    day,
+                    units.PB_BCELL_ABS,
+                    Decimal(value),
+                    units.CELLS_PER_UL,
+                    "",
+                    "flow cytometry",
+                )
+            p.labs.append(lab)
+            p.labs.append(DemoLab(day, units.ALC, Decimal("1.2"), units.GIGA_PER_L))
+        patients.append(p)
+    return patients

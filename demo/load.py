@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from demo import cohort as demo
 from imports.services import records_import
-from monitoring.models import Alert
+from monitoring.models import Alert, AlertEvent
 from monitoring.services import alert_close
+from monitoring.sweep import alerts_sync_many
 from patients.ingest.context import Scope
 from patients.ingest.records import (
     Batch,
@@ -188,13 +190,18 @@ def demo_batch(cohort: list[demo.DemoPatient]) -> Batch:
     return batch
 
 
-def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str, int]:
+def demo_cohort_load(
+    *, today: date, reset: bool = False, seed: int = demo.SEED, live: bool = True
+) -> dict[str, int]:
     """Store the demo cohort once; with reset, replace the synthetic patients first.
 
-    Through the one import path (validation, audit history, each patient's alerts once). The
-    cohort is synthetic and exists to show the product, so its findings are raised as current
-    (`history_is_news`: the worklist shows them, as it would for a live registry), but nobody is
-    e-mailed (`notify=False`).
+    Dated relative to ``today`` (the loading day; tests pass a fixed one): the cohort's last day
+    is the day before, every patient's days after infusion as generated (`demo.dated`), and with
+    ``live`` a few patients in their first weeks today (`demo.live_patients`). Through the one
+    import path (validation, audit history, each patient's alerts once). The cohort is synthetic
+    and exists to show the product, so its findings are raised as current (`history_is_news`:
+    the worklist shows them, as it would for a live registry), but nobody is e-mailed
+    (`notify=False`); each alert is then dated on its finding's day, not on the loading day.
     """
     with transaction.atomic():
         centers = {
@@ -212,17 +219,35 @@ def demo_cohort_load(*, reset: bool = False, seed: int = demo.SEED) -> dict[str,
             "alpha": get_user_model().objects.get(username="dr.alpha"),
             "beta": get_user_model().objects.get(username="dr.beta"),
         }
-        cohort = demo.generate_cohort(seed)
+        cohort = demo.dated(demo.generate_cohort(seed), today)
+        newcomers = demo.live_patients(today) if live else []
         scope = Scope(user=None, patients=Patient.objects.all(), centers=centers)
         outcome = records_import(
-            batch=demo_batch(cohort), scope=scope, notify=False, history_is_news=True
+            batch=demo_batch(cohort + newcomers), scope=scope, notify=False, history_is_news=True
         )
         if not outcome.ok:
             raise ValidationError(problems_by_key(outcome.problems))
-        for d in cohort:  # after the import, so that nobody is told about the demo's past
+        if newcomers:  # the rules as of the loading day (the import's are as of the clock's)
+            alerts_sync_many(
+                patient_ids=Patient.objects.filter(
+                    study_id__in=[p.study_id for p in newcomers]
+                ).values_list("pk", flat=True),
+                as_of=today,
+                notify=False,
+                history_is_news=True,
+            )
+        for d in cohort + newcomers:  # after the import, so that nobody is told about the past
             Patient.objects.get(study_id=d.study_id).hematologists.add(doctors[d.center_code])
         _close_demo_alerts(doctors)
-    return {"patients": outcome.counts["patients"], "labs": outcome.counts["lab_results"]}
+        _date_demo_alerts()
+    return {
+        "patients": outcome.counts["patients"] - len(newcomers),
+        "live": len(newcomers),
+        "labs": outcome.counts["lab_results"],
+    }
+
+
+RESULTS_BACK = time(14, 30)  # a demo sample collected at 08:30 is reported the same afternoon
 
 
 def _close_demo_alerts(doctors) -> None:
@@ -241,3 +266,43 @@ def _close_demo_alerts(doctors) -> None:
             therapy=therapy,
             reason="Recorded with the synthetic demo cohort.",
         )
+
+
+def finding_date(alert: Alert) -> date | None:
+    """The day of an alert's finding: the day the rule found it (its infusion's day 0 plus the
+    alert's day), or its latest evidence's collection when later (a confirming sample raises an
+    alert dated on the first of the two)."""
+    dates = [date.fromisoformat(e["date"][:10]) for e in alert.evidence if e.get("date")]
+    if alert.infusion is not None:
+        dates.append(alert.infusion.infusion_date + timedelta(days=alert.day))
+    return max(dates, default=None)
+
+
+def _date_demo_alerts() -> None:
+    """Each demo alert raised (and its sample arrived) on its finding's day, closed on the day
+    the therapy that answered it started: the demo's past reads like a registry's past."""
+    now = timezone.now()
+    for alert in Alert.objects.filter(patient__is_synthetic=True).select_related(
+        "infusion", "therapy", "patient__center"
+    ):
+        on = finding_date(alert)
+        if on is None:
+            continue
+        tz = alert.patient.center.tzinfo
+        raised = min(datetime.combine(on, RESULTS_BACK, tzinfo=tz), now)
+        alert.raised_at = alert.arrived_at = raised
+        if alert.closed_at is not None:
+            closed = alert.therapy.start_date if alert.therapy else on
+            alert.closed_at = min(max(datetime.combine(closed, time(10), tzinfo=tz), raised), now)
+            if alert.acknowledged_at is not None:
+                alert.acknowledged_at = alert.closed_at
+        Alert.objects.filter(pk=alert.pk).update(
+            raised_at=alert.raised_at,
+            arrived_at=alert.arrived_at,
+            closed_at=alert.closed_at,
+            acknowledged_at=alert.acknowledged_at,
+        )
+        events = AlertEvent.objects.filter(alert=alert)
+        events.filter(old_status="").update(created_at=alert.raised_at)
+        if alert.closed_at is not None:
+            events.exclude(old_status="").update(created_at=alert.closed_at)

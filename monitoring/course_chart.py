@@ -17,12 +17,14 @@ from datetime import date
 
 import plotly.graph_objects as go
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext, pgettext
 from plotly.subplots import make_subplots
 
-from monitoring.engine import RecoveryMark, recovery_marks
+from monitoring.chart_labels import Label, place
+from monitoring.engine import APLASIA_MARK, EARLY_MARK, RecoveryMark, recovery_marks
 from monitoring.params import format_decimal
 from monitoring.rules.recovery import is_detectable
-from patients import units
+from patients import formats, units
 from patients.days import clinical_day, local_date
 
 SEVERITY_COLORS = {
@@ -31,16 +33,29 @@ SEVERITY_COLORS = {
     "info": "#2f6fb0",
     "reminder": "#5d6b7a",
 }
-EVENT_STYLE = {  # kind -> (label, marker symbol, colour)
+EVENT_STYLE = {  # kind -> (label, marker symbol, colour); the label is translated where drawn
     "relapse": ("Relapse", "x", "#b3261e"),
     "death": ("Death", "cross", "#1d2733"),
     "hsct": ("Allogeneic HSCT", "star", "#6a3d9a"),
     "last_followup": ("Last follow-up", "line-ns-open", "#5d6b7a"),
 }
+VIEW_BEFORE, VIEW_AFTER = 7, 90  # an infusion's view: days -7 to 90 of that infusion
+HEIGHT = 760
+MARGIN = {"l": 64, "r": 16, "b": 70}
+LANE_PX = 15  # one lane of the labels above the plot
+TOP_LANES = 3
 WINDOW_LAST_DAY = 45  # the study's window (CLINICAL.md §1): the default of a center's window
 DERIVED_COUNT = "pb_bcell_from_pct"  # a Point of a PB B-cell count computed from % × ALC
 STRIP = {"alerts": 0, "therapy": 1, "events": 2, "response": 3}
-STRIP_LABELS = ["Alerts", "Therapy", "Events", "Response"]
+
+
+def strip_labels() -> list[str]:
+    return [
+        pgettext("course chart row", "Alerts"),
+        pgettext("course chart row", "Therapy"),
+        pgettext("course chart row", "Events"),
+        pgettext("course chart row", "Response"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -72,10 +87,12 @@ class Course:
     # (`monitoring.engine.recovery_marks`): never decided here, so they cannot contradict an alert.
     marks: list[RecoveryMark] = field(default_factory=list)
     window_days: int = WINDOW_LAST_DAY  # the center's early-regeneration window
+    # "Detectable" is above this count (cells/µL): the center's (or the alert's) threshold.
+    threshold: float = 0.0
 
 
 def human_date(on: date) -> str:
-    return f"{on.day} {on:%b %Y}"
+    return formats.human_date(on)
 
 
 def _plotted(value) -> float | None:
@@ -85,7 +102,8 @@ def _plotted(value) -> float | None:
 
 def course_for(patient, *, alerts=None, params=None, now=None) -> Course:
     """The patient's stored records as plain values for the figure; the aplasia and regeneration
-    marks by the rules with the center's parameters in force (``params`` to override)."""
+    marks by the rules with the center's parameters in force (``params`` to override: the alert
+    page passes the alert's own, so that the chart and the alert cannot disagree)."""
     from monitoring.selectors import patient_timeline, rule_params_for
 
     tz = patient.center.tzinfo
@@ -97,6 +115,7 @@ def course_for(patient, *, alerts=None, params=None, now=None) -> Course:
             patient.infusions.order_by("infusion_date").values_list("infusion_date", flat=True)
         ),
         window_days=params.window_days,
+        threshold=float(params.bcell_threshold),
         marks=recovery_marks(timeline, params, as_of=(now or timezone.now()).astimezone(tz).date()),
     )
     for r in patient.lab_results.order_by("collected_at", "pk"):
@@ -130,7 +149,7 @@ def course_for(patient, *, alerts=None, params=None, now=None) -> Course:
         )
     for e in patient.events.order_by("event_date"):
         detail = e.get_relapse_cd19_display() if e.kind == "relapse" else e.death_cause
-        course.events.append(Marker(e.event_date, e.get_kind_display(), e.kind, detail or ""))
+        course.events.append(Marker(e.event_date, str(e.get_kind_display()), e.kind, detail or ""))
     for t in patient.therapies.order_by("start_date"):
         course.therapies.append(
             Marker(t.start_date, t.get_agent_display(), t.category, t.get_category_display())
@@ -164,10 +183,11 @@ def _floor(values: list[float]) -> float:
 
 
 def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=None):
-    """One log-scaled row: detectable values as filled markers, the rest on the floor line."""
+    """One log-scaled row: detectable values as filled markers, the rest on the floor line; returns
+    the row's y range (decades)."""
     all_values = [p.value for _name, points, _c in series for p in points if p.value]
     floor = _floor(all_values)
-    top = max(all_values, default=1.0)
+    top = max([*all_values, *([threshold] if threshold else [])], default=1.0)
     for name, points, color in series:
         if not points:
             continue
@@ -191,19 +211,86 @@ def _log_row(fig, course, row, series, *, unit_label, floor_label, threshold=Non
         )
     fig.add_hline(y=floor, line={"color": "#8a949f", "dash": "dot", "width": 1}, row=row, col=1)
     fig.add_annotation(
-        x=0, xref="paper", xanchor="left", y=math.log10(floor), yref=f"y{row}", yanchor="bottom",
+        x=0, xref="paper", xanchor="left", y=math.log10(floor), yref=f"y{row}", yanchor="top",
         text=floor_label, showarrow=False, font={"size": 10, "color": "#4a5560"},
     )  # fmt: skip
     if threshold:
         fig.add_hline(y=threshold, line={"color": "#8a5200", "dash": "dash", "width": 1}, row=row)
+    span = (math.log10(floor) - 0.3, math.log10(max(top, floor * 10)) + 0.3)
     fig.update_yaxes(
         type="log",
         dtick=1,  # decades only: 1, 10, 100 (minor ticks crowd a small row)
         title_text=unit_label,
-        range=[math.log10(floor) - 0.3, math.log10(max(top, floor * 10)) + 0.3],
+        title_font={"size": 11},
+        range=list(span),
         row=row,
         col=1,
     )
+    return span
+
+
+@dataclass(frozen=True)
+class View:
+    """One x range a control of the chart shows: an infusion's days -7 to 90, or the course."""
+
+    key: str
+    label: str
+    x_range: tuple[float, float]
+
+
+def course_views(course: Course) -> list[View]:
+    """The chart's views, the first infusion's first (the one it opens on)."""
+    first = course.infusions[0]
+    views = []
+    for number, start in enumerate(course.infusions, start=1):
+        x0 = (start - first).days
+        views.append(
+            View(
+                f"infusion-{number}",
+                gettext("Infusion %(number)s: day −%(before)s to %(after)s")
+                % {"number": number, "before": VIEW_BEFORE, "after": VIEW_AFTER},
+                (x0 - VIEW_BEFORE, x0 + VIEW_AFTER),
+            )
+        )
+    days = [(p.on - first).days for p in course.results] + [
+        (m.on - first).days
+        for m in (*course.responses, *course.events, *course.therapies, *course.alerts)
+    ]
+    last_window_end = (course.infusions[-1] - first).days + course.window_days
+    left = min([-3, *days]) - 3
+    right = max([last_window_end + 10, *days]) + 5
+    views.append(View("course", gettext("Whole course"), (left, right)))
+    return views
+
+
+def mark_label(mark: RecoveryMark) -> str:
+    if mark.kind == APLASIA_MARK:
+        return gettext("aplasia")
+    if mark.kind == EARLY_MARK:
+        return gettext("early regeneration<br>(day %(day)s)") % {"day": mark.day}
+    return gettext("late regeneration<br>(day %(day)s)") % {"day": mark.day}
+
+
+def event_label(kind: str) -> str:
+    return {
+        "relapse": gettext("Relapse"),
+        "death": gettext("Death"),
+        "hsct": gettext("Allogeneic HSCT"),
+        "last_followup": gettext("Last follow-up"),
+    }.get(kind, kind)
+
+
+def _row_px(fig, row: int, value: float, span: tuple[float, float]) -> float:
+    """A height in row ``row`` (in its axis's units) as pixels above the plot area's bottom."""
+    height = HEIGHT - MARGIN["b"] - _top_margin()
+    axis = fig.layout["yaxis" if row == 1 else f"yaxis{row}"]
+    bottom, top = axis.domain
+    fraction = (value - span[0]) / (span[1] - span[0])
+    return (bottom + (top - bottom) * min(max(fraction, 0.0), 1.0)) * height
+
+
+def _top_margin() -> int:
+    return 14 + LANE_PX * TOP_LANES
 
 
 def course_figure(course: Course) -> go.Figure:
@@ -215,6 +302,9 @@ def course_figure(course: Course) -> go.Figure:
         vertical_spacing=0.06,
     )
     first = course.infusions[0]
+    plot_top = HEIGHT - MARGIN["b"] - _top_margin()
+    labels: list[Label] = []  # text placed by `chart_labels.place`, view by view
+    label_args: dict[str, dict] = {}  # the rest of each label's annotation
 
     def xs(markers):
         return [(m.on - first).days for m in markers]
@@ -230,11 +320,23 @@ def course_figure(course: Course) -> go.Figure:
             type="line", x0=x0, x1=x0, xref="x", y0=0, y1=1, yref="paper",
             line={"color": "#1f4e79", "width": 1.5},
         )  # fmt: skip
-        fig.add_annotation(
-            x=x0 + 1, xref="x", y=1, yref="paper", yanchor="bottom", xanchor="left",
-            text=f"infusion {number}: day 1–{course.window_days}", showarrow=False,
-            font={"size": 10, "color": "#4a5560"},
-        )  # fmt: skip
+        key = f"window-{number}"
+        labels.append(
+            Label(
+                key,
+                gettext("infusion %(number)s: day 1–%(window)s")
+                % {"number": number, "window": course.window_days},
+                x=x0 + 1,
+                y_px=plot_top + 2,
+                lane_px=LANE_PX,
+                lanes=TOP_LANES,
+            )
+        )
+        label_args[key] = {
+            "x": x0 + 1, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+            "xanchor": "left", "showarrow": False, "yshift": 2,
+            "font": {"size": 10, "color": "#4a5560"},
+        }  # fmt: skip
     for event in course.events:
         if event.kind in ("relapse", "death", "hsct"):
             x = (event.on - first).days
@@ -243,12 +345,20 @@ def course_figure(course: Course) -> go.Figure:
                 line={"color": EVENT_STYLE[event.kind][2], "dash": "dash", "width": 1.5},
             )  # fmt: skip
 
-    # The strip on top: one marker per response, event, therapy and alert.
+    # The strip on top: one marker per response, event, therapy and alert; the responses' and
+    # events' names are placed labels above their markers.
+    strip_span = (-0.6, 3.8)
     strips = [
-        ("Response", course.responses, "response", "diamond", lambda m: "#2e7d32"),
-        ("Event", course.events, "events", None, lambda m: EVENT_STYLE[m.kind][2]),
-        ("Pre-emptive therapy", course.therapies, "therapy", "triangle-right", None),
-        ("Alert", course.alerts, "alerts", "square", lambda m: SEVERITY_COLORS.get(m.kind)),
+        (gettext("Response"), course.responses, "response", "diamond", lambda m: "#2e7d32"),
+        (gettext("Event"), course.events, "events", None, lambda m: EVENT_STYLE[m.kind][2]),
+        (gettext("Pre-emptive therapy"), course.therapies, "therapy", "triangle-right", None),
+        (
+            gettext("Alert"),
+            course.alerts,
+            "alerts",
+            "square",
+            lambda m: SEVERITY_COLORS.get(m.kind),
+        ),
     ]
     for name, markers, strip, symbol, color in strips:
         if not markers:
@@ -262,11 +372,8 @@ def course_figure(course: Course) -> go.Figure:
             go.Scatter(
                 x=xs(markers),
                 y=[STRIP[strip]] * len(markers),
-                mode="markers+text",
+                mode="markers",
                 name=name,
-                text=[m.label if strip in ("response", "events") else "" for m in markers],
-                textposition="top center",
-                textfont={"size": 10},
                 marker={"symbol": symbols, "size": 11, "color": colors, "line": {"width": 2}},
                 hovertext=[
                     _hover(course, m.on, f"{m.label}{' · ' + m.detail if m.detail else ''}")
@@ -277,28 +384,60 @@ def course_figure(course: Course) -> go.Figure:
             row=1,
             col=1,
         )
+        if strip not in ("response", "events"):
+            continue
+        for i, m in enumerate(markers):
+            key = f"{strip}-{i}"
+            text = event_label(m.kind) if strip == "events" else m.label
+            x = (m.on - first).days
+            labels.append(
+                Label(
+                    key, text, x=x, y_px=_row_px(fig, 1, STRIP[strip], strip_span),
+                    dx_px=7, dy_px=-7, lanes=1, priority=2,
+                )
+            )  # fmt: skip
+            label_args[key] = {
+                "x": x, "xref": "x", "y": STRIP[strip], "yref": "y", "xanchor": "left",
+                "yanchor": "bottom", "showarrow": False, "xshift": 7, "yshift": -7,
+                "font": {"size": 10, "color": "#1d2733"},
+            }  # fmt: skip
     fig.update_yaxes(
-        tickvals=list(range(4)), ticktext=STRIP_LABELS, range=[-0.6, 3.8], fixedrange=True,
-        showgrid=False, row=1, col=1,
+        tickvals=list(range(4)), ticktext=strip_labels(), range=list(strip_span),
+        fixedrange=True, showgrid=False, row=1, col=1,
     )  # fmt: skip
 
     def of(*codes):
         return [p for p in course.results if p.analyte in codes]
 
-    _log_row(
+    bcell_span = _log_row(
         fig, course, 2,
-        [("PB B cells", of(units.PB_BCELL_ABS), "#b3261e"),
-         ("PB B cells (% × ALC)", of(DERIVED_COUNT), "#d9730d")],
-        unit_label="PB B cells<br>cells/µL", floor_label="not detectable",
+        [(gettext("PB B cells"), of(units.PB_BCELL_ABS), "#b3261e"),
+         (gettext("PB B cells (% × ALC)"), of(DERIVED_COUNT), "#d9730d")],
+        unit_label=gettext("PB B cells<br>cells/µL"), floor_label=gettext("not detectable"),
+        threshold=course.threshold or None,
     )  # fmt: skip
     floor = _floor([p.value for p in of(units.PB_BCELL_ABS, DERIVED_COUNT) if p.value])
-    for mark in course.marks:
-        fig.add_annotation(
-            x=(mark.on - first).days,
-            y=math.log10(float(mark.count) if mark.count is not None else floor),
-            xref="x2", yref="y2", text=mark.label, showarrow=True, arrowhead=2, ax=0, ay=-28,
-            font={"size": 11, "color": "#1d2733"}, bgcolor="rgba(255,255,255,0.85)",
+    for i, mark in enumerate(course.marks):
+        key = f"mark-{i}"
+        x = (mark.on - first).days
+        y = math.log10(float(mark.count) if mark.count is not None else floor)
+        # Beside the point, never on its line: regeneration rises from the floor on its left, so
+        # its label goes up and to the left; aplasia's line runs on along the floor, so up-right.
+        side = "right" if mark.kind == APLASIA_MARK else "left"
+        labels.append(
+            Label(
+                key, mark_label(mark), x=x, y_px=_row_px(fig, 2, y, bcell_span), side=side,
+                dx_px=10, dy_px=20, lane_px=16, lanes=4, font_px=11,
+                priority=1 if mark.kind == APLASIA_MARK else 0,
+            )
         )  # fmt: skip
+        label_args[key] = {
+            "x": x, "y": y, "xref": "x2", "yref": "y2", "showarrow": True, "arrowhead": 2,
+            "arrowwidth": 1, "arrowcolor": "#4a5560", "standoff": 5, "axref": "pixel",
+            "ayref": "pixel", "xanchor": "left" if side == "right" else "right",
+            "yanchor": "bottom", "ax": 10 if side == "right" else -10, "ay": -20,
+            "font": {"size": 11, "color": "#1d2733"}, "bgcolor": "rgba(255,255,255,0.9)",
+        }  # fmt: skip
     mrd = [
         Point(p.on, p.analyte, None if p.value is None else p.value * 100, p.shown)
         if p.analyte == units.BM_MRD_NGS
@@ -306,45 +445,81 @@ def course_figure(course: Course) -> go.Figure:
         for p in of(units.BM_MRD_FLOW, units.BM_MRD_NGS)
     ]
     _log_row(
-        fig, course, 3, [("BM MRD", mrd, "#8a5200")], unit_label="BM MRD<br>% of cells",
-        floor_label="MRD negative", threshold=0.01,
+        fig, course, 3, [(gettext("BM MRD"), mrd, "#8a5200")],
+        unit_label=gettext("BM MRD<br>% of cells"), floor_label=gettext("MRD negative"),
+        threshold=0.01,
     )  # fmt: skip
     _log_row(
         fig, course, 4,
-        [("BM CAR copies", of(units.BM_CAR_COPIES), "#1f4e79"),
-         ("PB CAR copies", of(units.PB_CAR_COPIES), "#2f6fb0")],
-        unit_label="CAR copies<br>per µg DNA", floor_label="not detectable",
+        [(gettext("BM CAR copies"), of(units.BM_CAR_COPIES), "#1f4e79"),
+         (gettext("PB CAR copies"), of(units.PB_CAR_COPIES), "#2f6fb0")],
+        unit_label=gettext("CAR copies<br>per µg DNA"), floor_label=gettext("not detectable"),
     )  # fmt: skip
     second = [(d - first).days for d in course.infusions[1:]]
     fig.update_xaxes(
-        title_text="Days after the first infusion"
-        + "".join(f" · infusion {n} on day {d}" for n, d in enumerate(second, start=2)),
+        title_text=gettext("Days after the first infusion")
+        + "".join(
+            gettext(" · infusion %(number)s on day %(day)s") % {"number": n, "day": d}
+            for n, d in enumerate(second, start=2)
+        ),
+        title_font={"size": 11},
         row=4,
         col=1,
     )
-    # Always the whole window of the latest infusion, and every point drawn.
-    days = [(p.on - first).days for p in course.results] + [
-        (m.on - first).days
-        for m in (*course.responses, *course.events, *course.therapies, *course.alerts)
+
+    views = course_views(course)
+    placements = [place(labels, view.x_range) for view in views]
+    for label in labels:
+        fig.add_annotation(name=label.key, text=label.text, **label_args[label.key])
+    relayouts = [
+        _relayout(fig, view, placed) for view, placed in zip(views, placements, strict=True)
     ]
-    last_window_end = (course.infusions[-1] - first).days + course.window_days
-    left = min([-3, *days]) - 3
-    right = max([last_window_end + 10, *days]) + 5
-    fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed", range=[left, right])
+    fig.update_xaxes(zeroline=False, gridcolor="#e6e9ed", range=list(views[0].x_range))
     fig.update_layout(
-        height=760,
-        margin={"l": 90, "r": 20, "t": 30, "b": 60},
+        height=HEIGHT,
+        autosize=True,
+        margin={**MARGIN, "t": _top_margin()},
         plot_bgcolor="#fff",
         paper_bgcolor="#fff",
         font={"family": "system-ui, sans-serif", "size": 12, "color": "#1d2733"},
-        legend={"orientation": "h", "y": -0.12, "x": 0},
+        legend={"orientation": "h", "y": -0.09, "x": 0, "font": {"size": 11}},
         hovermode="closest",
+        meta={"views": [{"key": v.key, "label": v.label} for v in views]},
     )
+    fig.update_layout(relayouts[0])
+    fig.layout.meta["relayouts"] = relayouts
     return fig
 
 
+def _relayout(fig, view: View, placed) -> dict:
+    """The Plotly.relayout arguments that show ``view``: its x range and its labels' lanes."""
+    update = {f"xaxis{n if n > 1 else ''}.range": list(view.x_range) for n in range(1, 5)}
+    for i, annotation in enumerate(fig.layout.annotations):
+        p = placed.get(annotation.name)
+        if p is None:
+            continue
+        update[f"annotations[{i}].visible"] = p.lane is not None
+        lane = p.lane or 0
+        if annotation.showarrow:
+            update[f"annotations[{i}].ay"] = -(p.label.dy_px + lane * p.label.lane_px)
+            side = p.side or p.label.side
+            update[f"annotations[{i}].ax"] = p.label.dx_px if side == "right" else -p.label.dx_px
+            update[f"annotations[{i}].xanchor"] = "left" if side == "right" else "right"
+        else:
+            update[f"annotations[{i}].yshift"] = p.label.dy_px + lane * p.label.lane_px
+            side = p.side or p.label.side
+            update[f"annotations[{i}].xshift"] = (
+                p.label.dx_px if side == "right" else -p.label.dx_px
+            )
+            update[f"annotations[{i}].xanchor"] = "left" if side == "right" else "right"
+    return update
+
+
 def course_chart_json(course: Course) -> dict | None:
-    """The figure as plain JSON for the page, or None when there is no day 0 to draw from."""
+    """The figure as plain JSON for the page, or None when there is no day 0 to draw from.
+
+    ``layout.meta`` carries the views: their labels (the page's buttons) and, view by view, the
+    ``Plotly.relayout`` arguments (the x range and the labels' placed lanes)."""
     if not course.infusions:
         return None
     return json.loads(course_figure(course).to_json())
@@ -354,10 +529,16 @@ def course_summary(course: Course) -> str:
     """One sentence for the figure's caption: what a screen-reader user would look for first."""
     counts = [p for p in course.results if p.analyte == units.PB_BCELL_ABS]
     if not counts:
-        return "No PB B-cell count recorded yet."
+        return gettext("No PB B-cell count recorded yet.")
     detectable = sum(1 for p in counts if p.value is not None)
     last = counts[-1]
-    return (
-        f"{len(counts)} PB B-cell count{'s' if len(counts) != 1 else ''}, "
-        f"{detectable} detectable; the last, {human_date(last.on)}, {last.shown}."
-    )
+    return ngettext(
+        "%(n)s PB B-cell count, %(detectable)s detectable; the last, %(date)s, %(shown)s.",
+        "%(n)s PB B-cell counts, %(detectable)s detectable; the last, %(date)s, %(shown)s.",
+        len(counts),
+    ) % {
+        "n": len(counts),
+        "detectable": detectable,
+        "date": human_date(last.on),
+        "shown": last.shown,
+    }

@@ -65,15 +65,28 @@ def role_label(role: str) -> str:
 
 
 @register.inclusion_tag("monitoring/_course_chart.html")
-def course_chart(patient, key: str = "patient", table_anchor: str = ""):
-    """The patient's course chart (figure JSON for static/js/course_chart.js) and its summary."""
+def course_chart(patient, key: str = "patient", table_anchor: str = "", alert=None):
+    """The patient's course chart (figure JSON for static/js/course_chart.js), its view buttons
+    and its summary. With ``alert``, the marks, window and threshold are those the alert was
+    evaluated with (its stored parameters), so the chart cannot disagree with the alert."""
     from monitoring.course_chart import course_chart_json, course_for, course_summary
+    from monitoring.params import RuleParams
 
-    course = course_for(patient)
+    params = None
+    if alert is not None and alert.params:
+        try:
+            params = RuleParams.from_dict(alert.params)
+        except (TypeError, ValueError):
+            params = None  # an old alert's parameters: the center's in force instead
+    course = course_for(patient, params=params)
+    figure = course_chart_json(course)
     return {
-        "figure": course_chart_json(course),
+        "figure": figure,
         "figure_id": f"course-figure-{key}",
         "key": key,
         "summary": course_summary(course),
         "table_anchor": table_anchor,
+        "views": figure["layout"]["meta"]["views"] if figure else [],
+        "window_days": course.window_days,
+        "threshold": course.threshold,
     }

@@ -267,6 +267,25 @@ def test_regeneration(bcells, relapse, regen_day, early, late):
     assert (blank(row["late_regen"]) and late is None) or row["late_regen"] == late
 
 
+@pytest.mark.parametrize(
+    "bcells, hsct, regen_day, late",
+    [
+        pytest.param({7: None, 120: 30}, 97, None, 0, id="after-hsct-is-the-donors"),
+        pytest.param({7: None, 80: 30}, 80, None, 0, id="on-hsct-day-is-the-donors"),
+        pytest.param({7: None, 70: 30}, 97, 70, 1, id="before-hsct-is-late-regeneration"),
+    ],
+)
+def test_b_cells_after_an_allogeneic_hsct_are_not_regeneration(bcells, hsct, regen_day, late):
+    """As the chart and the rules read them (DEMO-033, -042 and -046: HSCT on day 97, 80 and 105,
+    the first B cells on day 120, 120 and 150 lost the chart's late mark, the dataset kept 1)."""
+    row = row_of(infused_patient(bcells=bcells, hsct=hsct, followup=200))
+    assert (blank(row["regen_day"]) and regen_day is None) or row["regen_day"] == regen_day
+    assert (row["early_regen"], row["late_regen"]) == (0, late)
+    assert (blank(row["center_regen_day"]) and regen_day is None) or (
+        row["center_regen_day"] == regen_day
+    )
+
+
 def test_regeneration_day_is_the_calendar_day_in_the_centers_time_zone():
     shanghai = CenterFactory(code="beta", name="Center Beta", time_zone="Asia/Shanghai")
     patient = infused_patient(center=shanghai, bcells={7: None}, followup=120)

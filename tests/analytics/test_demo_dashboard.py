@@ -38,7 +38,9 @@ def demo(django_db_setup, django_db_blocker, tmp_path_factory):
     """What the demo gives: the load command's output, its snapshot and the exported CSV."""
     with django_db_blocker.unblock(), transaction.atomic():
         out = io.StringIO()
-        call_command("load_demo_cohort", "--quiet-logins", stdout=out)
+        call_command(
+            "load_demo_cohort", "--quiet-logins", "--today", "2026-07-01", "--no-live", stdout=out
+        )
         snapshot = services.latest_snapshot(CohortFilter())
         client = Client()
         client.force_login(get_user_model().objects.get(username="registry"))

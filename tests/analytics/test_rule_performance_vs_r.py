@@ -29,6 +29,7 @@ from analytics.course_tables import (
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv
 from analytics.performance import rule_performance_report
+from demo.cohort import REFERENCE_TODAY
 from demo.load import demo_cohort_load
 from tests.analytics.test_survival_vs_r import TOLERANCE, _require_rscript
 
@@ -39,7 +40,7 @@ CALIBRATION_R = Path(settings.BASE_DIR) / "scripts" / "calibration.R"
 @pytest.fixture(scope="module")
 def demo_tables(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock(), transaction.atomic():
-        demo_cohort_load()
+        demo_cohort_load(today=REFERENCE_TODAY, live=False)
         folder = tmp_path_factory.mktemp("calibration")
         paths = {
             "analysis": folder / "analysis.csv",

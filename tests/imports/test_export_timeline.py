@@ -41,7 +41,7 @@ def test_check_timeline_on_every_exported_demo_patient_gives_its_stored_findings
     demo_cohort, db, tmp_path
 ):
     patients = Patient.objects.filter(is_synthetic=True).select_related("center")
-    assert patients.count() == demo.N_PATIENTS
+    assert patients.count() == demo.N_PATIENTS + len(demo.LIVE_PATIENTS)  # and the newcomers
     with_findings = 0
     for patient in patients:
         path = tmp_path / f"{patient.study_id}.json"

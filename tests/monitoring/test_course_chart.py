@@ -88,8 +88,8 @@ def test_each_infusion_has_its_window_shaded_and_aplasia_and_regeneration_marked
     assert windows == [(1, 45), (second + 1, second + 45)]
     labels = [a.text for a in fig.layout.annotations]
     assert labels.count("aplasia") == 2
-    assert "early regeneration (day 30)" in labels
-    assert "late regeneration (day 60)" in labels
+    assert "early regeneration<br>(day 30)" in labels
+    assert "late regeneration<br>(day 60)" in labels
     assert f"infusion 2 on day {second}" in fig.layout.xaxis4.title.text
 
 

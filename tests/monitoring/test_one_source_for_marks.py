@@ -113,7 +113,8 @@ def test_chart_alert_worklist_dataset_and_calibration_agree(thirty_day_center, c
     assert (row["regen_day"], row["early_regen"]) == (21, 1)
     # Its center columns follow this center's alert definition: the alert's day and rule.
     assert (row["center_regen_day"], row["center_early_regen"]) == (
-        facts["regeneration_day"], 1 if alert.rule == EARLY_REGENERATION else 0
+        facts["regeneration_day"],
+        1 if alert.rule == EARLY_REGENERATION else 0,
     )
 
     # The calibration's CSV reader, on the exported course table, knows it on the alert's day.
@@ -224,11 +225,12 @@ def test_the_calibration_reader_agrees_with_the_rule_on_every_reference_timeline
 
 @pytest.mark.django_db
 def test_on_the_demo_cohort_the_chart_marks_early_regeneration_exactly_where_the_alerts_do():
+    from demo.cohort import REFERENCE_TODAY
     from demo.load import demo_cohort_load
     from monitoring.models import WITHDRAWN
     from patients.models import Patient
 
-    demo_cohort_load()
+    demo_cohort_load(today=REFERENCE_TODAY)
     with_mark, with_alert = set(), set()
     for patient in Patient.objects.select_related("center").order_by("study_id"):
         course = course_for(patient)

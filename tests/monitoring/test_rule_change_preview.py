@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from demo.cohort import REFERENCE_TODAY
 from demo.load import demo_cohort_load
 from monitoring.models import ACTIVE_STATUSES, OPEN, WITHDRAWN, Alert, AlertEvent, RuleParameterSet
 from monitoring.params import RuleParams
@@ -56,7 +57,7 @@ def _values(params: RuleParams) -> dict:
 @pytest.mark.django_db
 def test_the_preview_equals_what_saving_the_version_does_on_the_demo_cohort(tmp_path):
     with time_machine.travel(TODAY, tick=False):
-        demo_cohort_load()
+        demo_cohort_load(today=REFERENCE_TODAY, live=False)
         alpha = Center.objects.get(code="alpha")
         admin = UserFactory(username="rules-admin", center=None)
         scenarios = [
@@ -96,7 +97,7 @@ def test_the_preview_equals_what_saving_the_version_does_on_the_demo_cohort(tmp_
 @pytest.mark.django_db
 def test_check_timeline_all_prints_the_preview(tmp_path, capsys):
     with time_machine.travel(TODAY, tick=False):
-        demo_cohort_load()
+        demo_cohort_load(today=REFERENCE_TODAY, live=False)
         proposed = tmp_path / "proposed.json"
         proposed.write_text(json.dumps({"version": "alpha-60", "window_days": 60}))
         call_command("check_timeline", "--center", "alpha", "--params", str(proposed), "--all")
@@ -224,7 +225,7 @@ def test_the_preview_is_the_same_whatever_the_batch_size(monkeypatch):
     from monitoring import preview as module
 
     with time_machine.travel(TODAY, tick=False):
-        demo_cohort_load()
+        demo_cohort_load(today=REFERENCE_TODAY, live=False)
         proposed = RuleParams(version="batch-proposal", window_days=60, bcell_threshold=5)
         whole = rule_change_preview(center=None, params=proposed).to_dict()
         monkeypatch.setattr(module, "BATCH", 7)

@@ -34,7 +34,7 @@ SWEEP_DAYS = [date(2021, 6, 10), date(2022, 9, 20), date(2023, 11, 2), date(2026
 def demo_cohort(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), time_machine.travel(LOADED_AT, tick=False):
         with transaction.atomic():
-            call_command("load_demo_cohort", stdout=StringIO())
+            call_command("load_demo_cohort", "--no-live", stdout=StringIO())
             yield
             transaction.set_rollback(True)
 

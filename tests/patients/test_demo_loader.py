@@ -7,7 +7,7 @@ asks for `db`, so pytest-django keeps them together (it runs database tests firs
 module's load is not repeated. Marked slow: `-m "not slow"` leaves them out.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -50,10 +50,16 @@ def demo_load_output(django_db_setup, django_db_blocker):
             transaction.set_rollback(True)
 
 
+LIVE_IDS = [row[0] for row in demo.LIVE_PATIENTS]
+
+
 @pytest.fixture
 def cohort(demo_load_output, db):
-    return Patient.objects.select_related("center").prefetch_related(
-        "infusions", "responses", "events", "lab_results"
+    """The 55 patients of the reference cohort (the patients in their first weeks aside)."""
+    return (
+        Patient.objects.exclude(study_id__in=LIVE_IDS)
+        .select_related("center")
+        .prefetch_related("infusions", "responses", "events", "lab_results")
     )
 
 
@@ -88,7 +94,7 @@ def test_every_demo_patient_is_marked_synthetic_where_shown(cohort, client):
     client.post("/login/", {"username": "dr.alpha", "password": DEMO_PASSWORD})
     listing = client.get("/patients/").content.decode()
     shown = listing.count('href="/patients/DEMO-')
-    assert shown == cohort.filter(center__code="alpha").count()
+    assert shown == Patient.objects.filter(center__code="alpha").count()
     assert listing.count('class="tag synthetic"') == shown
     page = client.get("/patients/DEMO-002/").content.decode()
     assert "synthetic demo data" in page
@@ -141,17 +147,14 @@ def test_the_demo_users_exist_and_can_sign_in(demo_load_output, db, client):
         assert response.status_code == 302, username
         assert response["Location"] == "/"  # the worklist
     # Registry staff read every center (over two pages); a hematologist only their own.
-    assert (
-        sum(
-            client.get("/patients/", {"page": page}).content.decode().count('href="/patients/DEMO-')
-            for page in (1, 2)
-        )
-        == 55
-    )
+    assert sum(
+        client.get("/patients/", {"page": page}).content.decode().count('href="/patients/DEMO-')
+        for page in (1, 2)
+    ) == 55 + len(LIVE_IDS)
     client.logout()
     client.post("/login/", {"username": "dr.beta", "password": DEMO_PASSWORD})
     beta = Patient.objects.filter(center__code="beta").count()
-    assert 0 < beta < 55
+    assert 0 < beta < 55 + len(LIVE_IDS)
     assert client.get("/patients/").content.decode().count('href="/patients/DEMO-') == beta
 
 
@@ -232,3 +235,73 @@ def test_the_demo_raises_its_alerts_as_current_in_the_worklist_and_e_mails_nobod
     assert alerts.exists() and not alerts.filter(historical=True).exists()
     assert alerts.filter(status__in=ACTIVE_STATUSES, severity="high").exists()
     assert not Notification.objects.exists()
+
+
+def test_the_cohort_ends_the_day_before_it_is_loaded(cohort):
+    """Loaded on LOADED_AT's day, no record lies after the day before (the reference dates)."""
+    last = max(
+        local_date(r.collected_at, r.patient.center.tzinfo)
+        for r in LabResult.objects.select_related("patient__center")
+    )
+    assert last == LOADED_AT.date() - timedelta(days=1)
+
+
+def test_patients_in_their_first_weeks_today_a_count_due_and_a_fresh_regeneration(
+    demo_load_output, db
+):
+    from monitoring.models import ACTIVE_STATUSES, Alert
+
+    today = LOADED_AT.date()
+    live = Patient.objects.filter(study_id__in=LIVE_IDS).prefetch_related("infusions")
+    assert live.count() == len(LIVE_IDS) == 4
+    for patient in live:
+        (infusion,) = patient.infusions.all()
+        assert 0 < (today - infusion.infusion_date).days <= 45, patient  # inside the window
+        assert not patient.responses.exists()  # not assessed: outside every statistic
+    active = Alert.objects.filter(patient__in=live, status__in=ACTIVE_STATUSES)
+    early = active.get(rule="early_regeneration")
+    assert (early.patient.study_id, early.day, early.severity) == ("DEMO-L01", 21, "high")
+    assert early.raised_at.astimezone(early.patient.center.tzinfo).date() == today - timedelta(2)
+    due = active.get(rule="bcell_count_due")
+    assert due.patient.study_id == "DEMO-L02"
+    assert due.raised_at.astimezone(due.patient.center.tzinfo).date() == today  # due today
+
+
+def test_each_demo_alert_is_dated_on_its_finding_not_on_the_loading_day(demo_load_output, db):
+    from demo.load import finding_date
+    from monitoring.models import Alert
+
+    alerts = list(Alert.objects.filter(patient__is_synthetic=True).select_related("infusion"))
+    assert len(alerts) > 20
+    loaded = LOADED_AT.date()
+    for alert in alerts:
+        on = finding_date(alert)
+        tz = alert.patient.center.tzinfo
+        assert alert.raised_at.astimezone(tz).date() == on, alert
+        assert alert.arrived_at == alert.raised_at
+        assert on >= alert.infusion.infusion_date + timedelta(days=alert.day)
+        if alert.closed_at is not None:
+            assert alert.raised_at <= alert.closed_at
+            assert alert.closed_at.astimezone(tz).date() == alert.therapy.start_date
+        first_event = alert.events.order_by("created_at").first()
+        assert first_event.created_at == alert.raised_at
+    # Years of findings, most long before the loading day.
+    assert sum(a.raised_at.date() < loaded - timedelta(days=365) for a in alerts) > len(alerts) / 2
+
+
+def test_dated_on_another_day_every_day_after_infusion_and_every_age_stay():
+    reference = demo.generate_cohort()
+    today = date(2026, 12, 2)
+    moved = demo.dated(reference, today)
+    shift = today - demo.REFERENCE_TODAY
+    for before, after in zip(reference, moved, strict=True):
+        assert after.infusion_date == before.infusion_date + shift
+        assert after.labs == before.labs and after.events == before.events
+        assert after.responses == before.responses and after.therapies == before.therapies
+        assert demo._age_years(after.date_of_birth, after.infusion_date) == demo._age_years(
+            before.date_of_birth, before.infusion_date
+        )
+    assert demo.dated(reference, demo.REFERENCE_TODAY) == reference
+    # The last day any record carries is the day before loading.
+    last = max(p.on(max(lab.day for lab in p.labs)) for p in moved)
+    assert last == today - timedelta(days=1)
