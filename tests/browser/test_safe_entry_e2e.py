@@ -57,7 +57,10 @@ def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
     open_sample_form(page, sign_in, clinician, center)
     page.locator("[name='pb_bcell_abs-value']").press_sequentially("1.234")
     page.get_by_role("button", name="Save results").click()
-    expect(page.get_by_text("is ambiguous: it can mean 1234")).to_be_visible()
+    # In the summary at the top, which has the focus, and beside the value.
+    expect(page.locator("[data-error-summary]")).to_be_focused()
+    expect(page.locator("[data-error-summary]")).to_contain_text("is ambiguous: it can mean 1234")
+    expect(page.locator("p.error", has_text="is ambiguous: it can mean 1234")).to_be_visible()
     assert not LabResult.objects.exists()
 
 
@@ -72,7 +75,10 @@ def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, cl
 
     confirmation = page.get_by_test_id("plausibility-confirmation")
     expect(confirmation).to_be_visible()
-    expect(page.get_by_text("are more than all lymphocytes")).to_be_visible()
+    # In the summary at the top, which has the focus, and beside the value.
+    expect(page.locator("[data-error-summary]")).to_be_focused()
+    expect(page.locator("[data-error-summary]")).to_contain_text("are more than all lymphocytes")
+    expect(page.locator("p.error", has_text="are more than all lymphocytes")).to_be_visible()
     assert not LabResult.objects.exists()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plausibility-confirmation.png"), full_page=True)
