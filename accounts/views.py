@@ -13,6 +13,8 @@ from django.contrib.auth.views import LoginView
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 from django_otp import devices_for_user, match_token
 from django_otp import login as otp_login
@@ -28,15 +30,15 @@ from accounts.otp import (
 
 _RECOVERY_SESSION = "accounts:recovery_codes"
 # django-otp waits longer after each wrong code (1 s, 2 s, 4 s ...) before it checks another.
-_WAIT = "Too many wrong codes in a row: wait a few seconds, then try again."
+_WAIT = _("Too many wrong codes in a row: wait a few seconds, then try again.")
 
 
 class TokenForm(forms.Form):
     token = forms.RegexField(
         regex=r"^\d{6}$",
-        label="6-digit code from your authenticator app",
+        label=_("6-digit code from your authenticator app"),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-        error_messages={"invalid": "Enter the 6 digits your authenticator app shows."},
+        error_messages={"invalid": _("Enter the 6 digits your authenticator app shows.")},
     )
 
 
@@ -45,7 +47,7 @@ class SignInCodeForm(forms.Form):
     in any case, with or without spaces and hyphens)."""
 
     token = forms.CharField(
-        label="6-digit code from your authenticator app, or a recovery code",
+        label=_("6-digit code from your authenticator app, or a recovery code"),
         max_length=40,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "none"}),
     )
@@ -54,8 +56,10 @@ class SignInCodeForm(forms.Form):
         token = re.sub(r"[\s-]", "", self.cleaned_data["token"]).lower()
         if not re.fullmatch(r"\d{6}|[a-z2-7]{8}", token):
             raise forms.ValidationError(
-                "Enter the 6 digits your authenticator app shows, or a recovery code "
-                "(8 letters and digits)."
+                gettext(
+                    "Enter the 6 digits your authenticator app shows, or a recovery code "
+                    "(8 letters and digits)."
+                )
             )
         return token
 
@@ -85,14 +89,21 @@ def otp_verify(request):
                 left = recovery_codes_left(request.user)
                 messages.warning(
                     request,
-                    f"You signed in with a recovery code; {left} of them left, each works once. "
-                    "Set up your authenticator app again, or make new codes, under your name "
-                    "at the top: Password and second factor.",
+                    ngettext(
+                        "You signed in with a recovery code; %(left)d of them left, each works "
+                        "once. Set up your authenticator app again, or make new codes, under "
+                        "your name at the top: Password and second factor.",
+                        "You signed in with a recovery code; %(left)d of them left, each works "
+                        "once. Set up your authenticator app again, or make new codes, under "
+                        "your name at the top: Password and second factor.",
+                        left,
+                    )
+                    % {"left": left},
                 )
             return redirect(_next(request))
         else:
             form.add_error(
-                "token", "That code is not valid (or was already used). Try the next one."
+                "token", gettext("That code is not valid (or was already used). Try the next one.")
             )
     return render(request, "registration/otp_verify.html", {"form": form, "next": _next(request)})
 
@@ -116,12 +127,12 @@ def otp_setup(request):
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             otp_login(request, device)
-            messages.success(request, "Your authenticator app is set up.")
+            messages.success(request, gettext("Your authenticator app is set up."))
             request.session[_RECOVERY_SESSION] = recovery_codes_issue(request.user)
             return redirect(_recovery_page(request))
         else:
             form.add_error(
-                "token", "That code does not match; check the app's clock and try again."
+                "token", gettext("That code does not match; check the app's clock and try again.")
             )
     from base64 import b32encode
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext_noop
 
 from analytics.cox import split_at_early_regeneration
 from analytics.coxph import CoxFit, cox_fit, cox_zph
@@ -24,12 +25,12 @@ from analytics.endpoints import rfs_endpoint
 
 #: covariate -> (label, kind); kind is "time-varying", "flag", "number" or "factor".
 COVARIATES: dict[str, tuple[str, str]] = {
-    "early_regen": ("Early B-cell regeneration (time-varying)", "time-varying"),
-    "mrd_positive": ("MRD positive", "flag"),
-    "car_loss": ("Loss of CAR copies", "flag"),
-    "age_at_infusion": ("Age at infusion (per year)", "number"),
-    "product": ("CAR-T product", "factor"),
-    "center": ("Center", "factor"),
+    "early_regen": (gettext_noop("Early B-cell regeneration (time-varying)"), "time-varying"),
+    "mrd_positive": (gettext_noop("MRD positive"), "flag"),
+    "car_loss": (gettext_noop("Loss of CAR copies"), "flag"),
+    "age_at_infusion": (gettext_noop("Age at infusion (per year)"), "number"),
+    "product": (gettext_noop("CAR-T product"), "factor"),
+    "center": (gettext_noop("Center"), "factor"),
 }
 STRATA = ("center", "product")
 DEFAULT_ADJUSTMENT = ("early_regen", "mrd_positive", "car_loss", "age_at_infusion")

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from analytics.models import DashboardSnapshot, RefreshRun
 
@@ -22,11 +24,11 @@ class DashboardSnapshotAdmin(admin.ModelAdmin):
         "excluded_patients",
     ]
 
-    @admin.display(description="patients left out (schema problems)")
+    @admin.display(description=_("patients left out (schema problems)"))
     def excluded_patients(self, obj):
         rows = obj.excluded or []
         if not rows:
-            return "none"
+            return gettext("none")
         return "; ".join(
             f"{r['study_id']} ({r.get('center', '')}): {r['column']} {r['problem']}" for r in rows
         )

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import NamedTuple
 
 import pandas as pd
+from django.utils.translation import gettext, gettext_noop
 
 from analytics.dataset_schema import COLUMN_NAMES
 from monitoring.params import RuleParams
@@ -50,15 +51,22 @@ class CohortFilter:
         ]
         return "&".join(parts)
 
-    def describe(self) -> str:
+    def describe(self, translate: bool = True) -> str:
+        """The cohort in words: in the active language (pages), or in English (``translate``
+        False: the label a snapshot stores, the same whoever started the computation)."""
+        say = gettext if translate else (lambda text: text)
         bits = []
         if self.center:
-            bits.append(f"center {self.center}")
+            bits.append(say(gettext_noop("center {center}")).replace("{center}", self.center))
         if self.product:
-            bits.append(f"product {self.product}")
+            bits.append(say(gettext_noop("product {product}")).replace("{product}", self.product))
         if self.infused_from or self.infused_to:
-            bits.append(f"infused {self.infused_from or '…'} to {self.infused_to or '…'}")
-        return ", ".join(bits) or "all infused patients"
+            bits.append(
+                say(gettext_noop("infused {start} to {end}"))
+                .replace("{start}", str(self.infused_from or "…"))
+                .replace("{end}", str(self.infused_to or "…"))
+            )
+        return ", ".join(bits) or say(gettext_noop("all infused patients"))
 
 
 def _regeneration_day(window: Window, params: RuleParams) -> tuple[int | None, bool]:

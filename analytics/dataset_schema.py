@@ -22,6 +22,7 @@ from os import PathLike
 from typing import IO, Any
 
 import pandas as pd
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 from carttrack.csv_safety import FORMULA_NOTE, restore_cell, write_csv
 from patients.vocabulary import CR, CRI, RESPONSES, TherapyCategory
@@ -42,24 +43,38 @@ class Column:
 
     name: str
     kind: str  # "text", "date", "number", "day", "flag", "code", "choice"
-    meaning: str
+    meaning: str  # a message (gettext_noop): English in the files, translated on the page
     required: bool = False  # blank not allowed
     choices: tuple[str, ...] = ()  # for "choice" and "code" (codes are integers as strings)
 
     @property
     def allowed_values(self) -> str:
+        return self.allowed_values_text(translate=False)
+
+    def meaning_text(self, *, translate: bool) -> str:
+        """The meaning in English (files) or in the active language (the page)."""
+        text = gettext(self.meaning) if translate else self.meaning
+        return text.replace("{window}", str(EARLY_REGENERATION_WINDOW_DAYS))
+
+    def allowed_values_text(self, *, translate: bool) -> str:
         if self.kind in ("choice", "code", "flag"):
             values = self.choices or ("0", "1")
             text = ", ".join(values)
         elif self.kind == "day":
-            text = "number >= 0 (days since the first infusion)"
+            text = gettext_noop("number >= 0 (days since the first infusion)")
         elif self.kind == "number":
-            text = "number >= 0"
+            text = gettext_noop("number >= 0")
         elif self.kind == "date":
-            text = "ISO date YYYY-MM-DD"
+            text = gettext_noop("ISO date YYYY-MM-DD")
         else:
-            text = "text (a leading = + - @ tab or CR is written after a ')"
-        return text if self.required else f"{text}; blank allowed"
+            text = gettext_noop("text (a leading = + - @ tab or CR is written after a ')")
+        if translate and self.kind not in ("choice", "code", "flag"):
+            text = gettext(text)
+        if self.required:
+            return text
+        return (
+            gettext("{values}; blank allowed") if translate else "{values}; blank allowed"
+        ).replace("{values}", text)
 
     @property
     def pandas_dtype(self) -> str:
@@ -75,87 +90,156 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("study_id", "text", "Pseudonymous study ID (unique).", required=True),
-    Column("center", "text", "Center code.", required=True),
-    Column("product", "text", "CAR-T product of the first infusion.", required=True),
-    Column("synthetic", "flag", "1 if the patient is synthetic (demo data).", required=True),
-    Column("first_infusion_date", "date", "Date of the first CAR-T infusion (day 0).", True),
-    Column("age_at_infusion", "number", "Age in years at the first infusion."),
-    Column("sex", "choice", "Sex.", choices=("M", "F")),
+    Column("study_id", "text", gettext_noop("Pseudonymous study ID (unique)."), required=True),
+    Column("center", "text", gettext_noop("Center code."), required=True),
+    Column("product", "text", gettext_noop("CAR-T product of the first infusion."), required=True),
+    Column(
+        "synthetic",
+        "flag",
+        gettext_noop("1 if the patient is synthetic (demo data)."),
+        required=True,
+    ),
+    Column(
+        "first_infusion_date",
+        "date",
+        gettext_noop("Date of the first CAR-T infusion (day 0)."),
+        True,
+    ),
+    Column("age_at_infusion", "number", gettext_noop("Age in years at the first infusion.")),
+    Column("sex", "choice", gettext_noop("Sex."), choices=("M", "F")),
     Column(
         "best_response",
         "choice",
-        "Best response after the first infusion; NE = not evaluable / not assessed.",
+        gettext_noop("Best response after the first infusion; NE = not evaluable / not assessed."),
         required=True,
         choices=RESPONSES,
     ),
-    Column("cr", "flag", "1 if the best response is CR or CRi, else 0.", required=True),
-    Column("cr_day", "day", "Day of the first CR/CRi assessment; blank if none."),
-    Column("rfs_days", "day", "RFS time from the first infusion; blank if not CR."),
-    Column("rfs_event", "flag", "1 relapse or death, 0 censored; blank if not CR."),
-    Column("rfs_from_cr_days", "day", "RFS time measured from cr_day; blank if not CR."),
-    Column("os_days", "day", "OS time from the first infusion.", required=True),
-    Column("os_event", "flag", "1 death, 0 censored.", required=True),
-    Column("relapse_day", "day", "Day of relapse; blank if none."),
-    Column("death_day", "day", "Day of death; blank if none."),
-    Column("hsct_day", "day", "Day of allogeneic HSCT; blank if none."),
-    Column("last_followup_day", "day", "Day of the last follow-up contact.", required=True),
+    Column(
+        "cr", "flag", gettext_noop("1 if the best response is CR or CRi, else 0."), required=True
+    ),
+    Column("cr_day", "day", gettext_noop("Day of the first CR/CRi assessment; blank if none.")),
+    Column("rfs_days", "day", gettext_noop("RFS time from the first infusion; blank if not CR.")),
+    Column("rfs_event", "flag", gettext_noop("1 relapse or death, 0 censored; blank if not CR.")),
+    Column(
+        "rfs_from_cr_days", "day", gettext_noop("RFS time measured from cr_day; blank if not CR.")
+    ),
+    Column("os_days", "day", gettext_noop("OS time from the first infusion."), required=True),
+    Column("os_event", "flag", gettext_noop("1 death, 0 censored."), required=True),
+    Column("relapse_day", "day", gettext_noop("Day of relapse; blank if none.")),
+    Column("death_day", "day", gettext_noop("Day of death; blank if none.")),
+    Column("hsct_day", "day", gettext_noop("Day of allogeneic HSCT; blank if none.")),
+    Column(
+        "last_followup_day",
+        "day",
+        gettext_noop("Day of the last follow-up contact."),
+        required=True,
+    ),
     Column(
         "cir_event",
         "code",
-        "CR patients: 1 relapse, 2 death without relapse, 0 censored (time = rfs_days); "
-        "blank if not CR.",
+        gettext_noop(
+            "CR patients: 1 relapse, 2 death without relapse, 0 censored (time = rfs_days); "
+            "blank if not CR."
+        ),
         choices=("0", "1", "2"),
     ),
-    Column("regen_day", "day", "Day of the first detectable PB B-cell count after aplasia."),
+    Column(
+        "regen_day",
+        "day",
+        gettext_noop("Day of the first detectable PB B-cell count after aplasia."),
+    ),
     Column(
         "early_regen",
         "flag",
-        f"1 if regen_day <= {EARLY_REGENERATION_WINDOW_DAYS} else 0; blank if B-cell aplasia "
-        "was never documented.",
+        gettext_noop(
+            "1 if regen_day <= {window} else 0; blank if B-cell aplasia was never documented."
+        ),
     ),
     Column(
         "late_regen",
         "flag",
-        f"1 if regen_day > {EARLY_REGENERATION_WINDOW_DAYS} else 0; blank if aplasia was never "
-        "documented.",
+        gettext_noop("1 if regen_day > {window} else 0; blank if aplasia was never documented."),
     ),
-    Column("mrd_positive", "flag", "1 if any post-infusion BM MRD >= threshold; blank if none."),
-    Column("car_loss", "flag", "1 if BM CAR copies became undetectable after being detectable."),
+    Column(
+        "mrd_positive",
+        "flag",
+        gettext_noop("1 if any post-infusion BM MRD >= threshold; blank if none."),
+    ),
+    Column(
+        "car_loss",
+        "flag",
+        gettext_noop("1 if BM CAR copies became undetectable after being detectable."),
+    ),
     Column(
         "preemptive_category",
         "choice",
-        "Category of the first pre-emptive therapy.",
+        gettext_noop("Category of the first pre-emptive therapy."),
         required=True,
         choices=PREEMPTIVE_CATEGORIES,
     ),
-    Column("preemptive_day", "day", "Day the pre-emptive therapy started; blank if none."),
+    Column(
+        "preemptive_day", "day", gettext_noop("Day the pre-emptive therapy started; blank if none.")
+    ),
     # The center's alert definition, beside the study's (regen_day, early_regen, late_regen keep
     # the study's 45 days and > 0 cells/µL whatever the center's parameters are).
     Column(
         "center_regen_day",
         "day",
-        "Day of regeneration by the definition the patient's center's alerts use (its window, "
-        "threshold, % x ALC and confirmation in force), unlike regen_day (the study's); "
-        "blank if none.",
+        gettext_noop(
+            "Day of regeneration by the definition the patient's center's alerts use (its "
+            "window, threshold, % x ALC and confirmation in force), unlike regen_day (the "
+            "study's); blank if none."
+        ),
     ),
     Column(
         "center_early_regen",
         "flag",
-        "1 if the center's alert for center_regen_day is early regeneration (inside the "
-        "center's window), 0 if late recovery; blank if center_regen_day is blank. Unlike "
-        "early_regen, not the study's 45-day window.",
+        gettext_noop(
+            "1 if the center's alert for center_regen_day is early regeneration (inside the "
+            "center's window), 0 if late recovery; blank if center_regen_day is blank. Unlike "
+            "early_regen, not the study's 45-day window."
+        ),
     ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 _BY_NAME = {c.name: c for c in COLUMNS}
 
-#: The data dictionary as plain rows (name, type, meaning, allowed values).
+#: The data dictionary as plain rows (name, type, meaning, allowed values), in English: the
+#: CSV and Markdown files are the same for every reader, like the column names they describe.
 DATA_DICTIONARY: list[dict[str, str]] = [
-    {"name": c.name, "type": c.kind, "meaning": c.meaning, "allowed_values": c.allowed_values}
+    {
+        "name": c.name,
+        "type": c.kind,
+        "meaning": c.meaning_text(translate=False),
+        "allowed_values": c.allowed_values,
+    }
     for c in COLUMNS
 ]
+
+_KIND_SHOWN = {
+    "text": pgettext_lazy("column type", "text"),
+    "date": pgettext_lazy("column type", "date"),
+    "number": pgettext_lazy("column type", "number"),
+    "day": pgettext_lazy("column type", "day"),
+    "flag": pgettext_lazy("column type", "flag"),
+    "code": pgettext_lazy("column type", "code"),
+    "choice": pgettext_lazy("column type", "choice"),
+}
+
+
+def data_dictionary_shown() -> list[dict[str, str]]:
+    """The data dictionary as the page shows it: column names and values as they are in the
+    file, type, meaning and allowed values in the active language."""
+    return [
+        {
+            "name": c.name,
+            "type": str(_KIND_SHOWN[c.kind]),
+            "meaning": c.meaning_text(translate=True),
+            "allowed_values": c.allowed_values_text(translate=True),
+        }
+        for c in COLUMNS
+    ]
 
 
 def data_dictionary_csv() -> str:
@@ -328,8 +412,11 @@ def _typed_frame(
             if _is_blank(value):
                 if column.required:
                     problems.add(
-                        where, column.name, "is blank but required",
-                        row=offset, study_id=record["study_id"],
+                        where,
+                        column.name,
+                        "is blank but required",
+                        row=offset,
+                        study_id=record["study_id"],
                     )
                 parsed[column.name].append(None)
                 continue
@@ -426,8 +513,11 @@ def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems
     for index in frame.index[duplicated]:
         where = _where(first_line + index, frame.at[index, "study_id"])
         problems.add(
-            where, "study_id", "is a duplicate: one row per infused patient",
-            row=int(index), study_id=frame.at[index, "study_id"],
+            where,
+            "study_id",
+            "is a duplicate: one row per infused patient",
+            row=int(index),
+            study_id=frame.at[index, "study_id"],
         )
     checks = tuple(_row_checks())
     for index, typed in enumerate(frame.to_dict("records")):
@@ -437,8 +527,10 @@ def _check_consistency(frame: pd.DataFrame, first_line: int, problems: _Problems
             found = check(record)
             if found:
                 problems.add(
-                    _where(first_line + index, record["study_id"]), *found,
-                    row=index, study_id=record["study_id"],
+                    _where(first_line + index, record["study_id"]),
+                    *found,
+                    row=index,
+                    study_id=record["study_id"],
                 )
 
 

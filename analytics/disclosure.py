@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 
 def small_cell_minimum(minimum: int | None = None) -> int:
@@ -94,7 +95,7 @@ def suppress_counts(value: Any, minimum: int, *, key: str = "") -> Any:
 # * Withheld counts are shown as ``WITHHELD``; the proportion and interval beside them go too.
 
 #: The rule in one paragraph, for the data dictionary (page and Markdown) and SECURITY.md.
-DISCLOSURE_NOTE = (
+DISCLOSURE_NOTE = gettext_noop(
     "Dashboards of all centers or of another center take fixed cohorts only: a product (or "
     "all) and a calendar year of first infusion (or all years); a center's own users keep "
     "exact views of their own center for any dates. In those views a count of 1-4 patients is "
@@ -107,7 +108,7 @@ DISCLOSURE_NOTE = (
 )
 
 #: How a count withheld by the differencing rule (not itself small) is shown.
-WITHHELD = "withheld"
+WITHHELD = gettext_noop("withheld")  # stored and exported in English, shown translated
 
 #: A minimum so large that every non-zero count is hidden (counts in figures of other views).
 HIDE_ALL = 10**9
@@ -240,3 +241,16 @@ def report_shown(report: Any, minimum: int, withheld: set[str] | None = None) ->
         return value
 
     return walk(report, "", "")
+
+
+def withheld_shown(node: Any) -> Any:
+    """A shown report (or table) with its "withheld" marks in the active language."""
+    from django.utils.translation import gettext
+
+    if node == WITHHELD:
+        return gettext(WITHHELD)
+    if isinstance(node, list):
+        return [withheld_shown(item) for item in node]
+    if isinstance(node, dict):
+        return {key: withheld_shown(value) for key, value in node.items()}
+    return node

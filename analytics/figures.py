@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from django.utils.translation import gettext_noop
 from plotly.subplots import make_subplots
 
 from analytics.comparisons import landmark_cohort_mask
 from analytics.competing import aalen_johansen
 from analytics.disclosure import small_cell_label
 from analytics.endpoints import os_endpoint, rfs_endpoint
+from analytics.figure_texts import FigureTexts
 from analytics.report import COMPARISONS, group_key
 from analytics.survival import km_curve
 
@@ -62,21 +64,27 @@ def _compact(figure: dict[str, Any]) -> dict[str, Any]:
     return figure
 
 
-def _fmt_p(p: float | None) -> str:
+def _fmt_p(p: float | None, tx: FigureTexts) -> str:
     if p is None:
-        return "p not computed"
+        return tx(gettext_noop("p not computed"))
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def _fmt_median(m: dict | None) -> str:
+def _fmt_median(m: dict | None, tx: FigureTexts) -> str:
     if not m or m.get("median") is None:
-        return "median not reached"
+        return tx(gettext_noop("median not reached"))
+    # "NR": not reached, the abbreviation survival tables use in every language.
     lo = "NR" if m.get("lower") is None else f"{m['lower']:.0f}"
     hi = "NR" if m.get("upper") is None else f"{m['upper']:.0f}"
-    return f"median {m['median']:.0f} d (95% CI {lo}–{hi})"
+    return tx(
+        gettext_noop("median {median} d (95% CI {lower}–{upper})"),
+        median=f"{m['median']:.0f}",
+        lower=lo,
+        upper=hi,
+    )
 
 
-def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
+def _band(x, lower, upper, fillcolor: str, label: str, tx: FigureTexts) -> list[go.Scatter]:
     """A step-shaped 95 % confidence band: the upper edge, then the lower edge filled up to it."""
     edge = {
         "mode": "lines",  # a band is an area: no markers on its edges
@@ -88,7 +96,12 @@ def _band(x, lower, upper, fillcolor: str, label: str) -> list[go.Scatter]:
     return [
         go.Scatter(x=x, y=upper, **edge),
         go.Scatter(
-            x=x, y=lower, fill="tonexty", fillcolor=fillcolor, name=f"{label} 95% CI", **edge
+            x=x,
+            y=lower,
+            fill="tonexty",
+            fillcolor=fillcolor,
+            name=tx(gettext_noop("{label} 95% CI"), label=label),
+            **edge,
         ),
     ]
 
@@ -117,11 +130,15 @@ def km_figure(
     y_title: str,
     note: str = "",
     risk_days: Sequence[float] = (),
-    x_title: str = "Days after first infusion",
+    x_title: str = "",
     cumulative: bool = False,
     small_cell_min: int = 0,
+    texts: FigureTexts | None = None,
 ) -> dict[str, Any]:
-    """A KM figure with a number-at-risk table under it. groups: (label, time, event)."""
+    """A KM figure with a number-at-risk table under it. groups: (label, time, event). Its
+    texts are recorded in ``texts`` (see analytics.figure_texts) so it is served translated."""
+    tx = texts or FigureTexts()
+    x_title = x_title or tx(gettext_noop("Days after first infusion"))
     groups = [g for g in groups if len(g[1])]
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.1
@@ -134,7 +151,7 @@ def km_figure(
         step_t = np.asarray(curve.step_time)
         at_risk = [small_cell_label(int((time >= t).sum()), small_cell_min) for t in step_t]
         n, events = (small_cell_label(x, small_cell_min) for x in (len(time), int(np.sum(event))))
-        for trace in _band(step_t, curve.step_lower, curve.step_upper, band, label):
+        for trace in _band(step_t, curve.step_lower, curve.step_upper, band, label, tx):
             fig.add_trace(trace, 1, 1)
         fig.add_trace(
             go.Scatter(
@@ -142,12 +159,20 @@ def km_figure(
                 y=curve.step_survival,
                 mode="lines",
                 line={"shape": "hv", "color": color},
-                name=f"{label} (n={n}, events={events})",
+                name=tx(
+                    gettext_noop("{label} (n={n}, events={events})"),
+                    label=label,
+                    n=n,
+                    events=events,
+                ),
                 legendgroup=label,
                 customdata=at_risk,
-                hovertemplate=(
-                    f"{label}<br>day %{{x:.0f}}<br>{y_title} %{{y:.3f}}"
-                    "<br>at risk %{customdata}<extra></extra>"
+                hovertemplate=tx.hover(
+                    gettext_noop(
+                        "{label}<br>day %{x:.0f}<br>{curve} %{y:.3f}<br>at risk %{customdata}"
+                    ),
+                    label=label,
+                    curve=y_title,
                 ),
             ),
             1,
@@ -161,10 +186,12 @@ def km_figure(
                     y=[0.5, 0.5, 0],
                     mode="lines",
                     line={"color": color, "dash": "dot", "width": 1},
-                    name=f"{label} median",
+                    name=tx(gettext_noop("{label} median"), label=label),
                     showlegend=False,
                     legendgroup=label,
-                    hovertemplate=f"{label}: median day {median:.0f}<extra></extra>",
+                    hovertemplate=tx.hover(
+                        gettext_noop("{label}: median day {day}"), label=label, day=f"{median:.0f}"
+                    ),
                 ),
                 1,
                 1,
@@ -176,10 +203,12 @@ def km_figure(
                     y=curve.censor_survival,
                     mode="markers",
                     marker={"symbol": "line-ns-open", "size": 9, "color": color},
-                    name=f"{label} censored",
+                    name=tx(gettext_noop("{label} censored"), label=label),
                     showlegend=False,
                     legendgroup=label,
-                    hovertemplate=f"{label}<br>censored day %{{x:.0f}}<extra></extra>",
+                    hovertemplate=tx.hover(
+                        gettext_noop("{label}<br>censored day %{x:.0f}"), label=label
+                    ),
                 ),
                 1,
                 1,
@@ -192,14 +221,16 @@ def km_figure(
                 text=[str(small_cell_label(int(k), small_cell_min)) for k in curve.risk.at_risk],
                 textfont={"color": color},
                 showlegend=False,
-                hovertemplate=f"{label}: %{{text}} at risk on day %{{x}}<extra></extra>",
+                hovertemplate=tx.hover(
+                    gettext_noop("{label}: %{text} at risk on day %{x}"), label=label
+                ),
             ),
             2,
             1,
         )
     fig.update_yaxes(title_text=y_title, range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(
-        title_text="At risk",
+        title_text=tx(gettext_noop("At risk")),
         range=[len(groups) - 0.4, -0.6],
         showgrid=False,
         row=2,
@@ -230,27 +261,36 @@ def km_figure(
         template="plotly_white",
         hovermode="closest",
     )
-    return _compact(json.loads(fig.to_json()))
+    return tx.attach(_compact(json.loads(fig.to_json())))
 
 
 def cir_figure(
-    rfs: pd.DataFrame, *, title: str, risk_days: Sequence[float], small_cell_min: int = 0
+    rfs: pd.DataFrame,
+    *,
+    title: str,
+    risk_days: Sequence[float],
+    small_cell_min: int = 0,
+    texts: FigureTexts | None = None,
 ) -> dict[str, Any]:
     """Aalen–Johansen cumulative incidence of relapse and of death without relapse, with the
     number at risk under the time axis as on every KM figure."""
+    tx = texts or FigureTexts()
     table = aalen_johansen(rfs["time"], rfs["cir_event"])
     ticks = _readable_ticks(float(rfs["time"].max()) if len(rfs) else 0)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1
     )
     for k, (name, color, band) in enumerate(
-        [("Relapse", COLORS[1], BANDS[1]), ("Death without relapse", COLORS[0], BANDS[0])]
+        [
+            (tx(gettext_noop("Relapse")), COLORS[1], BANDS[1]),
+            (tx(gettext_noop("Death without relapse")), COLORS[0], BANDS[0]),
+        ]
     ):
         t = [0.0, *table.time.tolist()]
         cif = [0.0, *table.cif[k].tolist()]
         lower = [0.0, *[None if np.isnan(v) else v for v in table.lower[k]]]
         upper = [0.0, *[None if np.isnan(v) else v for v in table.upper[k]]]
-        for trace in _band(t, lower, upper, band, name):
+        for trace in _band(t, lower, upper, band, name, tx):
             fig.add_trace(trace, 1, 1)
         fig.add_trace(
             go.Scatter(
@@ -263,9 +303,13 @@ def cir_figure(
                     small_cell_label(int(k), small_cell_min)
                     for k in [len(rfs), *table.n_at_risk.tolist()]
                 ],
-                hovertemplate=f"{name}<br>day %{{x:.0f}}<br>cumulative "
-                "incidence %{y:.3f}<br>at risk %{customdata}"
-                "<extra></extra>",
+                hovertemplate=tx.hover(
+                    gettext_noop(
+                        "{label}<br>day %{x:.0f}<br>cumulative incidence %{y:.3f}"
+                        "<br>at risk %{customdata}"
+                    ),
+                    label=name,
+                ),
             ),
             1,
             1,
@@ -274,21 +318,27 @@ def cir_figure(
     fig.add_trace(
         go.Scatter(
             x=ticks,
-            y=["CR patients"] * len(ticks),
+            y=[tx(gettext_noop("CR patients"))] * len(ticks),
             mode="text",
             text=[
                 str(small_cell_label(int((times >= day).sum()), small_cell_min)) for day in ticks
             ],
             showlegend=False,
-            hovertemplate="%{text} at risk on day %{x}<extra></extra>",
+            hovertemplate=tx.hover(gettext_noop("%{text} at risk on day %{x}")),
         ),
         2,
         1,
     )
-    fig.update_yaxes(title_text="Cumulative incidence", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(title_text="At risk", type="category", showgrid=False, row=2, col=1)
+    fig.update_yaxes(
+        title_text=tx(gettext_noop("Cumulative incidence")), range=[0, 1], row=1, col=1
+    )
+    fig.update_yaxes(
+        title_text=tx(gettext_noop("At risk")), type="category", showgrid=False, row=2, col=1
+    )
     fig.update_xaxes(tickvals=ticks, showticklabels=False, row=1, col=1)
-    fig.update_xaxes(title_text="Days after first infusion", tickvals=ticks, row=2, col=1)
+    fig.update_xaxes(
+        title_text=tx(gettext_noop("Days after first infusion")), tickvals=ticks, row=2, col=1
+    )
     fig.update_layout(
         title={"text": title, "x": 0.01},
         height=480,
@@ -296,7 +346,7 @@ def cir_figure(
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 70, "r": 20, "t": 50, "b": 50},
     )
-    return _compact(json.loads(fig.to_json()))
+    return tx.attach(_compact(json.loads(fig.to_json())))
 
 
 def dashboard_figures(
@@ -314,37 +364,44 @@ def dashboard_figures(
     os_cr = os_endpoint(df, cr_only=True)
     figures: dict[str, dict] = {}
     if len(rfs):
+        tx = FigureTexts()
         figures["rfs"] = km_figure(
-            [("RFS", rfs["time"].to_numpy(float), rfs["event"].to_numpy(int))],
-            title="Relapse-free survival, CR patients",
-            y_title="Relapse-free",
-            note=_fmt_median(report["rfs"].get("median_brookmeyer_crowley")),
+            [(tx(gettext_noop("RFS")), rfs["time"].to_numpy(float), rfs["event"].to_numpy(int))],
+            title=tx(gettext_noop("Relapse-free survival, CR patients")),
+            y_title=tx(gettext_noop("Relapse-free")),
+            note=_fmt_median(report["rfs"].get("median_brookmeyer_crowley"), tx),
             risk_days=risk_days,
             small_cell_min=small_cell_min,
+            texts=tx,
         )
     if len(os_cr):
+        tx = FigureTexts()
         figures["os"] = km_figure(
-            [("OS", os_cr["time"].to_numpy(float), os_cr["event"].to_numpy(int))],
-            title="Overall survival, CR patients",
-            y_title="Alive",
-            note=_fmt_median(report["os"].get("median_brookmeyer_crowley")),
+            [(tx(gettext_noop("OS")), os_cr["time"].to_numpy(float), os_cr["event"].to_numpy(int))],
+            title=tx(gettext_noop("Overall survival, CR patients")),
+            y_title=tx(gettext_noop("Alive")),
+            note=_fmt_median(report["os"].get("median_brookmeyer_crowley"), tx),
             risk_days=risk_days,
             small_cell_min=small_cell_min,
+            texts=tx,
         )
     titles = {
-        "early_regeneration": "RFS by early B-cell regeneration (≤ day 45), naive split",
-        "preemptive_category": "RFS of early regenerators by pre-emptive therapy",
-        "mrd_positive": "RFS by BM MRD positivity",
-        "car_loss": "RFS by loss of BM CAR copies",
+        "early_regeneration": gettext_noop(
+            "RFS by early B-cell regeneration (≤ day 45), naive split"
+        ),
+        "preemptive_category": gettext_noop("RFS of early regenerators by pre-emptive therapy"),
+        "mrd_positive": gettext_noop("RFS by BM MRD positivity"),
+        "car_loss": gettext_noop("RFS by loss of BM CAR copies"),
     }
     for key, (column, names) in COMPARISONS.items():
+        tx = FigureTexts()
         rows = rfs
         if key == "preemptive_category":
             rows = rfs.loc[rfs["early_regen"].map(group_key) == "1"]
         keys = rows[column].map(group_key)
         groups = [
             (
-                label,
+                tx(label),  # the report's group names are messages (analytics.report)
                 rows.loc[keys == value, "time"].to_numpy(float),
                 rows.loc[keys == value, "event"].to_numpy(int),
             )
@@ -353,11 +410,12 @@ def dashboard_figures(
         if sum(len(g[1]) for g in groups):
             figures[f"rfs_by_{key}"] = km_figure(
                 groups,
-                title=titles[key],
-                y_title="Relapse-free",
-                note=_fmt_p(report["logrank"][key].get("p_value")),
+                title=tx(titles[key]),
+                y_title=tx(gettext_noop("Relapse-free")),
+                note=_fmt_p(report["logrank"][key].get("p_value"), tx),
                 risk_days=risk_days,
                 small_cell_min=small_cell_min,
+                texts=tx,
             )
     landmark_day = report["options"]["landmark_day"]
     rfs_inf = rfs_endpoint(df, origin="infusion", censor_at_hsct=censor_at_hsct)
@@ -366,28 +424,39 @@ def dashboard_figures(
         & rfs_inf["early_regen"].map(group_key).notna()
     ]
     if len(in_landmark):
+        tx = FigureTexts()
         keys = in_landmark["early_regen"].map(group_key)
+        early, none = (
+            COMPARISONS["early_regeneration"][1]["1"],
+            COMPARISONS["early_regeneration"][1]["0"],
+        )
         figures["landmark"] = km_figure(
             [
                 (
-                    label,
+                    tx(label),
                     in_landmark.loc[keys == v, "time"].to_numpy(float) - landmark_day,
                     in_landmark.loc[keys == v, "event"].to_numpy(int),
                 )
-                for v, label in (("1", "early regeneration"), ("0", "no early regeneration"))
+                for v, label in (("1", early), ("0", none))
             ],
-            title=f"Landmark at day {landmark_day:g}: RFS of patients relapse-free at the landmark",
-            y_title="Relapse-free",
-            note=_fmt_p(report["landmark"].get("logrank", {}).get("p_value")),
+            title=tx(
+                gettext_noop("Landmark at day {day}: RFS of patients relapse-free at the landmark"),
+                day=f"{landmark_day:g}",
+            ),
+            y_title=tx(gettext_noop("Relapse-free")),
+            note=_fmt_p(report["landmark"].get("logrank", {}).get("p_value"), tx),
             risk_days=risk_days,
-            x_title=f"Days after the day-{landmark_day:g} landmark",
+            x_title=tx(gettext_noop("Days after the day-{day} landmark"), day=f"{landmark_day:g}"),
             small_cell_min=small_cell_min,
+            texts=tx,
         )
     if len(rfs):
+        tx = FigureTexts()
         figures["cir"] = cir_figure(
             rfs,
-            title="Cumulative incidence of relapse (competing risk: death)",
+            title=tx(gettext_noop("Cumulative incidence of relapse (competing risk: death)")),
             risk_days=risk_days,
             small_cell_min=small_cell_min,
+            texts=tx,
         )
     return figures

@@ -7,68 +7,91 @@ computation, for the "Refresh now" button.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class DashboardSnapshot(models.Model):
-    cohort_key = models.CharField(max_length=300, db_index=True)
-    cohort_label = models.CharField(max_length=300)
-    computed_at = models.DateTimeField(auto_now_add=True)
+    cohort_key = models.CharField(_("cohort key"), max_length=300, db_index=True)
+    cohort_label = models.CharField(_("cohort"), max_length=300)
+    computed_at = models.DateTimeField(_("computed at"), auto_now_add=True)
     # The data version it was computed from (latest change in the audited clinical data).
-    data_version = models.CharField(max_length=64)
-    n_patients = models.PositiveIntegerField()
-    report = models.JSONField()
+    data_version = models.CharField(_("data version"), max_length=64)
+    n_patients = models.PositiveIntegerField(_("patients"))
+    report = models.JSONField(_("report"))
     # Counts of 1 to SMALL_CELL_MIN - 1 patients: a pooled cohort's figures hide them; a
     # one-center cohort's `figures` show them and are served only to that center's own users,
     # everyone else gets `figures_suppressed` (None for a pooled cohort, whose figures already
     # are; also None for a center's snapshot computed before this field, shown to no one else).
-    figures = models.JSONField()
-    figures_suppressed = models.JSONField(null=True, blank=True)
-    options = models.JSONField(default=dict)
+    figures = models.JSONField(_("figures"))
+    figures_suppressed = models.JSONField(_("figures, small cells hidden"), null=True, blank=True)
+    options = models.JSONField(_("options"), default=dict)
     # The analysis table exactly as the numbers were computed from it (pseudonymous IDs only),
     # so a statistician can recompute every headline figure from the export.
-    table_csv = models.TextField(blank=True)
+    table_csv = models.TextField(_("analysis table (CSV)"), blank=True)
     # Patients left out because their derived row breaks the dataset's schema (one dict per
     # problem: study_id, center, column, problem), so one bad row never takes the dashboard
     # down and the row is named where it can be fixed.
-    excluded = models.JSONField(default=list, blank=True)
-    duration_ms = models.PositiveIntegerField()
+    excluded = models.JSONField(_("patients left out"), default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
 
     class Meta:
         ordering = ["-computed_at", "-pk"]
         get_latest_by = ["computed_at", "pk"]
+        verbose_name = _("dashboard snapshot")
+        verbose_name_plural = _("dashboard snapshots")
 
     def __str__(self) -> str:
         return f"{self.cohort_label} at {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+#: The statuses as people read them (the stored value and the status JSON keep the codes).
+STATUS_LABELS = {
+    QUEUED: _("queued"),
+    RUNNING: _("running"),
+    DONE: _("done"),
+    FAILED: _("failed"),
+}
 
 
 class RefreshRun(models.Model):
-    cohort_key = models.CharField(max_length=300)
-    options = models.JSONField(default=dict)
+    cohort_key = models.CharField(_("cohort key"), max_length=300)
+    options = models.JSONField(_("options"), default=dict)
     status = models.CharField(
-        max_length=10, default=QUEUED, choices=[(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+        _("status"), max_length=10, default=QUEUED, choices=list(STATUS_LABELS.items())
     )
-    step = models.CharField(max_length=100, blank=True)
-    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    # A message (analytics.services.STEPS), stored in English and shown translated.
+    step = models.CharField(_("step"), max_length=100, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)  # percent
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
     )
-    requested_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
     # Touched every few seconds while a worker computes the run: a run whose heartbeat stopped
     # (the worker was killed) is marked failed by the sweep, so the page never shows a run
     # that nothing is running.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     snapshot = models.ForeignKey(
-        DashboardSnapshot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        DashboardSnapshot,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("snapshot"),
     )
-    error = models.TextField(blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         ordering = ["-requested_at"]
+        verbose_name = _("refresh run")
+        verbose_name_plural = _("refresh runs")
 
     def __str__(self) -> str:
         return f"refresh {self.pk} of {self.cohort_key}: {self.status}"

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext_noop
 
 from analytics.course_tables import WITHDRAWAL_REASONS
 from analytics.disclosure import is_small, small_cell_minimum, suppress_group, suppress_small
@@ -220,17 +221,20 @@ def rule_performance_report(
             ),
         },
         "definitions": {
-            "cohort": "CR/CRi patients alive and relapse-free after the landmark day",
-            "alerted": (
+            # Messages, stored in English with the cached review and shown translated.
+            "cohort": gettext_noop("CR/CRi patients alive and relapse-free after the landmark day"),
+            "alerted": gettext_noop(
                 "a non-withdrawn early-regeneration alert on the first infusion, finding day "
                 "on or before the landmark"
             ),
-            "outcome": (
+            "outcome": gettext_noop(
                 "relapse within the horizon (days from the first infusion); alive and "
                 "relapse-free follow-up shorter than the horizon is not evaluable; death "
                 "without relapse counts as no relapse"
             ),
-            "intervals": "Wilson score 95 % CI (R prop.test, correct = FALSE)",
-            "lead_time": "days from the alert's finding to relapse; median and quartiles (type 7)",
+            "intervals": gettext_noop("Wilson score 95 % CI (R prop.test, correct = FALSE)"),
+            "lead_time": gettext_noop(
+                "days from the alert's finding to relapse; median and quartiles (type 7)"
+            ),
         },
     }

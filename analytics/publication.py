@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext, gettext_noop
 from scipy import stats
 
 from analytics.adjusted import COVARIATES, adjusted_cox, check_arguments
@@ -27,26 +28,26 @@ from analytics.disclosure import WITHHELD, is_small, small_cell_label, suppress_
 
 #: column -> (label, kind): "category" or "number"
 TABLE_ONE_VARIABLES: dict[str, tuple[str, str]] = {
-    "age_at_infusion": ("Age at infusion, years", "number"),
-    "sex": ("Sex", "category"),
-    "product": ("CAR-T product", "category"),
-    "center": ("Center", "category"),
-    "best_response": ("Best response", "category"),
-    "early_regen": ("Early B-cell regeneration (≤ day 45)", "category"),
-    "mrd_positive": ("MRD positive", "category"),
-    "car_loss": ("Loss of CAR copies", "category"),
-    "preemptive_category": ("Pre-emptive therapy", "category"),
+    "age_at_infusion": (gettext_noop("Age at infusion, years"), "number"),
+    "sex": (gettext_noop("Sex"), "category"),
+    "product": (gettext_noop("CAR-T product"), "category"),
+    "center": (gettext_noop("Center"), "category"),
+    "best_response": (gettext_noop("Best response"), "category"),
+    "early_regen": (gettext_noop("Early B-cell regeneration (≤ day 45)"), "category"),
+    "mrd_positive": (gettext_noop("MRD positive"), "category"),
+    "car_loss": (gettext_noop("Loss of CAR copies"), "category"),
+    "preemptive_category": (gettext_noop("Pre-emptive therapy"), "category"),
 }
 GROUPINGS: dict[str, str] = {
-    "early_regen": "Early B-cell regeneration",
-    "mrd_positive": "MRD positive",
-    "car_loss": "Loss of CAR copies",
-    "product": "CAR-T product",
-    "center": "Center",
-    "cr": "Complete remission (CR/CRi)",
-    "sex": "Sex",
+    "early_regen": gettext_noop("Early B-cell regeneration"),
+    "mrd_positive": gettext_noop("MRD positive"),
+    "car_loss": gettext_noop("Loss of CAR copies"),
+    "product": gettext_noop("CAR-T product"),
+    "center": gettext_noop("Center"),
+    "cr": gettext_noop("Complete remission (CR/CRi)"),
+    "sex": gettext_noop("Sex"),
 }
-FLAG_LABELS = {"1": "yes", "0": "no"}
+FLAG_LABELS = {"1": gettext_noop("yes"), "0": gettext_noop("no")}
 
 
 def _text(value: Any) -> str | None:
@@ -60,19 +61,21 @@ def _text(value: Any) -> str | None:
 def _category_test(table: np.ndarray) -> tuple[float | None, str]:
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     if table.shape[0] < 2 or table.shape[1] < 2:
-        return None, "not tested (one value only)"
+        return None, gettext_noop("not tested (one value only)")
     if table.shape == (2, 2):
-        return float(stats.fisher_exact(table)[1]), "Fisher's exact test"
-    return float(stats.chi2_contingency(table, correction=False)[1]), "chi-square test"
+        return float(stats.fisher_exact(table)[1]), gettext_noop("Fisher's exact test")
+    return float(stats.chi2_contingency(table, correction=False)[1]), gettext_noop(
+        "chi-square test"
+    )
 
 
 def _number_test(samples: list[np.ndarray]) -> tuple[float | None, str]:
     samples = [s for s in samples if len(s)]
     if len(samples) < 2:
-        return None, "not tested (one group only)"
+        return None, gettext_noop("not tested (one group only)")
     pooled = np.concatenate(samples)
     if np.ptp(pooled) == 0:
-        return None, "not tested (one value only)"
+        return None, gettext_noop("not tested (one value only)")
     if len(samples) == 2:
         a, b = samples
         ties = len(np.unique(pooled)) < len(pooled)
@@ -84,8 +87,8 @@ def _number_test(samples: list[np.ndarray]) -> tuple[float | None, str]:
             method="exact" if exact else "asymptotic",
             use_continuity=True,
         )
-        return float(result.pvalue), "Wilcoxon rank-sum test"
-    return float(stats.kruskal(*samples).pvalue), "Kruskal–Wallis test"
+        return float(result.pvalue), gettext_noop("Wilcoxon rank-sum test")
+    return float(stats.kruskal(*samples).pvalue), gettext_noop("Kruskal–Wallis test")
 
 
 def table_one_counts(frame: pd.DataFrame, *, grouping: str) -> dict[str, int]:
@@ -129,7 +132,9 @@ def table_one(
     members = {lvl: (keys == lvl).to_numpy() for lvl in levels}
     sizes = {lvl: int(m.sum()) for lvl, m in members.items()}
     group_names = [
-        FLAG_LABELS.get(lvl, lvl) if grouping != "cr" else {"1": "CR/CRi", "0": "no CR"}[lvl]
+        FLAG_LABELS.get(lvl, lvl)
+        if grouping != "cr"
+        else {"1": "CR/CRi", "0": gettext_noop("no CR")}[lvl]
         for lvl in levels
     ]
     rows: list[dict[str, Any]] = []
@@ -154,7 +159,7 @@ def table_one(
             rows.append(
                 {
                     "variable": label,
-                    "level": "median (IQR)",
+                    "level": gettext_noop("median (IQR)"),
                     "cells": cells,
                     "p_value": p,
                     "test": test,
@@ -209,7 +214,7 @@ def table_one(
         ],
         "n_blank_grouping": n_blank,
         "rows": rows,
-        "note": "Percentages of the group's patients; blank values are not counted.",
+        "note": gettext_noop("Percentages of the group's patients; blank values are not counted."),
     }
 
 
@@ -245,9 +250,11 @@ def table_two(
         "n": small_cell_label(multi["n_patients"], minimum) if "n_patients" in multi else None,
         "events": small_cell_label(multi["events"], minimum) if "events" in multi else None,
         "ties": f"{ties.capitalize()} ties",
-        "variance": "robust SE clustered by patient",
+        "variance": gettext_noop("robust SE clustered by patient"),
         "strata": strata,
-        "ph_test": "proportional hazards: Grambsch–Therneau test (R cox.zph, KM transform)",
+        "ph_test": gettext_noop(
+            "proportional hazards: Grambsch–Therneau test (R cox.zph, KM transform)"
+        ),
         "ph_global_p_value": ph.get("GLOBAL"),
         "reason": multi["reason"],
         "caveats": multi["caveats"],
@@ -349,3 +356,44 @@ def competing_rows(competing: dict[str, Any]) -> tuple[list[str], list[list[Any]
         ]
     )
     return header, rows
+
+
+# The page shows the tables in the reader's language; the CSV and XLSX files (table_one_rows,
+# table_two_rows, competing_rows) keep the English labels, the same file for every reader, as
+# the analysis table's columns and the API do. The labels above are messages, so a stored or
+# computed table is translated label by label; numbers and test results are never touched.
+def _shown(text: Any) -> Any:
+    return gettext(text) if isinstance(text, str) and text else text
+
+
+def table_one_shown(table: dict[str, Any]) -> dict[str, Any]:
+    """Table 1 as the page shows it: labels, levels and test names translated."""
+    return {
+        **table,
+        "grouping": _shown(table["grouping"]),
+        "groups": [{**g, "label": _shown(g["label"])} for g in table["groups"]],
+        "rows": [
+            {
+                **r,
+                "variable": _shown(r["variable"]),
+                "level": _shown(r["level"]),
+                "test": _shown(r["test"]),
+                "cells": [gettext(c) if c == WITHHELD else c for c in r["cells"]],
+            }
+            for r in table["rows"]
+        ],
+        "note": _shown(table.get("note")),
+    }
+
+
+def table_two_shown(table: dict[str, Any]) -> dict[str, Any]:
+    """Table 2 as the page shows it: covariates and method notes translated."""
+    return {
+        **table,
+        "rows": [{**r, "covariate": _shown(r["covariate"])} for r in table["rows"]],
+        "ties": gettext("{ties} ties").replace("{ties}", table["ties"].split(" ")[0])
+        if table.get("ties")
+        else table.get("ties"),
+        "variance": _shown(table.get("variance")),
+        "ph_test": _shown(table.get("ph_test")),
+    }

@@ -13,6 +13,8 @@ import io
 from django import forms
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from analytics import services
@@ -20,7 +22,7 @@ from analytics.adjusted import COVARIATES, DEFAULT_ADJUSTMENT, STRATA
 from analytics.competing_models import landmark_competing_risks
 from analytics.dataset import analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv_lenient
-from analytics.disclosure import WITHHELD, small_cell_label
+from analytics.disclosure import WITHHELD, small_cell_label, withheld_shown
 from analytics.forms import CohortForm
 from analytics.publication import (
     GROUPINGS,
@@ -28,8 +30,10 @@ from analytics.publication import (
     format_p,
     table_one,
     table_one_rows,
+    table_one_shown,
     table_two,
     table_two_rows,
+    table_two_shown,
 )
 from carttrack.csv_safety import csv_response, neutralise_cell
 from carttrack.replica import replica_view
@@ -39,21 +43,32 @@ FORMATS = ("html", "csv", "xlsx")
 
 class PublicationForm(CohortForm):
     grouping = forms.ChoiceField(
-        choices=list(GROUPINGS.items()), initial="early_regen", required=False, label="Table 1 by"
+        choices=list(GROUPINGS.items()),
+        initial="early_regen",
+        required=False,
+        label=_("Table 1 by"),
     )
     covariates = forms.MultipleChoiceField(
         choices=[(k, v[0]) for k, v in COVARIATES.items()],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Table 2 covariates",
+        label=_("Table 2 covariates"),
     )
     strata = forms.ChoiceField(
-        choices=[("", "none"), *[(s, s) for s in STRATA]], required=False, label="Strata"
+        choices=[("", _("none")), *[(s, s) for s in STRATA]],
+        required=False,
+        label=_("Strata"),
     )
     ties = forms.ChoiceField(
-        choices=[("efron", "Efron"), ("breslow", "Breslow")], required=False, label="Ties"
+        choices=[("efron", "Efron"), ("breslow", "Breslow")], required=False, label=_("Ties")
     )
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The labels are messages kept in English for the files: shown in the reader's language.
+        self.fields["grouping"].choices = [(k, gettext(v)) for k, v in GROUPINGS.items()]
+        self.fields["covariates"].choices = [(k, gettext(v[0])) for k, v in COVARIATES.items()]
 
     def choices(self) -> dict:
         data = self.cleaned_data
@@ -91,7 +106,8 @@ def publication_tables(request):
     form = PublicationForm(request.GET or None, user=request.user)
     if request.GET and not form.is_valid():
         return HttpResponseBadRequest(
-            "Cannot build the tables: " + form.errors.as_text(), content_type="text/plain"
+            gettext("Cannot build the tables: {errors}").replace("{errors}", form.errors.as_text()),
+            content_type="text/plain",
         )
     if not request.GET:
         form = PublicationForm(
@@ -106,9 +122,16 @@ def publication_tables(request):
     frame, refused = read_analysis_csv_lenient(io.StringIO(analysis_csv(analysis_frame(cohort))))
     problems = []
     if refused:
+        left_out = len({r.study_id for r in refused})
         problems.append(
-            f"{len({r.study_id for r in refused})} patient(s) left out: their rows break the "
-            "dataset schema (the dashboard names them to their center)."
+            ngettext(
+                "%(count)d patient left out: their row breaks the dataset schema (the dashboard "
+                "names them to their center).",
+                "%(count)d patients left out: their rows break the dataset schema (the "
+                "dashboard names them to their center).",
+                left_out,
+            )
+            % {"count": left_out}
         )
     # Another center's or a pooled view: no count that a subtraction of two views the reader
     # can open would give away (the dashboards' rule, SECURITY.md); the models' patient and
@@ -169,8 +192,9 @@ def publication_tables(request):
         "analytics/publication.html",
         {
             "form": form,
-            "one": one,
-            "two": two,
+            # The page in the reader's language; the CSV and XLSX above stay in English.
+            "one": withheld_shown(table_one_shown(one)) if one else one,
+            "two": withheld_shown(table_two_shown(two)) if two else two,
             "problems": problems,
             "cohort": cohort,
             "query": request.GET.urlencode(),

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from analytics.adjusted import adjusted_early_regeneration
 from analytics.comparisons import landmark_analysis, logrank
@@ -32,26 +34,37 @@ from patients.vocabulary import ANTI_LEUKEMIC, IMMUNOMODULATORY
 DEFAULT_RISK_DAYS: tuple[float, ...] = (0, 90, 180, 365, 730, 1095)
 DEFAULT_CIR_DAYS: tuple[float, ...] = (180, 365)
 
-#: Readable group names for the log-rank comparisons: (column, {value: label}).
+#: Readable group names for the log-rank comparisons: (column, {value: label}). The labels are
+#: stored in English (the report's JSON, the CSV and API stay neutral) and marked as messages:
+#: pages and figures show them translated (gettext(label)).
 COMPARISONS: dict[str, tuple[str, dict[str, str]]] = {
     "early_regeneration": (
         "early_regen",
-        {"1": "early regeneration", "0": "no early regeneration"},
+        {"1": gettext_noop("early regeneration"), "0": gettext_noop("no early regeneration")},
     ),
     "preemptive_category": (
         "preemptive_category",
-        {ANTI_LEUKEMIC: "anti-leukemic", IMMUNOMODULATORY: "immunomodulatory"},
+        {
+            ANTI_LEUKEMIC: gettext_noop("anti-leukemic"),
+            IMMUNOMODULATORY: gettext_noop("immunomodulatory"),
+        },
     ),
-    "mrd_positive": ("mrd_positive", {"1": "MRD positive", "0": "MRD negative"}),
-    "car_loss": ("car_loss", {"1": "CAR copies lost", "0": "CAR copies retained"}),
+    "mrd_positive": (
+        "mrd_positive",
+        {"1": gettext_noop("MRD positive"), "0": gettext_noop("MRD negative")},
+    ),
+    "car_loss": (
+        "car_loss",
+        {"1": gettext_noop("CAR copies lost"), "0": gettext_noop("CAR copies retained")},
+    ),
 }
 
 # The comparisons as people read them on the dashboard (the JSON keeps the short names).
 COMPARISON_LABELS = {
-    "early_regeneration": "early B-cell regeneration (≤ day 45) vs none",
-    "preemptive_category": "anti-leukemic vs immunomodulatory pre-emption, early regenerators",
-    "mrd_positive": "BM MRD positive vs negative",
-    "car_loss": "BM CAR copies lost vs retained",
+    "early_regeneration": _("early B-cell regeneration (≤ day 45) vs none"),
+    "preemptive_category": _("anti-leukemic vs immunomodulatory pre-emption, early regenerators"),
+    "mrd_positive": _("BM MRD positive vs negative"),
+    "car_loss": _("BM CAR copies lost vs retained"),
 }
 
 

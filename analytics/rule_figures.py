@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import plotly.graph_objects as go
+from django.utils.translation import gettext_noop
 
 from analytics.calibration import THRESHOLDS
+from analytics.figure_texts import FigureTexts
 
 CALIBRATION_FIGURES = ("calibration_unconfirmed", "calibration_confirmed")
 COLORS = ["#1f4e79", "#b3261e", "#2e7d32", "#b26a00", "#6a1b9a"]
@@ -22,6 +24,8 @@ BANDS = [
 
 
 def _figure(cells: list[dict[str, Any]], confirmation: bool) -> dict[str, Any]:
+    # Cached with the review in no one's language: texts recorded, translated when shown.
+    tx = FigureTexts()
     fig = go.Figure()
     for index, threshold in enumerate(THRESHOLDS):
         mine = [
@@ -59,25 +63,31 @@ def _figure(cells: list[dict[str, Any]], confirmation: bool) -> dict[str, Any]:
                     [c["lower"], c["upper"], c["n_regenerated"], c["n_not_regenerated"]]
                     for c in estimable
                 ],
-                hovertemplate=(
-                    "day %{x}: HR %{y:.2f} (95 % CI %{customdata[0]:.2f}–%{customdata[1]:.2f})"
-                    "<br>%{customdata[2]} regenerated, %{customdata[3]} not<extra></extra>"
+                hovertemplate=tx.hover(
+                    gettext_noop(
+                        "day %{x}: HR %{y:.2f} (95 % CI %{customdata[0]:.2f}–%{customdata[1]:.2f})"
+                        "<br>%{customdata[2]} regenerated, %{customdata[3]} not"
+                    )
                 ),
             )
         )
     fig.add_hline(y=1, line={"dash": "dot", "color": "#777"})
     fig.update_layout(
-        title=f"Hazard ratio of relapse or death, confirmation {'on' if confirmation else 'off'}",
+        title=tx(
+            gettext_noop("Hazard ratio of relapse or death, confirmation on")
+            if confirmation
+            else gettext_noop("Hazard ratio of relapse or death, confirmation off")
+        ),
         xaxis={
-            "title": "window = landmark (days after infusion)",
+            "title": tx(gettext_noop("window = landmark (days after infusion)")),
             "tickvals": [21, 28, 35, 45, 60, 90],
         },
-        yaxis={"title": "hazard ratio (log scale)", "type": "log"},
+        yaxis={"title": tx(gettext_noop("hazard ratio (log scale)")), "type": "log"},
         template="plotly_white",
         margin={"t": 50},
         height=420,
     )
-    return json.loads(fig.to_json())
+    return tx.attach(json.loads(fig.to_json()))
 
 
 def calibration_figures(grid: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -7,11 +7,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from analytics.calibration import WINDOWS
 from analytics.course_tables import alerts_frame, bcell_course_frame, table_csv
 from analytics.dataset import CohortFilter
+from analytics.figure_texts import localized
 from analytics.performance import OUTCOMES
 from analytics.rule_figures import CALIBRATION_FIGURES
 from analytics.rule_review import rule_review, rule_review_centers, sees_pooled
@@ -20,26 +23,29 @@ from carttrack.replica import replica_view
 from monitoring.models import OUTCOME_CHOICES, RULE_SHORT_LABELS
 
 REASON_LABELS = {
-    "infusion_deleted": "infusion deleted",
-    "evidence_deleted": "evidence deleted",
-    "condition_no_longer_holds": "condition no longer holds",
+    "infusion_deleted": _("infusion deleted"),
+    "evidence_deleted": _("evidence deleted"),
+    "condition_no_longer_holds": _("condition no longer holds"),
 }
 
 
 class RuleReviewForm(forms.Form):
-    center = forms.ChoiceField(required=False)
+    center = forms.ChoiceField(required=False, label=_("Center"))
     landmark = forms.TypedChoiceField(
         coerce=int,
         required=False,
         empty_value=45,
         initial=45,
-        choices=[(w, f"day {w}") for w in WINDOWS],
-        label="Landmark",
+        choices=[(w, str(w)) for w in WINDOWS],  # labelled in __init__, per request
+        label=_("Landmark"),
     )
 
     def __init__(self, *args, centers: list[str], pooled: bool, **kwargs):
         super().__init__(*args, **kwargs)
-        first = [("", "All centers")] if pooled else []
+        self.fields["landmark"].choices = [
+            (w, gettext("day %(day)s") % {"day": w}) for w in WINDOWS
+        ]
+        first = [("", _("All centers"))] if pooled else []
         self.fields["center"].choices = first + [(c, c) for c in centers]
 
 
@@ -80,9 +86,13 @@ def rule_performance(request):
         "alerts": performance["alerts"],
         "pooled": performance["pooled"],
         "by_center": sorted(performance["early_regeneration_by_center"].items()),
-        "definitions": performance["definitions"],
-        "calibration": review["calibration"],
-        "figures": [(name, review["figures"][name]) for name in CALIBRATION_FIGURES],
+        # Stored in English with the cached review: shown in the reader's language.
+        "definitions": {key: gettext(text) for key, text in performance["definitions"].items()},
+        "calibration": {
+            **review["calibration"],
+            "caveat": gettext(review["calibration"].get("caveat") or "") or None,
+        },
+        "figures": [(name, localized(review["figures"][name])) for name in CALIBRATION_FIGURES],
         "n_patients": review["n_patients"],
         "rule_labels": RULE_SHORT_LABELS,
         "outcomes": [(code, dict(OUTCOME_CHOICES)[code]) for code in OUTCOMES],

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from simple_history.utils import get_history_model_for_model
 
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
@@ -34,6 +35,12 @@ from patients.models import Center
 from patients.selectors import AUDITED, center_code_restricted_to
 
 logger = logging.getLogger(__name__)
+
+# A refresh run's step and fixed errors are stored as messages in English, shown translated
+# (analytics.views.run_status); an error that names the exception or a time stays as stored.
+NOT_PICKED_UP = gettext_noop(
+    "No worker picked it up; the previous snapshot is kept. Press Refresh now to start again."
+)
 
 
 def data_version() -> str:
@@ -214,7 +221,7 @@ def snapshot_compute(
                 status=RUNNING, step=step, progress=percent, heartbeat_at=timezone.now()
             )
 
-    progress("Building the analysis dataset", 10)
+    progress(gettext_noop("Building the analysis dataset"), 10)
     with replica_reads():  # the heavy read, from the replica when one is configured and current
         version = data_version()  # read first: data changed during the run makes it look stale
         frame = analysis_frame(cohort)
@@ -234,9 +241,9 @@ def snapshot_compute(
         )
         table_csv = analysis_csv(frame[~frame["study_id"].astype(str).isin(left_out)])
         table = read_analysis_csv(io.StringIO(table_csv))
-    progress("Survival analyses", 40)
+    progress(gettext_noop("Survival analyses"), 40)
     report = headline_report(table, rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
-    progress("Figures", 70)
+    progress(gettext_noop("Figures"), 70)
 
     def figures_with(small_cell_min: int) -> dict:
         return dashboard_figures(
@@ -254,13 +261,13 @@ def snapshot_compute(
     # fixed cells covers; the page's tables give the counts that survive it.
     figures = figures_with(0 if cohort.center else HIDE_ALL)
     figures_suppressed = figures_with(HIDE_ALL) if cohort.center else None
-    progress("Saving", 95)
+    progress(gettext_noop("Saving"), 95)
     # The differencing rule's atoms for this data version: computed here, in the job, so that
     # the first page view after a data change does not compute them (cached).
     disclosure_atoms(rfs_origin=rfs_origin, censor_at_hsct=censor_at_hsct)
     return DashboardSnapshot.objects.create(
         cohort_key=cohort.key,
-        cohort_label=cohort.describe(),
+        cohort_label=cohort.describe(translate=False),
         data_version=version,
         n_patients=len(table),
         report=report,
@@ -279,7 +286,7 @@ def refresh_run_execute(*, run_id: int) -> RefreshRun:
         return run
     RefreshRun.objects.filter(pk=run.pk).update(
         status=RUNNING,
-        step="Starting",
+        step=gettext_noop("Starting"),
         progress=1,
         heartbeat_at=timezone.now(),
         worker=f"{socket.gethostname()}:{os.getpid()}",
@@ -298,7 +305,11 @@ def refresh_run_execute(*, run_id: int) -> RefreshRun:
         run.refresh_from_db()
         return run
     RefreshRun.objects.filter(pk=run.pk, status__in=[QUEUED, RUNNING]).update(
-        status=DONE, step="Done", progress=100, snapshot=snapshot, finished_at=timezone.now()
+        status=DONE,
+        step=gettext_noop("Done"),
+        progress=100,
+        snapshot=snapshot,
+        finished_at=timezone.now(),
     )
     run.refresh_from_db()
     return run
@@ -329,8 +340,7 @@ def refresh_runs_sweep(*, now: datetime | None = None) -> int:
     failed += RefreshRun.objects.filter(status=QUEUED, requested_at__lt=unclaimed).update(
         status=FAILED,
         finished_at=now,
-        error="No worker picked it up; the previous snapshot is kept. Press Refresh now to "
-        "start again.",
+        error=NOT_PICKED_UP,
     )
     if failed:
         logger.warning("Refresh sweep failed %s run(s) that nothing was computing", failed)

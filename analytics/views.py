@@ -2,26 +2,29 @@
 
 import json
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
 from analytics.dataset import analysis_csv, analysis_frame, csv_rows_of_center
 from analytics.dataset_schema import (
-    DATA_DICTIONARY,
     data_dictionary_csv,
     data_dictionary_markdown,
+    data_dictionary_shown,
 )
-from analytics.disclosure import DISCLOSURE_NOTE, report_shown
+from analytics.disclosure import DISCLOSURE_NOTE, report_shown, withheld_shown
+from analytics.figure_texts import localized
 from analytics.forms import CohortForm
-from analytics.models import DashboardSnapshot, RefreshRun
+from analytics.models import STATUS_LABELS, DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISON_LABELS, COMPARISONS
 from carttrack.csv_safety import csv_response
 from carttrack.replica import primary_reads, replica_view
@@ -92,6 +95,9 @@ def dashboard(request):
                 # Without a broker the computation ran in-process, after the run was committed.
                 snapshot = services.latest_snapshot(cohort)
                 run = services.pending_run(cohort)
+    if run is not None and run.step:
+        # Shown, never saved: the step is stored as its English message (analytics.services).
+        run.step = gettext(run.step)
     context = {
         "form": form,
         "snapshot": snapshot,
@@ -99,17 +105,28 @@ def dashboard(request):
         "run": run,
         "stale": snapshot is not None and snapshot.data_version != services.data_version(),
         "query": request.GET.urlencode(),
-        "endpoint_rows": [("rfs", "relapse-free survival"), ("os", "overall survival")],
+        "endpoint_rows": [
+            ("rfs", gettext("relapse-free survival")),
+            ("os", gettext("overall survival")),
+        ],
     }
     if snapshot is not None:
+        # Shown, never saved: the stored label is in English, the page in the reader's language.
+        snapshot.cohort_label = cohort.describe()
         # The figures' data (hundreds of KB) comes from `figures_json`, cached by the browser.
         # Small cells shown only to the cohort's own center (its exact figures come from
         # their own, never-stored URL); every other viewer gets them suppressed.
         figures, own = services.snapshot_figures_for(snapshot, request.user)
         context["figures"] = [name for name in FIGURE_ORDER if name in figures]
-        context["figures_url"] = reverse(
+        # The figures' texts are in the reader's language: the language is part of the URL, so
+        # the browser never shows a figure kept from another language.
+        figures_url = reverse(
             "analytics:figures_own" if own else "analytics:figures", args=[snapshot.pk]
         )
+        language = translation.get_language() or settings.LANGUAGE_CODE
+        if language != settings.LANGUAGE_CODE and language in dict(settings.LANGUAGES):
+            figures_url = f"{figures_url}?{urlencode({'lang': language})}"
+        context["figures_url"] = figures_url
         context["excluded"], context["n_excluded"] = services.snapshot_excluded_for(
             snapshot, request.user
         )
@@ -119,19 +136,53 @@ def dashboard(request):
         context["withheld"] = bool(withheld)
         if not own:
             context["figures"] = _figures_shown(context["figures"], context["r"])
+        context["r"] = withheld_shown(context["r"])
         # jsonb does not keep key order: list the comparisons in the report's own order.
+        # The report stores its group names in English (its JSON stays neutral): shown translated.
         context["comparisons"] = [
-            {**context["r"]["logrank"][key], "label": COMPARISON_LABELS[key]}
+            {
+                **context["r"]["logrank"][key],
+                "label": COMPARISON_LABELS[key],
+                "groups": _groups_shown(context["r"]["logrank"][key].get("groups", [])),
+            }
             for key in COMPARISONS
             if key in context["r"].get("logrank", {})
         ]
+        landmark = context["r"].get("landmark")
+        if isinstance(landmark, dict) and landmark.get("groups"):
+            context["r"] = {
+                **context["r"],
+                "landmark": {**landmark, "groups": _groups_shown(landmark["groups"])},
+            }
     return render(request, "analytics/dashboard.html", context)
 
 
-def _figures_body(key: str, figures) -> str:
-    return cache.get_or_set(
-        key, lambda: json.dumps(dict(figures()), cls=DjangoJSONEncoder), timeout=24 * 3600
-    )
+def _groups_shown(groups: list) -> list:
+    return [
+        {**g, "label": gettext(g["label"])} if isinstance(g.get("label"), str) and g["label"] else g
+        for g in groups
+    ]
+
+
+def _figures_language(request) -> str:
+    """The language of the figures' texts: the URL's ``lang`` when it names one of the
+    interface's languages, else the default one. The URL alone decides it (never the reader's
+    headers), as the browser keeps the response by its URL."""
+    wanted = request.GET.get("lang", "")
+    return wanted if wanted in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def _figures_body(request, key: str, figures) -> str:
+    """The figures as JSON with their texts in the language ``_figures_language`` names; the
+    numbers are the stored ones, whatever the language."""
+    language = _figures_language(request)
+
+    def body() -> str:
+        with translation.override(language):
+            shown = {name: localized(figure) for name, figure in dict(figures()).items()}
+        return json.dumps(shown, cls=DjangoJSONEncoder)
+
+    return cache.get_or_set(f"{key}:{language}", body, timeout=24 * 3600)
 
 
 @require_http_methods(["GET"])
@@ -155,7 +206,7 @@ def figures_json(request, pk: int):
 
     # The key names the variant and the figures this reader may see (the differencing rule
     # withholds a curve whose cohort's count is withheld).
-    body = _figures_body(f"snapshot-figures-shown:{pk}:{','.join(shown)}", figures)
+    body = _figures_body(request, f"snapshot-figures-shown:{pk}:{','.join(shown)}", figures)
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
@@ -170,7 +221,7 @@ def figures_own_json(request, pk: int):
     cohort = services.cohort_from_options(snapshot.options)
     if not cohort.center or services.small_cell_min_for(cohort, request.user) != 0:
         raise PermissionDenied("Only the cohort's own center sees its small cells.")
-    body = _figures_body(f"snapshot-figures-own:{pk}", lambda: snapshot.figures)
+    body = _figures_body(request, f"snapshot-figures-own:{pk}", lambda: snapshot.figures)
     response = HttpResponse(body, content_type="application/json")
     response["Cache-Control"] = "private, no-store"
     return response
@@ -196,9 +247,10 @@ def run_status(request, pk: int):
     return JsonResponse(
         {
             "status": run.status,
-            "step": run.step,
+            "status_label": str(STATUS_LABELS.get(run.status, run.status)),
+            "step": gettext(run.step) if run.step else "",
             "progress": run.progress,
-            "error": run.error,
+            "error": gettext(run.error) if run.error == services.NOT_PICKED_UP else run.error,
             "snapshot": run.snapshot_id,
         }
     )
@@ -254,5 +306,7 @@ def data_dictionary(request):
         return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
     if request.GET.get("format") == "md":
         return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
-    context = {"columns": DATA_DICTIONARY, "disclosure_note": DISCLOSURE_NOTE}
+    # The page in the reader's language; its CSV and Markdown stay in English, like the
+    # analysis table's column names they describe (a file is the same for every reader).
+    context = {"columns": data_dictionary_shown(), "disclosure_note": gettext(DISCLOSURE_NOTE)}
     return render(request, "analytics/data_dictionary.html", context)

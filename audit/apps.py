@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AuditConfig(AppConfig):
     name = "audit"
-    verbose_name = "Access audit"
+    verbose_name = _("Access audit")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -1,4 +1,5 @@
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 
 def navigation(request):
@@ -11,22 +12,22 @@ def navigation(request):
     active, high = alert_badge(user)
     extra = []
     if user.has_perm("patients.add_labresult"):
-        extra.append({"label": "Import", "url": reverse("imports:upload"), "app": "imports"})
+        extra.append({"label": _("Import"), "url": reverse("imports:upload"), "app": "imports"})
     # No resolver match on a 404 (an unknown URL): no link is the current one.
     match = getattr(request, "resolver_match", None)
     current = (match.app_name or match.url_name or "") if match is not None else ""
     return {
         "nav_current": current,
         "nav_items": [
-            {"label": "Today", "url": reverse("home"), "app": "home"},
+            {"label": _("Today"), "url": reverse("home"), "app": "home"},
             {
-                "label": "Alerts",
+                "label": _("Alerts"),
                 "url": reverse("monitoring:inbox"),
                 "app": "monitoring",
                 "badge": active or "",
                 "badge_class": "high" if high else "",
             },
-            {"label": "Dashboard", "url": reverse("analytics:dashboard"), "app": "analytics"},
+            {"label": _("Dashboard"), "url": reverse("analytics:dashboard"), "app": "analytics"},
             *extra,
         ],
     }

@@ -15,10 +15,12 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-NUL_MESSAGE = "The address contains a NUL byte (%00); remove it and try again."
+NUL_MESSAGE = _("The address contains a NUL byte (%00); remove it and try again.")
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -42,13 +44,15 @@ def json_problem(body: bytes) -> str | None:
     """Why a JSON body is refused before parsing, or None."""
     limit = settings.JSON_MAX_DEPTH
     if json_depth(body) > limit:
-        return f"The JSON is nested more than {limit} levels deep; send a flatter document."
+        return gettext(
+            "The JSON is nested more than %(limit)s levels deep; send a flatter document."
+        ) % {"limit": limit}
     if b"\x00" in body or any(
         # \u0000 inside a string: an odd number of backslashes before "u0000" is an escape.
         (len(m.string[: m.start()]) - len(m.string[: m.start()].rstrip(b"\\"))) % 2 == 0
         for m in _ESCAPED_NUL.finditer(body)
     ):
-        return "The JSON contains a NUL character (\\u0000); remove it and send it again."
+        return gettext("The JSON contains a NUL character (\\u0000); remove it and send it again.")
     return None
 
 
@@ -79,7 +83,7 @@ class NulByteMiddleware:
     def __call__(self, request):
         errors = {}
         if _has_nul(request.META.get("PATH_INFO", "")):
-            errors["path"] = [NUL_MESSAGE]
+            errors["path"] = [str(NUL_MESSAGE)]
         if _has_nul(request.META.get("QUERY_STRING", "")):
             named = [k for k, values in request.GET.lists() if any("\x00" in v for v in values)]
             for key in named or ["query"]:
@@ -102,5 +106,5 @@ class NulByteMiddleware:
             }
             return JsonResponse(outcome, status=400, content_type="application/fhir+json")
         if request.path.startswith("/api/"):  # the API's one error shape
-            return JsonResponse({"detail": NUL_MESSAGE, "errors": errors}, status=400)
-        return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+            return JsonResponse({"detail": str(NUL_MESSAGE), "errors": errors}, status=400)
+        return HttpResponse(str(NUL_MESSAGE), status=400, content_type="text/plain; charset=utf-8")

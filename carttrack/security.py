@@ -27,6 +27,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ class SessionTimeoutMiddleware:
             seen = request.session.get(SEEN, now)
             reason = None
             if now - started > settings.SESSION_ABSOLUTE_SECONDS:
-                reason = "Your session reached its time limit; please sign in again."
+                reason = gettext("Your session reached its time limit; please sign in again.")
             elif now - seen > settings.SESSION_IDLE_SECONDS:
-                reason = "You were signed out after a period without activity."
+                reason = gettext("You were signed out after a period without activity.")
             if reason:
                 logout(request)
                 messages.info(request, reason)

@@ -102,6 +102,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "carttrack.context_processors.navigation",
@@ -196,8 +197,11 @@ LANGUAGES = [
     ("de", "Deutsch"),
     ("zh-hans", "简体中文"),
 ]
-# Catalogues: each app keeps its own (<app>/locale); the project's templates use this one.
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# Catalogues: each app keeps its own (<app>/locale); carttrack/locale holds the project package's
+# strings (messages, context processors), locale/ the project's templates (bin/messages).
+LOCALE_PATHS = [BASE_DIR / "carttrack" / "locale", BASE_DIR / "locale"]
+# Dates and times shown in each language's own way (carttrack/formats); input formats unchanged.
+FORMAT_MODULE_PATH = "carttrack.formats"
 # The default clinical time zone; each center may set its own (a result's day is computed in it).
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True

@@ -3,6 +3,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from monitoring import notifications
@@ -68,7 +70,7 @@ class RuleParameterSetAdmin(TypedNumbersMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Preview of a rule-parameter change",
+            "title": gettext("Preview of a rule-parameter change"),
             "form": form,
             "save_url": reverse("admin:monitoring_ruleparameterset_add"),
         }
@@ -113,11 +115,11 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 class UndeliveredFilter(admin.SimpleListFilter):
-    title = "delivery"
+    title = _("delivery")
     parameter_name = "delivery"
 
     def lookups(self, request, model_admin):
-        return [("undelivered", "Undelivered (failed for good)")]
+        return [("undelivered", _("Undelivered (failed for good)"))]
 
     def queryset(self, request, queryset):
         if self.value() == "undelivered":
@@ -147,10 +149,18 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # the record that an alert was (or could not be) sent
 
-    @admin.action(description="Retry sending (after the cause is fixed)")
+    @admin.action(description=_("Retry sending (after the cause is fixed)"))
     def retry(self, request, queryset):
         count = notifications.notifications_retry(ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"{count} undeliverable notification(s) queued again.")
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)s undeliverable notification queued again.",
+                "%(count)s undeliverable notifications queued again.",
+                count,
+            )
+            % {"count": count},
+        )
 
 
 def warn_centers_without_recipients(request) -> None:
@@ -158,9 +168,12 @@ def warn_centers_without_recipients(request) -> None:
     for center in notifications.centers_without_recipients():
         messages.warning(
             request,
-            f"{center}: nobody to notify. No active clinician (Clinicians group) of this center "
-            "has an e-mail address, so a high alert of a patient without a responsible "
-            "clinician, and every escalation, reaches nobody.",
+            gettext(
+                "%(center)s: nobody to notify. No active clinician (Clinicians group) of this "
+                "center has an e-mail address, so a high alert of a patient without a responsible "
+                "clinician, and every escalation, reaches nobody."
+            )
+            % {"center": center},
         )
 
 
@@ -177,10 +190,10 @@ class CenterAlertingAdmin(admin.ModelAdmin):
     ]
     filter_horizontal = ["intake_team"]
 
-    @admin.display(description="Clinicians who receive e-mail")
+    @admin.display(description=_("Clinicians who receive e-mail"))
     def recipients(self, obj):
         found = notifications.center_clinicians({obj.center_id}).get(obj.center_id, [])
-        return len(found) or "NONE: high alerts reach nobody"
+        return len(found) or gettext("NONE: high alerts reach nobody")
 
     def changelist_view(self, request, extra_context=None):
         warn_centers_without_recipients(request)

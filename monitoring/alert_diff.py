@@ -25,6 +25,7 @@ from functools import lru_cache
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from monitoring import texts
 from monitoring.findings import Finding
 from monitoring.models import ACTIVE_STATUSES, OPEN, WITHDRAWN, Alert
 from monitoring.news import Arrival
@@ -36,10 +37,10 @@ REOPENED = "reopened"
 UPDATED = "updated"
 WITHDRAWN_CHANGE = "withdrawn"
 
-RAISED_REASON = "Raised by the rules engine."
-RAISED_HISTORY_REASON = "Raised from historical data (not notified)."
-REOPENED_HISTORY_REASON = "The rule's condition holds again (historical data: not notified)."
-REOPENED_REASON = "The rule's condition holds again."
+RAISED_REASON = texts.RAISED_REASON
+RAISED_HISTORY_REASON = texts.RAISED_HISTORY_REASON
+REOPENED_HISTORY_REASON = texts.REOPENED_HISTORY_REASON
+REOPENED_REASON = texts.REOPENED_REASON
 
 
 @dataclass
@@ -122,17 +123,14 @@ def _analyte_label(code: str | None) -> str:
 
 def withdrawal_reason(alert: Alert, timeline_result_ids: set[int]) -> str:
     if alert.infusion_id is None:
-        return "The infusion this alert was about was deleted."
+        return texts.WITHDRAWN_INFUSION_DELETED
     missing = [e for e in alert.evidence if e.get("result_id") not in timeline_result_ids]
     if missing:
-        return (
-            "A result this alert rested on was deleted: "
-            f"{_analyte_label(missing[0].get('analyte'))} of day {missing[0].get('day')}."
-        )
-    return (
-        "Re-evaluated after a change to the patient's data (a lab corrected, an infusion "
-        "date fixed, a response or event recorded): the rule's condition no longer holds."
-    )
+        return texts.WITHDRAWN_RESULT_DELETED % {
+            "analyte": texts.english(_analyte_label(missing[0].get("analyte"))),
+            "day": missing[0].get("day"),
+        }
+    return texts.WITHDRAWN_NO_LONGER_HOLDS
 
 
 def alerts_diff(

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring import notifications
+from monitoring import notifications, texts
 from monitoring.models import (
     ESCALATION_LEADS,
     ESCALATION_OTHERS,
@@ -87,14 +87,15 @@ def alert_escalation_take(*, alert: Alert, step: int, now: datetime) -> int | No
                 for u in notifications.center_clinicians({center_id}).get(center_id, [])
                 if u not in responsible
             ]
-            who = "the center's other clinicians"
+            note, nobody = texts.ESCALATED_OTHERS, texts.ESCALATED_OTHERS_NOBODY
         else:
             users = notifications.center_leads({center_id}).get(center_id, [])
-            who = "the center's leads"
+            note, nobody = texts.ESCALATED_LEADS, texts.ESCALATED_LEADS_NOBODY
         rows = notifications.outbox_record([(alert, u) for u in users], step=step)
-        note = f"Not acknowledged: sent to {len(rows)} of {who}."
+        # Stored in English; the alert page shows it in the reader's language.
+        note = note % {"count": len(rows)}
         if not users:
-            note = f"Not acknowledged, and {who} are nobody: name some in the admin."
+            note = nobody
             logger.error("Alert %s: escalation step %s reached nobody", alert.pk, step)
         AlertEscalation.objects.create(
             alert_id=alert.pk, step=step, created_at=now, recipients=len(rows), note=note

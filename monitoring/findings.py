@@ -22,6 +22,7 @@ from monitoring.texts import (
     LATE_RECOVERY,
     MRD_POSITIVE,
     RULE_TEXTS,
+    english,
 )
 from monitoring.timeline import BCellSample, ResultPoint, Window
 
@@ -120,16 +121,17 @@ def make_finding(
         "infusion_date": window.start.isoformat(),
         **facts,
         "parameters": {"version": params.version, **parameters},
-        "recommendation": texts.recommendation.format(**placeholders),
-        "study_finding": texts.study_finding,
-        "advisory": ADVISORY,
+        # Stored in English whatever language is active: pages translate them when shown.
+        "recommendation": english(texts.recommendation).format(**placeholders),
+        "study_finding": english(texts.study_finding),
+        "advisory": english(ADVISORY),
     }
     return Finding(
         rule=rule,
         infusion_id=window.infusion_id,
         day=day,
         severity=SEVERITY[rule],
-        title=texts.title,
+        title=english(texts.title),
         evidence=tuple(evidence),
         details=details,
     )

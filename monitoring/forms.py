@@ -1,4 +1,6 @@
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from monitoring.models import OUTCOME_CHOICES, SEVERITY_CHOICES, STATUS_CHOICES
 from patients.models import AGENT_CHOICES, PreemptiveTherapy
@@ -6,28 +8,38 @@ from patients.vocabulary import AGENT_CATEGORY, PREEMPTION_OUTCOMES
 
 
 class InboxFilterForm(forms.Form):
-    severity = forms.ChoiceField(choices=[("", "Any severity"), *SEVERITY_CHOICES], required=False)
-    center = forms.ChoiceField(choices=[("", "Any center")], required=False)
+    severity = forms.ChoiceField(
+        choices=[("", _("Any severity")), *SEVERITY_CHOICES], required=False
+    )
+    center = forms.ChoiceField(choices=[("", _("Any center"))], required=False)
     status = forms.ChoiceField(
         choices=[
-            ("active", "Open or acknowledged"),
+            ("active", _("Open or acknowledged")),
             *STATUS_CHOICES,
-            ("historical", "Historical (imported)"),
-            ("all", "Any status"),
+            ("historical", _("Historical (imported)")),
+            ("all", _("Any status")),
         ],
         required=False,
     )
 
     def __init__(self, *args, centers=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["center"].choices = [("", "Any center"), *[(c.code, c.name) for c in centers]]
+        self.fields["center"].choices = [
+            ("", _("Any center")),
+            *[(c.code, c.name) for c in centers],
+        ]
 
 
 class PreferencesForm(forms.Form):
     email_low_severity = forms.BooleanField(
         required=False,
-        label="Also e-mail me about warning, info and reminder alerts",
-        help_text="High-severity alerts are always e-mailed to the patient's hematologists.",
+        label=_("Also e-mail me about warning, info and reminder alerts"),
+        help_text=_("High-severity alerts are always e-mailed to the patient's hematologists."),
+    )
+    language = forms.ChoiceField(
+        required=False,
+        label=_("Language of the pages and e-mails"),
+        choices=[("", _("The browser's language")), *settings.LANGUAGES],
     )
 
 
@@ -37,19 +49,21 @@ class AlertCloseForm(forms.Form):
         required=False,
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required for “not relevant”.",
+        help_text=_("Required for “not relevant”."),
     )
     therapy = forms.ModelChoiceField(
-        queryset=PreemptiveTherapy.objects.none(), required=False, label="Therapy already recorded"
+        queryset=PreemptiveTherapy.objects.none(),
+        required=False,
+        label=_("Therapy already recorded"),
     )
     start_date = forms.DateField(
         required=False,
-        label="Or record it: start date",
+        label=_("Or record it: start date"),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     agent = forms.ChoiceField(choices=[("", "—"), *AGENT_CHOICES], required=False)
     agent_detail = forms.CharField(
-        required=False, max_length=200, help_text="e.g. blinatumomab, FLAG-Ida"
+        required=False, max_length=200, help_text=_("e.g. blinatumomab, FLAG-Ida")
     )
 
     def __init__(self, *args, patient=None, **kwargs):

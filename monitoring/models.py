@@ -15,33 +15,40 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-from monitoring.params import RuleParams
+from monitoring import texts
+from monitoring.params import RuleParams, definition_words
 from patients.models import Center, Infusion, Patient, PreemptiveTherapy
 from patients.versioned import CenterSettingsVersion
 from patients.vocabulary import Outcome
 
 HIGH, WARNING, INFO, REMINDER = "high", "warning", "info", "reminder"
-SEVERITY_CHOICES = [(HIGH, "High"), (WARNING, "Warning"), (INFO, "Info"), (REMINDER, "Reminder")]
+SEVERITY_CHOICES = [
+    (HIGH, _("High")),
+    (WARNING, _("Warning")),
+    (INFO, _("Info")),
+    (REMINDER, _("Reminder")),
+]
 SEVERITY_RANK = {HIGH: 0, WARNING: 1, REMINDER: 2, INFO: 3}
 
 OPEN, ACKNOWLEDGED, CLOSED, WITHDRAWN = "open", "acknowledged", "closed", "withdrawn"
 STATUS_CHOICES = [
-    (OPEN, "Open"),
-    (ACKNOWLEDGED, "Acknowledged"),
-    (CLOSED, "Closed"),
-    (WITHDRAWN, "Withdrawn"),
+    (OPEN, _("Open")),
+    (ACKNOWLEDGED, _("Acknowledged")),
+    (CLOSED, _("Closed")),
+    (WITHDRAWN, _("Withdrawn")),
 ]
 ACTIVE_STATUSES = (OPEN, ACKNOWLEDGED)
 
 # Short names for flags in lists, where the severity colour alone would not say which rule.
 RULE_SHORT_LABELS = {
-    "early_regeneration": "Early B-cell regeneration",
-    "late_recovery": "Late B-cell recovery",
-    "aplasia_not_reached": "No aplasia by day 28",
-    "bcell_count_due": "B-cell count due",
-    "mrd_positive": "MRD positive",
-    "car_copies_lost": "CAR copies lost",
+    "early_regeneration": _("Early B-cell regeneration"),
+    "late_recovery": _("Late B-cell recovery"),
+    "aplasia_not_reached": _("No aplasia by day 28"),
+    "bcell_count_due": _("B-cell count due"),
+    "mrd_positive": _("MRD positive"),
+    "car_copies_lost": _("CAR copies lost"),
 }
 
 OUTCOME_CHOICES = Outcome.choices
@@ -58,33 +65,37 @@ class RuleParameterSet(CenterSettingsVersion):
         Center, on_delete=models.CASCADE, null=True, blank=True, related_name="rule_parameter_sets"
     )
     window_days = models.PositiveIntegerField(
-        default=45, help_text="Early-regeneration window (days after infusion, inclusive)."
+        default=45, help_text=_("Early-regeneration window (days after infusion, inclusive).")
     )
     bcell_threshold = models.DecimalField(
-        "B-cell threshold (cells/µL)",
+        _("B-cell threshold (cells/µL)"),
         max_digits=10,
         decimal_places=3,
         default=Decimal(0),
-        help_text="A count strictly above this is detectable. The study used 0.",
+        help_text=_("A count strictly above this is detectable. The study used 0."),
     )
     bcell_pct_threshold = models.DecimalField(
-        "B-cell threshold (% of lymphocytes)",
+        # xgettext:no-python-format
+        _("B-cell threshold (% of lymphocytes)"),
         max_digits=6,
         decimal_places=3,
         null=True,
         blank=True,
-        help_text="Optional: also detectable above this %, e.g. 1.",
+        help_text=_("Optional: also detectable above this %, e.g. 1."),
     )
     require_confirmation = models.BooleanField(
-        default=False, help_text="A second consecutive detectable sample must confirm."
+        default=False, help_text=_("A second consecutive detectable sample must confirm.")
     )
     aplasia_by_day = models.PositiveIntegerField(default=28)
     count_due_days = models.PositiveIntegerField(default=7)
     mrd_flow_threshold_pct = models.DecimalField(
-        "MRD threshold, flow (%)", max_digits=8, decimal_places=5, default=Decimal("0.01")
+        _("MRD threshold, flow (%)"), max_digits=8, decimal_places=5, default=Decimal("0.01")
     )
     mrd_ngs_threshold = models.DecimalField(
-        "MRD threshold, NGS (fraction)", max_digits=10, decimal_places=8, default=Decimal("0.0001")
+        _("MRD threshold, NGS (fraction)"),
+        max_digits=10,
+        decimal_places=8,
+        default=Decimal("0.0001"),
     )
 
     DEFAULT = RuleParams()
@@ -158,7 +169,7 @@ class Alert(models.Model):
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES)
     status = models.CharField(max_length=12, choices=STATUS_CHOICES, default=OPEN)
     title = models.CharField(max_length=200)
-    day = models.IntegerField(help_text="Day after infusion of the finding.")
+    day = models.IntegerField(help_text=_("Day after infusion of the finding."))
     # The basis, as evaluated: evidence rows, texts, rule parameters and their version.
     evidence = models.JSONField(default=list)
     details = models.JSONField(default=dict)
@@ -182,7 +193,7 @@ class Alert(models.Model):
         null=True,
         blank=True,
         related_name="prompting_alerts",
-        help_text="The pre-emptive therapy started in response.",
+        help_text=_("The pre-emptive therapy started in response."),
     )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=500, blank=True)
@@ -192,8 +203,10 @@ class Alert(models.Model):
     # and the badge. Decided when the alert is raised or re-opened; `history_reason` says why.
     historical = models.BooleanField(
         default=False,
-        help_text="History, not news (an import declared as history, or a finding the course "
-        "had already answered): recorded and analysed, not e-mailed, not in the open worklist.",
+        help_text=_(
+            "History, not news (an import declared as history, or a finding the course "
+            "had already answered): recorded and analysed, not e-mailed, not in the open worklist."
+        ),
     )
     history_reason = models.CharField(max_length=300, blank=True)
     # When the finding's latest evidence arrived, and how many days after its collection: a late
@@ -231,19 +244,94 @@ class Alert(models.Model):
 
     @property
     def lateness(self) -> str:
-        """ "collected 8 days before it arrived", or "" for a result that came in time."""
-        if not self.late_days:
-            return ""
-        days = f"{self.late_days} day{'s' if self.late_days != 1 else ''}"
-        return f"collected {days} before it arrived"
+        """ "collected 8 days before it arrived", or "" for a result that came in time (in the
+        active language)."""
+        return texts.lateness(self.late_days)
+
+    # The texts in the reader's language. The record keeps what it was raised with (English);
+    # each is shown translated when the rule's texts still give exactly the stored wording for
+    # its stored parameters and facts, else as stored (an older wording, an imported alert).
+
+    def _translated(self, stored: str, text, **placeholders) -> str:
+        if text is None:
+            return stored
+        try:
+            if texts.english(text).format(**placeholders) != stored:
+                return stored
+            return str(text).format(**placeholders)
+        except (KeyError, IndexError, ValueError):
+            return stored
+
+    @property
+    def title_display(self) -> str:
+        rule = texts.rule_text(self.rule)
+        return self._translated(self.title, rule and rule.title)
+
+    @property
+    def _details(self) -> dict:
+        return self.details if isinstance(self.details, dict) else {}
+
+    def _placeholders(self, *, english: bool) -> dict:
+        details = self._details
+        parameters = details.get("parameters")
+        parameters = parameters if isinstance(parameters, dict) else {}
+        values = {**parameters, **details, "day": self.day}
+        if not english and details.get("method") in ("flow", "ngs"):
+            values["threshold"] = texts.threshold_words(details["method"], parameters)
+        return values
+
+    @property
+    def recommendation_display(self) -> str:
+        stored = self._details.get("recommendation", "")
+        rule = texts.rule_text(self.rule)
+        if rule is None or not stored:
+            return stored
+        try:
+            if texts.english(rule.recommendation).format(**self._placeholders(english=True)) != (
+                stored
+            ):
+                return stored
+            return str(rule.recommendation).format(**self._placeholders(english=False))
+        except (KeyError, IndexError, ValueError):
+            return stored
+
+    @property
+    def study_finding_display(self) -> str:
+        stored = self._details.get("study_finding", "")
+        rule = texts.rule_text(self.rule)
+        return self._translated(stored, rule and rule.study_finding) if stored else ""
+
+    @property
+    def advisory_display(self) -> str:
+        stored = self._details.get("advisory", "")
+        return self._translated(stored, texts.ADVISORY) if stored else ""
+
+    @property
+    def definition_display(self) -> str:
+        details = self._details
+        stored, parameters = details.get("definition", ""), details.get("parameters")
+        if not stored or not isinstance(parameters, dict):
+            return stored
+        if texts.english_of(definition_words, parameters) != stored:
+            return stored
+        return definition_words(parameters)
+
+    @property
+    def history_reason_display(self) -> str:
+        """A reason the code stores in English, translated when the catalogue knows it."""
+        return texts.stored_display(self.history_reason)
+
+    @property
+    def withdrawn_reason_display(self) -> str:
+        return texts.stored_display(self.withdrawn_reason)
 
 
 # Escalation steps of an unacknowledged high alert (CLINICAL.md section 4).
 ESCALATION_OTHERS, ESCALATION_LEADS = 1, 2
 ESCALATION_STEP_CHOICES = [
-    (0, "First notification"),
-    (ESCALATION_OTHERS, "Escalated to the center's other clinicians"),
-    (ESCALATION_LEADS, "Escalated to the center's leads"),
+    (0, _("First notification")),
+    (ESCALATION_OTHERS, _("Escalated to the center's other clinicians")),
+    (ESCALATION_LEADS, _("Escalated to the center's leads")),
 ]
 CENTER_LEADS_GROUP = "Center leads"
 # The clinicians' role (patients.demo_load.roles_ensure): who may be responsible for a patient.
@@ -256,7 +344,7 @@ class AlertEscalation(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="escalations")
     step = models.PositiveSmallIntegerField(choices=ESCALATION_STEP_CHOICES)
     created_at = models.DateTimeField()
-    recipients = models.PositiveIntegerField(help_text="Notifications recorded by this step.")
+    recipients = models.PositiveIntegerField(help_text=_("Notifications recorded by this step."))
     note = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -268,6 +356,10 @@ class AlertEscalation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_step_display()} ({self.recipients} recipient(s))"
 
+    @property
+    def note_display(self) -> str:
+        return texts.stored_display(self.note)
+
 
 class CenterAlerting(models.Model):
     """A center's alerting settings; an empty field takes the registry-wide setting."""
@@ -276,42 +368,52 @@ class CenterAlerting(models.Model):
     stale_after_days = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="A finding more than this many days older than its arrival is history "
-        "(empty: ALERT_STALE_AFTER_DAYS, 60).",
+        help_text=_(
+            "A finding more than this many days older than its arrival is history "
+            "(empty: ALERT_STALE_AFTER_DAYS, 60)."
+        ),
     )
     escalate_after_hours = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="An unacknowledged high alert goes to the center's other clinicians after "
-        "this many hours (empty: ALERT_ESCALATE_AFTER_HOURS, 24).",
+        help_text=_(
+            "An unacknowledged high alert goes to the center's other clinicians after "
+            "this many hours (empty: ALERT_ESCALATE_AFTER_HOURS, 24)."
+        ),
     )
     leads_after_hours = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="... and to the center's leads after this many hours "
-        "(empty: ALERT_ESCALATE_LEADS_AFTER_HOURS, 48).",
+        help_text=_(
+            "... and to the center's leads after this many hours "
+            "(empty: ALERT_ESCALATE_LEADS_AFTER_HOURS, 48)."
+        ),
     )
     webhook_url = models.URLField(
         blank=True,
-        help_text="High alerts are also POSTed here (the hospital's secure messaging or paging "
-        "system), signed with the secret below: study ID, title, severity and link only.",
+        help_text=_(
+            "High alerts are also POSTed here (the hospital's secure messaging or paging "
+            "system), signed with the secret below: study ID, title, severity and link only."
+        ),
     )
     webhook_secret = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Shared secret of the webhook's HMAC-SHA256 signature.",
+        help_text=_("Shared secret of the webhook's HMAC-SHA256 signature."),
     )
     intake_team = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,
         related_name="+",
-        help_text="Responsible clinicians of a patient created by a system sender (a "
-        "laboratory feed) rather than by a clinician.",
+        help_text=_(
+            "Responsible clinicians of a patient created by a system sender (a "
+            "laboratory feed) rather than by a clinician."
+        ),
     )
 
     class Meta:
-        verbose_name = "center alerting settings"
-        verbose_name_plural = "center alerting settings"
+        verbose_name = _("center alerting settings")
+        verbose_name_plural = _("center alerting settings")
 
     def __str__(self) -> str:
         return f"Alerting of {self.center}"
@@ -334,6 +436,11 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.old_status or 'new'} → {self.new_status}"
+
+    @property
+    def reason_display(self) -> str:
+        """The reason in the reader's language when the code wrote it (a person's as typed)."""
+        return texts.stored_display(self.reason)
 
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"

@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from monitoring import texts
 from monitoring.engine import window_statuses
 from monitoring.findings import Finding
 from monitoring.timeline import Timeline
 from patients.days import local_date
 
-DECLARED = "Arrived in an import declared as history."
+DECLARED = texts.HISTORY_DECLARED
 
 
 @dataclass(frozen=True)
@@ -78,25 +79,20 @@ def _history(finding: Finding, timeline: Timeline, context: NewsContext, on: dat
         None,
     )
     if status is not None and status.monitored_until is not None:
-        return f"The course had answered it when it arrived: monitoring ended ({status.ended_by})."
+        return texts.HISTORY_MONITORING_ENDED % {"ended_by": status.ended_by}
     started = sorted(s for s in context.therapy_starts if day <= s <= on)
     if started:
-        return (
-            "The course had answered it when it arrived: pre-emptive therapy started on "
-            f"{started[0].isoformat()}."
-        )
+        return texts.HISTORY_THERAPY_STARTED % {"date": started[0].isoformat()}
     window_start = next((i.date for i in timeline.infusions if i.id == finding.infusion_id), None)
     newer = sorted(
         i.date for i in timeline.infusions if window_start and window_start < i.date <= on
     )
     if newer:
-        return (
-            "The course had answered it when it arrived: a newer infusion on "
-            f"{newer[0].isoformat()} opened a newer window."
-        )
+        return texts.HISTORY_NEWER_INFUSION % {"date": newer[0].isoformat()}
     if (on - day).days > context.stale_after_days:
-        return (
-            f"Its day ({day.isoformat()}) is {(on - day).days} days before it arrived, more than "
-            f"the {context.stale_after_days} after which a finding is history."
-        )
+        return texts.HISTORY_STALE % {
+            "date": day.isoformat(),
+            "days": (on - day).days,
+            "limit": context.stale_after_days,
+        }
     return ""

@@ -24,18 +24,25 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from carttrack.queue import task_send
 from monitoring.models import (
     CENTER_LEADS_GROUP,
     CLINICIANS_GROUP,
+    ESCALATION_LEADS,
+    ESCALATION_OTHERS,
     FAILED,
     HIGH,
+    INFO,
     OPEN,
     PENDING,
+    REMINDER,
     SENDING,
     SENT,
+    WARNING,
     WITHDRAWN,
     Alert,
     Notification,
@@ -56,41 +63,86 @@ class TransientError(Exception):
     """Worth another attempt later (the mail server did not answer)."""
 
 
+def recipient_language(user) -> str:
+    """The language a user reads messages in: the profile's choice, else the site's default."""
+    from patients.models import ClinicianProfile
+
+    language = (
+        ClinicianProfile.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
+    )
+    return language or settings.LANGUAGE_CODE
+
+
 class EmailChannel:
     def notify(self, notification: Notification) -> None:
         user = notification.recipient
         if not user.email:
             raise PermanentError(f"{user.username} has no e-mail address")
-        alert = notification.alert
-        link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
-        subject = _one_line(
-            f"[CARTtrack] {alert.get_severity_display()}: {alert.patient.study_id} — {alert.title}"
-        )
-        body = (
-            f"A {alert.get_severity_display().lower()} alert was raised for study patient "
-            f"{alert.patient.study_id}:\n\n  {alert.title}\n\n"
-            f"{message_notes(notification)}"
-            f"Review the alert and its evidence in CARTtrack:\n  {link}\n\n"
-            "This message deliberately carries no patient identifiers or lab values.\n"
-        )
+        # Composed in the recipient's language: two clinicians told of one alert may read two.
+        with translation.override(recipient_language(user)):
+            subject, body = email_message(notification)
         try:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
         except OSError as error:  # SMTP servers fail with socket and smtplib errors
             raise TransientError(str(error)) from error
 
 
+def email_message(notification: Notification) -> tuple[str, str]:
+    """The subject and body in the active language: no name, MRN or lab value."""
+    alert = notification.alert
+    link = f"{settings.SITE_URL}{alert.get_absolute_url()}"
+    values = {
+        "severity": alert.get_severity_display(),
+        "severity_lower": str(
+            SEVERITY_IN_A_SENTENCE.get(alert.severity, alert.get_severity_display())
+        ),
+        "study_id": alert.patient.study_id,
+        "title": alert.title_display,
+    }
+    subject = _one_line(gettext("[CARTtrack] %(severity)s: %(study_id)s — %(title)s") % values)
+    body = (
+        gettext("A %(severity_lower)s alert was raised for study patient %(study_id)s:") % values
+        + f"\n\n  {alert.title_display}\n\n"
+        + message_notes(notification)
+        + gettext("Review the alert and its evidence in CARTtrack:")
+        + f"\n  {link}\n\n"
+        + gettext("This message deliberately carries no patient identifiers or lab values.")
+        + "\n"
+    )
+    return subject, body
+
+
+# "A high alert was raised": the severity as a word inside a sentence (German keeps a noun's
+# capital, so not simply the label in lower case).
+SEVERITY_IN_A_SENTENCE = {
+    HIGH: pgettext_lazy("severity inside a sentence", "high"),
+    WARNING: pgettext_lazy("severity inside a sentence", "warning"),
+    INFO: pgettext_lazy("severity inside a sentence", "info"),
+    REMINDER: pgettext_lazy("severity inside a sentence", "reminder"),
+}
+SENT_AGAIN = {
+    ESCALATION_OTHERS: _(
+        "Sent again: nobody has acknowledged this alert since it was raised (escalated to the "
+        "center's other clinicians)."
+    ),
+    ESCALATION_LEADS: _(
+        "Sent again: nobody has acknowledged this alert since it was raised (escalated to the "
+        "center's leads)."
+    ),
+}
+
+
 def message_notes(notification: Notification) -> str:
     """What else a message must say: how late the result came, why it is sent again."""
     alert, notes = notification.alert, []
     if alert.lateness:
-        notes.append(f"The result was {alert.lateness}.")
+        notes.append(gettext("The result was %(lateness)s.") % {"lateness": alert.lateness})
     if notification.escalation_step:
         notes.append(
-            f"Sent again: nobody has acknowledged this alert since it was raised "
-            f"({notification.get_escalation_step_display().lower()})."
+            str(SENT_AGAIN.get(notification.escalation_step, SENT_AGAIN[ESCALATION_LEADS]))
         )
     if not alert.patient.hematologists.exists():
-        notes.append("This patient has no responsible clinician yet: please name one.")
+        notes.append(gettext("This patient has no responsible clinician yet: please name one."))
     return "".join(f"  {note}\n" for note in notes) + ("\n" if notes else "")
 
 
@@ -105,10 +157,10 @@ def pseudonymous_content(notification: Notification) -> dict:
     return {
         "alert_id": alert.pk,
         "study_id": alert.patient.study_id,
-        "title": alert.title,
+        "title": str(alert.title_display),
         "severity": alert.severity,
         "link": f"{settings.SITE_URL}{alert.get_absolute_url()}",
-        "late": alert.lateness,
+        "late": str(alert.lateness),
         "escalation_step": notification.escalation_step,
         "notification_id": notification.pk,  # the receiver's key against a repeated delivery
     }
@@ -133,7 +185,11 @@ class WebhookChannel:
         ).first()
         if setup is None or not setup.webhook_url or not setup.webhook_secret:
             raise PermanentError("the center's webhook URL or secret is not set")
-        body = json.dumps(pseudonymous_content(notification), sort_keys=True).encode()
+        # The fields are specified and neutral; its human texts (title, lateness) are in the
+        # site's language: a paging system has no profile to choose one.
+        with translation.override(settings.LANGUAGE_CODE):
+            content = pseudonymous_content(notification)
+        body = json.dumps(content, sort_keys=True).encode()
         timestamp = str(int(timezone.now().timestamp()))
         request = urllib.request.Request(
             setup.webhook_url,

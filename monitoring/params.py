@@ -116,20 +116,12 @@ class RuleParams:
         return params
 
     def definition_text(self) -> str:
-        """The definition of "detectable PB B cells" in words; every B-cell alert names it."""
-        text = (
-            f"PB B cells count as detectable above {format_decimal(self.bcell_threshold)} cells/µL"
-        )
-        if self.bcell_pct_threshold is not None:
-            text += f" or above {format_decimal(self.bcell_pct_threshold)} % of lymphocytes"
-        if self.require_confirmation:
-            text += (
-                "; a second consecutive detectable sample must confirm, and the regeneration day "
-                "is that of the first of the two"
-            )
-        else:
-            text += "; one detectable sample suffices"
-        return f"{text} (parameters {self.version})."
+        """The definition of "detectable PB B cells" in words, as stored with every B-cell alert
+        (English); `definition_words` gives it in the active language."""
+        from django.utils.translation import override
+
+        with override(None):
+            return definition_words(self.bcell_definition())
 
     def bcell_definition(self) -> dict[str, Any]:
         """The parameters of the "detectable" definition, JSON-safe, for a finding's details."""
@@ -143,3 +135,32 @@ class RuleParams:
 
 
 DEFAULTS = RuleParams()
+
+
+def definition_words(parameters: Mapping[str, Any]) -> str:
+    """The definition of "detectable PB B cells" in the active language, from the parameters a
+    finding stored (`RuleParams.bcell_definition`); numbers and units stay as they are."""
+    from django.utils.translation import gettext
+
+    threshold, pct = parameters.get("bcell_threshold"), parameters.get("bcell_pct_threshold")
+    if pct is None:
+        text = gettext("PB B cells count as detectable above %(threshold)s cells/µL") % {
+            "threshold": threshold
+        }
+    else:
+        text = gettext(
+            "PB B cells count as detectable above %(threshold)s cells/µL or above %(pct)s %% of "
+            "lymphocytes"
+        ) % {"threshold": threshold, "pct": pct}
+    if parameters.get("require_confirmation"):
+        rest = gettext(
+            "a second consecutive detectable sample must confirm, and the regeneration day is "
+            "that of the first of the two"
+        )
+    else:
+        rest = gettext("one detectable sample suffices")
+    return gettext("%(definition)s; %(confirmation)s (parameters %(version)s).") % {
+        "definition": text,
+        "confirmation": rest,
+        "version": parameters.get("version", ""),
+    }

@@ -16,7 +16,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from monitoring import texts
 from monitoring.badge import badge_versions_bump
 from monitoring.models import (
     ACKNOWLEDGED,
@@ -111,8 +113,8 @@ def alert_acknowledge(*, alert: Alert, user: AbstractBaseUser) -> Alert:
         alert = Alert.objects.select_for_update().get(pk=alert.pk)
         if alert.status != OPEN:
             raise ValidationError(
-                f"Only an open alert can be acknowledged; this one is "
-                f"{alert.get_status_display().lower()}."
+                gettext("Only an open alert can be acknowledged; this one is %(status)s.")
+                % {"status": str(alert.get_status_display()).lower()}
             )
         _status_change(alert, ACKNOWLEDGED, user=user)
         alert.acknowledged_by, alert.acknowledged_at = user, timezone.now()
@@ -139,27 +141,33 @@ def alert_close(
 
     errors: dict[str, list[str]] = {}
     if outcome == "not_relevant" and not reason.strip():
-        errors["reason"] = ["Say why the alert is not relevant."]
+        errors["reason"] = [gettext("Say why the alert is not relevant.")]
     if outcome in ("anti_leukemic", "immunomodulatory") and therapy is None and new_therapy is None:
-        errors["therapy"] = ["Link the therapy that was started, or record it here."]
+        errors["therapy"] = [gettext("Link the therapy that was started, or record it here.")]
     for record in (therapy, new_therapy):
         if record is not None and record.pk and record.patient_id != alert.patient_id:
-            errors["therapy"] = ["That therapy belongs to another patient."]
+            errors["therapy"] = [gettext("That therapy belongs to another patient.")]
         if (
             record is not None
             and outcome in ("anti_leukemic", "immunomodulatory")
             and record.category != outcome
         ):
             errors.setdefault("therapy", []).append(
-                f"That therapy is {record.get_category_display().lower()}, not "
-                f"{dict(THERAPY_CATEGORY_CHOICES)[outcome].lower()}."
+                gettext("That therapy is %(category)s, not %(expected)s.")
+                % {
+                    "category": str(record.get_category_display()).lower(),
+                    "expected": str(dict(THERAPY_CATEGORY_CHOICES)[outcome]).lower(),
+                }
             )
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
         alert = Alert.objects.select_for_update().get(pk=alert.pk)
         if alert.status not in ACTIVE_STATUSES:
-            raise ValidationError(f"This alert is already {alert.get_status_display().lower()}.")
+            raise ValidationError(
+                gettext("This alert is already %(status)s.")
+                % {"status": str(alert.get_status_display()).lower()}
+            )
         if new_therapy is not None:
             new_therapy.patient_id = alert.patient_id
             therapy = clinical_record_save(instance=new_therapy, user=user)
@@ -167,7 +175,7 @@ def alert_close(
         _status_change(
             alert,
             CLOSED,
-            reason=reason or dict(Alert._meta.get_field("outcome").choices)[outcome],
+            reason=reason or texts.english(dict(Alert._meta.get_field("outcome").choices)[outcome]),
             user=user,
         )
         alert.outcome, alert.outcome_reason, alert.therapy = outcome, reason.strip(), therapy
@@ -209,8 +217,17 @@ def profile_for(*, user):
     return profile
 
 
-def notification_preferences_update(*, user, email_low_severity: bool):
+def notification_preferences_update(*, user, email_low_severity: bool, language: str | None = None):
+    """Save a user's preferences; ``language`` "" is the browser's, None leaves it as it is."""
+    from django.conf import settings
+
     profile = profile_for(user=user)
     profile.email_low_severity = email_low_severity
-    profile.save(update_fields=["email_low_severity"])
+    fields = ["email_low_severity"]
+    if language is not None:
+        if language and language not in dict(settings.LANGUAGES):
+            raise ValidationError({"language": [gettext("Choose one of the languages offered.")]})
+        profile.language = language
+        fields.append("language")
+    profile.save(update_fields=fields)
     return profile

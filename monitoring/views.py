@@ -5,7 +5,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring import notifications, selectors, services
@@ -93,7 +95,11 @@ def alert_acknowledge(request, pk: int):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"Alert acknowledged: {alert.patient.study_id} — {alert.title}.")
+        messages.success(
+            request,
+            gettext("Alert acknowledged: %(study_id)s — %(title)s.")
+            % {"study_id": alert.patient.study_id, "title": alert.title_display},
+        )
     target = request.POST.get("next", "")
     if not target.startswith("/") or not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -136,7 +142,11 @@ def alert_close(request, pk: int):
                 for message in error.messages:
                     form.add_error(None, message)
         else:
-            messages.success(request, f"Alert closed: {alert.patient.study_id} — {alert.title}.")
+            messages.success(
+                request,
+                gettext("Alert closed: %(study_id)s — %(title)s.")
+                % {"study_id": alert.patient.study_id, "title": alert.title_display},
+            )
             return redirect(alert.get_absolute_url())
     alert.refresh_from_db()
     return _render_detail(request, alert, form, status=400)
@@ -148,12 +158,17 @@ def preferences(request):
     profile = services.profile_for(user=request.user)
     form = PreferencesForm(
         request.POST if request.method == "POST" else None,
-        initial={"email_low_severity": profile.email_low_severity},
+        initial={"email_low_severity": profile.email_low_severity, "language": profile.language},
     )
     if request.method == "POST" and form.is_valid():
+        language = form.cleaned_data["language"]
         services.notification_preferences_update(
-            user=request.user, email_low_severity=form.cleaned_data["email_low_severity"]
+            user=request.user,
+            email_low_severity=form.cleaned_data["email_low_severity"],
+            language=language,
         )
-        messages.success(request, "Your notification preferences were saved.")
+        # Said in the language just chosen, as the next page will be.
+        translation.activate(language or translation.get_language_from_request(request))
+        messages.success(request, gettext("Your notification preferences were saved."))
         return redirect("monitoring:preferences")
     return render(request, "monitoring/preferences.html", {"form": form, "profile": profile})

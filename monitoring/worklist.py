@@ -69,7 +69,7 @@ def with_course_status(alerts: list[Alert]) -> list[Alert]:
             when = status.died_on if status.state == "died" else status.relapsed_on
             from patients.formats import human_date
 
-            alert.course_ended = texts.COURSE_ENDED_ADVICE[status.state].format(
+            alert.course_ended = str(texts.COURSE_ENDED_ADVICE[status.state]).format(
                 date=human_date(when)
             )
     return alerts

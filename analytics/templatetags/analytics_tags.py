@@ -1,19 +1,36 @@
 from django import template
+from django.utils.translation import gettext
+
+from patients.templatetags.clinical import localize_decimal
 
 register = template.Library()
 
 
+def localized(filter_function):
+    """The filter's text with the active language's decimal separator (0.05 → 0,05 in German)."""
+
+    def wrapper(value):
+        return localize_decimal(filter_function(value))
+
+    wrapper.__name__ = filter_function.__name__
+    wrapper.__doc__ = filter_function.__doc__
+    return wrapper
+
+
 @register.filter
+@localized
 def pct(value) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
 @register.filter
+@localized
 def days(value) -> str:
-    return "not reached" if value is None else f"{value:.0f} d"
+    return gettext("not reached") if value is None else f"{value:.0f} d"
 
 
 @register.filter
+@localized
 def num(value) -> str:
     if value is None:
         return "—"
@@ -23,9 +40,10 @@ def num(value) -> str:
 
 
 @register.filter
+@localized
 def pvalue(value) -> str:
     if value is None:
-        return "p not computed"
+        return gettext("p not computed")
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
@@ -38,14 +56,15 @@ def get(mapping, key):
 def small(value) -> str:
     """A count from a pooled table: None means suppressed (a small cell, or one that would give a
     small cell away)."""
-    return "suppressed" if value is None else str(value)
+    return gettext("suppressed") if value is None else str(value)
 
 
 @register.filter
+@localized
 def proportion_ci(p) -> str:
     """ "62.5 % (40.9–80.1)" from a proportion dict; "suppressed" or "—" without one."""
     if p is None:
-        return "suppressed"
+        return gettext("suppressed")
     if p.get("proportion") is None:
         return "—"
     return (

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from django.utils.translation import override
+
 from monitoring.findings import CAR_DETECTABLE, CAR_LOSS, MRD, Evidence, Finding, make_finding
 from monitoring.params import RuleParams, format_decimal
 from monitoring.rules.recovery import result_detectable
-from monitoring.texts import CAR_COPIES_LOST, MRD_POSITIVE
+from monitoring.texts import CAR_COPIES_LOST, MRD_POSITIVE, threshold_words
 from monitoring.timeline import ResultPoint, Timeline
 from patients.units import BM, BM_CAR_COPIES, BM_MRD_FLOW, BM_MRD_NGS
 
@@ -25,9 +27,15 @@ def _mrd_threshold(result: ResultPoint, params: RuleParams) -> Decimal:
 
 
 def _describe_threshold(result: ResultPoint, params: RuleParams) -> str:
-    if result.analyte == BM_MRD_FLOW:
-        return f"flow cytometry ≥ {format_decimal(params.mrd_flow_threshold_pct)} % of cells"
-    return f"NGS ≥ {format_decimal(params.mrd_ngs_threshold)} (fraction of cells)"
+    """As stored with the finding: English, whatever language is active."""
+    with override(None):
+        return threshold_words(
+            "flow" if result.analyte == BM_MRD_FLOW else "ngs",
+            {
+                "mrd_flow_threshold_pct": format_decimal(params.mrd_flow_threshold_pct),
+                "mrd_ngs_threshold": format_decimal(params.mrd_ngs_threshold),
+            },
+        )
 
 
 def mrd_positive(

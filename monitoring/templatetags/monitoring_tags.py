@@ -41,7 +41,10 @@ def evidence_value(evidence: dict) -> str:
         return "—"
     if "." in value:
         value = value.rstrip("0").rstrip(".")
-    return f"{value} {UNIT_LABELS.get(evidence.get('unit'), evidence.get('unit', ''))}"
+    from patients.templatetags.clinical import localize_decimal
+
+    unit = UNIT_LABELS.get(evidence.get("unit"), evidence.get("unit", ""))
+    return f"{localize_decimal(value)} {unit}"
 
 
 ROLE_LABELS = {

@@ -1,5 +1,6 @@
 // The survival dashboard: figures fetched as JSON from the snapshot's URL (cached by the browser:
 // a snapshot never changes), PNG/SVG downloads, and the progress of a refresh. No inline script.
+// Texts shown to people come translated from the template (data-failed on #run).
 (function () {
   var box = document.querySelector("[data-figures-url]");
   if (box) {
@@ -22,10 +23,10 @@
     var run = document.getElementById("run");
     if (!run || !run.dataset.run) return;
     fetch(run.dataset.run, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (s) {
-      document.getElementById("run-step").textContent = s.step || s.status;
+      document.getElementById("run-step").textContent = s.step || s.status_label || s.status;
       document.getElementById("run-progress").value = s.progress;
       if (s.status === "done") { window.location.search = window.location.search.replace(/&?run=\d+/, ""); }
-      else if (s.status === "failed") { run.classList.add("error"); document.getElementById("run-step").textContent = "failed: " + s.error + " (the previous snapshot is kept)"; }
+      else if (s.status === "failed") { run.classList.add("error"); document.getElementById("run-step").textContent = (run.dataset.failed || "failed: {error} (the previous snapshot is kept)").replace("{error}", s.error); }
       else { setTimeout(poll, 1000); }
     });
   })();

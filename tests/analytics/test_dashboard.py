@@ -61,7 +61,7 @@ def test_page_shows_when_the_snapshot_was_computed(clinician_client, study):
     html = _page(clinician_client)
     meta = re.search(r'data-testid="snapshot-meta">(.*?)</p>', html, re.S).group(1)
     # Computed at the fixed "now", 10:00 UTC, shown in the clinic's time zone (Berlin, CET).
-    assert "computed 03 Nov 2025 11:00" in meta
+    assert "computed 3 Nov 2025 11:00" in meta  # DATETIME_FORMAT (en-gb), issue 23
     assert "All infused patients" in meta
     assert "up to date with the data" in meta
     assert 'data-testid="stale"' not in html
@@ -247,6 +247,7 @@ def test_run_status_is_json(clinician_client, study):
     assert response.status_code == 200
     assert response.json() == {
         "status": QUEUED,
+        "status_label": "queued",  # as people read it (translated), beside the code
         "step": "",
         "progress": 0,
         "error": "",

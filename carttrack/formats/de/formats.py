@@ -1,0 +1,6 @@
+# German: "2. November 2026", "02.11.2026", "02.11.2026 14:05".
+DATE_FORMAT = "j. F Y"
+DATETIME_FORMAT = "j. F Y, H:i"
+TIME_FORMAT = "H:i"
+SHORT_DATE_FORMAT = "d.m.Y"
+SHORT_DATETIME_FORMAT = "d.m.Y H:i"
