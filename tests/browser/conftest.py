@@ -105,13 +105,14 @@ def page(open_tab):
 
 @pytest.fixture
 def sign_in():
-    """Sign in through the login form, as a person would."""
+    """Sign in through the login form, as a person would; its fields are found by their names,
+    as the labels are in the browser's language."""
 
     def sign_in_as(page, username: str, password: str) -> None:
         page.goto("/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.locator("[name=username]").fill(username)
+        page.locator("[name=password]").fill(password)
+        page.locator("form button[type=submit]").click()
         page.wait_for_url(lambda url: "/login/" not in url)  # the worklist, or `next`
 
     return sign_in_as
