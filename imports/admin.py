@@ -4,8 +4,9 @@ as received and the held results."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
-from imports.held import held_results_retry
+from imports.held import held_results_retry, retry_message
 from imports.models import CodeMapping, HeldResult, HL7Feed, HL7Message, UnitAlias
 
 
@@ -79,7 +80,7 @@ class HeldResultAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Retry the held results of these centers")
+    @admin.action(description=_("Retry the held results of these centers"))
     def retry(self, request, queryset) -> None:
         imported = still = 0
         for center_id in set(queryset.values_list("center_id", flat=True)):
@@ -88,4 +89,4 @@ class HeldResultAdmin(admin.ModelAdmin):
             )
             imported += outcome.imported
             still += outcome.still_held
-        self.message_user(request, f"{imported} imported, {still} still held.", level=messages.INFO)
+        self.message_user(request, retry_message(imported, still), level=messages.INFO)

@@ -43,6 +43,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError as FhirValidationError
 
 from imports.models import UNKNOWN_PATIENT, UNMAPPED_CODE, UNMAPPED_UNIT
+from imports.problems import Coded
 from patients import units
 from patients.ingest.records import LabValueRecord, PatientRecord
 from patients.models import Patient
@@ -366,7 +367,7 @@ def _observation(i: int, resource, patients: dict, codes: dict, report_time, by_
         return judged.hold(
             UNMAPPED_CODE,
             ".code",
-            f"Unknown code {judged.code_shown}: add it to the center's FHIR mapping.",
+            Coded("held_fhir_unknown_code", code=judged.code_shown),
         )
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         return _error(judged, ".effectiveDateTime", "Give the collection time with its UTC offset.")
@@ -387,7 +388,7 @@ def _observation(i: int, resource, patients: dict, codes: dict, report_time, by_
             return judged.hold(
                 UNMAPPED_UNIT,
                 ".valueQuantity.code",
-                f"Unknown or unfitting unit {ucum!r} for {analyte}.",
+                Coded("held_fhir_unknown_unit", unit=repr(ucum), analyte={"analyte": analyte}),
             )
         if quantity.comparator in BELOW:
             qualifier = units.BELOW_LOD
@@ -435,7 +436,7 @@ def _subject(judged: FhirEntry, resource, patients: dict) -> None:
             judged.hold(
                 UNKNOWN_PATIENT,
                 ".subject",
-                f"The patient {subject.reference} is not in the Bundle: it cannot be placed.",
+                Coded("held_fhir_patient_not_in_bundle", reference=subject.reference),
             )
         return
     ident = subject.identifier if subject is not None else None
@@ -511,7 +512,9 @@ def patient_bundle(patient: Patient) -> dict:
 
 
 def operation_outcome(issues: list[tuple[str, str, str, str]]) -> dict:
-    """An OperationOutcome of (severity, code, expression, diagnostics) issues."""
+    """An OperationOutcome of (severity, code, expression, diagnostics) issues. The diagnostics
+    stay English whatever the request's Accept-Language (issue 23): a laboratory system reads
+    them, and the FHIR views answer under translation.override("en") for that reason."""
     return {
         "resourceType": "OperationOutcome",
         "issue": [

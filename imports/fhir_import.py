@@ -36,6 +36,7 @@ from imports.fhir import (
 )
 from imports.held import held_result_record
 from imports.models import UNKNOWN_PATIENT, ObservationLink
+from imports.problems import Coded
 from imports.services import records_import
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, SampleRecord
@@ -105,8 +106,7 @@ def _place_patients(intake: Intake, scope: Scope) -> None:
             entry.hold(
                 UNKNOWN_PATIENT,
                 ".subject",
-                f"No patient {entry.study_id} is registered at your center: register the "
-                "patient, and the result is imported from the held results.",
+                Coded("held_fhir_unregistered", study_id=entry.study_id),
             )
 
 

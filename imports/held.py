@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone as dj_timezone
+from django.utils.translation import gettext, ngettext
 
 from imports.codes import code_analyte, unit_resolve
 from imports.models import (
@@ -32,6 +33,7 @@ from imports.models import (
     UNREADABLE,
     HeldResult,
 )
+from imports.problems import Coded, stored
 from patients import units
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, LabValueRecord, SampleRecord
@@ -91,6 +93,7 @@ def held_result_record(
         sender=sender[:200],
         reason=reason,
         reason_text=reason_text,
+        reason_detail=stored(reason_text),
         identifier=(identifier or "")[:200],
         identifier_kind=identifier_kind,
         code_system=(code_system or "")[:200],
@@ -167,6 +170,8 @@ class Placement:
     qualifier: str = ""
     collected_at: datetime | None = None
     reason: str = ""
+    # English (what an HL7 ERR segment says), a problems.Coded keeping its code and parameters
+    # for the queue page, which shows it in the reader's language.
     reason_text: str = ""
 
 
@@ -191,27 +196,28 @@ def result_place(
         found = list(patients.filter(study_id__iexact=identifier)[:2]) if identifier else []
     if len(found) != 1:
         out.reason = UNKNOWN_PATIENT
-        what = "MRN" if identifier_kind == "mrn" else "study ID"
-        out.reason_text = (
-            f"No patient with {what} {identifier!r} at {center.name}: register the patient "
-            "(the result is imported then)."
-            if not found
-            else f"Two patients share the {what} {identifier!r} at {center.name}."
+        out.reason_text = Coded(
+            "held_unknown_patient" if not found else "held_two_patients",
+            what={"word": "mrn" if identifier_kind == "mrn" else "study_id"},
+            identifier=repr(identifier),
+            center=center.name,
         )
         return out
     out.patient = found[0]
     out.analyte = code_analyte(center=center, system=code_system, code=code) or ""
     if not out.analyte:
         out.reason = UNMAPPED_CODE
-        out.reason_text = (
-            f"The code {code_system + '|' if code_system else ''}{code} is not mapped at "
-            f"{center.name}: add it to the center's code mappings (the result is imported then)."
+        out.reason_text = Coded(
+            "held_unmapped_code",
+            code=f"{code_system + '|' if code_system else ''}{code}",
+            center=center.name,
         )
         return out
     try:
         out.value, out.qualifier = sent_value(value)
     except NumberFormatError as error:
-        out.reason, out.reason_text = UNREADABLE, f"Value {value!r}: {error}"
+        out.reason = UNREADABLE
+        out.reason_text = Coded("held_unreadable_value", value=repr(value), error=str(error))
         return out
     if out.qualifier:
         out.unit = units.ANALYTES[out.analyte].canonical_unit
@@ -219,16 +225,27 @@ def result_place(
         out.unit = unit_resolve(center=center, analyte=out.analyte, text=unit) or ""
     if not out.unit:
         out.reason = UNMAPPED_UNIT
-        out.reason_text = (
-            f"The unit {unit!r} is not a unit of {units.ANALYTES[out.analyte].label} the "
-            f"product reads: add a unit alias for {center.name} (the result is imported then)."
+        out.reason_text = Coded(
+            "held_unmapped_unit",
+            unit=repr(unit),
+            analyte={"analyte": out.analyte},
+            center=center.name,
         )
         return out
     out.collected_at = sent_time(collected_at_text)
     if out.collected_at is None:
         out.reason = UNREADABLE
-        out.reason_text = f"The collection time {collected_at_text!r} cannot be read."
+        out.reason_text = Coded("held_unreadable_time", time=repr(collected_at_text))
     return out
+
+
+def retry_message(imported: int, still: int) -> str:
+    """What a person who pressed retry is told."""
+    return ngettext(
+        "%(imported)s imported, %(still)s still held.",
+        "%(imported)s imported, %(still)s still held.",
+        still,
+    ) % {"imported": imported, "still": still}
 
 
 @dataclass
@@ -271,7 +288,8 @@ def held_results_retry(*, center: Center | None = None, user=None) -> RetryOutco
             held.retried_at = dj_timezone.now()
             if place.reason:
                 held.reason, held.reason_text = place.reason, place.reason_text
-                held.save(update_fields=["reason", "reason_text", "retried_at"])
+                held.reason_detail = stored(place.reason_text)
+                held.save(update_fields=["reason", "reason_text", "reason_detail", "retried_at"])
                 outcome.still_held += 1
                 continue
             account = user or feed_account(held.source)
@@ -295,8 +313,10 @@ def held_results_retry(*, center: Center | None = None, user=None) -> RetryOutco
             )
             if not result.ok:
                 held.reason = REFUSED_BY_CHECKS
+                # the checks' messages, as written in the retry's language (a feed's: English)
                 held.reason_text = " ".join(p.message for p in result.problems)
-                held.save(update_fields=["reason", "reason_text", "retried_at"])
+                held.reason_detail = {}
+                held.save(update_fields=["reason", "reason_text", "reason_detail", "retried_at"])
                 outcome.still_held += 1
                 continue
             held.state = HELD_IMPORTED
@@ -311,12 +331,15 @@ def held_result_dismiss(*, held: HeldResult, user, reason: str) -> HeldResult:
     """Take a held result out of the queue without importing it; a reason is required."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the result is dismissed."})
+        raise ValidationError({"reason": gettext("Say why the result is dismissed.")})
     with transaction.atomic():
         held = HeldResult.objects.select_for_update().get(pk=held.pk)
         if held.state != HELD:
             raise ValidationError(
-                {"reason": f"This result is already {held.get_state_display().lower()}."}
+                {
+                    "reason": gettext("This result is already %(state)s.")
+                    % {"state": str(held.get_state_display()).lower()}
+                }
             )
         held.state = HELD_DISMISSED
         held.dismissed_by = user
@@ -359,9 +382,11 @@ def lab_api_unplaced_hold(*, user, samples: list[tuple[int, dict]]) -> list[dict
                     source="lab-api",
                     sender=sender,
                     reason=UNKNOWN_PATIENT,
-                    reason_text=(
-                        f"No patient with study ID {given['identifier']!r} at {center.name}: "
-                        "register the patient (the result is imported then)."
+                    reason_text=Coded(
+                        "held_unknown_patient",
+                        what={"word": "study_id"},
+                        identifier=repr(given["identifier"]),
+                        center=center.name,
                     ),
                     code_system=ANALYTE_SYSTEM,
                     raw={

@@ -52,6 +52,7 @@ from imports.models import (
     HL7Feed,
     HL7Message,
 )
+from imports.problems import Coded
 from imports.services import records_import
 from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, LabValueRecord, SampleRecord
@@ -162,7 +163,10 @@ def header_read(raw: str) -> Header | None:
 
 def ack_build(header: Header | None, outcome: Outcome, *, ack_id: str) -> str:
     """The ACK: MSH, MSA (code, the message's control ID, a summary), one ERR per issue (ERR-1
-    for v2.3/2.4 readers, ERR-2 to ERR-8 as v2.5 defines them)."""
+    for v2.3/2.4 readers, ERR-2 to ERR-8 as v2.5 defines them). Its texts are English, never
+    translated (issue 23): a laboratory system and its integration engineers read them, not the
+    clinician whose language is active; held results' reasons are English here and shown in the
+    reader's language only on the queue page (HeldResult.reason_detail)."""
     h = header or Header()
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
     segments = [
@@ -493,10 +497,7 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
         )
         if place.reason == UNKNOWN_PATIENT and not r.identifier:
             wanted = " / ".join(x for x in (feed.identifier_type, feed.assigning_authority) if x)
-            place.reason_text = (
-                f"PID-3 has no identifier of type/authority {wanted} (the one this feed is "
-                "configured to read): the result is held."
-            )
+            place.reason_text = Coded("held_pid3_missing", wanted=wanted)
         if place.reason == UNREADABLE:
             fld = 5 if place.reason_text.startswith("Value") else r.time_field[2]
             seg, seq = ("OBX", r.sequence) if fld == 5 else r.time_field[:2]

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from carttrack.heartbeat import Heartbeat
 from carttrack.queue import task_send
@@ -127,7 +127,14 @@ def job_run(*, job_id: str) -> None:
 
 
 def _job_import(job: ImportJob) -> dict:
-    """The import's answer: what was saved, or every problem by its place."""
+    """The import's answer: what was saved, or every problem by its place, in the language of
+    the page that queued it (a spreadsheet's; an API batch's answer stays in English)."""
+    language = job.payload.get("language") if isinstance(job.payload, dict) else None
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _job_work(job)
+
+
+def _job_work(job: ImportJob) -> dict:
 
     def progress(phase: str, done: int, total: int) -> None:
         cache.set(_PROGRESS.format(job.pk), {"phase": phase, "done": done, "total": total}, 3600)

@@ -11,16 +11,18 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
+from imports.problems import problem_text
 from patients.units import ANALYTE_CHOICES as _ANALYTE_CHOICES
 from patients.units import UNIT_CHOICES as _UNIT_CHOICES
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 JOB_STATUS_CHOICES = [
-    (QUEUED, "Queued"),
-    (RUNNING, "Running"),
-    (DONE, "Done"),
-    (FAILED, "Failed (nothing saved)"),
+    (QUEUED, _("Queued")),
+    (RUNNING, _("Running")),
+    (DONE, _("Done")),
+    (FAILED, _("Failed (nothing saved)")),
 ]
 
 
@@ -90,11 +92,11 @@ class IdempotencyKey(models.Model):
 PREVIEWED, IMPORTING, IMPORTED, REFUSED = "previewed", "importing", "imported", "refused"
 CHECKING = "checking"
 UPLOAD_STATUS_CHOICES = [
-    (CHECKING, "Being read and checked"),
-    (PREVIEWED, "Checked, waiting for confirmation"),
-    (IMPORTING, "Importing"),
-    (IMPORTED, "Imported"),
-    (REFUSED, "Refused (nothing saved)"),
+    (CHECKING, _("Being read and checked")),
+    (PREVIEWED, _("Checked, waiting for confirmation")),
+    (IMPORTING, _("Importing")),
+    (IMPORTED, _("Imported")),
+    (REFUSED, _("Refused (nothing saved)")),
 ]
 
 
@@ -126,9 +128,9 @@ class SpreadsheetUpload(models.Model):
 
 HELD, HELD_IMPORTED, HELD_DISMISSED = "held", "imported", "dismissed"
 HELD_STATE_CHOICES = [
-    (HELD, "Held"),
-    (HELD_IMPORTED, "Imported"),
-    (HELD_DISMISSED, "Dismissed"),
+    (HELD, _("Held")),
+    (HELD_IMPORTED, _("Imported")),
+    (HELD_DISMISSED, _("Dismissed")),
 ]
 UNKNOWN_PATIENT, UNMAPPED_CODE, UNMAPPED_UNIT, UNREADABLE, REFUSED_BY_CHECKS = (
     "unknown_patient",
@@ -138,17 +140,17 @@ UNKNOWN_PATIENT, UNMAPPED_CODE, UNMAPPED_UNIT, UNREADABLE, REFUSED_BY_CHECKS = (
     "refused",
 )
 HELD_REASON_CHOICES = [
-    (UNKNOWN_PATIENT, "Unknown patient"),
-    (UNMAPPED_CODE, "Code not mapped"),
-    (UNMAPPED_UNIT, "Unit not mapped"),
-    (UNREADABLE, "Value or time not readable"),
-    (REFUSED_BY_CHECKS, "Refused by the checks on retry"),
+    (UNKNOWN_PATIENT, _("Unknown patient")),
+    (UNMAPPED_CODE, _("Code not mapped")),
+    (UNMAPPED_UNIT, _("Unit not mapped")),
+    (UNREADABLE, _("Value or time not readable")),
+    (REFUSED_BY_CHECKS, _("Refused by the checks on retry")),
 ]
 SOURCE_CHOICES = [
-    ("hl7", "HL7 v2 (MLLP)"),
+    ("hl7", _("HL7 v2 (MLLP)")),
     ("fhir", "FHIR"),
-    ("lab-api", "Lab API"),
-    ("spreadsheet", "Spreadsheet"),
+    ("lab-api", _("Lab API")),
+    ("spreadsheet", _("Spreadsheet")),
 ]
 
 
@@ -162,12 +164,14 @@ class HeldResult(models.Model):
         "patients.Center", on_delete=models.PROTECT, related_name="held_results"
     )
     source = models.CharField(max_length=20, choices=SOURCE_CHOICES)
-    sender = models.CharField(max_length=200, help_text="Who sent it (HL7 MSH-3/MSH-4, account).")
+    sender = models.CharField(
+        max_length=200, help_text=_("Who sent it (HL7 MSH-3/MSH-4, account).")
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     # The one result as sent: an HL7 OBX (with its PID/OBR context), a FHIR Observation, JSON.
     raw = models.TextField()
     # What it is, as sent (text, never interpreted beyond what the retry needs).
-    identifier = models.CharField("patient identifier", max_length=200, blank=True)
+    identifier = models.CharField(_("patient identifier"), max_length=200, blank=True)
     # "study_id" or "mrn": what the identifier is matched against on retry.
     identifier_kind = models.CharField(max_length=10, default="study_id")
     code_system = models.CharField(max_length=200, blank=True)
@@ -175,9 +179,14 @@ class HeldResult(models.Model):
     code_display = models.CharField(max_length=200, blank=True)
     value = models.CharField(max_length=100, blank=True)
     unit = models.CharField(max_length=100, blank=True)
-    collected_at_text = models.CharField("collected at (as sent)", max_length=100, blank=True)
+    collected_at_text = models.CharField(_("collected at (as sent)"), max_length=100, blank=True)
     reason = models.CharField(max_length=20, choices=HELD_REASON_CHOICES)
+    # English: what the laboratory system is told (HL7 ERR), and the queue's text for a row kept
+    # before reasons had codes or for the checks' messages (REFUSED_BY_CHECKS).
     reason_text = models.TextField()
+    # The reason's code and parameters ({"code", "params", "message"}: imports.problems), put
+    # into words in the reader's language on the queue page: `reason_shown`.
+    reason_detail = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=HELD_STATE_CHOICES, default=HELD)
     resolved_at = models.DateTimeField(null=True, blank=True)
     dismissed_by = models.ForeignKey(
@@ -216,12 +225,19 @@ class HeldResult(models.Model):
             models.CheckConstraint(
                 condition=~Q(state=HELD_DISMISSED) | ~Q(dismissal_reason=""),
                 name="heldresult_dismissed_with_reason",
-                violation_error_message="Say why the result is dismissed.",
+                violation_error_message=_("Say why the result is dismissed."),
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.code or '?'} for {self.identifier or '?'} from {self.sender} ({self.state})"
+
+    @property
+    def reason_shown(self) -> str:
+        """Why it is held, in the active language (the stored English text for older rows)."""
+        if self.reason_detail.get("code"):
+            return problem_text(self.reason_detail)
+        return self.reason_text
 
 
 class CodeMapping(models.Model):
@@ -253,7 +269,7 @@ class UnitAlias(models.Model):
     and the product unit it means."""
 
     center = models.ForeignKey("patients.Center", on_delete=models.CASCADE, related_name="+")
-    text = models.CharField(max_length=50, help_text="As the laboratory writes it.")
+    text = models.CharField(max_length=50, help_text=_("As the laboratory writes it."))
     unit = models.CharField(max_length=20, choices=_UNIT_CHOICES)
 
     class Meta:
@@ -269,7 +285,7 @@ class UnitAlias(models.Model):
 # --- HL7 v2 feeds -----------------------------------------------------------------------------
 
 STUDY_ID_KIND, MRN_KIND = "study_id", "mrn"
-IDENTIFIER_KIND_CHOICES = [(STUDY_ID_KIND, "Study ID"), (MRN_KIND, "MRN")]
+IDENTIFIER_KIND_CHOICES = [(STUDY_ID_KIND, _("Study ID")), (MRN_KIND, _("MRN"))]
 
 
 class HL7Feed(models.Model):
@@ -280,24 +296,24 @@ class HL7Feed(models.Model):
 
     center = models.ForeignKey("patients.Center", on_delete=models.PROTECT, related_name="+")
     sending_application = models.CharField(
-        "sending application (MSH-3)", max_length=180, help_text="Its namespace ID, e.g. LAB."
+        _("sending application (MSH-3)"), max_length=180, help_text=_("Its namespace ID, e.g. LAB.")
     )
     sending_facility = models.CharField(
-        "sending facility (MSH-4)", max_length=180, help_text="Its namespace ID, e.g. HOSP."
+        _("sending facility (MSH-4)"), max_length=180, help_text=_("Its namespace ID, e.g. HOSP.")
     )
     identifier_type = models.CharField(
-        "PID-3 identifier type (CX.5)", max_length=10, blank=True, help_text="e.g. MR, PI."
+        _("PID-3 identifier type (CX.5)"), max_length=10, blank=True, help_text=_("e.g. MR, PI.")
     )
     assigning_authority = models.CharField(
-        "PID-3 assigning authority (CX.4)", max_length=180, blank=True, help_text="e.g. HOSP."
+        _("PID-3 assigning authority (CX.4)"), max_length=180, blank=True, help_text=_("e.g. HOSP.")
     )
     identifier_is = models.CharField(
-        "the identifier is the", max_length=10, choices=IDENTIFIER_KIND_CHOICES, default=MRN_KIND
+        _("the identifier is the"), max_length=10, choices=IDENTIFIER_KIND_CHOICES, default=MRN_KIND
     )
     # Results from this feed are a center's history (back-loaded archive) rather than news; the
     # alert semantics of the flag are wired by monitoring (CLINICAL.md section 4).
     history = models.BooleanField(
-        "the feed sends history", default=False, help_text="Back-loaded results, not news."
+        _("the feed sends history"), default=False, help_text=_("Back-loaded results, not news.")
     )
     team = models.ForeignKey(
         "auth.Group",
@@ -305,12 +321,12 @@ class HL7Feed(models.Model):
         null=True,
         blank=True,
         related_name="+",
-        help_text="Who is told about this feed's held results.",
+        help_text=_("Who is told about this feed's held results."),
     )
     active = models.BooleanField(default=True)
 
     class Meta:
-        verbose_name = "HL7 feed"
+        verbose_name = _("HL7 feed")
         ordering = ["center", "sending_application", "sending_facility"]
         constraints = [
             models.UniqueConstraint(
@@ -319,7 +335,7 @@ class HL7Feed(models.Model):
             models.CheckConstraint(
                 condition=~Q(identifier_type="") | ~Q(assigning_authority=""),
                 name="hl7feed_identifier_named",
-                violation_error_message=(
+                violation_error_message=_(
                     "Name the PID-3 identifier type or assigning authority that identifies the "
                     "patient."
                 ),
@@ -332,9 +348,9 @@ class HL7Feed(models.Model):
 
 RECEIVED, PROCESSED, REJECTED = "received", "processed", "rejected"
 HL7_STATE_CHOICES = [
-    (RECEIVED, "Received, not yet processed"),
-    (PROCESSED, "Processed"),
-    (REJECTED, "Rejected (AR)"),
+    (RECEIVED, _("Received, not yet processed")),
+    (PROCESSED, _("Processed")),
+    (REJECTED, _("Rejected (AR)")),
 ]
 
 
@@ -345,7 +361,7 @@ class HL7Message(models.Model):
 
     sending_application = models.CharField(max_length=180, blank=True)
     sending_facility = models.CharField(max_length=180, blank=True)
-    control_id = models.CharField("control ID (MSH-10)", max_length=200, blank=True)
+    control_id = models.CharField(_("control ID (MSH-10)"), max_length=200, blank=True)
     message_type = models.CharField(max_length=30, blank=True)
     version = models.CharField(max_length=20, blank=True)
     raw = models.TextField()
@@ -358,7 +374,7 @@ class HL7Message(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "HL7 message"
+        verbose_name = _("HL7 message")
         ordering = ["-received_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -383,7 +399,7 @@ class HL7Listener(models.Model):
     messages = models.PositiveIntegerField(default=0)  # acknowledged since it started
 
     class Meta:
-        verbose_name = "HL7 listener"
+        verbose_name = _("HL7 listener")
 
     def __str__(self) -> str:
         return f"{self.address} (pid {self.pid})"

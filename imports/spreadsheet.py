@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import tablib
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
 
+from imports.problems import MESSAGES, Coded, CodedError, error_item
 from patients import numbers
 from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import (
@@ -45,26 +47,26 @@ class Column:
     kind: str = "text"  # text, date, datetime, decimal, int, bool
     required: bool = False
     field: str = ""  # the record's field, when it differs from the column's name
-    help: str = ""
+    help: str = ""  # shown in the template's guide, in the downloader's language
 
 
 SHEETS: dict[str, tuple[Column, ...]] = {
     "patients": (
-        Column("study_id", required=True, help="pseudonymous ID: letters, digits, - _ ."),
-        Column("center", field="center_code", help="center code; empty: your own center"),
+        Column("study_id", required=True, help=_("pseudonymous ID: letters, digits, - _ .")),
+        Column("center", field="center_code", help=_("center code; empty: your own center")),
         Column("sex", help="F, M or U"),
         Column("date_of_birth", "date"),
-        Column("mrn", help="restricted identifier"),
-        Column("full_name", help="restricted identifier"),
+        Column("mrn", help=_("restricted identifier")),
+        Column("full_name", help=_("restricted identifier")),
         Column("diagnosis"),
-        Column("ph_positive", "bool", help="yes / no / empty"),
+        Column("ph_positive", "bool", help=_("yes / no / empty")),
     ),
     "infusions": (
         Column("study_id", required=True),
-        Column("infusion_date", "date", required=True, help="day 0"),
+        Column("infusion_date", "date", required=True, help=_("day 0")),
         Column("product", required=True),
-        Column("infusion_number", "int", help="empty: numbered by date"),
-        Column("target_antigen", help="default CD19"),
+        Column("infusion_number", "int", help=_("empty: numbered by date")),
+        Column("target_antigen", help=_("default CD19")),
         Column("dose_cells_per_kg", "decimal"),
         Column("lymphodepletion"),
     ),
@@ -74,17 +76,17 @@ SHEETS: dict[str, tuple[Column, ...]] = {
             "collected_at",
             "datetime",
             required=True,
-            help="YYYY-MM-DD HH:MM in the center's time zone, or with an offset",
+            help=_("YYYY-MM-DD HH:MM in the center's time zone, or with an offset"),
         ),
         Column("analyte", required=True, help="pb_bcell_abs, pb_bcell_pct, alc, bm_mrd_flow, ..."),
-        Column("value", "decimal", help="empty with a qualifier"),
+        Column("value", "decimal", help=_("empty with a qualifier")),
         Column("unit", help="cells/uL, 10^9/L, 10^6/L, % lymphocytes, % cells, fraction, ..."),
-        Column("qualifier", help="undetectable or below_lod instead of a value"),
+        Column("qualifier", help=_("undetectable or below_lod instead of a value")),
         Column("method"),
         Column(
             "confirmed",
             "bool",
-            help="yes: the value was checked and is correct though refused as unusual",
+            help=_("yes: the value was checked and is correct though refused as unusual"),
         ),
     ),
     "responses": (
@@ -112,7 +114,8 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("notes"),
     ),
 }
-CONFIRM_HINT = 'If the value is correct, write "yes" in the row\'s confirmed column.'
+# Added to the checks' "unusual value" message, in the uploader's language (the job runs in it).
+CONFIRM_HINT = MESSAGES["confirm_hint"]
 FIELD_COLUMNS = {c.field: c.name for cols in SHEETS.values() for c in cols if c.field}
 
 
@@ -128,7 +131,7 @@ def template(fmt: str, sheet: str = "labs") -> bytes:
         + [
             tablib.Dataset(
                 *[
-                    (name, c.name, "yes" if c.required else "", c.kind, c.help)
+                    (name, c.name, "yes" if c.required else "", c.kind, str(c.help))
                     for name, columns in SHEETS.items()
                     for c in columns
                 ],
@@ -208,22 +211,20 @@ class Limits:
             settings.SPREADSHEET_MAX_CELLS,
         )
 
-    def describe(self) -> str:
-        return (
-            f"at most {self.rows:,} rows, {self.cells:,} cells and "
-            f"{self.unzipped_bytes / 1_000_000:,.0f} MB unzipped"
-        )
-
 
 class TooLarge(Exception):
-    """The file is over a limit; nothing of it was read."""
+    """The file is over a limit; nothing of it was read. `message` keeps its code (`what`: a
+    coded reason, e.g. Coded("too_large_lines", lines=n))."""
 
-    def __init__(self, what: str, limits: Limits):
-        super().__init__(
-            f"The file is too large to import: {what}. A spreadsheet may hold "
-            f"{limits.describe()} (settings SPREADSHEET_MAX_ROWS, SPREADSHEET_MAX_CELLS, "
-            "SPREADSHEET_MAX_UNZIPPED_BYTES): split it into smaller files."
+    def __init__(self, what: Coded, limits: Limits):
+        self.message = Coded(
+            "too_large",
+            what=what.item,
+            rows=limits.rows,
+            cells=limits.cells,
+            megabytes=round(limits.unzipped_bytes / 1_000_000),
         )
+        super().__init__(str(self.message))
 
 
 CSV_DELIMITERS = ";,\t|"
@@ -244,20 +245,18 @@ def read_rows(
         sheets, problems, epoch = _xlsx_sheets(file_name, data, limits)
     elif lower.endswith(".csv"):
         if csv_sheet not in SHEETS:
-            return {}, [Problem(file_name, "", None, "Say what the CSV file holds.")], []
+            return {}, [Problem(file_name, "", None, Coded("csv_sheet_missing"))], []
         sheets, problems, epoch = _csv_sheets(file_name, data, csv_sheet, limits)
     else:
-        return {}, [Problem(file_name, "", None, "Upload an .xlsx or a .csv file.")], []
+        return {}, [Problem(file_name, "", None, Coded("file_type"))], []
     rows: dict[str, list[dict]] = {}
-    notices: list[str] = []
+    notices: list[dict] = []
     for name, raw in sheets:
         if name == "guide" or (name not in SHEETS and not any(_filled(r) for r in raw)):
             continue
         if name not in SHEETS:
             problems.append(
-                Problem(
-                    name, "", None, f"Unknown sheet; use {', '.join(SHEETS)} (see the template)."
-                )
+                Problem(name, "", None, Coded("unknown_sheet", sheets=", ".join(SHEETS)))
             )
             continue
         rows[name] = _sheet_rows(name, raw, epoch, problems, notices)
@@ -269,7 +268,7 @@ def _filled(row) -> bool:
 
 
 def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
-    unreadable = [Problem(file_name, "", None, "This is not a readable XLSX workbook.")]
+    unreadable = [Problem(file_name, "", None, Coded("xlsx_unreadable"))]
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -279,7 +278,9 @@ def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
     # (it fails the CRC instead), so this bounds what openpyxl can unpack.
     unzipped = sum(m.file_size for m in members)
     if unzipped > limits.unzipped_bytes:
-        raise TooLarge(f"it unzips to {unzipped / 1_000_000:,.1f} MB", limits)
+        raise TooLarge(
+            Coded("too_large_unzipped", megabytes=round(unzipped / 1_000_000, 1)), limits
+        )
     try:
         _xlsx_count_rows(archive, limits)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
@@ -295,8 +296,12 @@ def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
             declared_rows, declared_cols = _declared_size(sheet)
             if declared_rows > limits.rows or declared_rows * declared_cols > limits.cells:
                 raise TooLarge(
-                    f"sheet {sheet.title!r} holds {declared_rows:,} rows of {declared_cols:,} "
-                    "columns",
+                    Coded(
+                        "too_large_sheet",
+                        sheet=repr(str(sheet.title)),
+                        rows=declared_rows,
+                        columns=declared_cols,
+                    ),
                     limits,
                 )
             raw = []
@@ -305,7 +310,7 @@ def _xlsx_sheets(file_name: str, data: bytes, limits: Limits):
                 total_cells += len(row)
                 if total_rows > limits.rows or total_cells > limits.cells:
                     raise TooLarge(
-                        f"more than {limits.rows:,} rows or {limits.cells:,} cells", limits
+                        Coded("too_large_rows", rows=limits.rows, cells=limits.cells), limits
                     )
                 raw.append(row)
             sheets.append((str(sheet.title).strip().lower(), raw))
@@ -337,7 +342,7 @@ def _xlsx_count_rows(archive: zipfile.ZipFile, limits: Limits) -> None:
                 cells -= tail.count(b"<c>") + tail.count(b"<c ")
                 if rows > limits.rows or cells > limits.cells:
                     raise TooLarge(
-                        f"more than {limits.rows:,} rows or {limits.cells:,} cells", limits
+                        Coded("too_large_rows", rows=limits.rows, cells=limits.cells), limits
                     )
 
 
@@ -352,20 +357,12 @@ def _declared_size(sheet) -> tuple[int, int]:
 def _csv_text(file_name: str, data: bytes) -> tuple[str | None, list[Problem]]:
     """The CSV's text: UTF-8 (Excel's "CSV UTF-8", with its BOM), else Windows-1252 (Excel's
     plain "CSV" in Western Europe). UTF-16 ("Unicode text") and NUL bytes are refused."""
-    again = [Problem(file_name, "", None, "Save the CSV file as UTF-8 (CSV UTF-8 in Excel).")]
+    again = [Problem(file_name, "", None, Coded("csv_encoding"))]
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None, again
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
-        return None, [
-            Problem(
-                file_name,
-                "",
-                None,
-                f"Line {line} holds a NUL character (an invisible control character): remove "
-                "it, or save the file again as CSV UTF-8 (CSV UTF-8 in Excel).",
-            )
-        ]
+        return None, [Problem(file_name, "", None, Coded("csv_nul", line=line))]
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
@@ -394,14 +391,14 @@ def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
         return [], problems, None
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines > limits.rows:
-        raise TooLarge(f"it has {lines:,} lines", limits)
+        raise TooLarge(Coded("too_large_lines", lines=lines), limits)
     delimiter = _delimiter(text)
     if text.count(delimiter) + lines > limits.cells:
-        raise TooLarge(f"it has more than {limits.cells:,} cells", limits)
+        raise TooLarge(Coded("too_large_cells", cells=limits.cells), limits)
     try:
         raw = [tuple(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
     except csv.Error as error:
-        return [], [Problem(file_name, "", None, f"The CSV file cannot be read: {error}.")], None
+        return [], [Problem(file_name, "", None, Coded("csv_unreadable", error=str(error)))], None
     return [(sheet, raw)], [], None
 
 
@@ -423,15 +420,12 @@ def _sheet_rows(name: str, raw: list, epoch, problems: list, notices: list) -> l
     start = _header_index(name, raw)
     headers = [str(h or "").strip().lower() for h in raw[start]]
     if start and any(_filled(r) for r in raw[:start]):
-        notices.append(
-            f"{name}: row{'s 1–' + str(start) if start > 1 else ' 1'} above the header "
-            f"(row {start + 1}) {'were' if start > 1 else 'was'} read as a title and skipped."
-        )
+        notices.append(Coded("title_rows", sheet=name, count=start, header_row=start + 1).item)
     columns = {c.name: c for c in SHEETS[name]}
     for column in SHEETS[name]:
         if column.required and column.name not in headers:
             problems.append(
-                Problem(f"{name} row {start + 1}", column.name, None, "Missing column.")
+                Problem(f"{name} row {start + 1}", column.name, None, Coded("missing_column"))
             )
     body = raw[start + 1 :]
     width = max((len(r) for r in body), default=0)
@@ -441,11 +435,12 @@ def _sheet_rows(name: str, raw: list, epoch, problems: list, notices: list) -> l
         if header in columns:
             continue
         if header or any(i < len(r) and _filled([r[i]]) for r in body):
-            ignored.append(f"{get_column_letter(i + 1)} ({header or 'no header'})")
+            ignored.append({"column": get_column_letter(i + 1), "header": header})
     if ignored:
         notices.append(
-            f"{name}: ignored {len(ignored)} column(s) that are not in the template: "
-            f"{', '.join(ignored)}."
+            Coded(
+                "ignored_columns", sheet=name, count=len(ignored), columns={"ignored": ignored}
+            ).item
         )
     rows = []
     for number, row in enumerate(body, start=start + 2):
@@ -490,10 +485,11 @@ def _local_written(text: str, order: str) -> datetime | None:
     a, b = int(match["a"]), int(match["b"])
     if match["sep"] == "/":
         if order not in ("dmy", "mdy"):
-            raise ValueError(
-                f"{text} could be {a} {_MONTHS[b] if b <= 12 else '?'} or {b} "
-                f"{_MONTHS[a] if a <= 12 else '?'}: write YYYY-MM-DD, or set the center's date "
-                "order (Centers in the admin)"
+            raise CodedError(
+                "date_ambiguous",
+                text=text,
+                first={"day": a, "month": b if b <= 12 else 0},
+                second={"day": b, "month": a if a <= 12 else 0},
             )
         if order == "mdy":
             a, b = b, a
@@ -502,24 +498,7 @@ def _local_written(text: str, order: str) -> datetime | None:
             int(match["y"]), b, a, int(match["H"] or 0), int(match["M"] or 0), int(match["S"] or 0)
         )
     except ValueError:
-        raise ValueError(f"{text} is not a date") from None
-
-
-_MONTHS = [
-    "",
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+        raise CodedError("not_a_date", text=text) from None
 
 
 def parse_datetime(text: str, zone: ZoneInfo, order: str = "") -> datetime:
@@ -534,7 +513,7 @@ def parse_datetime(text: str, zone: ZoneInfo, order: str = "") -> datetime:
                 else datetime.fromisoformat(text)
             )
         except ValueError:
-            raise ValueError("write the time as YYYY-MM-DD HH:MM (or DD.MM.YYYY HH:MM)") from None
+            raise CodedError("datetime_format") from None
     try:
         return at_local_time(moment, zone)
     except LocalTimeError as error:
@@ -553,18 +532,18 @@ def _parse(column: Column, text: str, zone: ZoneInfo, order: str = ""):
                 date.fromisoformat(text[:10]) if len(text) in (10, 19) else date.fromisoformat(text)
             )
         except (ValueError, TypeError):
-            raise ValueError("write the date as YYYY-MM-DD (or DD.MM.YYYY)") from None
+            raise CodedError("date_format") from None
     if column.kind == "datetime":
         return parse_datetime(text, zone, order)
     if column.kind == "decimal":
         return parse_decimal(text)
     if column.kind == "int":
         if not text.isdigit():
-            raise ValueError("a whole number")
+            raise CodedError("whole_number")
         return int(text)
     if column.kind == "bool":
         if text.lower() not in ("yes", "no", "true", "false", "1", "0"):
-            raise ValueError("yes or no")
+            raise CodedError("yes_no")
         return text.lower() in ("yes", "true", "1")
     return text
 
@@ -607,14 +586,15 @@ def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
             for column in SHEETS[sheet]:
                 text = row.get(column.name, "")
                 if column.required and not text:
-                    problems.append(Problem(place, column.name, "", "Required."))
+                    problems.append(Problem(place, column.name, "", Coded("required")))
                     bad = True
                     continue
                 try:
                     parsed = _parse(column, text, zone, order)
                 except ValueError as error:
                     shown = text if isinstance(text, str) else _number_text(text)
-                    problems.append(Problem(place, column.name, shown, f"Cannot read it: {error}."))
+                    message = Coded("cannot_read", error=error_item(error))
+                    problems.append(Problem(place, column.name, shown, message))
                     bad = True
                     continue
                 if parsed is not None:

@@ -15,9 +15,10 @@ import hashlib
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, When
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
-from imports.jobs import job_create
+from imports.jobs import UNEXPECTED, job_create, stopped_message
 from imports.models import (
     CHECKING,
     IMPORTED,
@@ -27,6 +28,7 @@ from imports.models import (
     ImportJob,
     SpreadsheetUpload,
 )
+from imports.problems import Coded, problem_text, stored
 from imports.services import import_scope, records_import, records_preview
 from imports.spreadsheet import FIELD_COLUMNS, TooLarge, read_rows, rows_batch
 from patients.ingest.records import Batch, Problem
@@ -35,7 +37,10 @@ SHEET_ORDER = ["patients", "infusions", "labs", "responses", "events", "therapie
 
 
 def _problem_rows(problems: list[Problem]) -> list[dict]:
-    """Each problem as the preview shows it: sheet, row, column, value, message."""
+    """Each problem as the preview stores it: sheet, row, column, value, and what is wrong: a
+    code and its parameters (put into words when shown: `problems_shown`) and the message as
+    written (English for the spreadsheet's own problems; the checks' in the uploader's
+    language, see `upload_preview`)."""
     out = []
     for p in problems:
         sheet, _, row = p.place.partition(" row ")
@@ -45,7 +50,7 @@ def _problem_rows(problems: list[Problem]) -> list[dict]:
                 "row": int(row) if row.isdigit() else None,
                 "column": FIELD_COLUMNS.get(p.field, p.field),
                 "value": "" if p.value is None else str(p.value),
-                "message": p.message,
+                **stored(p.message),
             }
         )
     return sorted(
@@ -55,6 +60,19 @@ def _problem_rows(problems: list[Problem]) -> list[dict]:
             r["row"] or 0,
         ),
     )
+
+
+def problems_shown(preview: dict) -> dict:
+    """The stored preview with its problems and notices in the reader's language: a coded one
+    rendered now, one stored as text (before problems had codes) shown as it was written."""
+    shown = dict(preview)
+    shown["problems"] = [
+        {**p, "message": problem_text(p)}
+        for p in preview.get("problems", [])
+        if isinstance(p, dict)
+    ]
+    shown["notices"] = [problem_text(n) for n in preview.get("notices", [])]
+    return shown
 
 
 def already_imported(*, user, file_hash: str) -> SpreadsheetUpload | None:
@@ -80,10 +98,10 @@ def imported_by_message(upload: SpreadsheetUpload) -> str:
     """What a colleague is told of an upload of the same file they may not open."""
     name = upload.user.get_full_name() or upload.user.get_username()
     when = timezone.localtime(upload.created_at).strftime("%Y-%m-%d %H:%M")
-    return (
-        f"This file was already imported at your center by {name} (uploaded {when}): "
+    return gettext(
+        "This file was already imported at your center by %(name)s (uploaded %(when)s): "
         "nothing was created."
-    )
+    ) % {"name": name, "when": when}
 
 
 def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") -> SpreadsheetUpload:
@@ -103,7 +121,10 @@ def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") ->
             csv_sheet=csv_sheet,
         )
         upload.job = job_create(
-            kind="spreadsheet_preview", user=user, payload={"upload_id": upload.pk}, total=0
+            kind="spreadsheet_preview",
+            user=user,
+            payload={"upload_id": upload.pk, "language": translation.get_language() or ""},
+            total=0,
         )
         upload.save(update_fields=["job"])
     return upload
@@ -111,7 +132,14 @@ def upload_receive(*, user, file_name: str, data: bytes, csv_sheet: str = "") ->
 
 def upload_preview(*, job: ImportJob, progress) -> dict:
     """Read and check a stored upload (the background job's work, in its transaction): the
-    rows, what would be created and every problem, or the refusal of a file over the limits."""
+    rows, what would be created and every problem, or the refusal of a file over the limits.
+    Run in the uploader's language (the job's payload): the spreadsheet's own problems are
+    stored with codes and rendered when shown, but the checks' messages are stored as written."""
+    with translation.override(job.payload.get("language") or settings.LANGUAGE_CODE):
+        return _upload_preview(job=job, progress=progress)
+
+
+def _upload_preview(*, job: ImportJob, progress) -> dict:
     upload = SpreadsheetUpload.objects.select_for_update().get(pk=job.payload["upload_id"])
     if upload.status != CHECKING:
         return {"upload": upload.pk, "status": upload.status}
@@ -124,7 +152,7 @@ def upload_preview(*, job: ImportJob, progress) -> dict:
         )
     except TooLarge as error:  # nothing of the file was read
         upload.status, upload.rows, upload.content = REFUSED, {}, b""
-        problem = Problem(upload.file_name, "", None, str(error))
+        problem = Problem(upload.file_name, "", None, error.message)
         upload.preview = {"problems": _problem_rows([problem]), "row_count": 0}
         upload.save(update_fields=["status", "rows", "content", "preview"])
         return {"upload": upload.pk, "status": upload.status}
@@ -173,13 +201,19 @@ def upload_preview_failed(job: ImportJob) -> None:
     if upload is None:
         return
     messages = [m for texts in job.result.get("errors", {}).values() for m in texts]
+    coded = {UNEXPECTED: Coded("job_unexpected"), stopped_message(job): _stopped(job)}
     upload.status, upload.content = REFUSED, b""
     upload.preview = {
         "problems": [
-            {"sheet": "", "row": None, "column": "", "value": "", "message": m} for m in messages
+            {"sheet": "", "row": None, "column": "", "value": "", **stored(coded.get(m, m))}
+            for m in messages
         ]
     }
     upload.save(update_fields=["status", "content", "preview"])
+
+
+def _stopped(job: ImportJob) -> Coded:
+    return Coded("job_stopped", count=job.attempts)
 
 
 def upload_batch(upload_id: int) -> tuple[Batch | None, dict]:
@@ -213,7 +247,11 @@ def upload_confirm(
             upload.job = job_create(
                 kind="spreadsheet",
                 user=user,
-                payload={"upload_id": upload.pk, "history": history},
+                payload={
+                    "upload_id": upload.pk,
+                    "history": history,
+                    "language": translation.get_language() or "",
+                },
                 total=upload.preview["row_count"],
             )
             upload.status = IMPORTING

@@ -7,11 +7,12 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from imports import uploads
 from imports.forms import UploadForm
-from imports.held import held_result_dismiss, held_results_retry
+from imports.held import held_result_dismiss, held_results_retry, retry_message
 from imports.jobs import job_progress
 from imports.models import HELD, IMPORTED, IMPORTING, HeldResult, SpreadsheetUpload
 from imports.spreadsheet import SHEETS, template
@@ -74,7 +75,7 @@ def upload_detail(request, pk: int):
         "imports/upload_detail.html",
         {
             "upload": upload_row,
-            "preview": upload_row.preview,
+            "preview": uploads.problems_shown(upload_row.preview),
             "already_imported": upload_row.status == IMPORTED,
         },
     )
@@ -89,9 +90,13 @@ def upload_confirm(request, pk: int):
         history=request.POST.get("history") == "1",
     )
     if not confirmed and upload_row.status == IMPORTED:
-        messages.info(request, "This upload was already imported: nothing more was created.")
+        messages.info(
+            request, gettext("This upload was already imported: nothing more was created.")
+        )
     elif not confirmed and upload_row.status == IMPORTING:
-        messages.info(request, "This upload is already being imported: nothing more was started.")
+        messages.info(
+            request, gettext("This upload is already being imported: nothing more was started.")
+        )
     return redirect("imports:detail", pk=pk)
 
 
@@ -141,7 +146,7 @@ def held_results_retry_view(request):
         outcome = held_results_retry(center=center, user=request.user)
         imported += outcome.imported
         still += outcome.still_held
-    messages.info(request, f"{imported} imported, {still} still held.")
+    messages.info(request, retry_message(imported, still))
     return redirect("imports:held")
 
 
@@ -154,5 +159,9 @@ def held_result_dismiss_view(request, pk: int):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.info(request, f"Dismissed: {held.code} for {held.identifier or 'no patient'}.")
+        messages.info(
+            request,
+            gettext("Dismissed: %(code)s for %(patient)s.")
+            % {"code": held.code, "patient": held.identifier or gettext("no patient")},
+        )
     return redirect("imports:held")

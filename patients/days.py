@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext
+
 
 @dataclass(frozen=True)
 class ClinicalDay:
@@ -24,10 +26,13 @@ class ClinicalDay:
 
     def __str__(self) -> str:
         if self.is_baseline:
-            return f"baseline (day {self.day})"
+            return gettext("baseline (day %(day)s)") % {"day": self.day}
         if self.infusion_number == 1:
-            return f"day {self.day}"
-        return f"day {self.day} after infusion {self.infusion_number}"
+            return gettext("day %(day)s") % {"day": self.day}
+        return gettext("day %(day)s after infusion %(number)s") % {
+            "day": self.day,
+            "number": self.infusion_number,
+        }
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
@@ -50,16 +55,24 @@ def at_local_time(wall_clock: datetime, tz: ZoneInfo) -> datetime:
         second = wall_clock.replace(tzinfo=tz, fold=1)
         round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
     except OverflowError:
-        raise LocalTimeError(f"{wall_clock:%Y-%m-%d %H:%M} is out of range.") from None
+        raise LocalTimeError(
+            gettext("%(time)s is out of range.") % {"time": f"{wall_clock:%Y-%m-%d %H:%M}"}
+        ) from None
     if round_trip != wall_clock:
         raise LocalTimeError(
-            f"{wall_clock:%d %b %Y %H:%M} does not exist in {tz.key} (the clocks were put "
-            "forward): check the time, or give it with its UTC offset."
+            gettext(
+                "%(time)s does not exist in %(zone)s (the clocks were put forward): check the "
+                "time, or give it with its UTC offset."
+            )
+            % {"time": f"{wall_clock:%d %b %Y %H:%M}", "zone": tz.key}
         )
     if first.utcoffset() != second.utcoffset():
         raise LocalTimeError(
-            f"{wall_clock:%d %b %Y %H:%M} happened twice in {tz.key} (the clocks were put "
-            "back): give the time with its UTC offset, e.g. +02:00 or +01:00."
+            gettext(
+                "%(time)s happened twice in %(zone)s (the clocks were put back): give the time "
+                "with its UTC offset, e.g. +02:00 or +01:00."
+            )
+            % {"time": f"{wall_clock:%d %b %Y %H:%M}", "zone": tz.key}
         )
     return first
 

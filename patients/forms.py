@@ -6,8 +6,11 @@ from datetime import datetime, time
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from patients import units
+from patients import plausibility_checks, units, validation
 from patients.days import LocalTimeError, at_local_time
 from patients.fields import DecimalTextField
 from patients.models import (
@@ -61,9 +64,9 @@ class PatientForm(forms.ModelForm):
             # placeholder and apply it when the field is left empty.
             self.initial["diagnosis"] = ""
             self.fields["diagnosis"].widget.attrs["placeholder"] = Patient.DEFAULT_DIAGNOSIS
-            self.fields[
-                "diagnosis"
-            ].help_text = f"Left empty, it is recorded as {Patient.DEFAULT_DIAGNOSIS}."
+            self.fields["diagnosis"].help_text = _(
+                "Left empty, it is recorded as %(diagnosis)s."
+            ) % {"diagnosis": Patient.DEFAULT_DIAGNOSIS}
         if user is not None and not user.has_perm("patients.view_identifiers"):
             del self.fields["mrn"]
             del self.fields["full_name"]
@@ -80,7 +83,8 @@ class PatientForm(forms.ModelForm):
             if center is not None and (profile is None or profile.center_id != center.pk):
                 self.add_error(
                     "hematologists",
-                    f"{_clinician_label(user)} is not a clinician of {center.name}.",
+                    _("%(user)s is not a clinician of %(center)s.")
+                    % {"user": _clinician_label(user), "center": center.name},
                 )
         return cleaned
 
@@ -104,7 +108,7 @@ class InfusionForm(forms.ModelForm):
 
     # Typed as text, read by the one number parser (a browser must not drop a comma).
     dose_cells_per_kg = DecimalTextField(
-        max_digits=14, decimal_places=0, required=False, label="Dose (cells/kg)"
+        max_digits=14, decimal_places=0, required=False, label=_("Dose (cells/kg)")
     )
 
 
@@ -149,7 +153,7 @@ class LabResultForm(forms.ModelForm):
             )
         }
 
-    value = DecimalTextField(required=False, help_text="e.g. 0.9 or 0,9")
+    value = DecimalTextField(required=False, help_text=_("e.g. 0.9 or 0,9"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -157,49 +161,56 @@ class LabResultForm(forms.ModelForm):
         self.initial["plausibility_confirmed"] = False
         patient = getattr(self.instance, "patient", None)
         zone = patient.center.time_zone if patient is not None and patient.center_id else ""
-        self.fields["collected_at"].help_text = f"Local time in {zone}." if zone else ""
+        self.fields["collected_at"].help_text = (
+            _("Local time in %(zone)s.") % {"zone": zone} if zone else ""
+        )
 
 
 class SampleForm(forms.Form):
     """One sampling date and time with several analytes, as results arrive from the lab."""
 
-    collected_date = forms.DateField(label="Collection date", widget=DATE)
+    collected_date = forms.DateField(label=_("Collection date"), widget=DATE)
     collected_time = forms.TimeField(
-        label="Time",
+        label=_("Time"),
         initial=time(8, 0),
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
     )
     method = forms.CharField(
         required=False,
         max_length=100,
-        help_text="e.g. flow cytometry (applies to every value below)",
+        help_text=_("e.g. flow cytometry (applies to every value below)"),
     )
     # Shown once values were marked as unusual: the person confirms them on a second look.
     confirm = forms.BooleanField(
-        required=False, label="I have checked the values marked above: they are correct."
+        required=False, label=_("I have checked the values marked above: they are correct.")
     )
     # Which values the confirmation covers ("analyte=value unit" entries): a value changed after
     # the warning is checked again, never confirmed by the earlier tick.
     confirmed_values = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
 
-    def __init__(self, *args, tz=None, **kwargs):
+    def __init__(self, *args, tz=None, patient=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.tz = tz
+        self.tz = tz if tz is not None or patient is None else patient.center.tzinfo
+        self.patient = patient
         self.needs_confirmation = False
         if tz is not None:
-            self.fields["collected_time"].help_text = f"Local time in {tz.key}."
+            self.fields["collected_time"].help_text = _("Local time in %(zone)s.") % {
+                "zone": tz.key
+            }
         for analyte in units.ANALYTES.values():
             code = analyte.code
             self.fields[f"{code}-value"] = DecimalTextField(
                 required=False, label=analyte.label, max_digits=20, decimal_places=6
             )
             self.fields[f"{code}-unit"] = forms.ChoiceField(
-                label="Unit",
+                label=_("Unit"),
                 choices=[(u, units.UNIT_LABELS[u]) for u in analyte.units],
                 initial=analyte.canonical_unit,
             )
             self.fields[f"{code}-qualifier"] = forms.ChoiceField(
-                label="or", choices=units.QUALIFIER_CHOICES, required=False
+                label=pgettext_lazy("a value, or a qualifier", "or"),
+                choices=units.QUALIFIER_CHOICES,
+                required=False,
             )
 
     def rows(self):
@@ -218,18 +229,31 @@ class SampleForm(forms.Form):
         data = self.cleaned_data
         return f"{code}={data.get(f'{code}-value')} {data.get(f'{code}-unit')}"
 
-    def ask_confirmation(self, analytes: list[str]) -> None:
-        """Show the form again with the confirmation box, for exactly these values."""
+    def date_token(self) -> str:
+        return f"date={self.cleaned_data.get('collected_date')}"
+
+    def ask_confirmation(self, analytes: list[str], *, date: bool = False) -> None:
+        """Show the form again with the confirmation box, for exactly these values (and the
+        collection date, if it is the one marked)."""
+        tokens = [self.value_token(code) for code in analytes]
+        if date:
+            tokens.append(self.date_token())
         self.needs_confirmation = True
         self.data = self.data.copy()
-        self.data["confirmed_values"] = ";".join(self.value_token(code) for code in analytes)
+        self.data["confirmed_values"] = ";".join(tokens)
         self.data["confirm"] = ""
 
-    def _confirmed(self) -> set[str]:
+    def _tokens(self) -> set[str]:
         if not self.cleaned_data.get("confirm"):
             return set()
-        tokens = set((self.cleaned_data.get("confirmed_values") or "").split(";"))
+        return set((self.cleaned_data.get("confirmed_values") or "").split(";"))
+
+    def _confirmed(self) -> set[str]:
+        tokens = self._tokens()
         return {code for code in units.ANALYTES if self.value_token(code) in tokens}
+
+    def date_confirmed(self) -> bool:
+        return self.date_token() in self._tokens()
 
     def lab_values(self) -> list[LabValue]:
         data = self.cleaned_data
@@ -253,6 +277,9 @@ class SampleForm(forms.Form):
         return values
 
     def clean(self):
+        """Every problem of the sample in one round: the fields' own errors, the time, the date's
+        and the values' plausibility and the rules between fields (patients.validation), so that
+        a person corrects everything at once; the service checks the same again when saving."""
         cleaned = super().clean()
         if cleaned.get("collected_date") and cleaned.get("collected_time") and self.tz:
             try:
@@ -261,6 +288,85 @@ class SampleForm(forms.Form):
                 )
             except LocalTimeError as error:
                 self.add_error("collected_time", str(error))
-        if not self.errors and not self.lab_values():
-            raise forms.ValidationError("Enter at least one result: a value or a qualifier.")
+        entered = [
+            code
+            for code in units.ANALYTES
+            if cleaned.get(f"{code}-value") is not None
+            or cleaned.get(f"{code}-qualifier")
+            or self.has_error(f"{code}-value")
+        ]
+        if not entered:
+            self.add_error(None, _("Enter at least one result: a value or a qualifier."))
+        if self.patient is None:
+            return cleaned
+        errors: dict[str, list] = {}
+        parsed = [code for code in entered if not self.has_error(f"{code}-value")]
+        unconfirmed = self._check_values(parsed, errors)
+        date_soft, date_unconfirmed = self._check_date(errors)
+        if unconfirmed or date_unconfirmed:  # before the errors take values off cleaned_data
+            # The box asks again for everything it covers, a date already confirmed included.
+            self.ask_confirmation(unconfirmed, date=date_soft)
+        for field, messages in errors.items():
+            for message in messages:
+                text = message.messages[0] if isinstance(message, ValidationError) else message
+                if str(text) not in self.errors.get(field or "__all__", []):
+                    self.add_error(field, message)
         return cleaned
+
+    def _check_date(self, errors: dict) -> tuple[bool, bool]:
+        """The collection date against the infusions, the patient's samples and today (issue 23):
+        whether it needs a confirmation, and whether it still waits for one."""
+        on = self.cleaned_data.get("collected_date")
+        findings = plausibility_checks.sample_date_findings(patient=self.patient, on=on)
+        refusals = plausibility_checks.plausibility_errors(
+            findings, confirmed=self.date_confirmed(), field="collected_date"
+        )
+        for field, messages in refusals.items():
+            errors.setdefault(field, []).extend(messages)
+        soft = any(not f.is_hard for f in findings)
+        return soft, any(
+            e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("collected_date", [])
+        )
+
+    def _check_values(self, entered: list[str], errors: dict) -> list[str]:
+        """The rules between a row's fields and the values' plausibility; returns the analytes
+        that wait for a confirmation."""
+        data = self.cleaned_data
+        when = data.get("collected_at")
+        values = {}
+        for code in entered:
+            value, unit = data.get(f"{code}-value"), data.get(f"{code}-unit") or ""
+            found = validation.lab_result_errors(
+                patient=self.patient,
+                analyte=code,
+                specimen="",
+                collected_at=when,
+                value=value,
+                unit=unit,
+                qualifier=data.get(f"{code}-qualifier") or "",
+            )
+            for field, messages in found.items():
+                if field == "collected_at":
+                    key = "collected_date"
+                else:
+                    key = f"{code}-{field}" if f"{code}-{field}" in self.fields else None
+                for message in messages:
+                    if message not in errors.get(key, []):
+                        errors.setdefault(key, []).append(message)
+            if value is not None and unit and not found.get("value") and not found.get("unit"):
+                values[code] = units.to_canonical(code, value, unit)
+        if not values:
+            return []
+        findings = plausibility_checks.sample_plausibility(
+            patient=self.patient, collected_at=when, values=values
+        )
+        confirmed = self._confirmed()
+        unconfirmed = []
+        for code in values:
+            mine = [f for f in findings if f.analyte == code]
+            refusals = plausibility_checks.plausibility_errors(mine, confirmed=code in confirmed)
+            if refusals:
+                errors.setdefault(f"{code}-value", []).extend(refusals["value"])
+            if any(e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("value", [])):
+                unconfirmed.append(code)
+        return unconfirmed

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from patients.plausibility import Limits
 from patients.versioned import CenterSettingsVersion
@@ -40,31 +41,35 @@ class PlausibilityLimits(CenterSettingsVersion):
         related_name="plausibility_limits",
     )
     bcell_abs_soft = _limit(
-        "PB B cells: confirm above (cells/µL)", _DEFAULTS.bcell_abs_soft, "Default 2,000."
+        _("PB B cells: confirm above (cells/µL)"), _DEFAULTS.bcell_abs_soft, _("Default 2,000.")
     )
     bcell_abs_hard = _limit(
-        "PB B cells: refuse above (cells/µL)", _DEFAULTS.bcell_abs_hard, "Default 100,000."
+        _("PB B cells: refuse above (cells/µL)"), _DEFAULTS.bcell_abs_hard, _("Default 100,000.")
     )
     alc_soft = _limit(
-        "ALC: confirm above (cells/µL)", _DEFAULTS.alc_soft, "Default 50,000 (50 ×10⁹/L)."
+        _("ALC: confirm above (cells/µL)"), _DEFAULTS.alc_soft, _("Default 50,000 (50 ×10⁹/L).")
     )
     alc_hard = _limit(
-        "ALC: refuse above (cells/µL)", _DEFAULTS.alc_hard, "Default 1,000,000 (1,000 ×10⁹/L)."
+        _("ALC: refuse above (cells/µL)"),
+        _DEFAULTS.alc_hard,
+        _("Default 1,000,000 (1,000 ×10⁹/L)."),
     )
     car_copies_soft = _limit(
-        "CAR copies: confirm above (copies/µg)", _DEFAULTS.car_copies_soft, "Default 10⁶."
+        _("CAR copies: confirm above (copies/µg)"), _DEFAULTS.car_copies_soft, _("Default 10⁶.")
     )
     car_copies_hard = _limit(
-        "CAR copies: refuse above (copies/µg)", _DEFAULTS.car_copies_hard, "Default 10⁸."
+        _("CAR copies: refuse above (copies/µg)"), _DEFAULTS.car_copies_hard, _("Default 10⁸.")
     )
     unit_slip_factor = models.DecimalField(
-        "unit-slip factor",
+        _("unit-slip factor"),
         max_digits=10,
         decimal_places=3,
         default=_DEFAULTS.unit_slip_factor,
-        validators=[MinValueValidator(Decimal(2), "The factor must be at least 2.")],
-        help_text="Confirm a value at least this many times (or at most 1/this) the patient's "
-        "previous non-zero value of the same analyte. Default 1,000.",
+        validators=[MinValueValidator(Decimal(2), _("The factor must be at least 2."))],
+        help_text=_(
+            "Confirm a value at least this many times (or at most 1/this) the patient's "
+            "previous non-zero value of the same analyte. Default 1,000."
+        ),
     )
 
     DEFAULT = _DEFAULTS
@@ -100,7 +105,7 @@ class PlausibilityLimits(CenterSettingsVersion):
         ):
             low, high = getattr(self, soft), getattr(self, hard)
             if low is not None and high is not None and low > high:
-                errors[soft] = ["The confirm limit must not be above the refuse limit."]
+                errors[soft] = [_("The confirm limit must not be above the refuse limit.")]
         if errors:
             raise ValidationError(errors)
 

@@ -16,6 +16,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from patients import plausibility_checks, units, validation
@@ -28,7 +29,7 @@ def _raise(errors: validation.Errors) -> None:
         raise ValidationError(errors)
 
 
-SEX_CHOICES = [("F", "Female"), ("M", "Male"), ("U", "Unknown")]
+SEX_CHOICES = [("F", _("Female")), ("M", _("Male")), ("U", _("Unknown"))]
 
 
 class Center(models.Model):
@@ -40,15 +41,15 @@ class Center(models.Model):
     # first) or 11 February (month first). Empty: such a date is refused as ambiguous. A date
     # with dots (02.11.2026) is always day first; YYYY-MM-DD is always read.
     date_order = models.CharField(
-        "date order of spreadsheets",
+        _("date order of spreadsheets"),
         max_length=3,
         blank=True,
         default="",
         choices=[
-            ("dmy", "Day first (02/11/2026 is 2 November)"),
-            ("mdy", "Month first (11/02/2026 is 2 November)"),
+            ("dmy", _("Day first (02/11/2026 is 2 November)")),
+            ("mdy", _("Month first (11/02/2026 is 2 November)")),
         ],
-        help_text="How dates with slashes are read in this center's spreadsheets.",
+        help_text=_("How dates with slashes are read in this center's spreadsheets."),
     )
 
     history = HistoricalRecords()
@@ -76,18 +77,19 @@ class ClinicianProfile(models.Model):
         null=True,
         blank=True,
         related_name="staff",
-        help_text="Empty for registry staff who see every center.",
+        help_text=_("Empty for registry staff who see every center."),
     )
     email_low_severity = models.BooleanField(
         default=True,
-        help_text="Also e-mail me about warning, info and reminder alerts "
-        "(high alerts always are).",
+        help_text=_(
+            "Also e-mail me about warning, info and reminder alerts (high alerts always are)."
+        ),
     )
     language = models.CharField(
         max_length=10,
         blank=True,
         choices=settings.LANGUAGES,
-        help_text="The interface's and the e-mails' language; empty: the browser's language.",
+        help_text=_("The interface's and the e-mails' language; empty: the browser's language."),
     )
     # Which center a user belongs to decides which patients they see: every change is kept.
     history = HistoricalRecords()
@@ -99,11 +101,11 @@ class ClinicianProfile(models.Model):
 class Patient(models.Model):
     center = models.ForeignKey(Center, on_delete=models.PROTECT, related_name="patients")
     study_id = models.CharField(
-        "study ID",
+        _("study ID"),
         max_length=32,
         unique=True,
         validators=[validation.validate_study_id],
-        help_text="Pseudonymous ID shown everywhere: letters, digits, “-”, “_” and “.”.",
+        help_text=_("Pseudonymous ID shown everywhere: letters, digits, “-”, “_” and “.”."),
     )
     # Restricted identifiers: shown only to users with the view_identifiers permission.
     mrn = models.CharField("MRN", max_length=64, blank=True)
@@ -117,7 +119,7 @@ class Patient(models.Model):
         settings.AUTH_USER_MODEL, blank=True, related_name="patients"
     )
     is_synthetic = models.BooleanField(
-        default=False, help_text="Generated demo data, not a real patient."
+        default=False, help_text=_("Generated demo data, not a real patient.")
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -126,15 +128,15 @@ class Patient(models.Model):
     class Meta:
         ordering = ["study_id"]
         permissions = [
-            ("view_identifiers", "Can see patients' MRN and name"),
-            ("view_all_centers", "Can see patients of every center"),
+            ("view_identifiers", _("Can see patients' MRN and name")),
+            ("view_all_centers", _("Can see patients of every center")),
         ]
         constraints = [
             models.UniqueConstraint(
                 fields=["center", "mrn"],
                 condition=~Q(mrn=""),
                 name="patient_mrn_unique_per_center",
-                violation_error_message="Another patient of this center has this MRN.",
+                violation_error_message=_("Another patient of this center has this MRN."),
             ),
             models.UniqueConstraint(
                 Lower("study_id"),
@@ -161,25 +163,25 @@ class Patient(models.Model):
 
 class Infusion(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="infusions")
-    infusion_date = models.DateField(help_text="Day 0.")
+    infusion_date = models.DateField(help_text=_("Day 0."))
     infusion_number = models.PositiveSmallIntegerField(
         validators=[
-            MinValueValidator(1, "The first CAR-T infusion is number 1; a number is at least 1.")
+            MinValueValidator(1, _("The first CAR-T infusion is number 1; a number is at least 1."))
         ],
-        help_text="1 for the first CAR-T infusion; a second infusion is a new record with 2.",
+        help_text=_("1 for the first CAR-T infusion; a second infusion is a new record with 2."),
     )
     product = models.CharField(max_length=100)
     target_antigen = models.CharField(max_length=20, default="CD19")
     dose_cells_per_kg = models.DecimalField(
-        "dose (cells/kg)",
+        _("dose (cells/kg)"),
         max_digits=14,
         decimal_places=0,
         null=True,
         blank=True,
-        validators=[MinValueValidator(0, "A dose cannot be negative.")],
+        validators=[MinValueValidator(0, _("A dose cannot be negative."))],
     )
     lymphodepletion = models.CharField(
-        max_length=200, blank=True, help_text="e.g. fludarabine + cyclophosphamide"
+        max_length=200, blank=True, help_text=_("e.g. fludarabine + cyclophosphamide")
     )
 
     history = HistoricalRecords()
@@ -190,17 +192,17 @@ class Infusion(models.Model):
             models.UniqueConstraint(
                 fields=["patient", "infusion_number"],
                 name="infusion_number_unique_per_patient",
-                violation_error_message="This patient already has an infusion with this number.",
+                violation_error_message=_("This patient already has an infusion with this number."),
             ),
             models.UniqueConstraint(
                 fields=["patient", "infusion_date"],
                 name="infusion_date_unique_per_patient",
-                violation_error_message="This patient already has an infusion on this date.",
+                violation_error_message=_("This patient already has an infusion on this date."),
             ),
             models.CheckConstraint(
                 condition=Q(dose_cells_per_kg__gte=0),
                 name="infusion_dose_not_negative",
-                violation_error_message="A dose cannot be negative.",
+                violation_error_message=_("A dose cannot be negative."),
             ),
         ]
 
@@ -245,9 +247,9 @@ class LabResult(models.Model):
     # A value outside a soft plausibility limit is kept only once a person confirmed it; the
     # warning they confirmed and who did are kept (and audited with every change).
     plausibility_confirmed = models.BooleanField(
-        "the value is correct",
+        _("the value is correct"),
         default=False,
-        help_text="Tick after checking a value that was marked as unusual.",
+        help_text=_("Tick after checking a value that was marked as unusual."),
     )
     plausibility_warning = models.CharField(max_length=1000, blank=True, editable=False)
     plausibility_confirmed_by = models.ForeignKey(
@@ -277,12 +279,12 @@ class LabResult(models.Model):
                     Q(value__isnull=False, qualifier="") | Q(value__isnull=True) & ~Q(qualifier="")
                 ),
                 name="lab_result_value_xor_qualifier",
-                violation_error_message="Give either a value or a qualifier, not both.",
+                violation_error_message=_("Give either a value or a qualifier, not both."),
             ),
             models.CheckConstraint(
                 condition=Q(value__gte=0) | Q(value__isnull=True),
                 name="lab_result_value_not_negative",
-                violation_error_message="A value cannot be negative.",
+                violation_error_message=_("A value cannot be negative."),
             ),
         ]
         indexes = [models.Index(fields=["patient", "analyte", "collected_at"])]
@@ -349,7 +351,7 @@ class ResponseAssessment(models.Model):
     assessed_on = models.DateField()
     response = models.CharField(max_length=3, choices=RESPONSE_CHOICES)
     mrd_status = models.CharField(
-        "MRD status", max_length=10, choices=MRD_CHOICES, default="unknown"
+        _("MRD status"), max_length=10, choices=MRD_CHOICES, default="unknown"
     )
     notes = models.CharField(max_length=500, blank=True)
 
@@ -379,10 +381,10 @@ class ClinicalEvent(models.Model):
     kind = models.CharField(max_length=20, choices=EVENT_CHOICES)
     event_date = models.DateField()
     relapse_cd19 = models.CharField(
-        "relapse CD19 status", max_length=10, choices=CD19_CHOICES, blank=True
+        _("relapse CD19 status"), max_length=10, choices=CD19_CHOICES, blank=True
     )
     relapse_site = models.CharField(
-        max_length=100, blank=True, help_text="e.g. bone marrow, CNS, extramedullary"
+        max_length=100, blank=True, help_text=_("e.g. bone marrow, CNS, extramedullary")
     )
     death_cause = models.CharField(max_length=200, blank=True)
     notes = models.CharField(max_length=500, blank=True)
@@ -424,7 +426,7 @@ class PreemptiveTherapy(models.Model):
     category = models.CharField(max_length=20, choices=THERAPY_CATEGORY_CHOICES)
     agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
     agent_detail = models.CharField(
-        max_length=200, blank=True, help_text="e.g. blinatumomab, inotuzumab, dasatinib"
+        max_length=200, blank=True, help_text=_("e.g. blinatumomab, inotuzumab, dasatinib")
     )
     notes = models.CharField(max_length=500, blank=True)
 
@@ -432,7 +434,7 @@ class PreemptiveTherapy(models.Model):
 
     class Meta:
         ordering = ["patient", "start_date"]
-        verbose_name_plural = "pre-emptive therapies"
+        verbose_name_plural = _("pre-emptive therapies")
 
     def __str__(self) -> str:
         return f"{self.get_agent_display()} from {human_date(self.start_date)}"

@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 # An integer part with or without one decimal separator (either "." or ","), or a leading one.
 _PLAIN = re.compile(r"-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")
 # One separator followed by exactly three digits after a 1-3 digit integer part not starting with
@@ -25,7 +28,7 @@ _PLAIN = re.compile(r"-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")
 _GROUPING = re.compile(r"-?[1-9][0-9]{0,2}[.,][0-9]{3}")
 _MAX_TEXT = 40
 
-HOW_TO_WRITE = (
+HOW_TO_WRITE = _(
     "Write digits with at most one decimal separator, e.g. 0.9 or 0,9; no thousands separator"
 )
 
@@ -48,44 +51,59 @@ def parse_decimal(
     are checked for finiteness and size only.
     """
     if isinstance(text, bool):
-        raise NumberFormatError(f"Enter a number, not {text!r}.")
+        raise NumberFormatError(gettext("Enter a number, not %(text)r.") % {"text": text})
     if isinstance(text, int):
         number = Decimal(text)
     elif isinstance(text, Decimal):
         if not text.is_finite():
-            raise NumberFormatError("Enter a finite number (not infinity or NaN).")
+            raise NumberFormatError(gettext("Enter a finite number (not infinity or NaN)."))
         number = text
     elif isinstance(text, str):
         number = _parse_text(text)
     else:
-        raise NumberFormatError(f'Enter a number as text, e.g. "0.9", not {type(text).__name__}.')
+        raise NumberFormatError(
+            gettext('Enter a number as text, e.g. "0.9", not %(type)s.')
+            % {"type": type(text).__name__}
+        )
     return _check_size(number, max_digits=max_digits, decimal_places=decimal_places)
 
 
 def _parse_text(text: str) -> Decimal:
     cleaned = text.strip()
     if not cleaned:
-        raise NumberFormatError("Enter a number.")
+        raise NumberFormatError(gettext("Enter a number."))
     shown = cleaned if len(cleaned) <= _MAX_TEXT else cleaned[:_MAX_TEXT] + "…"
     if len(cleaned) > _MAX_TEXT:
-        raise NumberFormatError(f"“{shown}” is too long for a number. {HOW_TO_WRITE}.")
+        raise NumberFormatError(
+            gettext("“%(text)s” is too long for a number. %(how)s.")
+            % {"text": shown, "how": HOW_TO_WRITE}
+        )
     if not _PLAIN.fullmatch(cleaned):
         if sum(cleaned.count(sep) for sep in ".,") > 1:
             raise NumberFormatError(
-                f"“{shown}” has more than one separator. {HOW_TO_WRITE} "
-                "(one thousand two hundred is 1200)."
+                gettext(
+                    "“%(text)s” has more than one separator. %(how)s "
+                    "(one thousand two hundred is 1200)."
+                )
+                % {"text": shown, "how": HOW_TO_WRITE}
             )
         raise NumberFormatError(
-            f"“{shown}” is not a plain number (only digits and one decimal separator; no "
-            f"letters, spaces, exponents or units). {HOW_TO_WRITE}."
+            gettext(
+                "“%(text)s” is not a plain number (only digits and one decimal separator; no "
+                "letters, spaces, exponents or units). %(how)s."
+            )
+            % {"text": shown, "how": HOW_TO_WRITE}
         )
     if _GROUPING.fullmatch(cleaned):
         digits = cleaned.replace(",", "").replace(".", "")
         decimal = cleaned.replace(",", ".")
         raise NumberFormatError(
-            f"“{shown}” is ambiguous: it can mean {digits} (with a thousands separator) or "
-            f"{decimal}. Write {digits} for the whole number, or the decimal with one more "
-            f"digit, e.g. {decimal}0."
+            gettext(
+                "“%(text)s” is ambiguous: it can mean %(digits)s (with a thousands separator) "
+                "or %(decimal)s. Write %(digits)s for the whole number, or the decimal with one "
+                "more digit, e.g. %(decimal)s0."
+            )
+            % {"text": shown, "digits": digits, "decimal": decimal}
         )
     return Decimal(cleaned.replace(",", "."))
 
@@ -93,11 +111,12 @@ def _parse_text(text: str) -> Decimal:
 def _check_size(number: Decimal, *, max_digits: int, decimal_places: int) -> Decimal:
     _sign, digits, exponent = number.as_tuple()
     if not isinstance(exponent, int):
-        raise NumberFormatError("Enter a finite number (not infinity or NaN).")
+        raise NumberFormatError(gettext("Enter a finite number (not infinity or NaN)."))
     whole_digits_allowed = max_digits - decimal_places
     if any(digits) and len(digits) + exponent > whole_digits_allowed:
         raise NumberFormatError(
-            f"The number is too large: at most {whole_digits_allowed} digits before the separator."
+            gettext("The number is too large: at most %(n)s digits before the separator.")
+            % {"n": whole_digits_allowed}
         )
     if not any(digits):
         return Decimal(0)
@@ -106,7 +125,8 @@ def _check_size(number: Decimal, *, max_digits: int, decimal_places: int) -> Dec
         significant = number.normalize()
         if significant.as_tuple().exponent < -decimal_places:
             raise NumberFormatError(
-                f"Too many decimals: at most {decimal_places} digits after the separator."
+                gettext("Too many decimals: at most %(n)s digits after the separator.")
+                % {"n": decimal_places}
             )
         number = significant if significant.as_tuple().exponent <= 0 else significant.quantize(1)
     return number

@@ -23,11 +23,16 @@ impossible) or "soft" (keep only after a person confirms it, or an API caller se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
+from django.utils import formats
+from django.utils.translation import gettext
+
 from patients import units
+from patients.days import clinical_day
 
 HARD = "hard"
 SOFT = "soft"
@@ -101,8 +106,15 @@ def check_sample(
                         analyte,
                         HARD,
                         "above_hard_limit",
-                        f"{_show(analyte, value)} is impossible for {label} (the limit is "
-                        f"{_show(analyte, hard)}): check the value and its unit.",
+                        gettext(
+                            "%(value)s is impossible for %(analyte)s (the limit is %(limit)s): "
+                            "check the value and its unit."
+                        )
+                        % {
+                            "value": _show(analyte, value),
+                            "analyte": label,
+                            "limit": _show(analyte, hard),
+                        },
                     )
                 )
                 continue
@@ -112,8 +124,15 @@ def check_sample(
                         analyte,
                         SOFT,
                         "above_soft_limit",
-                        f"{_show(analyte, value)} is unusually high for {label} (above "
-                        f"{_show(analyte, soft)}): check the value and its unit.",
+                        gettext(
+                            "%(value)s is unusually high for %(analyte)s (above %(limit)s): "
+                            "check the value and its unit."
+                        )
+                        % {
+                            "value": _show(analyte, value),
+                            "analyte": label,
+                            "limit": _show(analyte, soft),
+                        },
                     )
                 )
         before = previous.get(analyte)
@@ -121,14 +140,30 @@ def check_sample(
             factor = limits.unit_slip_factor
             if value >= before * factor or value * factor <= before:
                 ratio = value / before
-                how = f"{ratio:.0f} times" if ratio >= 1 else f"1/{(1 / ratio):.0f} of"
+                if ratio >= 1:
+                    text = gettext(
+                        "%(value)s is %(factor)s times the patient's previous %(analyte)s "
+                        "(%(before)s): is the unit right?"
+                    )
+                    factor = f"{ratio:.0f}"
+                else:
+                    text = gettext(
+                        "%(value)s is 1/%(factor)s of the patient's previous %(analyte)s "
+                        "(%(before)s): is the unit right?"
+                    )
+                    factor = f"{(1 / ratio):.0f}"
                 findings.append(
                     PlausibilityFinding(
                         analyte,
                         SOFT,
                         "unit_slip",
-                        f"{_show(analyte, value)} is {how} the patient's previous {label} "
-                        f"({_show(analyte, before)}): is the unit right?",
+                        text
+                        % {
+                            "value": _show(analyte, value),
+                            "factor": factor,
+                            "analyte": label,
+                            "before": _show(analyte, before),
+                        },
                     )
                 )
     bcells, alc = values.get(units.PB_BCELL_ABS), values.get(units.ALC)
@@ -138,9 +173,108 @@ def check_sample(
                 units.PB_BCELL_ABS,
                 SOFT,
                 "bcells_above_alc",
-                f"B cells ({_show(units.PB_BCELL_ABS, bcells)}) are more than all lymphocytes "
-                f"of the same sample ({_show(units.ALC, alc)}): B cells are lymphocytes; check "
-                "both values and their units.",
+                gettext(
+                    "B cells (%(bcells)s) are more than all lymphocytes of the same sample "
+                    "(%(alc)s): B cells are lymphocytes; check both values and their units."
+                )
+                % {"bcells": _show(units.PB_BCELL_ABS, bcells), "alc": _show(units.ALC, alc)},
             )
         )
     return findings
+
+
+# --- dates (issue 23): a date is checked as carefully as a number --------------------------------
+#
+# A sample's collection date (the center's local calendar date) needs a confirmation when it is
+#   - more than BASELINE_WINDOW_DAYS days before the patient's first infusion (day −31 or
+#     earlier): the usual baseline samples (screening, lymphodepletion on days −7 to −2) fall
+#     within the 30 days before it and need no tick (a tick asked for every routine baseline is
+#     soon given without looking); a sample months before the infusion is rather a date read in
+#     the wrong order (02.12.2026 as 12 Feb 2026, day −263) that would hide a day-28 count
+#     among the baseline values, which never raise an alert;
+#   - more than FAR_BEFORE_LATEST_DAYS days before the patient's latest sample already recorded
+#     (results arrive late by days or weeks; two months before what is already recorded is
+#     rather a date read in the wrong order than a late result),
+# and is refused when it is after today (a sample cannot be collected in the future).
+BASELINE_WINDOW_DAYS = 30
+FAR_BEFORE_LATEST_DAYS = 60
+
+
+def _date_text(on: date) -> str:
+    return formats.date_format(on, "DATE_FORMAT")
+
+
+def _day_text(on: date, infusion_dates: Sequence[date]) -> str:
+    """ "day −263 after the infusion of 2 Nov 2026" (the infusion the day counts from)."""
+    day = clinical_day(on, list(infusion_dates))
+    if day is None:
+        return gettext("no infusion is recorded yet")
+    start = infusion_dates[0] if day.is_baseline else infusion_dates[day.infusion_number - 1]
+    return gettext("day %(day)s after the infusion of %(infusion)s") % {
+        "day": f"{day.day}".replace("-", "\u2212"),
+        "infusion": _date_text(start),
+    }
+
+
+def _date_problems(
+    on: date, infusion_dates: Sequence[date], latest: date | None, today: date
+) -> list[tuple[str, str, str]]:
+    """(level, check, reason) of each rule `on` breaks."""
+    found = []
+    if on > today:
+        found.append((HARD, "after_today", gettext("The collection date is after today.")))
+    if infusion_dates and (infusion_dates[0] - on).days > BASELINE_WINDOW_DAYS:
+        found.append(
+            (
+                SOFT,
+                "before_first_infusion",
+                gettext("The collection date is more than %(days)s days before the first infusion.")
+                % {"days": BASELINE_WINDOW_DAYS},
+            )
+        )
+    if latest is not None and (latest - on).days > FAR_BEFORE_LATEST_DAYS:
+        found.append(
+            (
+                SOFT,
+                "out_of_order",
+                gettext(
+                    "The collection date is %(days)s days before the patient's latest sample "
+                    "(%(latest)s)."
+                )
+                % {"days": (latest - on).days, "latest": _date_text(latest)},
+            )
+        )
+    return found
+
+
+def check_sample_date(
+    on: date,
+    *,
+    infusion_dates: Sequence[date],
+    sample_dates: Sequence[date] = (),
+    today: date,
+) -> list[PlausibilityFinding]:
+    """Findings for a sample's collection date (the center's local date): `infusion_dates` in
+    order, `sample_dates` the local dates of the patient's samples already recorded, `today` the
+    center's local today. The findings' analyte is "" (the sample as a whole); each message says
+    the date as read, its day after the infusion and what to check."""
+    infusion_dates = sorted(infusion_dates)
+    latest = max((d for d in sample_dates if d != on), default=None)
+    problems = _date_problems(on, infusion_dates, latest, today)
+    if not problems:
+        return []
+    read = gettext("Read as %(date)s, %(day)s;") % {
+        "date": _date_text(on),
+        "day": _day_text(on, infusion_dates),
+    }
+    hint = gettext("check the date against the report.")
+    if on.day <= 12 and on.day != on.month:
+        swapped = date(on.year, on.day, on.month)
+        if not _date_problems(swapped, infusion_dates, latest, today):
+            hint = gettext(
+                "if you meant %(other)s, check the order of day and month in the date field."
+            ) % {"other": _date_text(swapped)}
+    return [
+        PlausibilityFinding("", level, check, f"{reason} {read} {hint}")
+        for level, check, reason in problems
+    ]

@@ -12,15 +12,17 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from patients import units
-from patients.plausibility import Limits, PlausibilityFinding, check_sample
+from patients.plausibility import Limits, PlausibilityFinding, check_sample, check_sample_date
 
 Errors = dict[str, list]
 
 # The code of a soft plausibility refusal: the same values pass once a person confirms them.
 UNCONFIRMED = "plausibility_unconfirmed"
 IMPLAUSIBLE = "plausibility_impossible"
+CONFIRM_IT = _("If it is correct, confirm it.")
 
 
 def plausibility_limits_for(center, *, at=None) -> Limits:
@@ -83,6 +85,29 @@ def sample_findings(
     ]
 
 
+def sample_date_findings(*, patient, on, excluding_pks=()) -> list[PlausibilityFinding]:
+    """The collection date `on` (the center's local date) read against the patient's infusions,
+    its samples already recorded and the center's today (`patients.plausibility.check_sample_date`).
+    """
+    from patients.validation import today_in
+
+    if patient is None or patient.center_id is None or on is None:
+        return []
+    tz = patient.center.tzinfo
+    infusions, samples = [], set()
+    if patient.pk:
+        infusions = list(patient.infusions.values_list("infusion_date", flat=True))
+        times = (
+            patient.lab_results.exclude(pk__in=list(excluding_pks))
+            .values_list("collected_at", flat=True)
+            .distinct()
+        )
+        samples = {moment.astimezone(tz).date() for moment in times}
+    return check_sample_date(
+        on, infusion_dates=infusions, sample_dates=sorted(samples), today=today_in(tz)
+    )
+
+
 def _limits(patient) -> Limits:
     return plausibility_limits_for(patient.center) if patient.center_id else Limits()
 
@@ -98,7 +123,9 @@ def plausibility_errors(
         elif not confirmed:
             errors.setdefault(field, []).append(
                 ValidationError(
-                    finding.message + " If it is correct, confirm it.", code=UNCONFIRMED
+                    "%(finding)s %(confirm)s",
+                    code=UNCONFIRMED,
+                    params={"finding": finding.message, "confirm": CONFIRM_IT},
                 )
             )
     return errors

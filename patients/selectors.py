@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils.translation import gettext
 from simple_history.utils import get_history_model_for_model
 
 from patients import units
@@ -230,10 +231,10 @@ class ClinicalStatus:
     @property
     def label(self) -> str:
         if self.died_on:
-            return f"Died {human_date(self.died_on)}"
+            return gettext("Died %(date)s") % {"date": human_date(self.died_on)}
         if self.relapsed_on:
-            return f"Relapsed {human_date(self.relapsed_on)}"
-        return "Alive, no relapse recorded"
+            return gettext("Relapsed %(date)s") % {"date": human_date(self.relapsed_on)}
+        return gettext("Alive, no relapse recorded")
 
     @property
     def ended_on(self):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.utils.translation import gettext as _
 
 from patients import plausibility_checks, signals, units, validation
 from patients.models import LabResult, Patient, PlausibilityLimits
@@ -52,8 +53,10 @@ def clinical_record_save(*, instance: models.Model, user: AbstractBaseUser | Non
                 instance.save()
         except IntegrityError as error:  # a concurrent writer got there first
             raise ValidationError(
-                "This record conflicts with one saved meanwhile (for example the same result or "
-                "infusion entered twice): reload the page and check."
+                _(
+                    "This record conflicts with one saved meanwhile (for example the same result "
+                    "or infusion entered twice): reload the page and check."
+                )
             ) from error
         _patient_changed(patient)
     return instance
@@ -112,7 +115,7 @@ def lab_results_record(
     `plausibility_checks.UNCONFIRMED` unless its LabValue is `confirmed`; hard limits always refuse.
     """
     if not values:
-        raise ValidationError({"__all__": ["Enter at least one result."]})
+        raise ValidationError({"__all__": [_("Enter at least one result.")]})
     errors: dict[str, list] = {}
     with transaction.atomic():
         patient = _lock_patient(patient.pk)
@@ -121,7 +124,7 @@ def lab_results_record(
         for entry in values:
             if entry.analyte in seen:
                 errors.setdefault(f"{entry.analyte}-value", []).append(
-                    "This analyte is entered twice for one sample."
+                    _("This analyte is entered twice for one sample.")
                 )
                 continue
             seen.add(entry.analyte)

@@ -13,13 +13,23 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from patients import identifiers, units
 from patients.vocabulary import AGENT_CATEGORY, DEATH, RELAPSE, Agent, Event, TherapyCategory
 
 Errors = dict[str, list]
 
-STUDY_ID_TAKEN = (
+# What a clinical date is the date of, in "The %(what)s date ... is in the future."
+WHAT = {
+    "event": pgettext_lazy("the ... date", "event"),
+    "infusion": pgettext_lazy("the ... date", "infusion"),
+    "start": pgettext_lazy("the ... date", "start"),
+    "assessment": pgettext_lazy("the ... date", "assessment"),
+}
+
+STUDY_ID_TAKEN = _(
     "Another patient has this study ID (study IDs are compared without regard to upper and "
     "lower case)."
 )
@@ -86,13 +96,22 @@ def check_clinical_date(
     if value is None or patient is None:
         return
     if value > today_in(patient.center.tzinfo):
-        _add(errors, field, f"The {what} date {value:%d %b %Y} is in the future.")
+        _add(
+            errors,
+            field,
+            _("The %(what)s date %(date)s is in the future.")
+            % {"what": WHAT.get(what, what), "date": f"{value:%d %b %Y}"},
+        )
     if patient.date_of_birth and value < patient.date_of_birth:
         _add(
             errors,
             field,
-            f"The {what} date {value:%d %b %Y} is before the patient's birth "
-            f"({patient.date_of_birth:%d %b %Y}).",
+            _("The %(what)s date %(date)s is before the patient's birth (%(birth)s).")
+            % {
+                "what": WHAT.get(what, what),
+                "date": f"{value:%d %b %Y}",
+                "birth": f"{patient.date_of_birth:%d %b %Y}",
+            },
         )
 
 
@@ -101,7 +120,7 @@ def birth_date_errors(*, patient, date_of_birth: date) -> Errors:
     errors: Errors = {}
     tz = patient.center.tzinfo
     if date_of_birth > today_in(tz):
-        _add(errors, "date_of_birth", "The date of birth is in the future.")
+        _add(errors, "date_of_birth", _("The date of birth is in the future."))
     if patient.pk:
         earliest = [
             d
@@ -130,8 +149,11 @@ def birth_date_errors(*, patient, date_of_birth: date) -> Errors:
             _add(
                 errors,
                 "date_of_birth",
-                f"The date of birth is after data already recorded for this patient (the "
-                f"earliest on {min(earliest):%d %b %Y}); correct that first.",
+                _(
+                    "The date of birth is after data already recorded for this patient (the "
+                    "earliest on %(date)s); correct that first."
+                )
+                % {"date": f"{min(earliest):%d %b %Y}"},
             )
     return errors
 
@@ -158,52 +180,65 @@ def lab_result_errors(
     errors: Errors = {}
     definition = units.ANALYTES.get(analyte)
     if definition is None:
-        _add(errors, "analyte", f"Unknown analyte {analyte!r}.")
+        _add(errors, "analyte", _("Unknown analyte %(analyte)r.") % {"analyte": analyte})
         return errors
     if specimen and specimen != definition.specimen:
         _add(
             errors,
             "specimen",
-            f"{definition.label} is measured in "
-            f"{dict(units.SPECIMEN_CHOICES)[definition.specimen].lower()}, "
-            f"not {dict(units.SPECIMEN_CHOICES).get(specimen, specimen).lower()}.",
+            _("%(analyte)s is measured in %(specimen)s, not %(given)s.")
+            % {
+                "analyte": definition.label,
+                "specimen": str(dict(units.SPECIMEN_CHOICES)[definition.specimen]).lower(),
+                "given": str(dict(units.SPECIMEN_CHOICES).get(specimen, specimen)).lower(),
+            },
         )
     if value is None and not qualifier:
-        _add(errors, "value", "Enter a value, or choose a qualifier such as “Undetectable”.")
+        _add(errors, "value", _("Enter a value, or choose a qualifier such as “Undetectable”."))
     if value is not None and qualifier:
         _add(
             errors,
             "qualifier",
-            "Give either a value or a qualifier, not both: an undetectable "
-            "result is stored as a qualifier, never as a number.",
+            _(
+                "Give either a value or a qualifier, not both: an undetectable "
+                "result is stored as a qualifier, never as a number."
+            ),
         )
     if value is not None and value < 0:
-        _add(errors, "value", "A value cannot be negative.")
+        _add(errors, "value", _("A value cannot be negative."))
     if value is not None and definition.maximum is not None and value > definition.maximum:
         if definition.maximum == 100:
-            _add(errors, "value", "A percentage cannot be over 100.")
+            _add(errors, "value", _("A percentage cannot be over 100."))
         else:
-            _add(errors, "value", f"A fraction cannot be over {definition.maximum}.")
+            _add(
+                errors,
+                "value",
+                _("A fraction cannot be over %(maximum)s.") % {"maximum": definition.maximum},
+            )
     if unit and unit not in definition.units:
         allowed = ", ".join(units.UNIT_LABELS[u] for u in definition.units)
         _add(
             errors,
             "unit",
-            f"{units.UNIT_LABELS.get(unit, unit)} is not a unit of "
-            f"{definition.label}; use {allowed}.",
+            _("%(unit)s is not a unit of %(analyte)s; use %(allowed)s.")
+            % {
+                "unit": units.UNIT_LABELS.get(unit, unit),
+                "analyte": definition.label,
+                "allowed": allowed,
+            },
         )
     if not unit:
-        _add(errors, "unit", "Choose a unit.")
+        _add(errors, "unit", _("Choose a unit."))
     if collected_at is not None and patient is not None:
         if collected_at > timezone.now():
-            _add(errors, "collected_at", "The collection time is in the future.")
+            _add(errors, "collected_at", _("The collection time is in the future."))
         local = collected_at.astimezone(patient.center.tzinfo).date()
         if patient.date_of_birth and local < patient.date_of_birth:
             _add(
                 errors,
                 "collected_at",
-                "The collection date is before the patient's birth "
-                f"({patient.date_of_birth:%d %b %Y}).",
+                _("The collection date is before the patient's birth (%(birth)s).")
+                % {"birth": f"{patient.date_of_birth:%d %b %Y}"},
             )
         key = (analyte, specimen or definition.specimen, collected_at)
         if facts is not None:
@@ -217,8 +252,11 @@ def lab_result_errors(
             _add(
                 errors,
                 "collected_at",
-                f"{definition.label} collected at this time is already recorded for this "
-                "patient: correct the existing result instead of entering it again.",
+                _(
+                    "%(analyte)s collected at this time is already recorded for this "
+                    "patient: correct the existing result instead of entering it again."
+                )
+                % {"analyte": definition.label},
             )
     return errors
 
@@ -241,13 +279,18 @@ def event_errors(
             _add(
                 errors,
                 "kind",
-                "Record the CAR-T infusion first: a relapse or death is counted from it.",
+                _("Record the CAR-T infusion first: a relapse or death is counted from it."),
             )
         elif event_date < first:
             _add(
                 errors,
                 "event_date",
-                f"A {kind} cannot be before the first infusion ({first:%d %b %Y}).",
+                (
+                    _("A relapse cannot be before the first infusion (%(date)s).")
+                    if kind == RELAPSE
+                    else _("A death cannot be before the first infusion (%(date)s).")
+                )
+                % {"date": f"{first:%d %b %Y}"},
             )
     if kind == DEATH:
         if facts is not None:
@@ -260,7 +303,7 @@ def event_errors(
             _add(
                 errors,
                 "event_date",
-                "Other events are recorded after this date of death; correct them first.",
+                _("Other events are recorded after this date of death; correct them first."),
             )
     else:
         if facts is not None:
@@ -269,7 +312,11 @@ def event_errors(
             death = patient.events.filter(kind=DEATH).exclude(pk=excluding_pk).first()
             died = death.event_date if death else None
         if died and event_date > died:
-            _add(errors, "event_date", f"This is after the recorded death ({died:%d %b %Y}).")
+            _add(
+                errors,
+                "event_date",
+                _("This is after the recorded death (%(date)s).") % {"date": f"{died:%d %b %Y}"},
+            )
     return errors
 
 
@@ -299,9 +346,8 @@ def infusion_errors(
         _add(
             errors,
             "infusion_date",
-            f"The {Event(early[1]).label.lower()} on "
-            f"{early[0]:%d %b %Y} would then be before the "
-            "first infusion.",
+            _("The %(event)s on %(date)s would then be before the first infusion.")
+            % {"event": str(Event(early[1]).label).lower(), "date": f"{early[0]:%d %b %Y}"},
         )
     return errors
 
@@ -321,7 +367,11 @@ def therapy_errors(
         _add(
             errors,
             "category",
-            f"{Agent(agent).label} is {TherapyCategory(expected).label.lower()} therapy.",
+            _("%(agent)s is %(category)s therapy.")
+            % {
+                "agent": Agent(agent).label,
+                "category": str(TherapyCategory(expected).label).lower(),
+            },
         )
     if start_date and patient is not None and (patient.pk or facts is not None):
         first = facts.first_infusion if facts is not None else first_infusion_date(patient)
@@ -329,12 +379,13 @@ def therapy_errors(
             _add(
                 errors,
                 "start_date",
-                "Record the CAR-T infusion first: pre-emptive therapy follows it.",
+                _("Record the CAR-T infusion first: pre-emptive therapy follows it."),
             )
         elif start_date < first:
             _add(
                 errors,
                 "start_date",
-                f"Pre-emptive therapy cannot start before the first infusion ({first:%d %b %Y}).",
+                _("Pre-emptive therapy cannot start before the first infusion (%(date)s).")
+                % {"date": f"{first:%d %b %Y}"},
             )
     return errors

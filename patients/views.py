@@ -9,6 +9,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from monitoring.selectors import (
@@ -32,11 +34,25 @@ from patients.units import ANALYTES
 
 # The clinical records edited on their own pages: URL name -> (model, form, label).
 RECORDS = {
-    "infusion": (Infusion, forms.InfusionForm, "infusion"),
-    "lab": (LabResult, forms.LabResultForm, "lab result"),
-    "response": (ResponseAssessment, forms.ResponseForm, "response assessment"),
-    "event": (ClinicalEvent, forms.EventForm, "clinical event"),
-    "therapy": (PreemptiveTherapy, forms.TherapyForm, "pre-emptive therapy"),
+    "infusion": (Infusion, forms.InfusionForm, gettext_lazy("infusion")),
+    "lab": (LabResult, forms.LabResultForm, gettext_lazy("lab result")),
+    "response": (ResponseAssessment, forms.ResponseForm, gettext_lazy("response assessment")),
+    "event": (ClinicalEvent, forms.EventForm, gettext_lazy("clinical event")),
+    "therapy": (PreemptiveTherapy, forms.TherapyForm, gettext_lazy("pre-emptive therapy")),
+}
+# The pages' titles and messages of each kind of record (whole sentences: word order differs).
+TITLES = {
+    "infusion": (gettext_lazy("Add infusion"), gettext_lazy("Correct infusion")),
+    "lab": (gettext_lazy("Add lab result"), gettext_lazy("Correct lab result")),
+    "response": (
+        gettext_lazy("Add response assessment"),
+        gettext_lazy("Correct response assessment"),
+    ),
+    "event": (gettext_lazy("Add clinical event"), gettext_lazy("Correct clinical event")),
+    "therapy": (
+        gettext_lazy("Add pre-emptive therapy"),
+        gettext_lazy("Correct pre-emptive therapy"),
+    ),
 }
 
 
@@ -139,7 +155,9 @@ def patient_edit(request, study_id: str | None = None):
         except ValidationError as error:
             _apply_errors(form, error)
         else:
-            messages.success(request, f"Patient {patient.study_id} saved.")
+            messages.success(
+                request, _("Patient %(study_id)s saved.") % {"study_id": patient.study_id}
+            )
             return redirect("patients:detail", study_id=patient.study_id)
     return render(
         request,
@@ -147,7 +165,9 @@ def patient_edit(request, study_id: str | None = None):
         {
             "form": form,
             "patient": patient if study_id else None,
-            "title": f"Edit patient {patient.study_id}" if study_id else "New patient",
+            "title": _("Edit patient %(study_id)s") % {"study_id": patient.study_id}
+            if study_id
+            else _("New patient"),
         },
     )
 
@@ -158,9 +178,7 @@ def sample_add(request, study_id: str):
     patient = _patient_for(request, study_id)
     if not request.user.has_perm("patients.add_labresult"):
         raise PermissionDenied
-    form = forms.SampleForm(
-        request.POST if request.method == "POST" else None, tz=patient.center.tzinfo
-    )
+    form = forms.SampleForm(request.POST if request.method == "POST" else None, patient=patient)
     if request.method == "POST" and form.is_valid():
         mark = alert_event_mark(patient)
         try:
@@ -173,12 +191,27 @@ def sample_add(request, study_id: str):
         except ValidationError as error:
             unconfirmed = _unconfirmed_analytes(error)
             if unconfirmed:  # before the errors are shown (they take values off cleaned_data)
-                form.ask_confirmation(unconfirmed)
+                form.ask_confirmation(unconfirmed, date=form.date_confirmed())
             _apply_errors(form, error, aliases={"collected_at": "collected_date"})
         else:
             _sample_saved_message(request, patient, results, mark)
             return redirect("patients:detail", study_id=patient.study_id)
-    return render(request, "patients/sample_form.html", {"form": form, "patient": patient})
+    return render(
+        request,
+        "patients/sample_form.html",
+        {"form": form, "patient": patient, "date_echo": _date_echo(patient)},
+    )
+
+
+def _date_echo(patient) -> dict:
+    """What static/js/date_echo.js needs to show a typed date as read, with its day after the
+    infusion: the patient's infusion dates and the sentences in the active language."""
+    dates = patient.infusions.order_by("infusion_date").values_list("infusion_date", flat=True)
+    return {
+        "infusions": ",".join(d.isoformat() for d in dates),
+        "day": _("Read as %(date)s: day %(day)s after the infusion of %(infusion)s."),
+        "plain": _("Read as %(date)s (no infusion is recorded yet)."),
+    }
 
 
 def _unconfirmed_analytes(error: ValidationError) -> list[str]:
@@ -194,7 +227,11 @@ def _unconfirmed_analytes(error: ValidationError) -> list[str]:
 def _sample_saved_message(request, patient, results, mark: int) -> None:
     """Say what the save did, including any alert it raised or withdrew, with a link to it."""
     when = human_date(results[0].collected_at.astimezone(patient.center.tzinfo))
-    saved = f"{len(results)} result{'s' if len(results) != 1 else ''} recorded for {when}."
+    saved = ngettext(
+        "%(count)s result recorded for %(date)s.",
+        "%(count)s results recorded for %(date)s.",
+        len(results),
+    ) % {"count": len(results), "date": when}
     changes = alert_changes_since(patient, mark)
     if not changes:
         messages.success(request, saved)
@@ -202,14 +239,22 @@ def _sample_saved_message(request, patient, results, mark: int) -> None:
     parts = []
     for event in changes:
         alert = event.alert
-        verb = {"open": "raised", "withdrawn": "withdrew"}.get(event.new_status, "updated")
+        if event.new_status == "open":
+            sentence = _(
+                'This sample raised a %(severity)s alert: <a href="%(url)s">%(title)s</a>.'
+            )
+        elif event.new_status == "withdrawn":
+            sentence = _('This sample withdrew the alert: <a href="%(url)s">%(title)s</a>.')
+        else:
+            sentence = _('This sample updated the alert: <a href="%(url)s">%(title)s</a>.')
         parts.append(
             format_html(
-                'This sample {} {} alert: <a href="{}">{}</a>.',
-                verb,
-                "a " + alert.get_severity_display().upper() if verb == "raised" else "the",
-                alert.get_absolute_url(),
-                alert.title,
+                sentence.replace("%(severity)s", "{severity}")
+                .replace("%(url)s", "{url}")
+                .replace("%(title)s", "{title}"),
+                severity=str(alert.get_severity_display()).upper(),
+                url=alert.get_absolute_url(),
+                title=alert.title_display,
             )
         )
     raised_high = any(e.new_status == "open" and e.alert.severity == "high" for e in changes)
@@ -219,7 +264,7 @@ def _sample_saved_message(request, patient, results, mark: int) -> None:
 
 def _record_kind(kind: str):
     if kind not in RECORDS:
-        raise Http404("Unknown kind of record")
+        raise Http404(_("Unknown kind of record"))
     return RECORDS[kind]
 
 
@@ -244,7 +289,7 @@ def _record_edit(request, patient, kind: str, pk: int | None):
         except ValidationError as error:
             _apply_errors(form, error)
         else:
-            messages.success(request, f"The {label} was saved.")
+            messages.success(request, _("Saved: %(record)s.") % {"record": label})
             return redirect("patients:detail", study_id=patient.study_id)
     return render(
         request,
@@ -254,7 +299,8 @@ def _record_edit(request, patient, kind: str, pk: int | None):
             "patient": patient,
             "kind": kind,
             "instance": instance if pk else None,
-            "title": f"{'Correct' if pk else 'Add'} {label}",
+            "title": TITLES[kind][1 if pk else 0],
+            "date_echo": _date_echo(patient) if kind != "infusion" else None,
         },
     )
 
@@ -267,7 +313,7 @@ def record_delete(request, study_id: str, kind: str, pk: int):
         raise PermissionDenied
     instance = get_object_or_404(model, pk=pk, patient=patient)
     services.clinical_record_delete(instance=instance, user=request.user)
-    messages.success(request, f"The {label} was deleted; its history is kept.")
+    messages.success(request, _("Deleted: %(record)s; its history is kept.") % {"record": label})
     return redirect("patients:detail", study_id=patient.study_id)
 
 
@@ -275,7 +321,7 @@ def record_delete(request, study_id: str, kind: str, pk: int):
 def record_history(request, study_id: str, kind: str | None = None, pk: int | None = None):
     patient = _patient_for(request, study_id)
     if kind is not None and kind not in selectors.AUDITED:
-        raise Http404("Unknown kind of record")
+        raise Http404(_("Unknown kind of record"))
     changes = selectors.patient_history(patient, kind=kind, record_id=pk)
     return render(
         request,

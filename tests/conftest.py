@@ -133,6 +133,18 @@ def _clinical_dates_are_not_stale(settings):
     settings.ALERT_STALE_AFTER_DAYS = 100_000
 
 
+@pytest.fixture(autouse=True)
+def _each_test_starts_in_the_default_language():
+    """A request activates its reader's language in the thread and Django leaves it active
+    afterwards: without this a German page in one test would make the next test's texts German."""
+    from django.conf import settings as django_settings
+    from django.utils import translation
+
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def frozen_now():
     with time_machine.travel(FIXED_NOW, tick=False) as traveller:

@@ -8,6 +8,7 @@ OperationOutcome naming each problem by its place (`entry[3].resource.code`).
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils import translation
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
@@ -58,6 +59,12 @@ ISSUE_CODE = {
 class FhirView(APIView):
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
     parser_classes = [FhirJSONParser, SafeJSONParser]
+
+    def dispatch(self, request, *args, **kwargs):
+        # Machine texts stay English (issue 23): the OperationOutcome's diagnostics are read by a
+        # laboratory system, whatever Accept-Language its HTTP client sends.
+        with translation.override("en"):
+            return super().dispatch(request, *args, **kwargs)
 
     def handle_exception(self, exc):
         """The API's error (patients.api.errors) as an OperationOutcome."""

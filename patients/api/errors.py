@@ -16,6 +16,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -23,13 +25,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 logger = logging.getLogger(__name__)
 
 MESSAGES = {
-    400: "The request was refused: see errors for each problem.",
-    401: "Sign in or send an API token (Authorization: Token ...).",
-    403: "You may not do this.",
-    404: "Not found.",
-    405: "This method is not allowed here.",
-    413: "The request is too large: send fewer samples per request.",
-    500: "The server failed to answer; nothing was saved. The error was logged.",
+    400: _("The request was refused: see errors for each problem."),
+    401: _("Sign in or send an API token (Authorization: Token ...)."),
+    403: _("You may not do this."),
+    404: _("Not found."),
+    405: _("This method is not allowed here."),
+    413: _("The request is too large: send fewer samples per request."),
+    500: _("The server failed to answer; nothing was saved. The error was logged."),
 }
 
 
@@ -72,7 +74,7 @@ def flatten(detail, prefix: str = "") -> dict[str, list[str]]:
 
 
 def error_body(code: int, detail: str | None = None, errors: dict | None = None) -> dict:
-    body: dict = {"detail": detail or MESSAGES.get(code, "The request failed.")}
+    body: dict = {"detail": detail or str(MESSAGES.get(code, _("The request failed.")))}
     if errors:
         body["errors"] = errors
     return body
@@ -113,7 +115,7 @@ def json_or_html_400(request, exception=None):
     if _is_api(request):
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse(error_body(413), status=413)
-        return JsonResponse(error_body(400, "The request could not be read."), status=400)
+        return JsonResponse(error_body(400, gettext("The request could not be read.")), status=400)
     return defaults.bad_request(request, exception)
 
 
@@ -136,7 +138,7 @@ def json_or_html_404(request, exception=None):
 def _database_unavailable(kind):
     logger.error("Database unavailable during an API request")
     response = kind(
-        error_body(503, "The database cannot be reached just now; retry in 30 seconds."),
+        error_body(503, gettext("The database cannot be reached just now; retry in 30 seconds.")),
         status=503,
     )
     response["Retry-After"] = "30"

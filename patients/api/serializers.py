@@ -6,6 +6,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -31,7 +32,9 @@ class TypedDecimalField(serializers.Field):
     def to_internal_value(self, data) -> Decimal:
         if isinstance(data, float):
             if not math.isfinite(data):
-                raise serializers.ValidationError("Send a finite number (not infinity or NaN).")
+                raise serializers.ValidationError(
+                    gettext("Send a finite number (not infinity or NaN).")
+                )
             data = Decimal(repr(data))
         try:
             return parse_decimal(
@@ -69,7 +72,8 @@ class LocalDateTimeField(serializers.Field):
             raise serializers.ValidationError(self._how())
         if not FIRST_YEAR <= moment.year <= LAST_YEAR:
             raise serializers.ValidationError(
-                f"The year must be between {FIRST_YEAR} and {LAST_YEAR}."
+                gettext("The year must be between %(first)s and %(last)s.")
+                % {"first": FIRST_YEAR, "last": LAST_YEAR}
             )
         return moment
 
@@ -78,7 +82,7 @@ class LocalDateTimeField(serializers.Field):
 
     @staticmethod
     def _how() -> str:
-        return (
+        return gettext(
             "Give a date-time like 2025-03-15T08:30:00+01:00 (with its UTC offset), or "
             "2025-03-15T08:30 (local time of the patient's center), or a date 2025-03-15."
         )

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from patients import plausibility_checks, units
 from patients.ingest.context import Context, patient_facts
@@ -43,11 +44,9 @@ from patients.models import (
     PreemptiveTherapy,
     ResponseAssessment,
 )
-from patients.validation import Errors, PatientFacts
+from patients.plausibility import check_sample_date
+from patients.validation import Errors, PatientFacts, today_in
 from patients.vocabulary import DEATH
-
-# How a sender confirms a value refused as unusual, if its format has a way (Batch.confirm_hint).
-_CONFIRM_SUFFIX = " If it is correct, confirm it."
 
 _FOREIGN_KEYS = ["patient", "center", "entered_by", "hematologists"]
 
@@ -124,7 +123,10 @@ def _choice_message(instance, name: str) -> str:
     """Django's "Value 'x' is not a valid choice." in plain words, with what is accepted."""
     field = instance._meta.get_field(name)
     allowed = ", ".join(str(code) for code, _label in field.flatchoices if code != "")
-    return f"{getattr(instance, field.attname)!r} is not accepted here; use one of: {allowed}."
+    return _("%(value)r is not accepted here; use one of: %(allowed)s.") % {
+        "value": getattr(instance, field.attname),
+        "allowed": allowed,
+    }
 
 
 # --- one hook per record type: the place to wire in further rules of patients.validation -------
@@ -179,7 +181,7 @@ class _Collector:
         if isinstance(message, ValidationError):
             text = message.message % message.params if message.params else message.message
             if message.code == plausibility_checks.UNCONFIRMED and self.confirm_hint:
-                text = text.removesuffix(_CONFIRM_SUFFIX) + " " + self.confirm_hint
+                text = f"{message.params['finding']} {self.confirm_hint}"
             message = text
         self.problems.append(Problem(place, field_name, value, str(message)))
 
@@ -211,7 +213,7 @@ def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
                 (record.study_id, record.assessed_on),
                 assessed,
                 patient.pk and record.assessed_on in ctx.responses.get(patient.pk, ()),
-                "A response assessment on this date is already recorded for this patient",
+                _("A response assessment on this date is already recorded for this patient"),
             )
             response = _instance(ResponseAssessment, record, patient=patient)
             out.add_errors(record.place, record, validate_response(response, record))
@@ -225,7 +227,7 @@ def batch_check(batch: Batch, ctx: Context) -> tuple[Plan, list[Problem]]:
             out.add_errors(record.place, record, errors)
             plan.therapies.append(therapy)
     if not out.problems and batch.is_empty():
-        out.add("", "", None, "Nothing to import.")
+        out.add("", "", None, _("Nothing to import."))
     return plan, out.problems
 
 
@@ -236,7 +238,8 @@ def _patient(record, plan: Plan, out: _Collector) -> Patient | None:
             record.place,
             "study_id",
             record.study_id,
-            f"No patient {record.study_id} that you may enter data for.",
+            _("No patient %(study_id)s that you may enter data for.")
+            % {"study_id": record.study_id},
         )
     return patient
 
@@ -249,7 +252,12 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
             continue  # already stored: the batch refers to it (its stored details stand)
         folded = record.study_id.lower()
         if folded in seen:
-            out.add(record.place, "study_id", record.study_id, f"Also given at {seen[folded]}.")
+            out.add(
+                record.place,
+                "study_id",
+                record.study_id,
+                _("Also given at %(place)s.") % {"place": seen[folded]},
+            )
             continue
         seen[folded] = record.place
         if ctx.taken_study_ids.get(folded) is False:
@@ -258,12 +266,14 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
                 "study_id",
                 record.study_id,
                 # Never "exists at another center": that would confirm another center's ID.
-                "This study ID cannot be used for a new patient here: check it against your "
-                "center's list, or ask the registry for a study ID.",
+                _(
+                    "This study ID cannot be used for a new patient here: check it against your "
+                    "center's list, or ask the registry for a study ID."
+                ),
             )
             continue
         if not ctx.scope.may_add_patients:
-            out.add(record.place, "study_id", record.study_id, "You may not add patients.")
+            out.add(record.place, "study_id", record.study_id, _("You may not add patients."))
             continue
         center = (
             ctx.scope.centers.get(record.center_code)
@@ -272,9 +282,9 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
         )
         if center is None:
             message = (
-                f"No center {record.center_code!r} where you may add patients."
+                _("No center %(code)r where you may add patients.") % {"code": record.center_code}
                 if record.center_code
-                else "Name the patient's center (you belong to none)."
+                else _("Name the patient's center (you belong to none).")
             )
             out.add(record.place, "center_code", record.center_code, message)
             continue
@@ -282,7 +292,9 @@ def _check_patients(batch: Batch, ctx: Context, plan: Plan, out: _Collector) -> 
         out.add_errors(record.place, record, validate_patient(patient, record, ctx))
         if record.mrn:
             if (center.pk, record.mrn) in mrns:
-                out.add(record.place, "mrn", record.mrn, "This MRN is already used at the center.")
+                out.add(
+                    record.place, "mrn", record.mrn, _("This MRN is already used at the center.")
+                )
             mrns.add((center.pk, record.mrn))
         plan.patients[record.study_id] = patient
         plan.new_patients.append(patient)
@@ -305,8 +317,8 @@ def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) ->
                 record.place,
                 "infusion_date",
                 record.infusion_date,
-                "An infusion on this date is already given "
-                f"({dates[record.study_id][record.infusion_date]}).",
+                _("An infusion on this date is already given (%(place)s).")
+                % {"place": dates[record.study_id][record.infusion_date]},
             )
         elif record.infusion_date is not None:
             dates[record.study_id][record.infusion_date] = record.place
@@ -316,8 +328,11 @@ def _check_infusions(batch, ctx: Context, plan: Plan, facts, out: _Collector) ->
                     record.place,
                     "infusion_number",
                     record.infusion_number,
-                    f"Infusion number {record.infusion_number} is already given "
-                    f"({numbers[record.study_id][record.infusion_number]}).",
+                    _("Infusion number %(number)s is already given (%(place)s).")
+                    % {
+                        "number": record.infusion_number,
+                        "place": numbers[record.study_id][record.infusion_number],
+                    },
                 )
             numbers[record.study_id][record.infusion_number] = record.place
         pending.append((record, patient))
@@ -346,7 +361,8 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
             out.add(problem.place, problem.field, problem.value, problem.message)
             continue
         if not sample.values:
-            out.add(sample.place, "values", None, "Enter at least one result.")
+            out.add(sample.place, "values", None, _("Enter at least one result."))
+        _check_sample_date(sample, patient, facts[sample.study_id], ctx, out)
         in_sample: set[str] = set()
         fine: list[tuple[LabValueRecord, LabResult]] = []
         first = len(plan.labs)
@@ -356,7 +372,7 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
                     record.place,
                     "value",
                     record.value,
-                    "This analyte is entered twice for one sample.",
+                    _("This analyte is entered twice for one sample."),
                 )
                 continue
             in_sample.add(record.analyte)
@@ -379,8 +395,11 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
                     record.place,
                     "analyte",
                     record.analyte,
-                    f"The same result (analyte, specimen, collection time) is also given at "
-                    f"{seen[key]}.",
+                    _(
+                        "The same result (analyte, specimen, collection time) is also given at "
+                        "%(place)s."
+                    )
+                    % {"place": seen[key]},
                 )
             seen.setdefault(key, record.place)
             plan.labs.append(result)
@@ -389,13 +408,46 @@ def _check_samples(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> N
     check_plausibility(checked, ctx, out)
 
 
+def _check_sample_date(
+    sample: SampleRecord, patient: Patient, facts: PatientFacts, ctx: Context, out: _Collector
+) -> None:
+    """The collection date as carefully as a value (issue 23): before the first infusion (the
+    stored ones and the batch's) or far before the latest stored sample, it is refused until the
+    sender confirms it (`SampleRecord.date_confirmed`), reported like an unusual value. A date
+    after today is the model's refusal (the collection time is in the future)."""
+    if sample.collected_at is None or patient.center_id is None:
+        return
+    tz = patient.center.tzinfo
+    latest = ctx.latest_samples.get(patient.pk) if patient.pk else None
+    findings = check_sample_date(
+        sample.collected_at.astimezone(tz).date(),
+        infusion_dates=facts.infusion_dates,
+        sample_dates=[latest.astimezone(tz).date()] if latest is not None else [],
+        today=today_in(tz),
+    )
+    soft = [f for f in findings if not f.is_hard]
+    refusals = plausibility_checks.plausibility_errors(soft, confirmed=sample.date_confirmed)
+    for message in refusals.get("value", []):
+        out.add(sample.place, "collected_at", sample.collected_at, message)
+
+
 def _not_again(out, record, field_name, key, seen: dict, stored: bool, message: str) -> None:
     """A record repeating a stored one or one given earlier in the batch (same patient, same
     date, same kind) is a duplicate: recorded once, never twice."""
     if stored:
-        out.add(record.place, field_name, getattr(record, field_name), f"{message} (stored).")
+        out.add(
+            record.place,
+            field_name,
+            getattr(record, field_name),
+            _("%(problem)s (stored).") % {"problem": message},
+        )
     elif key in seen:
-        out.add(record.place, field_name, getattr(record, field_name), f"{message} ({seen[key]}).")
+        out.add(
+            record.place,
+            field_name,
+            getattr(record, field_name),
+            _("%(problem)s (%(place)s).") % {"problem": message, "place": seen[key]},
+        )
     seen.setdefault(key, record.place)
 
 
@@ -416,7 +468,7 @@ def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> No
                     record.place,
                     "kind",
                     record.kind,
-                    f"A patient dies once (also {deaths[record.study_id]}).",
+                    _("A patient dies once (also %(place)s).") % {"place": deaths[record.study_id]},
                 )
             deaths.setdefault(record.study_id, record.place)
         else:
@@ -428,8 +480,8 @@ def _check_events(batch, ctx: Context, plan: Plan, facts, out: _Collector) -> No
                 given,
                 bool(patient.pk)
                 and (record.kind, record.event_date) in ctx.events.get(patient.pk, []),
-                f"This {record.kind.replace('_', ' ')} on this date is already recorded for "
-                "this patient",
+                _("This %(event)s on this date is already recorded for this patient")
+                % {"event": record.kind.replace("_", " ")},
             )
         event = _instance(ClinicalEvent, record, patient=patient)
         errors = validate_event(event, record, facts[record.study_id])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.db.models.functions import Lower
 
 from patients.days import LocalTimeError, at_local_time
@@ -64,6 +64,8 @@ class Context:
     # patient id -> the dates of its stored response assessments (a repeat is a duplicate)
     responses: dict[int, set[date]] = field(default_factory=dict)
     _limits: dict[int | None, Limits] = field(default_factory=dict)
+    # patient id -> the latest collection time stored (a sample far before it is checked)
+    latest_samples: dict[int, datetime] = field(default_factory=dict)
 
     def previous_entry(
         self, patient: Patient, analyte: str, before: datetime
@@ -149,7 +151,16 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
             ).values_list("patient_id", "analyte", "specimen", "collected_at", "canonical_value"):
                 lab_keys[pid].add((analyte, specimen, when))
                 stored[(pid, when)][analyte] = value
+    latest: dict[int, datetime] = {}
+    if ids and batch.samples:
+        latest = dict(
+            LabResult.objects.filter(patient_id__in=ids)
+            .values("patient_id")
+            .annotate(latest=Max("collected_at"))
+            .values_list("patient_id", "latest")
+        )
     return Context(
+        latest_samples=latest,
         scope=scope,
         existing=existing,
         taken_study_ids=taken,

@@ -84,6 +84,13 @@ class SampleRecord:
     study_id: str
     collected_at: datetime | None
     values: list[LabValueRecord] = field(default_factory=list)
+    # The sender confirms the collection date after a warning (before the first infusion, far
+    # before the latest sample); a sample whose every value is `confirmed` confirms it too.
+    confirmed: bool = False
+
+    @property
+    def date_confirmed(self) -> bool:
+        return self.confirmed or (bool(self.values) and all(v.confirmed for v in self.values))
 
 
 @dataclass

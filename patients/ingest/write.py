@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from simple_history.utils import bulk_create_with_history
 
 from patients.ingest.checks import Plan, batch_check
@@ -77,7 +78,15 @@ def batch_ingest(batch: Batch, scope: Scope, *, progress: Progress | None = None
     except (IntegrityError, psycopg.IntegrityError) as error:  # a concurrent writer was first
         return IngestResult(
             plan,
-            [Problem("", "", None, f"This import conflicts with data saved meanwhile: {error}")],
+            [
+                Problem(
+                    "",
+                    "",
+                    None,
+                    gettext("This import conflicts with data saved meanwhile: %(error)s")
+                    % {"error": error},
+                )
+            ],
             written=False,
         )
     return IngestResult(plan, problems, written=True)

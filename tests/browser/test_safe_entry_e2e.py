@@ -1,5 +1,6 @@
 """In Chromium with a German locale: a decimal comma is 0.9, never 9; an unusual value is shown
-again, marked, and saved only once the clinician confirms it (CLINICAL.md section 2)."""
+again, marked, and saved only once the clinician confirms it (CLINICAL.md section 2); the date is
+echoed as read with its day after the infusion, and the form's messages are German (issue 23)."""
 
 from datetime import date
 from decimal import Decimal
@@ -59,8 +60,8 @@ def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
     page.locator("form.sample-form button[type=submit]").click()
     # In the summary at the top, which has the focus, and beside the value.
     expect(page.locator("[data-error-summary]")).to_be_focused()
-    expect(page.locator("[data-error-summary]")).to_contain_text("is ambiguous: it can mean 1234")
-    expect(page.locator("p.error", has_text="is ambiguous: it can mean 1234")).to_be_visible()
+    expect(page.locator("[data-error-summary]")).to_contain_text("ist mehrdeutig: Es kann 1234")
+    expect(page.locator("p.error", has_text="ist mehrdeutig: Es kann 1234")).to_be_visible()
     assert not LabResult.objects.exists()
 
 
@@ -77,8 +78,8 @@ def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, cl
     expect(confirmation).to_be_visible()
     # In the summary at the top, which has the focus, and beside the value.
     expect(page.locator("[data-error-summary]")).to_be_focused()
-    expect(page.locator("[data-error-summary]")).to_contain_text("are more than all lymphocytes")
-    expect(page.locator("p.error", has_text="are more than all lymphocytes")).to_be_visible()
+    expect(page.locator("[data-error-summary]")).to_contain_text("sind mehr als alle Lymphozyten")
+    expect(page.locator("p.error", has_text="sind mehr als alle Lymphozyten")).to_be_visible()
     assert not LabResult.objects.exists()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plausibility-confirmation.png"), full_page=True)
@@ -90,3 +91,29 @@ def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, cl
     assert bcells.canonical_value == Decimal(15_000)
     assert bcells.plausibility_confirmed and bcells.plausibility_confirmed_by == clinician
     assert LabResult.objects.get(analyte=units.ALC).canonical_value == Decimal(200)
+
+
+def test_the_date_is_echoed_as_read_with_its_day_after_the_infusion(
+    german_page, sign_in, clinician, center
+):
+    page = german_page
+    open_sample_form(page, sign_in, clinician, center)
+    echo = page.locator("[data-date-echo-for='id_collected_date']")
+    assert echo.get_attribute("aria-live") == "polite"
+
+    def shown(year, month, day):  # as the page's language writes a date (<html lang>)
+        return page.evaluate(
+            "([y, m, d]) => new Intl.DateTimeFormat(document.documentElement.lang, {day: "
+            "'numeric', month: 'short', year: 'numeric', timeZone: 'UTC'})"
+            ".format(Date.UTC(y, m - 1, d))",
+            [year, month, day],
+        )
+
+    infusion = shown(2025, 3, 1)
+    expect(echo).to_have_text(
+        f"Gelesen als {shown(2025, 3, 15)}: Tag 14 nach der Infusion vom {infusion}."
+    )
+    page.get_by_label("Entnahmedatum").fill("2025-02-12")
+    expect(echo).to_have_text(
+        f"Gelesen als {shown(2025, 2, 12)}: Tag \u221217 nach der Infusion vom {infusion}."
+    )

@@ -70,10 +70,11 @@ def test_a_german_excel_csv_with_a_title_row_and_an_extra_column_previews_and_im
     upload = SpreadsheetUpload.objects.get()
     assert upload.status == PREVIEWED, upload.preview["problems"]
     assert upload.preview["counts"]["lab_results"] == 2
-    notices = upload.preview["notices"]
-    assert notices == [
+    # stored with their codes (issue 23), shown in the reader's language: here the default
+    assert [n["code"] for n in upload.preview["notices"]] == ["title_rows", "ignored_columns"]
+    assert page.context["preview"]["notices"] == [
         "labs: row 1 above the header (row 2) was read as a title and skipped.",
-        "labs: ignored 1 column(s) that are not in the template: F (bemerkung).",
+        "labs: ignored 1 column that is not in the template: F (bemerkung).",
     ]
     assert "read as a title" in page.content.decode()
     clinician_client.post(f"/imports/{upload.pk}/confirm/")

@@ -343,8 +343,13 @@ def test_a_future_collection_date_is_shown_beside_the_date_field(clinician_clien
     assert not LabResult.objects.exists()
     page = response.content.decode()
     assert "The collection time is in the future." in page
-    # Beside the date the clinician typed, not only in the box above the form.
-    assert field_errors(page, "collected_date") == ["The collection time is in the future."]
+    # Beside the date the clinician typed, not only in the box above the form, with the date as
+    # it was read and its day (issue 23).
+    assert field_errors(page, "collected_date") == [
+        "The collection time is in the future.",
+        "The collection date is after today. Read as 4 Nov 2025, day 248 after the infusion of "
+        "1 Mar 2025; if you meant 11 Apr 2025, check the order of day and month in the date field.",
+    ]
 
 
 def test_a_duplicate_sample_is_shown_back_and_nothing_is_saved(clinician_client, infused_patient):
