@@ -90,3 +90,29 @@ def course_chart(patient, key: str = "patient", table_anchor: str = "", alert=No
         "window_days": course.window_days,
         "threshold": course.threshold,
     }
+
+
+@register.simple_tag
+def alert_key_facts(alert) -> dict:
+    """What the alert page opens with: the result that raised the alert (the one collected on
+    the alert's day, a PB B-cell count first) and the count of the same analyte before it.
+
+    Either may be None: a reminder has no triggering result, a first count has no previous one.
+    """
+    from patients.units import PB_BCELL_ABS
+
+    evidence = [e for e in (alert.evidence or []) if isinstance(e, dict) and "day" in e]
+    if not evidence:
+        return {"trigger": None, "previous": None}
+
+    def rank(e: dict) -> tuple:
+        return (e["day"] == alert.day, e.get("analyte") == PB_BCELL_ABS, e["day"])
+
+    trigger = max(evidence, key=rank)
+    earlier = [
+        e
+        for e in evidence
+        if e.get("analyte") == trigger.get("analyte") and e["day"] < trigger["day"]
+    ]
+    previous = max(earlier, key=lambda e: e["day"]) if earlier else None
+    return {"trigger": trigger, "previous": previous}

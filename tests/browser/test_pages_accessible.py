@@ -1,66 +1,12 @@
 """axe-core on every other page a clinician or registry user reaches, at desktop and phone
 widths and at 200 % zoom (a 640 px window), with no sideways scrolling."""
 
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-
 import pytest
-import time_machine
 
-from analytics.services import snapshot_compute
-from imports.held import held_result_record
-from monitoring.models import Alert
-from patients import units
-from patients.services import LabValue, lab_results_record
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
-from tests.factories import BERLIN, EventFactory, InfusionFactory, PatientFactory, ResponseFactory
 
 pytestmark = pytest.mark.browser
 PASSWORD = "pw-for-tests"
-
-
-@pytest.fixture
-def registry_data(clinician, center):
-    with time_machine.travel(datetime(2025, 11, 3, 9, tzinfo=UTC), tick=False):
-        for n, regenerates in enumerate([True, False, True, False]):
-            patient = PatientFactory(center=center, study_id=f"CT-01{n:02d}")
-            patient.hematologists.add(clinician)
-            InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
-            ResponseFactory(patient=patient, assessed_on=date(2025, 3, 29))
-            for day, value in [(7, None), (30, Decimal(12) if regenerates else None)]:
-                lab_results_record(
-                    patient=patient,
-                    collected_at=datetime(2025, 3, 1, 8, tzinfo=BERLIN) + timedelta(days=day),
-                    values=[
-                        LabValue(
-                            units.PB_BCELL_ABS,
-                            value,
-                            units.CELLS_PER_UL,
-                            units.UNDETECTABLE if value is None else "",
-                        )
-                    ],
-                    entered_by=clinician,
-                )
-            if regenerates and n == 0:
-                EventFactory(patient=patient, kind="relapse", event_date=date(2025, 6, 1))
-        snapshot_compute(options={})
-        # four patients: pooled views withhold them (issue 21); their center sees its figures
-        snapshot_compute(options={"center": center.code})
-    held_result_record(
-        center=center,
-        source="hl7",
-        sender="LAB|HOSP",
-        reason="unknown_patient",
-        reason_text="No patient with MRN '4711' at Center Alpha: register the patient.",
-        identifier="4711",
-        code="CD19ABS",
-        value="12",
-        unit="/uL",
-        collected_at_text="202503100800",
-        raw="OBX|1|NM|CD19ABS^CD19+ B cells^L||12|/uL|||||F",
-        identifier_kind="mrn",
-    )
-    return Alert.objects.filter(rule="early_regeneration").first()
 
 
 PAGES = [

@@ -30,8 +30,8 @@ def open_sample_form(page, sign_in, clinician, center) -> None:
     page.goto("/patients/CT-0077/samples/add/")
     assert page.evaluate("navigator.language") == "de-DE"
     expect(page.get_by_text("Europe/Berlin").first).to_be_visible()  # the zone it uses
-    page.get_by_label("Entnahmedatum").fill("2025-03-15")
-    page.get_by_label("Uhrzeit").fill("08:30")
+    page.locator("[name=collected_date]").fill("2025-03-15")
+    page.locator("[name=collected_time]").fill("08:30")
 
 
 def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(
@@ -43,7 +43,7 @@ def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(
     field.press_sequentially("0,9")  # keystroke by keystroke, as a person types
     expect(field).to_have_value("0,9")  # nothing typed is dropped by the browser
     page.locator("[name='alc-unit']").select_option(units.GIGA_PER_L)
-    page.get_by_role("button", name="Save results").click()
+    page.locator("form.sample-form button[type=submit]").click()
 
     page.wait_for_url("**/patients/CT-0077/")
     (alc,) = LabResult.objects.all()
@@ -57,8 +57,11 @@ def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
     page = german_page
     open_sample_form(page, sign_in, clinician, center)
     page.locator("[name='pb_bcell_abs-value']").press_sequentially("1.234")
-    page.get_by_role("button", name="Save results").click()
-    expect(page.get_by_text("ist mehrdeutig: Es kann 1234")).to_be_visible()
+    page.locator("form.sample-form button[type=submit]").click()
+    # In the summary at the top, which has the focus, and beside the value.
+    expect(page.locator("[data-error-summary]")).to_be_focused()
+    expect(page.locator("[data-error-summary]")).to_contain_text("ist mehrdeutig: Es kann 1234")
+    expect(page.locator("p.error", has_text="ist mehrdeutig: Es kann 1234")).to_be_visible()
     assert not LabResult.objects.exists()
 
 
@@ -69,17 +72,20 @@ def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, cl
     page.locator("[name='pb_bcell_abs-unit']").select_option(units.GIGA_PER_L)
     page.locator("[name='alc-value']").press_sequentially("0,2")
     page.locator("[name='alc-unit']").select_option(units.GIGA_PER_L)
-    page.get_by_role("button", name="Save results").click()
+    page.locator("form.sample-form button[type=submit]").click()
 
     confirmation = page.get_by_test_id("plausibility-confirmation")
     expect(confirmation).to_be_visible()
-    expect(page.get_by_text("sind mehr als alle Lymphozyten")).to_be_visible()
+    # In the summary at the top, which has the focus, and beside the value.
+    expect(page.locator("[data-error-summary]")).to_be_focused()
+    expect(page.locator("[data-error-summary]")).to_contain_text("sind mehr als alle Lymphozyten")
+    expect(page.locator("p.error", has_text="sind mehr als alle Lymphozyten")).to_be_visible()
     assert not LabResult.objects.exists()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plausibility-confirmation.png"), full_page=True)
 
     confirmation.get_by_role("checkbox").check()
-    page.get_by_role("button", name="Save results").click()
+    page.locator("form.sample-form button[type=submit]").click()
     page.wait_for_url("**/patients/CT-0077/")
     bcells = LabResult.objects.get(analyte=units.PB_BCELL_ABS)
     assert bcells.canonical_value == Decimal(15_000)

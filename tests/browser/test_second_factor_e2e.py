@@ -40,7 +40,8 @@ def test_set_up_keep_the_codes_and_sign_in_with_one(phone, sign_in, clinician):
     field.focus()
     page.keyboard.type("000000")
     page.keyboard.press("Enter")
-    expect(page.get_by_text("That code does not match")).to_be_visible()
+    expect(page.locator("[data-error-summary]")).to_contain_text("That code does not match")
+    expect(page.locator("p.error", has_text="That code does not match")).to_be_visible()
     check(page, "second factor setup, wrong code")
     # django-otp checks no other code for a second after a wrong one; a person takes longer.
     expect(page.get_by_text("Too many wrong codes")).to_have_count(0)

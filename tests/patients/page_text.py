@@ -22,12 +22,28 @@ def sample_row_errors(page: str, analyte: str) -> list[str]:
     raise AssertionError(f"no row for {analyte!r} on the page")
 
 
-def form_errors(page: str) -> list[str]:
-    """Messages shown above the form (not tied to one field)."""
-    box = re.search(r'<div class="error" role="alert">(.*?)</div>', page, re.S)
+def error_summary(page: str) -> list[str]:
+    """Every line of the error summary at the top of the form (templates/_form_errors.html)."""
+    box = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', page, re.S)
     if not box:
         return []
-    return [unescape(m).strip() for m in re.findall(r"<li>(.*?)</li>", box.group(1), re.S)]
+    return [
+        " ".join(unescape(re.sub(r"<[^>]+>", " ", m)).split())
+        for m in re.findall(r"<li>(.*?)</li>", box.group(1), re.S)
+    ]
+
+
+def form_errors(page: str) -> list[str]:
+    """Messages shown above the form not tied to one field: the summary's lines without a link
+    to a field."""
+    box = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', page, re.S)
+    if not box:
+        return []
+    return [
+        unescape(m).strip()
+        for m in re.findall(r"<li>(.*?)</li>", box.group(1), re.S)
+        if "<a " not in m
+    ]
 
 
 def table_rows(page: str, testid: str) -> list[list[str]]:
