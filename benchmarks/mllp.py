@@ -17,7 +17,12 @@ aplasia documented on day 7) at one center with an HL7 feed, then:
      aplasia: early B-cell regeneration), time from send until the alert is readable in the
      database by another connection (the import and its alerts commit before the ACK);
   4. the lab API in-process (Django's test client, token authentication): single-sample
-     batches of the same shape, sequentially, samples per second and latency p50/p95.
+     batches of the same shape, sequentially, samples per second and latency p50/p95;
+  5. the load-independent figures: SQL queries (Django's CaptureQueriesContext; the COPY of
+     the lab results is not counted) and CPU milliseconds of this process
+     (`time.process_time`, PostgreSQL's own CPU not included) per message, `--profile-messages`
+     messages through `hl7_message_receive` in-process, and the same for the lab API's
+     single-sample POSTs.
 
 Not part of the test suite.
 """
@@ -191,7 +196,33 @@ def to_alert(address: str, patients, infused) -> list[float]:
     return out
 
 
-def lab_api(patients, infused, n: int) -> list[float]:
+def per_message(patients, infused, n: int) -> tuple[float, float]:
+    """Queries and CPU ms per single-result message, in this process (no MLLP, no threads)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from imports.hl7v2 import hl7_message_receive
+
+    base = datetime.combine(infused + timedelta(days=10), datetime.min.time(), UTC)
+
+    def one(i: int, prefix: str, hour: int) -> None:
+        patient = patients[(i + 20) % len(patients)]  # not the alert patients
+        when = base + timedelta(hours=hour, minutes=i)  # each message a time of its own
+        ack = hl7_message_receive(raw=message(f"{prefix}{i}", patient.mrn, when, "0"))
+        if "MSA|AA|" not in ack:
+            sys.exit(f"Refused in-process: {ack[:300]}")
+
+    for i in range(5):  # warm-up: imports, caches
+        one(i, "WARM-", 1)
+    with CaptureQueriesContext(connection) as queries:
+        cpu = time.process_time()
+        for i in range(n):
+            one(i, "CPU-", 2)
+        cpu = time.process_time() - cpu
+    return len(queries.captured_queries) / n, cpu / n * 1000
+
+
+def lab_api(patients, infused, n: int, counted: list | None = None) -> list[float]:
     import json
 
     from django.contrib.auth import get_user_model
@@ -208,6 +239,13 @@ def lab_api(patients, infused, n: int) -> list[float]:
     base = datetime.combine(infused + timedelta(days=9), datetime.min.time(), UTC)
     out = []
     for i in range(n + 5):
+        if i == 5 and counted is not None:
+            from django.db import connection
+            from django.test.utils import CaptureQueriesContext
+
+            capture = CaptureQueriesContext(connection)
+            capture.__enter__()
+            cpu = time.process_time()
         patient = patients[i % len(patients)]
         body = {
             "samples": [
@@ -226,6 +264,12 @@ def lab_api(patients, infused, n: int) -> list[float]:
             sys.exit(f"API refused: {response.status_code} {response.content[:300]}")
         if i >= 5:  # the first requests import the views
             out.append(time.perf_counter() - started)
+    if counted is not None and n:
+        counted[:] = [
+            len(capture.captured_queries) / n,
+            (time.process_time() - cpu) / n * 1000,
+        ]
+        capture.__exit__(None, None, None)
     return out
 
 
@@ -235,6 +279,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--api-samples", type=int, default=200)
+    parser.add_argument("--profile-messages", type=int, default=100)
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url:
@@ -262,7 +307,9 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
-    api = lab_api(patients, infused, options.api_samples)
+    queries, cpu_ms = per_message(patients, infused, options.profile_messages)
+    api_counted: list[float] = []
+    api = lab_api(patients, infused, options.api_samples, api_counted)
     load_after = os.getloadavg()
     ms = 1000
     print(
@@ -286,6 +333,11 @@ def main() -> None:
         f"| lab API latency p50 / p95 (ms) | {statistics.median(api) * ms:.1f} / "
         f"{percentile(api, 95) * ms:.1f} | |"
     )
+    print(f"| SQL queries per message, in-process | {queries:.1f} | |")
+    print(f"| CPU ms per message (this process), in-process | {cpu_ms:.1f} | |")
+    if api_counted:
+        print(f"| lab API: SQL queries per POST | {api_counted[0]:.1f} | |")
+        print(f"| lab API: CPU ms per POST (this process) | {api_counted[1]:.1f} | |")
     if refused:
         print("\nFirst refusal:", refused[0])
     before = " ".join(f"{x:.2f}" for x in load_before)

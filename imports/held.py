@@ -185,9 +185,11 @@ def result_place(
     value: str,
     unit: str,
     collected_at_text: str,
+    analyte: str | None = None,
 ) -> Placement:
     """Find a sent result's patient (by study ID or MRN, within the center), analyte, unit,
-    value and time, or say why it cannot be placed."""
+    value and time, or say why it cannot be placed. `analyte`: what the code names, when the
+    caller has looked it up already (`code_analyte`), so the code map is not read twice."""
     out = Placement()
     patients = Patient.objects.filter(center=center)
     if identifier_kind == "mrn":
@@ -204,7 +206,9 @@ def result_place(
         )
         return out
     out.patient = found[0]
-    out.analyte = code_analyte(center=center, system=code_system, code=code) or ""
+    if analyte is None:
+        analyte = code_analyte(center=center, system=code_system, code=code)
+    out.analyte = analyte or ""
     if not out.analyte:
         out.reason = UNMAPPED_CODE
         out.reason_text = Coded(

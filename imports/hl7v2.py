@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 import hl7
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imports.codes import code_analyte
@@ -236,21 +236,20 @@ def hl7_message_store(*, raw: str) -> HL7Message:
         "message_type": f"{header.message_type}^{header.event}".strip("^")[:30],
         "version": header.version[:20],
     }
-    with transaction.atomic():
+    key = {
+        "sending_application": header.sending_application[:180],
+        "sending_facility": header.sending_facility[:180],
+        "control_id": header.control_id,
+    }
+    # A new message is the usual case: insert it straight away (one statement), and read the
+    # stored one only when the unique (MSH-3, MSH-4, MSH-10) says it was sent before.
+    try:
+        with transaction.atomic():
+            return HL7Message.objects.create(**key, **defaults)
+    except IntegrityError:
         if not header.control_id:
-            return HL7Message.objects.create(
-                sending_application=header.sending_application[:180],
-                sending_facility=header.sending_facility[:180],
-                control_id="",
-                **defaults,
-            )
-        message, _created = HL7Message.objects.get_or_create(
-            sending_application=header.sending_application[:180],
-            sending_facility=header.sending_facility[:180],
-            control_id=header.control_id,
-            defaults=defaults,
-        )
-    return message
+            raise
+    return HL7Message.objects.get(**key)
 
 
 def hl7_message_receive(*, raw: str) -> str:
@@ -494,6 +493,7 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
             value=r.value if r.status not in WITHDRAWN else "0",
             unit=r.unit,
             collected_at_text=r.time_text,
+            analyte=analyte,
         )
         if place.reason == UNKNOWN_PATIENT and not r.identifier:
             wanted = " / ".join(x for x in (feed.identifier_type, feed.assigning_authority) if x)

@@ -14,6 +14,8 @@ from decimal import Decimal
 
 import pytest
 
+from imports.codes import ucum_unit
+from imports.hl7v2 import hl7_message_receive, hl7_message_store
 from imports.models import HELD, HELD_IMPORTED, CodeMapping, HeldResult, HL7Feed, HL7Message
 from monitoring.models import Alert
 from monitoring.texts import EARLY_REGENERATION
@@ -32,6 +34,7 @@ from tests.imports.hl7_helpers import (
 )
 
 pytestmark = pytest.mark.django_db
+QUERIES_PER_MESSAGE = 39  # 43 before (get_or_create of the message, the code map twice)
 
 
 @pytest.fixture
@@ -297,3 +300,47 @@ def test_a_feed_declared_as_history_raises_history_and_a_live_feed_news(
     message = oru("N-1", obx(1, value="5", time="202503220800"), pid3="4713^^^HOSP^MR")
     assert ack_code(send(listener, message)) == "AA"
     assert not Alert.objects.get(rule=EARLY_REGENERATION, patient=live).historical
+
+
+def test_messages_without_a_control_id_are_each_stored_and_refused(feed, patient):
+    """The unique (MSH-3, MSH-4, MSH-10) only holds for a control ID: two messages without one
+    are two stored messages, each answered AR (a stored one is never mistaken for a resend)."""
+    acks = [hl7_message_receive(raw=oru("")) for _ in range(2)]
+    assert [ack_code(a) for a in acks] == ["AR", "AR"]
+    assert HL7Message.objects.filter(control_id="").count() == 2
+    assert not LabResult.objects.exists()
+
+
+def test_a_stored_message_not_yet_acknowledged_is_processed_once_when_sent_again(feed, patient):
+    """The resend of a message stored by a listener that stopped before processing it finds the
+    stored row (the insert meets the unique key) and imports it, once."""
+    message = oru("STORED-1")
+    stored = hl7_message_store(raw=message)
+    assert stored.ack == "" and not LabResult.objects.exists()
+    first = hl7_message_receive(raw=message)
+    again = hl7_message_receive(raw=message)
+    assert ack_code(first) == "AA" and again == first
+    assert HL7Message.objects.get().pk == stored.pk
+    assert LabResult.objects.filter(patient=patient).count() == 1
+
+
+def test_a_single_result_message_costs_a_bounded_number_of_queries(
+    feed, patient, django_assert_max_num_queries
+):
+    """The fixed cost per message (benchmarks/mllp.py): the message stored in one insert, the
+    code map read once; the rest is the one import path's. A guard against creeping back."""
+    assert ack_code(hl7_message_receive(raw=oru("Q-1"))) == "AA"  # the feed account made
+    with django_assert_max_num_queries(QUERIES_PER_MESSAGE):
+        ack = hl7_message_receive(raw=oru("Q-2", obr_time="202503110800"))
+    assert ack_code(ack) == "AA"
+    assert LabResult.objects.filter(patient=patient).count() == 2
+
+
+def test_the_same_unit_text_is_parsed_once(feed, patient):
+    ucum_unit.cache_clear()
+    for n in range(2):
+        ack = hl7_message_receive(raw=oru(f"U-{n}", obr_time=f"20250311080{n}"))
+        assert ack_code(ack) == "AA"
+    info = ucum_unit.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert ucum_unit(units.PB_BCELL_ABS, "10*3/uL") == units.GIGA_PER_L  # still by quantity
