@@ -12,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils.translation import gettext_noop
+
+# Labels are marked (gettext_noop) but stay English here: exports and FHIR displays are neutral;
+# pages translate them when shown (monitoring_tags.analyte_label, evidence_value).
+
 # Specimens
 PB = "PB"
 BM = "BM"
-SPECIMEN_CHOICES = [(PB, "Peripheral blood"), (BM, "Bone marrow")]
+SPECIMEN_CHOICES = [(PB, gettext_noop("Peripheral blood")), (BM, gettext_noop("Bone marrow"))]
 
 # Units (stored as these codes; shown with their labels)
 CELLS_PER_UL = "cells/uL"
@@ -45,8 +50,8 @@ UNDETECTABLE = "undetectable"
 BELOW_LOD = "below_lod"
 QUALIFIER_CHOICES = [
     ("", "—"),
-    (UNDETECTABLE, "Undetectable"),
-    (BELOW_LOD, "Below the limit of detection"),
+    (UNDETECTABLE, gettext_noop("Undetectable")),
+    (BELOW_LOD, gettext_noop("Below the limit of detection")),
 ]
 
 
@@ -80,22 +85,45 @@ _COUNT_UNITS = (CELLS_PER_UL, GIGA_PER_L, MEGA_PER_L)
 ANALYTES: dict[str, Analyte] = {
     a.code: a
     for a in (
-        Analyte(PB_BCELL_ABS, "PB B cells (CD19+), absolute", PB, CELLS_PER_UL, _COUNT_UNITS),
+        Analyte(
+            PB_BCELL_ABS,
+            gettext_noop("PB B cells (CD19+), absolute"),
+            PB,
+            CELLS_PER_UL,
+            _COUNT_UNITS,
+        ),
         Analyte(
             PB_BCELL_PCT,
-            "PB B cells (CD19+), % of lymphocytes",
+            gettext_noop("PB B cells (CD19+), % of lymphocytes"),
             PB,
             PERCENT_LYMPHOCYTES,
             (PERCENT_LYMPHOCYTES,),
             Decimal(100),
         ),
-        Analyte(ALC, "Absolute lymphocyte count", PB, CELLS_PER_UL, _COUNT_UNITS),
+        Analyte(ALC, gettext_noop("Absolute lymphocyte count"), PB, CELLS_PER_UL, _COUNT_UNITS),
         Analyte(
-            BM_MRD_FLOW, "BM MRD, flow cytometry", BM, PERCENT_CELLS, (PERCENT_CELLS,), Decimal(100)
+            BM_MRD_FLOW,
+            gettext_noop("BM MRD, flow cytometry"),
+            BM,
+            PERCENT_CELLS,
+            (PERCENT_CELLS,),
+            Decimal(100),
         ),
-        Analyte(BM_MRD_NGS, "BM MRD, NGS", BM, FRACTION, (FRACTION,), Decimal(1)),
-        Analyte(BM_CAR_COPIES, "BM CAR transgene copies", BM, COPIES_PER_UG, (COPIES_PER_UG,)),
-        Analyte(PB_CAR_COPIES, "PB CAR transgene copies", PB, COPIES_PER_UG, (COPIES_PER_UG,)),
+        Analyte(BM_MRD_NGS, gettext_noop("BM MRD, NGS"), BM, FRACTION, (FRACTION,), Decimal(1)),
+        Analyte(
+            BM_CAR_COPIES,
+            gettext_noop("BM CAR transgene copies"),
+            BM,
+            COPIES_PER_UG,
+            (COPIES_PER_UG,),
+        ),
+        Analyte(
+            PB_CAR_COPIES,
+            gettext_noop("PB CAR transgene copies"),
+            PB,
+            COPIES_PER_UG,
+            (COPIES_PER_UG,),
+        ),
     )
 }
 ANALYTE_CHOICES = [(a.code, a.label) for a in ANALYTES.values()]

@@ -1,4 +1,5 @@
 from django import template
+from django.utils.translation import gettext, gettext_noop
 
 from monitoring.models import ACTIVE_STATUSES
 
@@ -27,7 +28,7 @@ def analyte_label(code: str) -> str:
     from patients.units import ANALYTES
 
     analyte = ANALYTES.get(code)
-    return analyte.label if analyte else code
+    return gettext(analyte.label) if analyte else code
 
 
 @register.filter
@@ -35,7 +36,8 @@ def evidence_value(evidence: dict) -> str:
     from patients.units import QUALIFIER_CHOICES, UNIT_LABELS
 
     if evidence.get("qualifier"):
-        return dict(QUALIFIER_CHOICES).get(evidence["qualifier"], evidence["qualifier"])
+        label = dict(QUALIFIER_CHOICES).get(evidence["qualifier"])
+        return gettext(label) if label else evidence["qualifier"]
     value = evidence.get("value")
     if value is None:
         return "—"
@@ -48,20 +50,21 @@ def evidence_value(evidence: dict) -> str:
 
 
 ROLE_LABELS = {
-    "aplasia": "B-cell aplasia documented",
-    "regeneration": "First detectable count",
-    "confirmation": "Confirming count",
-    "count": "Count",
-    "last_count": "Last count",
-    "mrd_positive": "MRD positive",
-    "car_detectable": "CAR copies detectable",
-    "car_loss": "CAR copies undetectable",
+    "aplasia": gettext_noop("B-cell aplasia documented"),
+    "regeneration": gettext_noop("First detectable count"),
+    "confirmation": gettext_noop("Confirming count"),
+    "count": gettext_noop("Count"),
+    "last_count": gettext_noop("Last count"),
+    "mrd_positive": gettext_noop("MRD positive"),
+    "car_detectable": gettext_noop("CAR copies detectable"),
+    "car_loss": gettext_noop("CAR copies undetectable"),
 }
 
 
 @register.filter
 def role_label(role: str) -> str:
-    return ROLE_LABELS.get(role, role.replace("_", " "))
+    label = ROLE_LABELS.get(role)
+    return gettext(label) if label else role.replace("_", " ")
 
 
 @register.inclusion_tag("monitoring/_course_chart.html")

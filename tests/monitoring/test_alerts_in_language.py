@@ -36,7 +36,7 @@ GERMAN_RECOMMENDATION = (
     "des 45-Tage-Fensters und nach B-Zell-Aplasie"
 )
 CHINESE_TITLE = "B细胞早期再生"
-CHINESE_RECOMMENDATION = "外周血B细胞在B细胞缺失之后于回输后第 30 天重新出现，处于 45 天窗口内"
+CHINESE_RECOMMENDATION = "外周血B细胞在B细胞缺失之后于输注后第 30 天重新出现，处于 45 天窗口内"
 ENGLISH_RECOMMENDATION = (
     "Peripheral-blood B cells reappeared on day 30 after infusion, within the 45-day window"
 )
