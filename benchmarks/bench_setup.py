@@ -207,3 +207,111 @@ def sample_validate(count: int) -> None:
         for related in ("infusions", "lab_results", "responses", "events", "therapies"):
             for record in getattr(patient, related).all():
                 record.full_clean()
+
+
+# The feed benchmarks (mllp.py, feed.py): patients in aplasia, a server on a free port.
+
+
+def aplasia_cohort_store(center, n_patients: int, *, prefix: str, infused, with_mrn: bool):
+    """N synthetic patients at `center`, infused on `infused`, each with an undetectable PB
+    B-cell count on day 7 (aplasia documented): a detectable count before day 45 is then early
+    regeneration. `with_mrn`: each gets MRN M<number> (the HL7 feed matches PID-3 by it)."""
+    from datetime import UTC, timedelta
+
+    from patients import units
+    from patients.models import Infusion, LabResult, Patient
+
+    patients = Patient.objects.bulk_create(
+        [
+            Patient(
+                center=center,
+                study_id=f"{prefix}-{i:05d}",
+                sex="F",
+                is_synthetic=True,
+                **({"mrn": f"M{i:05d}"} if with_mrn else {}),
+            )
+            for i in range(n_patients)
+        ],
+        batch_size=5000,
+    )
+    Infusion.objects.bulk_create(
+        [
+            Infusion(patient=p, infusion_date=infused, infusion_number=1, product="CD19 CAR-T")
+            for p in patients
+        ],
+        batch_size=5000,
+    )
+    aplasia = datetime.combine(infused + timedelta(days=7), clock.min, UTC)
+    LabResult.objects.bulk_create(
+        [
+            LabResult(
+                patient=p,
+                analyte=units.PB_BCELL_ABS,
+                specimen=units.PB,
+                collected_at=aplasia + timedelta(hours=8),
+                unit=units.CELLS_PER_UL,
+                qualifier=units.UNDETECTABLE,
+                canonical_unit=units.CELLS_PER_UL,
+            )
+            for p in patients
+        ],
+        batch_size=5000,
+    )
+    return patients
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank percentile (NaN for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def gunicorn_start(port: int, workers: int, *, cwd, env=None, output=None):
+    """gunicorn serving carttrack.wsgi on 127.0.0.1:`port` (the caller waits for it)."""
+    import subprocess
+    from pathlib import Path
+
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "carttrack.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=output if output is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
+    )
+
+
+def django_on_new_database(url: str, *, allowed_hosts: str = "testserver") -> None:
+    """Recreate the benchmark database `url` names (see database_recreate), set Django up on it
+    (DEBUG off) and migrate it."""
+    import os
+
+    if not url:
+        sys.exit("Set DATABASE_URL to a database of its own, e.g. .../carttrack_bench")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
+    os.environ.setdefault("DEBUG", "False")
+    os.environ.setdefault("ALLOWED_HOSTS", allowed_hosts)
+    database_recreate(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)

@@ -34,72 +34,41 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_setup import database_recreate  # noqa: E402
+from bench_setup import (  # noqa: E402
+    aplasia_cohort_store,
+    django_on_new_database,
+    free_port,
+    gunicorn_start,
+    percentile,
+)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def setup(n_patients: int) -> tuple[str, list[str], date]:
+def setup(n_patients: int) -> tuple[str, list[str]]:
     """The center, N patients in aplasia, one clinician (token) responsible for all of them."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from patients import units
-    from patients.models import Center, ClinicianProfile, Infusion, LabResult, Patient
+    from patients.models import Center, ClinicianProfile, Patient
     from patients.roles import roles_ensure
 
     center = Center.objects.create(code="feed", name="Feed Center", time_zone="Europe/Berlin")
     infused = (datetime.now(UTC) - timedelta(days=20)).date()
-    patients = Patient.objects.bulk_create(
-        [
-            Patient(center=center, study_id=f"FEED-{i:06d}", sex="F", is_synthetic=True)
-            for i in range(n_patients)
-        ],
-        batch_size=5000,
-    )
-    Infusion.objects.bulk_create(
-        [
-            Infusion(patient=p, infusion_date=infused, infusion_number=1, product="CD19 CAR-T")
-            for p in patients
-        ],
-        batch_size=5000,
-    )
-    aplasia = datetime.combine(infused + timedelta(days=7), datetime.min.time(), UTC)
-    LabResult.objects.bulk_create(
-        [
-            LabResult(
-                patient=p,
-                analyte=units.PB_BCELL_ABS,
-                specimen=units.PB,
-                collected_at=aplasia + timedelta(hours=8),
-                unit=units.CELLS_PER_UL,
-                qualifier=units.UNDETECTABLE,
-                canonical_unit=units.CELLS_PER_UL,
-            )
-            for p in patients
-        ],
-        batch_size=5000,
+    patients = aplasia_cohort_store(
+        center, n_patients, prefix="FEED", infused=infused, with_mrn=False
     )
     user = get_user_model().objects.create_user(
         "feed-lab", email="feed-lab@example.org", password=None
@@ -114,7 +83,14 @@ def setup(n_patients: int) -> tuple[str, list[str], date]:
 
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # as autovacuum would, before the run
-    return Token.objects.create(user=user).key, [p.study_id for p in patients], infused
+    return Token.objects.create(user=user).key, [p.study_id for p in patients]
+
+
+def collection_base() -> datetime:
+    """The first collection time: 11 hours ago (day 19 or 20 after the infusion, inside the
+    45-day window), so that the 600 minutes of collection times the clients use are all past
+    whatever the hour the benchmark runs (a future time is refused)."""
+    return (datetime.now(UTC) - timedelta(hours=11)).replace(second=0, microsecond=0)
 
 
 def body(study_id: str, collected: datetime, detectable: bool) -> bytes:
@@ -139,12 +115,6 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(port: int, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -159,9 +129,9 @@ def wait_http(port: int, seconds: float = 60) -> None:
 
 
 class Feed:
-    def __init__(self, port: int, token: str, study_ids: list[str], infused: date):
+    def __init__(self, port: int, token: str, study_ids: list[str]):
         self.port, self.token, self.study_ids = port, token, study_ids
-        self.base = datetime.combine(infused + timedelta(days=20), datetime.min.time(), UTC)
+        self.base = collection_base()
         self.next = 0
         self.lock = threading.Lock()
         self.sent: list[tuple[str, bool, float, float, int]] = []  # id, high, start, end, status
@@ -207,7 +177,7 @@ def run(options) -> None:
     from monitoring.models import Alert, Notification
     from patients.models import LabResult
 
-    token, study_ids, infused = setup(options.patients)
+    token, study_ids = setup(options.patients)
     connection.close()
     env = {
         **os.environ,
@@ -217,20 +187,7 @@ def run(options) -> None:
     }
     port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"feed-bench-{os.getpid()}.log", "w")
-    gunicorn = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "carttrack.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(options.workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    gunicorn = gunicorn_start(port, options.workers, cwd=ROOT, env=env, output=log)
     worker = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
@@ -248,9 +205,9 @@ def run(options) -> None:
     try:
         wait_http(port)
         time.sleep(3)  # the worker connects to Redis
-        warm = Feed(port, token, study_ids[-200:], infused)
+        warm = Feed(port, token, study_ids[-200:])
         warm.client(time.monotonic() + 3)  # imports the views in each worker; not counted
-        feed = Feed(port, token, study_ids[:-200], infused)
+        feed = Feed(port, token, study_ids[:-200])
         server_pids = children(gunicorn.pid)
         worker_pids = [worker.pid, *children(worker.pid)]
         load_before = os.getloadavg()
@@ -354,9 +311,9 @@ def profile(options) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    token, study_ids, infused = setup(options.patients)
+    token, study_ids = setup(options.patients)
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")
-    base = datetime.combine(infused + timedelta(days=20), datetime.min.time(), UTC)
+    base = collection_base()
 
     def post(i: int) -> None:
         response = client.post(
@@ -394,22 +351,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     options = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit("Set DATABASE_URL to a database of its own, e.g. .../carttrack_feed")
     if not options.profile and not os.environ.get("REDIS_URL"):
         sys.exit("Set REDIS_URL (the notifications go through a real Celery worker)")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
-    os.environ.setdefault("DEBUG", "False")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
     os.environ.setdefault("EMAIL_URL", "dummymail://")
-    database_recreate(url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_new_database(
+        os.environ.get("DATABASE_URL", ""), allowed_hosts="testserver,127.0.0.1,localhost"
+    )
     if options.profile:
         profile(options)
     else:

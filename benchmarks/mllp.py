@@ -43,21 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_setup import database_recreate  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+from bench_setup import aplasia_cohort_store, django_on_new_database, percentile  # noqa: E402
 
 
 def setup(n_patients: int):
     from imports.models import CodeMapping, HL7Feed
-    from patients import units
-    from patients.models import Center, Infusion, LabResult, Patient
+    from patients.models import Center
 
     center = Center.objects.create(code="bench", name="Bench Center", time_zone="Europe/Berlin")
     CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
@@ -69,38 +60,8 @@ def setup(n_patients: int):
         identifier_is="mrn",
     )
     infused = (datetime.now(UTC) - timedelta(days=20)).date()
-    patients = Patient.objects.bulk_create(
-        [
-            Patient(
-                center=center,
-                study_id=f"MLLP-{i:05d}",
-                mrn=f"M{i:05d}",
-                sex="F",
-                is_synthetic=True,
-            )
-            for i in range(n_patients)
-        ]
-    )
-    Infusion.objects.bulk_create(
-        [
-            Infusion(patient=p, infusion_date=infused, infusion_number=1, product="CD19 CAR-T")
-            for p in patients
-        ]
-    )
-    aplasia = datetime.combine(infused + timedelta(days=7), datetime.min.time(), UTC)
-    LabResult.objects.bulk_create(
-        [
-            LabResult(
-                patient=p,
-                analyte=units.PB_BCELL_ABS,
-                specimen=units.PB,
-                collected_at=aplasia + timedelta(hours=8),
-                unit=units.CELLS_PER_UL,
-                qualifier=units.UNDETECTABLE,
-                canonical_unit=units.CELLS_PER_UL,
-            )
-            for p in patients
-        ]
+    patients = aplasia_cohort_store(
+        center, n_patients, prefix="MLLP", infused=infused, with_mrn=True
     )
     return center, patients, infused
 
@@ -282,19 +243,9 @@ def main() -> None:
     parser.add_argument("--profile-messages", type=int, default=100)
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit("Set DATABASE_URL to a database of its own, e.g. .../carttrack_mllp")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
-    os.environ.setdefault("DEBUG", "False")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    database_recreate(url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_on_new_database(url)
     from snapshot_10k import machine
 
-    call_command("migrate", verbosity=0)
     center, patients, infused = setup(options.patients)
     load_before = os.getloadavg()
     process, address, log = start_listener(url)
