@@ -268,17 +268,97 @@ def hl7_message_process(*, message_id: int) -> str:
         if message.ack:
             return message.ack
         header = header_read(message.raw)
-        outcome = _process(message, header)
-        message.ack_code = outcome.code
-        message.ack = ack_build(header, outcome, ack_id=f"CT{message.pk}")
-        message.state = REJECTED if outcome.code == "AR" else PROCESSED
-        message.notes = outcome.notes + [
-            f"{i.severity} {i.segment}-{i.field} ({i.segment} {i.sequence}): {i.text}"
-            for i in outcome.issues
-        ]
-        message.processed_at = timezone.now()
-        message.save()
+        prepared = _prepare(message, header)
+        outcome = prepared if isinstance(prepared, Outcome) else _import(message, prepared)
+        _finish(message, header, outcome)
     return message.ack
+
+
+def hl7_messages_process(*, message_ids: list[int]) -> dict[int, str]:
+    """Process stored messages that arrived together (group commit): their final results go
+    through one `records_import` (one check of the patients' records, one alert evaluation, one
+    transaction) and every message gets the ACK it would get alone.
+
+    A message with corrections or withdrawals, of another feed, or naming a sample another
+    message of the group names, is processed on its own afterwards; so is every message if the
+    group's import is refused (its problems are then reported message by message). Returns
+    {message id: ACK}."""
+    done: dict[int, str] = {}
+    if len(message_ids) > 1:
+        try:
+            done = _group_process(message_ids)
+        except _GroupRefused:
+            done = {}
+    for message_id in message_ids:
+        if message_id not in done:
+            done[message_id] = hl7_message_process(message_id=message_id)
+    return done
+
+
+class _GroupRefused(Exception):
+    pass
+
+
+def _group_process(message_ids: list[int]) -> dict[int, str]:
+    done: dict[int, str] = {}
+    with transaction.atomic():
+        # Messages first, then (in records_import) their patients, each in pk order: the lock
+        # order of hl7_message_process too.
+        messages = HL7Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk")
+        grouped: list[tuple[HL7Message, Header | None, Placed]] = []
+        samples_named: set[tuple[int, datetime]] = set()
+        for message in messages:
+            if message.ack:
+                done[message.pk] = message.ack
+                continue
+            header = header_read(message.raw)
+            prepared = _prepare(message, header)
+            if isinstance(prepared, Outcome):  # refused or wrong: nothing to write
+                _finish(message, header, prepared)
+                done[message.pk] = message.ack
+                continue
+            named = {(place.patient.pk, place.collected_at) for _r, place in prepared.finals}
+            if (
+                prepared.corrections
+                or prepared.withdrawals
+                or (grouped and prepared.feed.pk != grouped[0][2].feed.pk)
+                or named & samples_named
+            ):
+                continue  # on its own, after this group
+            samples_named |= named
+            grouped.append((message, header, prepared))
+        if not grouped:
+            return done
+        feed = grouped[0][2].feed
+        samples: list[SampleRecord] = []
+        for message, _header, placed in grouped:
+            samples.extend(_samples(placed.finals, prefix=f"{message.pk} ").values())
+        if samples:
+            result = records_import(
+                batch=Batch(samples=samples, confirm_hint=""),
+                scope=feed_scope(center=feed.center, user=feed_account("hl7")),
+                history=feed.history,
+            )
+            if not result.ok:
+                raise _GroupRefused  # rolls the whole group back: each message on its own
+        for message, header, placed in grouped:
+            placed.outcome.imported += len(placed.finals)
+            _hold(message, placed)
+            _finish(message, header, placed.outcome)
+            done[message.pk] = message.ack
+    return done
+
+
+def _finish(message: HL7Message, header: Header | None, outcome: Outcome) -> None:
+    message.ack_code = outcome.code
+    message.ack = ack_build(header, outcome, ack_id=f"CT{message.pk}")
+    message.state = REJECTED if outcome.code == "AR" else PROCESSED
+    message.notes = outcome.notes + [
+        f"{i.severity} {i.segment}-{i.field} ({i.segment} {i.sequence}): {i.text}"
+        for i in outcome.issues
+    ]
+    message.processed_at = timezone.now()
+    message.save()
 
 
 def _reject(text: str, code: int, segment: str = "MSH", fld: int = 9) -> Outcome:
@@ -304,7 +384,9 @@ class Result:
     raw: str
 
 
-def _process(message: HL7Message, header: Header | None) -> Outcome:
+def _prepare(message: HL7Message, header: Header | None) -> Outcome | Placed:
+    """The message read and its results placed, nothing written: an Outcome when it is refused
+    or wrong (nothing to import), else what to import, correct, withdraw and hold."""
     if header is None:
         return _reject("Not an HL7 v2 message: it must begin with an MSH segment.", 100, fld=1)
     try:
@@ -342,7 +424,7 @@ def _process(message: HL7Message, header: Header | None) -> Outcome:
         )
     message.feed = feed
     results, issues = _results(parsed, feed)
-    return _import(message, feed, results, issues)
+    return _place(feed, results, issues)
 
 
 def _field(parsed, segment: str, sequence: int, *path: int) -> str:
@@ -433,9 +515,20 @@ def _results(parsed, feed: HL7Feed) -> tuple[list[Result], list[Issue]]:
     return results, issues
 
 
-def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -> Outcome:
+@dataclass
+class Placed:
+    """A message's results placed (patient, analyte, moment, value), nothing written yet."""
+
+    feed: HL7Feed
+    outcome: Outcome
+    finals: list[tuple[Result, object]]  # (result, placement)
+    corrections: list[tuple[Result, object]]
+    withdrawals: list[tuple[Result, object]]
+    to_hold: list[tuple[Result, str, str]]  # (result, reason, reason text)
+
+
+def _place(feed: HL7Feed, results: list[Result], issues) -> Outcome | Placed:
     center = feed.center
-    sender = f"{message.sending_application}|{message.sending_facility}"
     outcome = Outcome("AA", list(issues))
     to_hold: list[tuple[Result, str, str]] = []
     finals: list[tuple[Result, object]] = []  # (result, placement)
@@ -559,16 +652,29 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
     if any(i.severity == "E" for i in outcome.issues):
         outcome.code = "AE"
         return outcome
+    return Placed(feed, outcome, finals, corrections, withdrawals, to_hold)
+
+
+def _import(message: HL7Message, placed: Placed) -> Outcome:
+    outcome = placed.outcome
     account = feed_account("hl7")
     try:
         with transaction.atomic():
-            _apply(outcome, feed, account, finals, corrections, withdrawals)
+            _apply(outcome, placed.feed, account, placed)
             if outcome.code == "AE":
                 raise _RollBack
     except _RollBack:
         outcome.imported = 0
         return outcome
-    for r, reason, text in to_hold:
+    _hold(message, placed)
+    return outcome
+
+
+def _hold(message: HL7Message, placed: Placed) -> None:
+    """Results that cannot be placed go to the center's queue, each with a warning ERR."""
+    outcome, center = placed.outcome, placed.feed.center
+    sender = f"{message.sending_application}|{message.sending_facility}"
+    for r, reason, text in placed.to_hold:
         held_result_record(
             center=center,
             source="hl7",
@@ -576,7 +682,7 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
             reason=reason,
             reason_text=text,
             identifier=r.identifier,
-            identifier_kind=feed.identifier_is,
+            identifier_kind=placed.feed.identifier_is,
             code_system=r.code_system,
             code=r.code,
             code_display=r.display,
@@ -597,7 +703,6 @@ def _import(message: HL7Message, feed: HL7Feed, results: list[Result], issues) -
                 "W",
             )
         )
-    return outcome
 
 
 class _RollBack(Exception):
@@ -614,15 +719,16 @@ def _stored(place) -> LabResult | None:
     )
 
 
-def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) -> None:
-    for r, place in withdrawals:
+def _apply(outcome: Outcome, feed, account, placed: Placed) -> None:
+    finals = list(placed.finals)
+    for r, place in placed.withdrawals:
         stored = _stored(place)
         if stored is None:
             outcome.notes.append(f"OBX {r.sequence}: withdrawn, but no stored result to withdraw.")
             continue
         clinical_record_delete(instance=stored, user=account)
         outcome.notes.append(f"OBX {r.sequence}: result {stored.pk} withdrawn.")
-    for r, place in corrections:
+    for r, place in placed.corrections:
         stored = _stored(place)
         if stored is None:
             finals.append((r, place))  # a correction of a result never received: the result
@@ -642,24 +748,8 @@ def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) ->
         outcome.notes.append(f"OBX {r.sequence}: result {stored.pk} corrected.")
     if not finals:
         return
-    samples: dict[tuple, SampleRecord] = {}
-    by_place: dict[str, Result] = {}
-    for r, place in finals:
-        key = (place.patient.study_id, place.collected_at)
-        sample = samples.setdefault(
-            key,
-            SampleRecord(place=f"OBX {r.sequence}", study_id=key[0], collected_at=key[1]),
-        )
-        sample.values.append(
-            LabValueRecord(
-                place=f"OBX {r.sequence}",
-                analyte=place.analyte,
-                value=place.value,
-                unit=place.unit,
-                qualifier=place.qualifier,
-            )
-        )
-        by_place[f"OBX {r.sequence}"] = r
+    samples = _samples(finals)
+    by_place = {f"OBX {r.sequence}": r for r, _place in finals}
     result = records_import(
         batch=Batch(samples=list(samples.values()), confirm_hint=""),
         scope=feed_scope(center=feed.center, user=account),
@@ -675,3 +765,24 @@ def _apply(outcome: Outcome, feed, account, finals, corrections, withdrawals) ->
         outcome.code = "AE"
         return
     outcome.imported += len(result.lab_result_ids)
+
+
+def _samples(finals: list[tuple[Result, object]], prefix: str = "") -> dict[tuple, SampleRecord]:
+    """Final results as the import's samples: one per patient and collection moment."""
+    samples: dict[tuple, SampleRecord] = {}
+    for r, place in finals:
+        key = (place.patient.study_id, place.collected_at)
+        where = f"{prefix}OBX {r.sequence}"
+        sample = samples.setdefault(
+            key, SampleRecord(place=where, study_id=key[0], collected_at=key[1])
+        )
+        sample.values.append(
+            LabValueRecord(
+                place=where,
+                analyte=place.analyte,
+                value=place.value,
+                unit=place.unit,
+                qualifier=place.qualifier,
+            )
+        )
+    return samples

@@ -1,11 +1,15 @@
 """The MLLP listener: python-hl7's asyncio streams, one message at a time per connection.
 
-Each framed block is decoded, handed to `imports.hl7v2.hl7_message_receive` in a worker thread
-(Django's ORM is synchronous; HL7_WORKERS threads, each with its own database connection), and
-its ACK written back. The message is committed before the ACK is written, so a listener stopped
-in between loses nothing: the sender, seeing no ACK, sends again and gets the ACK then. If the
-database cannot be reached no ACK is sent and the connection is closed (the sender retries).
-The listener stamps its `HL7Listener` row every HL7_HEARTBEAT_SECONDS (a health check reads it).
+Each framed block is decoded and stored (`imports.hl7v2.hl7_message_store`, committed) in a
+worker thread (Django's ORM is synchronous; HL7_WORKERS threads, each with its own database
+connection). Stored messages waiting to be processed are then processed together
+(`hl7_messages_process`, group commit: one import and one alert evaluation for the group; at
+most HL7_GROUP_MAX messages a group, HL7_GROUPS groups at once, fewer than the threads), and
+each ACK is written back once its group is committed. A message is committed before its ACK is
+written, so a listener stopped in between loses nothing: the sender, seeing no ACK, sends
+again and gets the ACK then. If the database cannot be reached no ACK is sent and the
+connection is closed (the sender retries). The listener stamps its `HL7Listener` row every
+HL7_HEARTBEAT_SECONDS (a health check reads it).
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from hl7.mllp import start_hl7_server
 from hl7.mllp.exceptions import InvalidBlockError
 
 from imports.codes import _registry
-from imports.hl7v2 import hl7_message_receive
+from imports.hl7v2 import (
+    hl7_message_process,
+    hl7_message_store,
+    hl7_messages_process,
+    normalize,
+)
 from imports.models import HL7Listener
 
 logger = logging.getLogger(__name__)
@@ -45,13 +54,33 @@ def _fresh_connection() -> None:
         close_old_connections()
 
 
-def _receive(raw: str) -> str | None:
+def _store(raw: str) -> tuple[int, str] | None:
+    """(the stored message's id, its ACK if it was acknowledged before), None when it cannot be
+    stored (no ACK then: the sender resends)."""
     _fresh_connection()
     try:
-        return hl7_message_receive(raw=raw)
+        message = hl7_message_store(raw=normalize(raw))
     except Exception:
-        logger.exception("HL7 message not processed (no ACK sent; the sender will resend)")
+        logger.exception("HL7 message not stored (no ACK sent; the sender will resend)")
         return None
+    return message.pk, message.ack
+
+
+def _process_group(message_ids: list[int]) -> dict[int, str | None]:
+    """Each message's ACK; None for one that could not be processed (no ACK is sent for it)."""
+    _fresh_connection()
+    try:
+        return hl7_messages_process(message_ids=message_ids)
+    except Exception:
+        logger.exception("HL7 group not processed: its messages one by one")
+    acks: dict[int, str | None] = {}
+    for message_id in message_ids:
+        try:
+            acks[message_id] = hl7_message_process(message_id=message_id)
+        except Exception:
+            logger.exception("HL7 message not processed (no ACK sent; the sender will resend)")
+            acks[message_id] = None
+    return acks
 
 
 def _beat(address: str, started, messages: int) -> None:
@@ -73,13 +102,54 @@ def _beat(address: str, started, messages: int) -> None:
 class Listener:
     def __init__(self, *, host: str, port: int, workers: int | None = None):
         self.host, self.port = host, port
-        self.executor = ThreadPoolExecutor(max_workers=workers or settings.HL7_WORKERS)
+        self.workers = workers or settings.HL7_WORKERS
+        self.executor = ThreadPoolExecutor(max_workers=self.workers)
         self.messages = 0
         self.server = None
         self.address = ""
+        self.waiting: list[tuple[int, asyncio.Future]] = []  # stored, not yet processed
+        self.groups = 0  # groups being processed now
+
+    async def receive(self, raw: str) -> str | None:
+        """Store the message, then wait for its group to be processed; its ACK (None: none)."""
+        loop = asyncio.get_running_loop()
+        stored = await loop.run_in_executor(self.executor, _store, raw)
+        if stored is None:
+            return None
+        message_id, ack = stored
+        if ack:
+            return ack  # sent before and acknowledged: the same ACK again
+        answer = loop.create_future()
+        self.waiting.append((message_id, answer))
+        self._groups_start()
+        return await answer
+
+    def _groups_start(self) -> None:
+        # A thread is left for storing, so arriving messages join the next group meanwhile.
+        most = max(1, min(settings.HL7_GROUPS, self.workers - 1))
+        while self.waiting and self.groups < most:
+            group = self.waiting[: settings.HL7_GROUP_MAX]
+            del self.waiting[: len(group)]
+            self.groups += 1
+            asyncio.get_running_loop().create_task(self._group(group))
+
+    async def _group(self, group: list[tuple[int, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            acks = await loop.run_in_executor(
+                self.executor, _process_group, [message_id for message_id, _answer in group]
+            )
+        except Exception:  # the executor itself failed (shutting down): no ACKs
+            logger.exception("HL7 group not processed")
+            acks = {}
+        finally:
+            self.groups -= 1
+        for message_id, answer in group:
+            if not answer.done():
+                answer.set_result(acks.get(message_id))
+        self._groups_start()
 
     async def handle(self, reader, writer) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
@@ -89,7 +159,7 @@ class Listener:
                 except (InvalidBlockError, ValueError) as error:
                     logger.warning("MLLP framing error, connection closed: %s", error)
                     return
-                ack = await loop.run_in_executor(self.executor, _receive, decode(block))
+                ack = await self.receive(decode(block))
                 if ack is None:
                     return
                 writer.writeblock(ack.encode("utf-8"))
