@@ -19,210 +19,58 @@
      center's queue (`imports.held`, a warning ERR says so); results of codes the product does
      not monitor (a CBC's hemoglobin) skipped with an information ERR.
 
-PID-3 is read only through the feed's identifier type (CX.5) and/or assigning authority (CX.4);
-OBX-3 through the center's code map and the shipped LOINC entries; OBX-6 as UCUM (or a center's
-alias); OBX-14 (else OBR-7) with its offset, or the center's local time without one.
+Messages stored while others were processed are processed together (`hl7_messages_process`,
+the listener's group commit): one import and one alert evaluation for the group, each message
+still answered as it would be alone.
+
+The wire format (header, ACK, error codes) is `imports.hl7_ack`; reading and placing the OBX
+segments (identifier, code, unit, time) is `imports.hl7_obx`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import hl7
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from imports.codes import code_analyte
 from imports.held import (
     feed_account,
     feed_scope,
     held_result_record,
-    result_place,
 )
+from imports.hl7_ack import (
+    DATA_TYPE_ERROR,
+    REQUIRED_MISSING,
+    SUPPORTED_VERSIONS,
+    UNKNOWN_KEY,
+    UNSUPPORTED_EVENT,
+    UNSUPPORTED_TYPE,
+    UNSUPPORTED_VERSION,
+    Header,
+    Issue,
+    Outcome,
+    ack_build,
+    header_read,
+    normalize,
+)
+from imports.hl7_obx import Placed, Result, obx_place, obx_read
 from imports.models import (
     PROCESSED,
     REJECTED,
-    UNKNOWN_PATIENT,
     UNMAPPED_CODE,
-    UNREADABLE,
     HL7Feed,
     HL7Message,
 )
-from imports.problems import Coded
 from imports.services import records_import
-from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, LabValueRecord, SampleRecord
 from patients.models import LabResult
 from patients.services import clinical_record_delete, clinical_record_save
 
 logger = logging.getLogger(__name__)
-
-SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
-FINAL, CORRECTED, PRELIMINARY = "F", "C", "P"
-WITHDRAWN = ("X", "D", "W")  # cannot be obtained, deleted, posted as wrong
-# An unmapped code that looks like one the product monitors is held (someone should map it);
-# any other unmapped code (hemoglobin, WBC) is skipped with a note.
-LOOKS_MONITORED = re.compile(
-    r"CD ?19|B[ -]?CELL|B[ -]?LYMPH|LYMPH|MRD|MINIMAL RESIDUAL|\bCAR\b|TRANSGENE", re.IGNORECASE
-)
-# HL7 table 0357 (message error condition codes)
-REQUIRED_MISSING, DATA_TYPE_ERROR, TABLE_VALUE, UNSUPPORTED_TYPE = 101, 102, 103, 200
-UNSUPPORTED_EVENT, UNSUPPORTED_VERSION, UNKNOWN_KEY, INTERNAL = 201, 203, 204, 207
-ERROR_NAMES = {
-    REQUIRED_MISSING: "Required field missing",
-    DATA_TYPE_ERROR: "Data type error",
-    TABLE_VALUE: "Table value not found",
-    UNSUPPORTED_TYPE: "Unsupported message type",
-    UNSUPPORTED_EVENT: "Unsupported event code",
-    UNSUPPORTED_VERSION: "Unsupported version id",
-    UNKNOWN_KEY: "Unknown key identifier",
-    INTERNAL: "Application internal error",
-}
-
-
-@dataclass
-class Issue:
-    """One ERR segment: where (segment, its sequence in the message, field), what, how bad."""
-
-    segment: str
-    sequence: int
-    field: int
-    code: int
-    text: str
-    severity: str = "E"  # E error, W warning (held), I information (skipped, preliminary)
-
-
-@dataclass
-class Outcome:
-    code: str  # AA, AE, AR
-    issues: list[Issue] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    imported: int = 0
-    held: int = 0
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("\\", "\\E\\")
-        .replace("|", "\\F\\")
-        .replace("^", "\\S\\")
-        .replace("&", "\\T\\")
-        .replace("~", "\\R\\")
-        .replace("\r", " ")
-        .replace("\n", " ")
-    )
-
-
-def normalize(raw: str) -> str:
-    """Segments end with a carriage return on the wire; files and some senders use newlines."""
-    return raw.replace("\r\n", "\r").replace("\n", "\r").strip("\r \x00") + "\r"
-
-
-@dataclass
-class Header:
-    sending_application: str = ""
-    sending_facility: str = ""
-    receiving_application: str = ""
-    receiving_facility: str = ""
-    message_type: str = ""
-    event: str = ""
-    control_id: str = ""
-    processing_id: str = "P"
-    version: str = ""
-
-
-def header_read(raw: str) -> Header | None:
-    """MSH's fields from the text itself (readable even when the rest is not HL7)."""
-    first = raw.split("\r", 1)[0]
-    if not first.startswith("MSH") or len(first) < 8:
-        return None
-    sep, comp = first[3], first[4]
-    fields = first.split(sep)  # fields[1] is MSH-2; MSH-n is fields[n - 1]
-
-    def get(n: int, c: int = 1) -> str:
-        value = fields[n - 1] if len(fields) >= n else ""
-        parts = value.split(comp)
-        return parts[c - 1].strip() if len(parts) >= c else ""
-
-    return Header(
-        sending_application=get(3),
-        sending_facility=get(4),
-        receiving_application=get(5),
-        receiving_facility=get(6),
-        message_type=get(9),
-        event=get(9, 2),
-        control_id=get(10)[:200],
-        processing_id=get(11) or "P",
-        version=get(12),
-    )
-
-
-def ack_build(header: Header | None, outcome: Outcome, *, ack_id: str) -> str:
-    """The ACK: MSH, MSA (code, the message's control ID, a summary), one ERR per issue (ERR-1
-    for v2.3/2.4 readers, ERR-2 to ERR-8 as v2.5 defines them). Its texts are English, never
-    translated (issue 23): a laboratory system and its integration engineers read them, not the
-    clinician whose language is active; held results' reasons are English here and shown in the
-    reader's language only on the queue page (HeldResult.reason_detail)."""
-    h = header or Header()
-    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
-    segments = [
-        "|".join(
-            [
-                "MSH",
-                "^~\\&",
-                _escape(h.receiving_application or "CARTTRACK"),
-                _escape(h.receiving_facility),
-                _escape(h.sending_application),
-                _escape(h.sending_facility),
-                now,
-                "",
-                "ACK^R01^ACK" if h.event == "R01" else "ACK",
-                ack_id,
-                _escape(h.processing_id or "P"),
-                _escape(h.version if h.version in SUPPORTED_VERSIONS else "2.5.1"),
-            ]
-        ),
-        "|".join(["MSA", outcome.code, _escape(h.control_id), _escape(_summary(outcome))]),
-    ]
-    for issue in outcome.issues:
-        name = ERROR_NAMES.get(issue.code, "")
-        location = f"{issue.segment}^{issue.sequence}^{issue.field}"
-        segments.append(
-            "|".join(
-                [
-                    "ERR",
-                    f"{location}^{issue.code}&{_escape(name)}&HL70357",
-                    location,
-                    f"{issue.code}^{_escape(name)}^HL70357",
-                    issue.severity,
-                    "",
-                    "",
-                    "",
-                    _escape(issue.text),
-                ]
-            )
-        )
-    return "\r".join(segments) + "\r"
-
-
-def _summary(outcome: Outcome) -> str:
-    if outcome.code == "AR":
-        return "Rejected: " + "; ".join(i.text for i in outcome.issues[:1])
-    if outcome.code == "AE":
-        errors = sum(1 for i in outcome.issues if i.severity == "E")
-        return f"Nothing imported: {errors} error(s), see ERR; correct and send again."
-    parts = [f"{outcome.imported} imported"]
-    if outcome.held:
-        parts.append(f"{outcome.held} held (cannot be placed yet, see ERR)")
-    skipped = sum(1 for i in outcome.issues if i.severity == "I")
-    if skipped:
-        parts.append(f"{skipped} not imported (see ERR)")
-    return ", ".join(parts)
-
 
 # --- storing --------------------------------------------------------------------------------
 
@@ -365,25 +213,6 @@ def _reject(text: str, code: int, segment: str = "MSH", fld: int = 9) -> Outcome
     return Outcome("AR", [Issue(segment, 1, fld, code, text)])
 
 
-@dataclass
-class Result:
-    """One OBX as read: where it is, its code, value, unit, status and time text."""
-
-    sequence: int  # the OBX's position among the message's OBX segments
-    set_id: str
-    value_type: str
-    code_system: str
-    code: str
-    display: str
-    value: str
-    unit: str
-    status: str
-    time_text: str
-    time_field: tuple[str, int, int]  # (segment, sequence, field) the time came from
-    identifier: str
-    raw: str
-
-
 def _prepare(message: HL7Message, header: Header | None) -> Outcome | Placed:
     """The message read and its results placed, nothing written: an Outcome when it is refused
     or wrong (nothing to import), else what to import, correct, withdraw and hold."""
@@ -423,236 +252,8 @@ def _prepare(message: HL7Message, header: Header | None) -> Outcome | Placed:
             fld=3,
         )
     message.feed = feed
-    results, issues = _results(parsed, feed)
-    return _place(feed, results, issues)
-
-
-def _field(parsed, segment: str, sequence: int, *path: int) -> str:
-    """One (sub)component's text, "" when the message does not have it (python-hl7 raises
-    IndexError for a path deeper than the field goes)."""
-    while path:
-        try:
-            return parsed.extract_field(segment, sequence, *path).strip()
-        except IndexError:
-            if len(path) <= 3:
-                return ""
-            path = path[:-1]
-    return ""
-
-
-def _identifier(parsed, pid_sequence: int, feed: HL7Feed) -> str:
-    """The PID-3 identifier of the feed's type/authority, or "" (never another identifier)."""
-    found = []
-    repetitions = parsed.segments("PID")[pid_sequence - 1](3)
-    count = len(repetitions) if isinstance(repetitions, hl7.Field) else 1
-    for rep in range(1, count + 1):
-        value = _field(parsed, "PID", pid_sequence, 3, rep, 1)
-        authority = _field(parsed, "PID", pid_sequence, 3, rep, 4, 1)
-        kind = _field(parsed, "PID", pid_sequence, 3, rep, 5)
-        if not value:
-            continue
-        if feed.identifier_type and kind != feed.identifier_type:
-            continue
-        if feed.assigning_authority and authority != feed.assigning_authority:
-            continue
-        found.append(value)
-    return found[0] if len(set(found)) == 1 else ""
-
-
-def _results(parsed, feed: HL7Feed) -> tuple[list[Result], list[Issue]]:
-    results: list[Result] = []
-    issues: list[Issue] = []
-    counts: dict[str, int] = {}
-    identifier = ""
-    obr_time: tuple[str, tuple] = ("", ("OBR", 0, 7))
-    seen_pid = False
-    for segment in parsed:
-        name = str(segment[0])
-        counts[name] = counts.get(name, 0) + 1
-        n = counts[name]
-        if name == "PID":
-            seen_pid = True
-            identifier = _identifier(parsed, n, feed)
-        elif name == "OBR":
-            obr_time = (_field(parsed, "OBR", n, 7), ("OBR", n, 7))
-        elif name == "OBX":
-            get = lambda *path, n=n: _field(parsed, "OBX", n, *path)  # noqa: E731
-            value_type = get(2)
-            value = get(5)
-            if value_type == "SN":  # comparator ^ number
-                comparator, number = get(5, 1, 1), get(5, 1, 2)
-                value = f"{comparator}{number}" if comparator in ("<", "<=") else number
-                if comparator and comparator not in ("<", "<=", "="):
-                    value = f"{comparator}{number}"
-            obx_time = get(14)
-            time_text, where = (obx_time, ("OBX", n, 14)) if obx_time else obr_time
-            code, system, display = get(3, 1, 1), get(3, 1, 3), get(3, 1, 2)
-            alternate = get(3, 1, 4)
-            if alternate and not code_analyte(center=feed.center, system=system, code=code):
-                if code_analyte(center=feed.center, system=get(3, 1, 6), code=alternate):
-                    code, system, display = alternate, get(3, 1, 6), get(3, 1, 5)
-            results.append(
-                Result(
-                    sequence=n,
-                    set_id=get(1),
-                    value_type=value_type,
-                    code_system=system,
-                    code=code,
-                    display=display,
-                    value=value,
-                    unit=get(6, 1, 1),
-                    status=get(11),
-                    time_text=time_text,
-                    time_field=where,
-                    identifier=identifier,
-                    raw=str(segment),
-                )
-            )
-    if not seen_pid:
-        issues.append(Issue("PID", 1, 3, REQUIRED_MISSING, "The message has no PID segment."))
-    if not results:
-        issues.append(Issue("OBX", 1, 3, REQUIRED_MISSING, "The message has no OBX segment."))
-    return results, issues
-
-
-@dataclass
-class Placed:
-    """A message's results placed (patient, analyte, moment, value), nothing written yet."""
-
-    feed: HL7Feed
-    outcome: Outcome
-    finals: list[tuple[Result, object]]  # (result, placement)
-    corrections: list[tuple[Result, object]]
-    withdrawals: list[tuple[Result, object]]
-    to_hold: list[tuple[Result, str, str]]  # (result, reason, reason text)
-
-
-def _place(feed: HL7Feed, results: list[Result], issues) -> Outcome | Placed:
-    center = feed.center
-    outcome = Outcome("AA", list(issues))
-    to_hold: list[tuple[Result, str, str]] = []
-    finals: list[tuple[Result, object]] = []  # (result, placement)
-    corrections: list[tuple[Result, object]] = []
-    withdrawals: list[tuple[Result, object]] = []
-    for r in results:
-        what = f"{r.code}" + (f" ({r.display})" if r.display else "")
-        analyte = code_analyte(center=center, system=r.code_system, code=r.code)
-        if not analyte and not LOOKS_MONITORED.search(f"{r.code} {r.display}"):
-            outcome.issues.append(
-                Issue("OBX", r.sequence, 3, TABLE_VALUE, f"{what} is not monitored: skipped.", "I")
-            )
-            continue
-        if r.status == PRELIMINARY:
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    TABLE_VALUE,
-                    f"{what} is preliminary (P): not imported; send the final result.",
-                    "I",
-                )
-            )
-            continue
-        if r.status not in (FINAL, CORRECTED, *WITHDRAWN):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    TABLE_VALUE,
-                    f"{what}: result status {r.status or '(empty)'} is not read; "
-                    "F, C, X, D, W and P are.",
-                )
-            )
-            continue
-        if analyte and r.status not in WITHDRAWN and r.value_type not in ("NM", "SN"):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    2,
-                    DATA_TYPE_ERROR,
-                    f"{what}: value type {r.value_type or '(empty)'} is not read; send NM or SN.",
-                )
-            )
-            continue
-        place = result_place(
-            center=center,
-            identifier=r.identifier,
-            identifier_kind=feed.identifier_is,
-            code_system=r.code_system,
-            code=r.code,
-            value=r.value if r.status not in WITHDRAWN else "0",
-            unit=r.unit,
-            collected_at_text=r.time_text,
-            analyte=analyte,
-        )
-        if place.reason == UNKNOWN_PATIENT and not r.identifier:
-            wanted = " / ".join(x for x in (feed.identifier_type, feed.assigning_authority) if x)
-            place.reason_text = Coded("held_pid3_missing", wanted=wanted)
-        if place.reason == UNREADABLE:
-            fld = 5 if place.reason_text.startswith("Value") else r.time_field[2]
-            seg, seq = ("OBX", r.sequence) if fld == 5 else r.time_field[:2]
-            if not r.time_text:
-                outcome.issues.append(
-                    Issue(
-                        seg,
-                        seq or 1,
-                        fld,
-                        REQUIRED_MISSING,
-                        f"{what}: no collection time (OBX-14 or OBR-7).",
-                    )
-                )
-            else:
-                outcome.issues.append(
-                    Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, f"{what}: {place.reason_text}")
-                )
-            continue
-        if place.reason and r.status in WITHDRAWN:
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    UNKNOWN_KEY,
-                    f"{what}: withdrawn, but "
-                    f"{place.reason_text[:1].lower()}{place.reason_text[1:]}",
-                    "W",
-                )
-            )
-            continue
-        if place.reason:
-            to_hold.append((r, place.reason, place.reason_text))
-            continue
-        if r.value_type == "SN" and r.value[:1] in (">",):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    5,
-                    DATA_TYPE_ERROR,
-                    f"{what}: {r.value!r} above a limit is not a value; send the number.",
-                )
-            )
-            continue
-        if r.status in (CORRECTED, *WITHDRAWN) and place.collected_at.tzinfo is None:
-            try:  # the stored result is found by its moment
-                place.collected_at = at_local_time(place.collected_at, center.tzinfo)
-            except LocalTimeError as error:
-                seg, seq, fld = r.time_field
-                outcome.issues.append(Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, str(error)))
-                continue
-        if r.status in WITHDRAWN:
-            withdrawals.append((r, place))
-        elif r.status == CORRECTED:
-            corrections.append((r, place))
-        else:
-            finals.append((r, place))
-    if any(i.severity == "E" for i in outcome.issues):
-        outcome.code = "AE"
-        return outcome
-    return Placed(feed, outcome, finals, corrections, withdrawals, to_hold)
+    results, issues = obx_read(parsed, feed)
+    return obx_place(feed, results, issues)
 
 
 def _import(message: HL7Message, placed: Placed) -> Outcome:
