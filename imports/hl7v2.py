@@ -37,6 +37,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from imports.codes import lookup_shared, lookups_shared
 from imports.held import (
     feed_account,
     feed_scope,
@@ -149,7 +150,7 @@ class _GroupRefused(Exception):
 
 def _group_process(message_ids: list[int]) -> dict[int, str]:
     done: dict[int, str] = {}
-    with transaction.atomic():
+    with transaction.atomic(), lookups_shared():
         # Messages first, then (in records_import) their patients, each in pk order: the lock
         # order of hl7_message_process too.
         messages = HL7Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk")
@@ -235,14 +236,17 @@ def _prepare(message: HL7Message, header: Header | None) -> Outcome | Placed:
         )
     if not header.control_id:
         return _reject("MSH-10 (message control ID) is empty.", REQUIRED_MISSING, fld=10)
-    feed = (
-        HL7Feed.objects.select_related("center")
-        .filter(
-            sending_application=header.sending_application,
-            sending_facility=header.sending_facility,
-            active=True,
-        )
-        .first()
+    feed = lookup_shared(
+        ("hl7 feed", header.sending_application, header.sending_facility),
+        lambda: (
+            HL7Feed.objects.select_related("center")
+            .filter(
+                sending_application=header.sending_application,
+                sending_facility=header.sending_facility,
+                active=True,
+            )
+            .first()
+        ),
     )
     if feed is None:
         return _reject(
