@@ -291,9 +291,11 @@ HL7_LISTEN_PORT = env_int("HL7_LISTEN_PORT", 0)  # 0: no listener
 HL7_WORKERS = env_int("HL7_WORKERS", 4)  # threads storing and processing (database connections)
 # Group commit (imports.mllp): stored messages waiting are processed together, at most
 # HL7_GROUP_MAX in a group and HL7_GROUPS groups at once (fewer than HL7_WORKERS, so storing
-# goes on meanwhile).
+# goes on meanwhile); a group starts when every connected sender has a message waiting, or
+# HL7_GROUP_LINGER_MS after the first one waited.
 HL7_GROUP_MAX = env_int("HL7_GROUP_MAX", 16)
-HL7_GROUPS = env_int("HL7_GROUPS", 2)
+HL7_GROUPS = env_int("HL7_GROUPS", 1)
+HL7_GROUP_LINGER_MS = env_int("HL7_GROUP_LINGER_MS", 10)
 HL7_HEARTBEAT_SECONDS = env_int("HL7_HEARTBEAT_SECONDS", 15)  # imports.HL7Listener stamped
 # An undeliverable notification (5 attempts) is tried again this long after it failed.
 NOTIFICATION_RETRY_SECONDS = env_int("NOTIFICATION_RETRY_SECONDS", 3600)

@@ -109,32 +109,65 @@ class Listener:
         self.address = ""
         self.waiting: list[tuple[int, asyncio.Future]] = []  # stored, not yet processed
         self.groups = 0  # groups being processed now
+        self.grouped = 0  # messages in them
+        self.connections = 0  # senders connected
+        self.storing = 0  # messages being stored
+        self.linger: asyncio.TimerHandle | None = None
 
     async def receive(self, raw: str) -> str | None:
         """Store the message, then wait for its group to be processed; its ACK (None: none)."""
         loop = asyncio.get_running_loop()
-        stored = await loop.run_in_executor(self.executor, _store, raw)
+        self.storing += 1
+        try:
+            stored = await loop.run_in_executor(self.executor, _store, raw)
+        finally:
+            self.storing -= 1
         if stored is None:
+            self._groups_start()  # the others need not wait for this one
             return None
         message_id, ack = stored
         if ack:
+            self._groups_start()
             return ack  # sent before and acknowledged: the same ACK again
         answer = loop.create_future()
         self.waiting.append((message_id, answer))
         self._groups_start()
         return await answer
 
-    def _groups_start(self) -> None:
+    def _groups_start(self, *, lingered: bool = False) -> None:
+        """Start a group when every connected sender that is not waiting for a group already
+        has a message stored and waiting (a sender waits for its ACK before the next message),
+        or HL7_GROUP_LINGER_MS after the first one waited: the senders answered together send
+        together, and their messages make one group, not a group of one and one of the rest.
+        A lone sender's message starts at once."""
+        loop = asyncio.get_running_loop()
         # A thread is left for storing, so arriving messages join the next group meanwhile.
         most = max(1, min(settings.HL7_GROUPS, self.workers - 1))
         while self.waiting and self.groups < most:
+            may_send = self.connections - self.grouped - self.storing  # being stored: coming
+            if not (lingered or len(self.waiting) >= min(may_send, settings.HL7_GROUP_MAX)):
+                if self.linger is None:
+                    self.linger = loop.call_later(
+                        settings.HL7_GROUP_LINGER_MS / 1000, self._lingered
+                    )
+                return
             group = self.waiting[: settings.HL7_GROUP_MAX]
             del self.waiting[: len(group)]
             self.groups += 1
-            asyncio.get_running_loop().create_task(self._group(group))
+            self.grouped += len(group)
+            loop.create_task(self._group(group))
+            lingered = False
+        if self.linger is not None and not self.waiting:
+            self.linger.cancel()
+            self.linger = None
+
+    def _lingered(self) -> None:
+        self.linger = None
+        self._groups_start(lingered=True)
 
     async def _group(self, group: list[tuple[int, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             acks = await loop.run_in_executor(
                 self.executor, _process_group, [message_id for message_id, _answer in group]
@@ -144,12 +177,16 @@ class Listener:
             acks = {}
         finally:
             self.groups -= 1
+            self.grouped -= len(group)
+        took = (loop.time() - began) * 1e3
+        logger.debug("HL7 group of %d processed in %.1f ms", len(group), took)
         for message_id, answer in group:
             if not answer.done():
                 answer.set_result(acks.get(message_id))
         self._groups_start()
 
     async def handle(self, reader, writer) -> None:
+        self.connections += 1
         try:
             while True:
                 try:
@@ -168,6 +205,7 @@ class Listener:
         except ConnectionError:
             return
         finally:
+            self.connections -= 1
             writer.close()
 
     async def serve(self, ready=None) -> None:
