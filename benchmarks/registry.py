@@ -27,6 +27,7 @@ machine. Refuses to drop a database holding non-synthetic patients (bench_setup)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -191,8 +192,10 @@ def _alerts_clear() -> None:
         )
 
 
-def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
-    """Full sweep queued as chunk tasks, run by a Celery worker with `workers` processes."""
+@contextlib.contextmanager
+def _celery_worker(workers: int, redis_url: str):
+    """A Celery worker with `workers` prefork processes on a private queue, the tasks this
+    process sends going to it; stopped on exit."""
     queue = f"bench13-{os.getpid()}"
     env = {
         **os.environ,
@@ -227,15 +230,26 @@ def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        from carttrack.celery import app
+    from carttrack.celery import app
 
+    eager = app.conf.task_always_eager
+    try:
         app.conf.task_default_queue = queue
         app.conf.task_always_eager = False
         deadline = time.time() + 60
         while not app.control.ping(destination=[f"{queue}@{platform.node()}"], timeout=1):
             if time.time() > deadline or worker.poll() is not None:
                 raise RuntimeError("the Celery worker did not start")
+        yield
+    finally:
+        app.conf.task_always_eager = eager
+        worker.terminate()
+        worker.wait(30)
+
+
+def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
+    """Full sweep queued as chunk tasks, run by a Celery worker with `workers` processes."""
+    with _celery_worker(workers, redis_url):
         from monitoring.tasks import sweep_dispatch
 
         started = time.perf_counter()
@@ -243,9 +257,33 @@ def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
         result = sweep_dispatch(scope="all", size=min(1000, max(50, size // 8)))
         result.get(timeout=1800, disable_sync_subtasks=False)
         return time.perf_counter() - started
-    finally:
-        worker.terminate()
-        worker.wait(30)
+
+
+def _celery_snapshots(workers: int, redis_url: str) -> tuple[float, int]:
+    """The nightly dashboard refresh (`snapshots_refresh_all`: the registry and each center,
+    each its own task) run by a Celery worker with `workers` processes: (seconds until every
+    run finished, runs)."""
+    from django.db import transaction
+
+    from analytics.models import RefreshRun
+    from analytics.services import snapshots_refresh_all
+
+    with _celery_worker(workers, redis_url):
+        RefreshRun.objects.all().delete()
+        started = time.perf_counter()
+        with transaction.atomic():  # queued when this commits, as in the nightly task
+            runs = snapshots_refresh_all()
+        ids = [run.pk for run in runs]
+        deadline = time.monotonic() + 3600
+        while RefreshRun.objects.filter(pk__in=ids, finished_at__isnull=True).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the nightly snapshots did not finish in an hour")
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        failed = RefreshRun.objects.filter(pk__in=ids).exclude(error="").count()
+        if failed:
+            raise RuntimeError(f"{failed} nightly snapshot runs failed")
+        return seconds, len(ids)
 
 
 def measure(size: int, options) -> dict:
@@ -284,6 +322,8 @@ def measure(size: int, options) -> dict:
     if options.redis_url:
         for workers in options.workers:
             figures[f"celery {workers}"] = _celery_sweep(workers, options.redis_url, size)
+        for workers in options.workers:
+            figures[f"snapshots {workers}"] = _celery_snapshots(workers, options.redis_url)
 
     from analytics.dataset import analysis_csv, analysis_frame
     from analytics.services import snapshot_compute
@@ -366,6 +406,15 @@ def table(f: dict) -> str:
             if one
             else f"| full sweep as Celery tasks, {workers} worker(s) | {f[key]:.2f} s | — | — |"
         )
+    one = f.get("snapshots 1")
+    for key in sorted(k for k in f if k.startswith("snapshots ")):
+        workers = key.split()[1]
+        seconds, runs = f[key]
+        lines.append(
+            f"| nightly dashboard refresh ({runs} snapshots: registry and centers) as Celery "
+            f"tasks, {workers} worker process(es) | {seconds:.2f} s | "
+            + (f"1 worker {one[0]:.2f} s | {_ratio(seconds, one[0])} |" if one else "— | — |")
+        )
     weight = f["weight"]
     lines.append(
         f"| dashboard, first view (page, plotly.js, CSS, JS, figures JSON; compressed) | "
@@ -387,6 +436,29 @@ def table(f: dict) -> str:
         f"| dashboard snapshot | {f['snapshot s']:.2f} s | R `survival` on the exported CSV: "
         f"{f['R s']:.2f} s | {_ratio(f['snapshot s'], f['R s'])} (target ≤ 1×) |"
     )
+    capacity = [
+        (f"full (nightly) sweep as chunk tasks, {k.split()[1]} worker process(es)", f[k], k)
+        for k in sorted(k for k in f if k.startswith("celery "))
+    ] + [
+        (
+            f"nightly dashboard refresh, {f[k][1]} snapshots, {k.split()[1]} worker process(es)",
+            f[k][0],
+            k,
+        )
+        for k in sorted(k for k in f if k.startswith("snapshots "))
+    ]
+    if capacity:
+        lines += [
+            "",
+            "Capacity (patients per worker-minute: patients ÷ minutes ÷ worker processes):",
+            "",
+            "| job | patients | minutes | patients per worker-minute |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, seconds, key in capacity:
+            workers = int(key.split()[1])
+            rate = f["size"] / (seconds / 60) / workers if seconds else 0
+            lines.append(f"| {label} | {f['size']:,} | {seconds / 60:.2f} | {rate:,.0f} |")
     setup = f["setup"]
     lines.append("")
     lines.append(
@@ -465,7 +537,6 @@ def main() -> None:
         if child.returncode != 0 or line is None:
             sys.exit(f"{size} patients failed:\n{child.stdout[-3000:]}\n{child.stderr[-5000:]}")
         print(table(json.loads(line.removeprefix("FIGURES "))) + "\n", flush=True)
-
 
 
 def _sweep_per_patient() -> dict[str, int]:
