@@ -183,6 +183,36 @@ def per_message(patients, infused, n: int) -> tuple[float, float]:
     return len(queries.captured_queries) / n, cpu / n * 1000
 
 
+def per_group(patients, infused, size: int, n: int) -> tuple[float, float]:
+    """Queries and CPU ms per message when stored messages are processed `size` at a time
+    (`hl7_messages_process`, the listener's group commit), in this process."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from imports.hl7v2 import hl7_message_store, hl7_messages_process, normalize
+
+    base = datetime.combine(infused + timedelta(days=11), datetime.min.time(), UTC)
+    groups = []
+    for g in range(max(1, n // size)):
+        ids = []
+        for j in range(size):
+            i = g * size + j
+            patient = patients[(i + 20) % len(patients)]
+            when = base + timedelta(hours=size, minutes=i)
+            raw = normalize(message(f"GROUP{size}-{i}", patient.mrn, when, "0"))
+            ids.append(hl7_message_store(raw=raw).pk)
+        groups.append(ids)
+    with CaptureQueriesContext(connection) as queries:
+        cpu = time.process_time()
+        for ids in groups:
+            acks = hl7_messages_process(message_ids=ids)
+            if not all("MSA|AA|" in ack for ack in acks.values()):
+                sys.exit(f"Refused in a group: {acks}")
+        cpu = time.process_time() - cpu
+    count = len(groups) * size
+    return len(queries.captured_queries) / count, cpu / count * 1000
+
+
 def lab_api(patients, infused, n: int, counted: list | None = None) -> list[float]:
     import json
 
@@ -259,13 +289,19 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=20)
     queries, cpu_ms = per_message(patients, infused, options.profile_messages)
+    grouped = {
+        size: per_group(patients, infused, size, options.profile_messages) for size in (4, 16)
+    }
     api_counted: list[float] = []
     api = lab_api(patients, infused, options.api_samples, api_counted)
     load_after = os.getloadavg()
     ms = 1000
     print(
         f"\nMLLP listener ({os.environ.get('HL7_WORKERS', '4')} worker threads), "
-        f"{options.senders} concurrent senders, single-result ORU^R01, {options.seconds:.0f} s\n"
+        f"{options.senders} concurrent senders, single-result ORU^R01, {options.seconds:.0f} s, "
+        f"group commit: up to {os.environ.get('HL7_GROUP_MAX', '16')} a group, "
+        f"{os.environ.get('HL7_GROUPS', '1')} group(s) at once, "
+        f"{os.environ.get('HL7_GROUP_LINGER_MS', '10')} ms linger\n"
     )
     print("| figure | value | target |\n|---|---:|---:|")
     print(f"| messages acknowledged | {len(latencies):,} | |")
@@ -286,6 +322,11 @@ def main() -> None:
     )
     print(f"| SQL queries per message, in-process | {queries:.1f} | |")
     print(f"| CPU ms per message (this process), in-process | {cpu_ms:.1f} | |")
+    for size, (group_queries, group_cpu) in grouped.items():
+        print(
+            f"| in groups of {size} (group commit): queries / CPU ms per message | "
+            f"{group_queries:.1f} / {group_cpu:.1f} | |"
+        )
     if api_counted:
         print(f"| lab API: SQL queries per POST | {api_counted[0]:.1f} | |")
         print(f"| lab API: CPU ms per POST (this process) | {api_counted[1]:.1f} | |")
