@@ -7,7 +7,6 @@ parses the text of each cell. Row numbers are the spreadsheet's own (the header 
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -24,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
 
+from carttrack.csv_safety import CsvError, read_csv, sniff_delimiter, write_csv
 from imports.problems import MESSAGES, Coded, CodedError, error_item
 from patients import numbers
 from patients.days import LocalTimeError, at_local_time
@@ -122,7 +122,7 @@ FIELD_COLUMNS = {c.field: c.name for cols in SHEETS.values() for c in cols if c.
 def template(fmt: str, sheet: str = "labs") -> bytes:
     """An empty spreadsheet with the right headers (XLSX: every sheet and a column guide)."""
     if fmt == "csv":
-        return tablib.Dataset(headers=[c.name for c in SHEETS[sheet]]).export("csv").encode()
+        return write_csv([c.name for c in SHEETS[sheet]], []).encode()
     book = tablib.Databook(
         [
             tablib.Dataset(headers=[c.name for c in columns], title=name)
@@ -373,18 +373,6 @@ def _csv_text(file_name: str, data: bytes) -> tuple[str | None, list[Problem]]:
         return None, again
 
 
-def _delimiter(text: str) -> str:
-    """The delimiter Excel used: `;` where the decimal separator is a comma (German Excel), `,`
-    elsewhere, a tab for "Unicode text". csv.Sniffer over the first lines, limited to these."""
-    sample = "\n".join(text.splitlines()[:50])
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
-    except csv.Error:
-        counts = {d: sample.count(d) for d in CSV_DELIMITERS}
-        best = max(counts, key=counts.get)
-        return best if counts[best] else ","
-
-
 def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
     text, problems = _csv_text(file_name, data)
     if text is None:
@@ -392,12 +380,12 @@ def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines > limits.rows:
         raise TooLarge(Coded("too_large_lines", lines=lines), limits)
-    delimiter = _delimiter(text)
+    delimiter = sniff_delimiter(text, CSV_DELIMITERS)
     if text.count(delimiter) + lines > limits.cells:
         raise TooLarge(Coded("too_large_cells", cells=limits.cells), limits)
     try:
-        raw = [tuple(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
-    except csv.Error as error:
+        raw = [tuple(r) for r in read_csv(text, delimiter=delimiter)]
+    except CsvError as error:
         return [], [Problem(file_name, "", None, Coded("csv_unreadable", error=str(error)))], None
     return [(sheet, raw)], [], None
 
