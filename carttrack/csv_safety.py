@@ -18,9 +18,12 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.http import HttpResponse
+
+if TYPE_CHECKING:  # pandas is loaded by the analytics that write frames, not by every CSV
+    import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NEEDS_QUOTE = re.compile(r"^'*[=+\-@\t\r]")
@@ -91,10 +94,12 @@ def frame_table(
     """A DataFrame as header and rows of text for ``write_csv``, each cell as pandas'
     ``to_csv`` writes it (a blank for a missing value; floats by ``float_format`` if given,
     else in their shortest exact form; True/False)."""
+    from pandas.api.types import is_float_dtype
+
     columns = []
     for name in frame.columns:
         values = frame[name]
-        if float_format is not None and pd.api.types.is_float_dtype(values):
+        if float_format is not None and is_float_dtype(values):
             text = values.map(lambda v, f=float_format: f % v)
         else:
             text = values.astype(str)
