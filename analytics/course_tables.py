@@ -18,14 +18,13 @@ Both are read from the database here (the selectors) and from CSV files by ``sur
 
 from __future__ import annotations
 
-import io
 from os import PathLike
 from typing import IO
 
 import pandas as pd
 
 from analytics.dataset import STUDY_DEFINITION, CohortFilter, cohort_patients
-from carttrack.csv_safety import restore_cell
+from carttrack.csv_safety import frame_table, restore_cell, write_csv
 from monitoring.rules.recovery import is_detectable
 
 #: The calibration looks at windows up to day 90; the course is kept to that day.
@@ -137,10 +136,15 @@ def _bcells_seen(sample) -> int:
     return int(bool(is_detectable(sample, STUDY_DEFINITION)))
 
 
+def table_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """An alerts or B-cell course table as header and rows of text (floats to 10 digits)."""
+    return frame_table(frame, float_format="%.10g")
+
+
 def table_csv(frame: pd.DataFrame) -> str:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format="%.10g")
-    return buffer.getvalue()
+    """The table as the export writes it (``carttrack.csv_safety``), which ``read_alerts_csv``
+    and ``read_bcell_csv`` read back."""
+    return write_csv(*table_rows(frame))
 
 
 def _read(path: str | PathLike[str] | IO[str], columns: tuple[str, ...], what: str):

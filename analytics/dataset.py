@@ -8,8 +8,6 @@ dashboard, the CSV export, `survival_report` and R all see the same rows.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -18,6 +16,7 @@ import pandas as pd
 from django.utils.translation import gettext, gettext_noop
 
 from analytics.dataset_schema import COLUMN_NAMES
+from carttrack.csv_safety import frame_table, write_csv
 from monitoring.params import RuleParams
 from monitoring.rules.recovery import (
     find_regeneration,
@@ -334,28 +333,34 @@ def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COLUMN_NAMES))
 
 
-def analysis_csv(frame: pd.DataFrame) -> str:
-    buffer = io.StringIO()
+def analysis_table(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The analysis table as header and rows of text: what ``analysis_csv`` writes and the
+    export serves (whole numbers print as 12, not 12.0; blanks stay blank)."""
     out = frame.copy()
-    for column in out.columns:  # whole numbers print as 12, not 12.0; blanks stay blank
+    for column in out.columns:
         if (
             pd.api.types.is_float_dtype(out[column])
             and (out[column].dropna() == out[column].dropna().round()).all()
         ):
             out[column] = out[column].astype("Int64")
-    out.to_csv(buffer, index=False)
-    return buffer.getvalue()
+    return frame_table(out)
 
 
-def csv_rows_of_center(table_csv: str, center_code: str) -> str:
-    """A stored analysis table (CSV text) cut down to one center's rows, header kept."""
-    reader = csv.reader(io.StringIO(table_csv))
-    header = next(reader, None)
-    if header is None:
-        return ""
+def analysis_csv(frame: pd.DataFrame) -> str:
+    """The analysis table as CSV text (``carttrack.csv_safety``: a formula cell is quoted, and
+    ``read_analysis_csv`` removes that quote)."""
+    return write_csv(*analysis_table(frame))
+
+
+def rows_of_center(
+    table: list[list[str]], center_code: str | None
+) -> tuple[list[str], list[list[str]]]:
+    """An analysis table (header first, as ``read_csv`` gives it) as header and rows, cut
+    down to one center's rows (``center_code`` None: every row)."""
+    if not table:
+        return [], []
+    header, *rows = table
+    if center_code is None:
+        return header, rows
     where = header.index("center")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(row for row in reader if row[where] == center_code)
-    return out.getvalue()
+    return header, [row for row in rows if row[where] == center_code]

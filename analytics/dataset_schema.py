@@ -24,7 +24,7 @@ from typing import IO, Any
 import pandas as pd
 from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
-from carttrack.csv_safety import FORMULA_NOTE, restore_cell, write_csv
+from carttrack.csv_safety import FORMULA_NOTE, restore_cell
 from patients.vocabulary import CR, CRI, RESPONSES, TherapyCategory
 
 #: The window that defines early regeneration (CLINICAL.md section 4); ``early_regen`` in the
@@ -242,10 +242,10 @@ def data_dictionary_shown() -> list[dict[str, str]]:
     ]
 
 
-def data_dictionary_csv() -> str:
-    """The data dictionary as CSV text."""
+def data_dictionary_table() -> tuple[list[str], list[list[str]]]:
+    """The data dictionary as header and rows (its CSV download: ``csv_response``)."""
     header = list(DATA_DICTIONARY[0])
-    return write_csv(header, ([row[key] for key in header] for row in DATA_DICTIONARY))
+    return header, [[row[key] for key in header] for row in DATA_DICTIONARY]
 
 
 def data_dictionary_markdown() -> str:

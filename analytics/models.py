@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from carttrack.background import BackgroundRun, RunStatus
+
 
 class DashboardSnapshot(models.Model):
     cohort_key = models.CharField(_("cohort key"), max_length=300, db_index=True)
@@ -44,22 +46,21 @@ class DashboardSnapshot(models.Model):
         return f"{self.cohort_label} at {self.computed_at:%Y-%m-%d %H:%M}"
 
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED = RunStatus  # the codes of every background run
 #: The statuses as people read them (the stored value and the status JSON keep the codes).
-STATUS_LABELS = {
-    QUEUED: _("queued"),
-    RUNNING: _("running"),
-    DONE: _("done"),
-    FAILED: _("failed"),
-}
+STATUS_LABELS = dict(RunStatus.choices)
 
 
-class RefreshRun(models.Model):
+class RefreshRun(BackgroundRun):
+    """One computation of a cohort's snapshot, for the "Refresh now" button and the nightly
+    refresh: claimed, stamped and swept as every background run (``carttrack.background``).
+    A run whose worker stopped is failed by the sweep, so the page never shows a run that
+    nothing is running; it is never run again ("Refresh now" starts a new one)."""
+
+    ASKED_AT = "requested_at"
+
     cohort_key = models.CharField(_("cohort key"), max_length=300)
     options = models.JSONField(_("options"), default=dict)
-    status = models.CharField(
-        _("status"), max_length=10, default=QUEUED, choices=list(STATUS_LABELS.items())
-    )
     # A message (analytics.services.STEPS), stored in English and shown translated.
     step = models.CharField(_("step"), max_length=100, blank=True)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)  # percent
@@ -72,12 +73,7 @@ class RefreshRun(models.Model):
         verbose_name=_("requested by"),
     )
     requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
-    # Touched every few seconds while a worker computes the run: a run whose heartbeat stopped
-    # (the worker was killed) is marked failed by the sweep, so the page never shows a run
-    # that nothing is running.
-    heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=200, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     snapshot = models.ForeignKey(
         DashboardSnapshot,
         on_delete=models.SET_NULL,

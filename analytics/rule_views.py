@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from analytics.calibration import WINDOWS
-from analytics.course_tables import alerts_frame, bcell_course_frame, table_csv
+from analytics.course_tables import alerts_frame, bcell_course_frame, table_rows
 from analytics.dataset import CohortFilter
 from analytics.figure_texts import localized
 from analytics.performance import OUTCOMES
@@ -100,10 +100,12 @@ def rule_performance(request):
     return render(request, "analytics/rules.html", context)
 
 
-def _csv_response(body: str, stem: str) -> HttpResponse:
+def _csv_response(frame, stem: str) -> HttpResponse:
     # Through csv_safety like every CSV: a cell a spreadsheet would run as a formula (a study
     # ID that bypassed validation, say) is written with a quote in front; never cached.
-    return csv_response(body, filename=f"carttrack-{stem}-{timezone.localtime():%Y%m%d-%H%M}.csv")
+    header, rows = table_rows(frame)
+    name = f"carttrack-{stem}-{timezone.localtime():%Y%m%d-%H%M}.csv"
+    return csv_response(header, rows, filename=name)
 
 
 @require_http_methods(["GET"])
@@ -112,7 +114,7 @@ def export_alerts(request):
     """One row per alert (pseudonymous): the ``--alerts`` file of ``survival_report``."""
     centers, pooled = _allowed(request)
     _, center, _ = _selected_center(request, centers, pooled)
-    return _csv_response(table_csv(alerts_frame(CohortFilter(center=center))), "alerts")
+    return _csv_response(alerts_frame(CohortFilter(center=center)), "alerts")
 
 
 @require_http_methods(["GET"])
@@ -121,4 +123,4 @@ def export_bcells(request):
     """The B-cell course (days 1-90): the ``--bcells`` file of ``survival_report``."""
     centers, pooled = _allowed(request)
     _, center, _ = _selected_center(request, centers, pooled)
-    return _csv_response(table_csv(bcell_course_frame(CohortFilter(center=center))), "bcells")
+    return _csv_response(bcell_course_frame(CohortFilter(center=center)), "bcells")

@@ -16,7 +16,7 @@ import time
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 from simple_history.utils import get_history_model_for_model
@@ -27,7 +27,6 @@ from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld_al
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
-from carttrack.heartbeat import Heartbeat
 from carttrack.queue import task_send
 from carttrack.replica import replica_reads
 from monitoring.models import RuleParameterSet
@@ -217,9 +216,7 @@ def snapshot_compute(
 
     def progress(step: str, percent: int) -> None:
         if run is not None:  # never revives a run the sweep has failed
-            RefreshRun.objects.filter(pk=run.pk, status__in=[QUEUED, RUNNING]).update(
-                status=RUNNING, step=step, progress=percent, heartbeat_at=timezone.now()
-            )
+            run.owned().update(step=step, progress=percent, heartbeat_at=timezone.now())
 
     progress(gettext_noop("Building the analysis dataset"), 10)
     with replica_reads():  # the heavy read, from the replica when one is configured and current
@@ -281,30 +278,30 @@ def snapshot_compute(
 
 
 def refresh_run_execute(*, run_id: int) -> RefreshRun:
-    run = RefreshRun.objects.get(pk=run_id)
-    if run.status not in (QUEUED, RUNNING):  # done, or failed by the sweep: never redone
-        return run
-    RefreshRun.objects.filter(pk=run.pk).update(
-        status=RUNNING,
+    """Compute the queued run ``run_id`` if this worker wins its claim; a run delivered again
+    (done, failed by the sweep, or running on another worker) is returned as it is."""
+    won = RefreshRun.claim(
+        run_id,
         step=gettext_noop("Starting"),
         progress=1,
-        heartbeat_at=timezone.now(),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )
+    run = RefreshRun.objects.get(pk=run_id)
+    if not won:
+        return run
     try:
         # A worker killed mid-run stops beating; the sweep fails the run within
         # REFRESH_STALE_SECONDS.
-        beating = RefreshRun.objects.filter(pk=run.pk, status=RUNNING)
-        with Heartbeat(beating, every=settings.REFRESH_HEARTBEAT_SECONDS, name=f"refresh-{run.pk}"):
+        with run.heartbeat(every=settings.REFRESH_HEARTBEAT_SECONDS):
             snapshot = snapshot_compute(options=run.options, run=run)
     except Exception as error:  # the previous snapshot stays; the page shows the error
         logger.exception("Dashboard refresh %s failed", run.pk)
-        RefreshRun.objects.filter(pk=run.pk).update(
+        run.owned().update(
             status=FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
         )
         run.refresh_from_db()
         return run
-    RefreshRun.objects.filter(pk=run.pk, status__in=[QUEUED, RUNNING]).update(
+    run.owned().update(
         status=DONE,
         step=gettext_noop("Done"),
         progress=100,
@@ -320,15 +317,12 @@ def refresh_runs_sweep(*, now: datetime | None = None) -> int:
     REFRESH_STALE_SECONDS (its worker died), or queued and never picked up within
     REFRESH_QUEUE_WAIT_SECONDS (no worker). Returns how many were failed."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.REFRESH_STALE_SECONDS)
+    stale_after = timedelta(seconds=settings.REFRESH_STALE_SECONDS)
     unclaimed = now - timedelta(seconds=settings.REFRESH_QUEUE_WAIT_SECONDS)
     failed = 0
-    dead = RefreshRun.objects.filter(status=RUNNING).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, requested_at__lt=stale)
-    )
-    for run in dead:
+    for run in RefreshRun.silent_runs(now=now, stale_after=stale_after):
         seen = timezone.localtime(run.heartbeat_at or run.requested_at)
-        failed += RefreshRun.objects.filter(pk=run.pk, status=RUNNING).update(
+        failed += run.still_silent(now=now, stale_after=stale_after).update(
             status=FAILED,
             finished_at=now,
             error=(

@@ -15,18 +15,18 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics import services
-from analytics.dataset import analysis_csv, analysis_frame, csv_rows_of_center
+from analytics.dataset import analysis_frame, analysis_table, rows_of_center
 from analytics.dataset_schema import (
-    data_dictionary_csv,
     data_dictionary_markdown,
     data_dictionary_shown,
+    data_dictionary_table,
 )
 from analytics.disclosure import DISCLOSURE_NOTE, report_shown, withheld_shown
 from analytics.figure_texts import localized
 from analytics.forms import CohortForm
 from analytics.models import STATUS_LABELS, DashboardSnapshot, RefreshRun
 from analytics.report import COMPARISON_LABELS, COMPARISONS
-from carttrack.csv_safety import csv_response
+from carttrack.csv_safety import csv_response, read_csv
 from carttrack.replica import primary_reads, replica_view
 from patients.selectors import center_code_restricted_to
 
@@ -276,9 +276,10 @@ def export_csv(request):
                 content_type="text/plain",
             )
         snapshot = get_object_or_404(DashboardSnapshot, pk=int(wanted))
-        body = snapshot.table_csv
-        if own_center:
-            body = csv_rows_of_center(body, own_center)
+        # The stored table as the reader gives it back (its protecting quotes removed:
+        # csv_response writes them again), cut to the reader's own center if they have one.
+        table = read_csv(snapshot.table_csv, restore=True)
+        header, rows = rows_of_center(table, own_center or None)
         stamp = snapshot.computed_at
     else:
         data = request.GET.copy()
@@ -295,15 +296,16 @@ def export_csv(request):
         if own_center:
             options["center"] = own_center
         cohort = services.cohort_from_options(options)
-        body, stamp = analysis_csv(analysis_frame(cohort)), timezone.now()
+        (header, rows), stamp = analysis_table(analysis_frame(cohort)), timezone.now()
     name = f"carttrack-analysis-{timezone.localtime(stamp):%Y%m%d-%H%M}.csv"
-    return csv_response(body, filename=name)
+    return csv_response(header, rows, filename=name)
 
 
 @require_http_methods(["GET"])
 def data_dictionary(request):
     if request.GET.get("format") == "csv":
-        return csv_response(data_dictionary_csv(), filename="carttrack-data-dictionary.csv")
+        header, rows = data_dictionary_table()
+        return csv_response(header, rows, filename="carttrack-data-dictionary.csv")
     if request.GET.get("format") == "md":
         return HttpResponse(data_dictionary_markdown(), content_type="text/markdown; charset=utf-8")
     # The page in the reader's language; its CSV and Markdown stay in English, like the

@@ -1,4 +1,5 @@
-"""CSV that a spreadsheet cannot execute: every CSV this application writes goes through here.
+"""CSV that a spreadsheet cannot execute: every CSV this application writes or reads goes through
+here (``write_csv``, ``read_csv``; ``csv_response`` for a download).
 
 Excel, LibreOffice and Google Sheets read a cell that begins with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return as a formula (CSV or "formula" injection: ``=HYPERLINK(...)``,
@@ -17,13 +18,20 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from django.http import HttpResponse
+
+if TYPE_CHECKING:  # pandas is loaded by the analytics that write frames, not by every CSV
+    import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NEEDS_QUOTE = re.compile(r"^'*[=+\-@\t\r]")
 _QUOTED = re.compile(r"^'+[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+#: What ``read_csv`` raises for text it cannot split into rows.
+CsvError = csv.Error
 
 #: How the data dictionary explains it.
 FORMULA_NOTE = (
@@ -45,9 +53,10 @@ def restore_cell(text: str) -> str:
     return text[1:] if _QUOTED.match(text) else text
 
 
-def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+def write_csv(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
     """CSV text (RFC 4180: comma-separated, CRLF line ends, a field holding a line break
-    quoted) with every cell neutralised."""
+    quoted) with every cell neutralised. The one CSV writer of the application: downloads,
+    stored analysis tables and import templates all come from here."""
     out = io.StringIO()
     # CRLF line ends: the writer then also quotes a field holding a bare CR.
     writer = csv.writer(out, lineterminator="\r\n")
@@ -56,18 +65,54 @@ def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return out.getvalue()
 
 
-def neutralise_csv_text(text: str) -> str:
-    """Re-write CSV text (for instance a stored table) with every cell neutralised."""
-    rows = csv.reader(io.StringIO(text))
-    header = next(rows, None)
-    if header is None:
-        return ""
-    return write_csv(header, rows)
+def read_csv(text: str, *, delimiter: str = ",", restore: bool = False) -> list[list[str]]:
+    """The rows of CSV text (the header is the first), every cell a string. The one CSV
+    reader of the application. ``restore=True`` undoes ``write_csv``'s protecting quote
+    (a file this application wrote); an upload from a spreadsheet is read as it is.
+    Raises ``CsvError`` for text the reader cannot split (a stray quote at the end, a NUL)."""
+    rows = [list(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    if restore:
+        rows = [[restore_cell(cell) for cell in row] for row in rows]
+    return rows
 
 
-def csv_response(text: str, *, filename: str) -> HttpResponse:
-    """A CSV download: neutralised, and never kept in a browser's or proxy's cache."""
-    response = HttpResponse(neutralise_csv_text(text), content_type="text/csv; charset=utf-8")
+def sniff_delimiter(text: str, delimiters: str) -> str:
+    """The delimiter among ``delimiters`` that the text's first 50 lines are split by
+    (csv.Sniffer; when it cannot tell, the most frequent of them, else a comma)."""
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=delimiters).delimiter
+    except csv.Error:
+        counts = {d: sample.count(d) for d in delimiters}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def frame_table(
+    frame: pd.DataFrame, *, float_format: str | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """A DataFrame as header and rows of text for ``write_csv``, each cell as pandas'
+    ``to_csv`` writes it (a blank for a missing value; floats by ``float_format`` if given,
+    else in their shortest exact form; True/False)."""
+    from pandas.api.types import is_float_dtype
+
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        if float_format is not None and is_float_dtype(values):
+            text = values.map(lambda v, f=float_format: f % v)
+        else:
+            text = values.astype(str)
+        columns.append(text.where(values.notna(), "").tolist())
+    return [str(name) for name in frame.columns], [list(row) for row in zip(*columns, strict=True)]
+
+
+def csv_response(
+    header: Sequence[object], rows: Iterable[Sequence[object]], *, filename: str
+) -> HttpResponse:
+    """A CSV download written by ``write_csv`` (so neutralised), and never kept in a
+    browser's or proxy's cache."""
+    response = HttpResponse(write_csv(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response

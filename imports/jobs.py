@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 
-from carttrack.heartbeat import Heartbeat
 from carttrack.queue import task_send
 from imports.formats.lab_json import lab_batch_records
 from imports.formats.registry import FORMATS, batch_for_job, job_finished
@@ -87,31 +86,15 @@ def job_progress(job: ImportJob) -> dict:
     return cache.get(_PROGRESS.format(job.pk)) or {"phase": "checking", "done": 0, "total": 0}
 
 
-def _job_claim(job_id: str) -> ImportJob | None:
-    """The job, now this worker's attempt, or None when it is not queued: another worker has it,
-    or it is finished (a message redelivered by the broker, or one the sweep sent again)."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=QUEUED).update(
-        status=RUNNING, attempts=F("attempts") + 1, heartbeat_at=timezone.now()
-    )
-    if not claimed:
-        return None
-    return ImportJob.objects.select_related("user").get(pk=job_id)
-
-
-def _owned(job: ImportJob) -> QuerySet:
-    """The job's row while this attempt still owns it: the sweep re-queues or fails a silent job,
-    and from then on this attempt may neither stamp it alive nor store an answer."""
-    return ImportJob.objects.filter(pk=job.pk, status=RUNNING, attempts=job.attempts)
-
-
 def job_run(*, job_id: str) -> None:
-    job = _job_claim(job_id)
-    if job is None:
+    # Not claimed: another worker has it, or it is finished (a message redelivered by the
+    # broker, or one the sweep sent again).
+    if not ImportJob.claim(job_id):
         return
-    beating = Heartbeat(
-        _owned(job), every=settings.IMPORT_JOB_HEARTBEAT_SECONDS, name=f"import-{job.pk}"
-    )
-    with beating:  # outside the transaction: it must end only after the commit released the row
+    job = ImportJob.objects.select_related("user").get(pk=job_id)
+    # The heartbeat is outside the transaction: it must end only after the commit released the
+    # row.
+    with job.heartbeat(every=settings.IMPORT_JOB_HEARTBEAT_SECONDS):
         try:
             with transaction.atomic():
                 result = _job_import(job)
@@ -157,7 +140,7 @@ def _job_work(job: ImportJob) -> dict:
 def _job_finish(job: ImportJob, result: dict) -> bool:
     """Store the answer if this attempt still owns the job; False when the sweep took it."""
     status = FAILED if "errors" in result else DONE
-    if not _owned(job).update(status=status, result=result, finished_at=timezone.now()):
+    if not job.owned().update(status=status, result=result, finished_at=timezone.now()):
         return False
     job.status, job.result = status, result
     job_finished(job)
@@ -170,12 +153,11 @@ def import_jobs_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     or fail it when it was already queued again IMPORT_JOB_RETRIES times (a batch that kills
     its worker every time, e.g. out of memory, must not loop). Returns (re-queued, failed)."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.IMPORT_JOB_STALE_SECONDS)
-    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    stale_after = timedelta(seconds=settings.IMPORT_JOB_STALE_SECONDS)
     requeued = failed = 0
-    for job in ImportJob.objects.filter(silent, status=RUNNING).select_related("user"):
+    for job in ImportJob.silent_runs(now=now, stale_after=stale_after).select_related("user"):
         # Conditional on the same silence: a heartbeat or an answer since the read wins.
-        dead = _owned(job).filter(silent)
+        dead = job.still_silent(now=now, stale_after=stale_after)
         if job.attempts <= settings.IMPORT_JOB_RETRIES:
             requeued += _job_requeue(job, dead)
         else:

@@ -13,11 +13,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from carttrack.background import BackgroundRun, RunStatus
 from imports.problems import problem_text
 from patients.units import ANALYTE_CHOICES as _ANALYTE_CHOICES
 from patients.units import UNIT_CHOICES as _UNIT_CHOICES
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED = RunStatus  # the codes of every background run
+# The statuses of every background run, as the import pages name them.
 JOB_STATUS_CHOICES = [
     (QUEUED, _("Queued")),
     (RUNNING, _("Running")),
@@ -26,12 +28,17 @@ JOB_STATUS_CHOICES = [
 ]
 
 
-class ImportJob(models.Model):
-    """A batch imported in the background (a large API batch, a confirmed spreadsheet)."""
+class ImportJob(BackgroundRun):
+    """A batch imported in the background (a large API batch, a confirmed spreadsheet):
+    claimed, stamped and swept as every background run (``carttrack.background``). A running
+    job whose heartbeat stopped lost its worker (nothing was saved, the import is one
+    transaction), so the sweep queues it again, or fails it once it has been tried
+    `IMPORT_JOB_RETRIES` more times."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=20)  # "lab_batch", "spreadsheet", "fhir"
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The background run's status, under the import pages' own labels.
     status = models.CharField(max_length=10, choices=JOB_STATUS_CHOICES, default=QUEUED)
     # The request as received (API) or a pointer to the stored upload; read by the task.
     payload = models.JSONField(default=dict)
@@ -39,21 +46,16 @@ class ImportJob(models.Model):
     # The answer once done: counts, ids, or every problem by its place (nothing saved).
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Stamped every few seconds while a worker imports: a running job whose stamp stopped lost
-    # its worker (nothing was saved, the import is one transaction), so the sweep queues it
-    # again, or fails it once it has been tried `IMPORT_JOB_RETRIES` more times.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)  # workers that claimed it so far
     # When the job's message was last sent to the workers: a job still queued long after it
     # may have lost its message (Redis down at the time, or restarted without persistence),
     # so the sweep sends it again; a duplicate message finds the job claimed and does nothing.
     enqueued_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [  # the sweep's questions, every minute: which running jobs went silent,
-            # which queued ones were never taken?
+        indexes = [  # the sweep's questions, every minute: which running jobs went silent
+            # (BackgroundRun.silent_runs), which queued ones were never taken (jobs.py
+            # import_jobs_resend)?
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status=RUNNING), name="importjob_running"
             ),

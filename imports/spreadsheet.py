@@ -1,146 +1,31 @@
-"""Spreadsheets (XLSX with one sheet per record type, or one CSV per record type) as import
-records, with every cell that cannot be read reported by sheet, row, column and value.
+"""Spreadsheets (XLSX with one sheet per record type, or one CSV per record type) read into rows
+of cells, with the file's shape checked (its size before its cells, the sheets, a header row
+under title rows, the required columns) and every problem reported by sheet and row.
 
-Reading is tablib's (openpyxl underneath for XLSX); this module only maps columns to fields and
-parses the text of each cell. Row numbers are the spreadsheet's own (the header is row 1).
+XLSX is read with openpyxl, CSV with ``carttrack.csv_safety`` (the delimiter sniffed). A cell is
+kept as its text, or a number cell's number in a decimal column; reading that text into values
+and the rows into import records is ``imports.sheet_records``. Row numbers are the
+spreadsheet's own (the header is row 1).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
-import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import openpyxl
-import tablib
 from django.conf import settings
-from django.utils.translation import gettext_lazy as _
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, from_excel
 
-from imports.problems import MESSAGES, Coded, CodedError, error_item
-from patients import numbers
-from patients.days import LocalTimeError, at_local_time
-from patients.ingest.records import (
-    Batch,
-    EventRecord,
-    InfusionRecord,
-    LabValueRecord,
-    PatientRecord,
-    Problem,
-    ResponseRecord,
-    SampleRecord,
-    TherapyRecord,
-)
-from patients.models import Patient
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str = "text"  # text, date, datetime, decimal, int, bool
-    required: bool = False
-    field: str = ""  # the record's field, when it differs from the column's name
-    help: str = ""  # shown in the template's guide, in the downloader's language
-
-
-SHEETS: dict[str, tuple[Column, ...]] = {
-    "patients": (
-        Column("study_id", required=True, help=_("pseudonymous ID: letters, digits, - _ .")),
-        Column("center", field="center_code", help=_("center code; empty: your own center")),
-        Column("sex", help="F, M or U"),
-        Column("date_of_birth", "date"),
-        Column("mrn", help=_("restricted identifier")),
-        Column("full_name", help=_("restricted identifier")),
-        Column("diagnosis"),
-        Column("ph_positive", "bool", help=_("yes / no / empty")),
-    ),
-    "infusions": (
-        Column("study_id", required=True),
-        Column("infusion_date", "date", required=True, help=_("day 0")),
-        Column("product", required=True),
-        Column("infusion_number", "int", help=_("empty: numbered by date")),
-        Column("target_antigen", help=_("default CD19")),
-        Column("dose_cells_per_kg", "decimal"),
-        Column("lymphodepletion"),
-    ),
-    "labs": (
-        Column("study_id", required=True),
-        Column(
-            "collected_at",
-            "datetime",
-            required=True,
-            help=_("YYYY-MM-DD HH:MM in the center's time zone, or with an offset"),
-        ),
-        Column("analyte", required=True, help="pb_bcell_abs, pb_bcell_pct, alc, bm_mrd_flow, ..."),
-        Column("value", "decimal", help=_("empty with a qualifier")),
-        Column("unit", help="cells/uL, 10^9/L, 10^6/L, % lymphocytes, % cells, fraction, ..."),
-        Column("qualifier", help=_("undetectable or below_lod instead of a value")),
-        Column("method"),
-        Column(
-            "confirmed",
-            "bool",
-            help=_("yes: the value was checked and is correct though refused as unusual"),
-        ),
-    ),
-    "responses": (
-        Column("study_id", required=True),
-        Column("assessed_on", "date", required=True),
-        Column("response", required=True, help="CR, CRi, PR, NR, PD, NE"),
-        Column("mrd_status", help="negative, positive, unknown"),
-        Column("notes"),
-    ),
-    "events": (
-        Column("study_id", required=True),
-        Column("kind", required=True, help="relapse, death, hsct, last_followup"),
-        Column("event_date", "date", required=True),
-        Column("relapse_cd19", help="positive, negative, unknown"),
-        Column("relapse_site"),
-        Column("death_cause"),
-        Column("notes"),
-    ),
-    "therapies": (
-        Column("study_id", required=True),
-        Column("start_date", "date", required=True),
-        Column("category", required=True, help="anti_leukemic, immunomodulatory, other"),
-        Column("agent", required=True, help="chemotherapy, targeted, second_cart, interferon, ..."),
-        Column("agent_detail"),
-        Column("notes"),
-    ),
-}
-# Added to the checks' "unusual value" message, in the uploader's language (the job runs in it).
-CONFIRM_HINT = MESSAGES["confirm_hint"]
-FIELD_COLUMNS = {c.field: c.name for cols in SHEETS.values() for c in cols if c.field}
-
-
-def template(fmt: str, sheet: str = "labs") -> bytes:
-    """An empty spreadsheet with the right headers (XLSX: every sheet and a column guide)."""
-    if fmt == "csv":
-        return tablib.Dataset(headers=[c.name for c in SHEETS[sheet]]).export("csv").encode()
-    book = tablib.Databook(
-        [
-            tablib.Dataset(headers=[c.name for c in columns], title=name)
-            for name, columns in SHEETS.items()
-        ]
-        + [
-            tablib.Dataset(
-                *[
-                    (name, c.name, "yes" if c.required else "", c.kind, str(c.help))
-                    for name, columns in SHEETS.items()
-                    for c in columns
-                ],
-                headers=["sheet", "column", "required", "type", "meaning"],
-                title="guide",
-            )
-        ]
-    )
-    return book.export("xlsx")
+from carttrack.csv_safety import CsvError, read_csv, sniff_delimiter
+from imports.problems import Coded
+from imports.sheets import SHEETS, Column
+from patients.ingest.records import Problem
 
 
 def _is_number_cell(value) -> bool:
@@ -159,7 +44,7 @@ def _cell_number(value: int | float | Decimal) -> int | float:
     return value
 
 
-def _number_text(value: int | float | Decimal) -> str:
+def number_text(value: int | float | Decimal) -> str:
     """A number cell as plain decimal text, exactly its value: 5e-05 -> "0.00005"."""
     if isinstance(value, float):
         value = int(value) if value.is_integer() else Decimal(repr(value))
@@ -174,7 +59,7 @@ def _cell_text(value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if _is_number_cell(value):
-        return _number_text(value)
+        return number_text(value)
     return str(value).strip()
 
 
@@ -373,18 +258,6 @@ def _csv_text(file_name: str, data: bytes) -> tuple[str | None, list[Problem]]:
         return None, again
 
 
-def _delimiter(text: str) -> str:
-    """The delimiter Excel used: `;` where the decimal separator is a comma (German Excel), `,`
-    elsewhere, a tab for "Unicode text". csv.Sniffer over the first lines, limited to these."""
-    sample = "\n".join(text.splitlines()[:50])
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
-    except csv.Error:
-        counts = {d: sample.count(d) for d in CSV_DELIMITERS}
-        best = max(counts, key=counts.get)
-        return best if counts[best] else ","
-
-
 def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
     text, problems = _csv_text(file_name, data)
     if text is None:
@@ -392,12 +265,12 @@ def _csv_sheets(file_name: str, data: bytes, sheet: str, limits: Limits):
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines > limits.rows:
         raise TooLarge(Coded("too_large_lines", lines=lines), limits)
-    delimiter = _delimiter(text)
+    delimiter = sniff_delimiter(text, CSV_DELIMITERS)
     if text.count(delimiter) + lines > limits.cells:
         raise TooLarge(Coded("too_large_cells", cells=limits.cells), limits)
     try:
-        raw = [tuple(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
-    except csv.Error as error:
+        raw = [tuple(r) for r in read_csv(text, delimiter=delimiter)]
+    except CsvError as error:
         return [], [Problem(file_name, "", None, Coded("csv_unreadable", error=str(error)))], None
     return [(sheet, raw)], [], None
 
@@ -452,175 +325,3 @@ def _sheet_rows(name: str, raw: list, epoch, problems: list, notices: list) -> l
     while rows and all(v == "" for k, v in rows[-1].items() if k != "_row"):
         rows.pop()  # trailing empty lines
     return rows
-
-
-# --- cells to records ----------------------------------------------------------------------------
-
-
-def parse_decimal(text: str | int | float | Decimal) -> Decimal:
-    """A number as typed, read by the one parser of the pages and the API (patients.numbers):
-    "0,9" is 0.9; "1,234" and "1.234,5" are ambiguous and refused. A number cell's number
-    (not text) is exactly its value, checked for its size only."""
-    if isinstance(text, float):
-        text = Decimal(repr(text))
-    try:
-        return numbers.parse_decimal(text)
-    except numbers.NumberFormatError as error:
-        raise ValueError(str(error).rstrip(".")) from None
-
-
-LOCAL_DATE = re.compile(
-    r"^(?P<a>\d{1,2})(?P<sep>[./])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})"
-    r"(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
-)
-
-
-def _local_written(text: str, order: str) -> datetime | None:
-    """A date (and time) as a center's Excel writes it: 02.11.2026 is always day first (dots
-    are never month first); 02/11/2026 follows the center's date order, and without one it is
-    refused as ambiguous. None when the text is not written so."""
-    match = LOCAL_DATE.match(text)
-    if match is None:
-        return None
-    a, b = int(match["a"]), int(match["b"])
-    if match["sep"] == "/":
-        if order not in ("dmy", "mdy"):
-            raise CodedError(
-                "date_ambiguous",
-                text=text,
-                first={"day": a, "month": b if b <= 12 else 0},
-                second={"day": b, "month": a if a <= 12 else 0},
-            )
-        if order == "mdy":
-            a, b = b, a
-    try:
-        return datetime(
-            int(match["y"]), b, a, int(match["H"] or 0), int(match["M"] or 0), int(match["S"] or 0)
-        )
-    except ValueError:
-        raise CodedError("not_a_date", text=text) from None
-
-
-def parse_datetime(text: str, zone: ZoneInfo, order: str = "") -> datetime:
-    """A collection time; without an offset it is the center's local time (a date alone: 00:00),
-    a time the clocks skip or show twice refused (patients.days.at_local_time)."""
-    moment = _local_written(text, order)
-    if moment is None:
-        try:
-            moment = (
-                datetime.combine(date.fromisoformat(text), time(0))
-                if len(text) == 10
-                else datetime.fromisoformat(text)
-            )
-        except ValueError:
-            raise CodedError("datetime_format") from None
-    try:
-        return at_local_time(moment, zone)
-    except LocalTimeError as error:
-        raise ValueError(str(error).rstrip(".")) from None
-
-
-def _parse(column: Column, text: str, zone: ZoneInfo, order: str = ""):
-    if text == "":
-        return None
-    if column.kind == "date":
-        local = _local_written(text, order) if isinstance(text, str) else None
-        if local is not None:
-            return local.date()
-        try:
-            return (
-                date.fromisoformat(text[:10]) if len(text) in (10, 19) else date.fromisoformat(text)
-            )
-        except (ValueError, TypeError):
-            raise CodedError("date_format") from None
-    if column.kind == "datetime":
-        return parse_datetime(text, zone, order)
-    if column.kind == "decimal":
-        return parse_decimal(text)
-    if column.kind == "int":
-        if not text.isdigit():
-            raise CodedError("whole_number")
-        return int(text)
-    if column.kind == "bool":
-        if text.lower() not in ("yes", "no", "true", "false", "1", "0"):
-            raise CodedError("yes_no")
-        return text.lower() in ("yes", "true", "1")
-    return text
-
-
-def _zones(rows: dict, scope) -> dict[str, ZoneInfo]:
-    """Each study ID's clinical time zone: its stored center's, its new center's, or the
-    importer's."""
-    default = scope.default_center.tzinfo if scope.default_center else ZoneInfo(settings.TIME_ZONE)
-    ids = {r.get("study_id", "") for sheet in rows.values() for r in sheet}
-    zones = {
-        p.study_id: p.center.tzinfo
-        for p in Patient.objects.filter(study_id__in=ids).select_related("center")
-    }
-    for row in rows.get("patients", []):
-        center = scope.centers.get(row.get("center", ""))
-        if center is not None and row.get("study_id") not in zones:
-            zones[row["study_id"]] = center.tzinfo
-    return {study_id: zones.get(study_id, default) for study_id in ids}
-
-
-def rows_batch(rows: dict, scope) -> tuple[Batch, list[Problem]]:
-    batch, problems = Batch(confirm_hint=CONFIRM_HINT), []
-    zones = _zones(rows, scope)
-    order = scope.default_center.date_order if scope.default_center else ""
-    targets = {
-        "patients": (PatientRecord, batch.patients),
-        "infusions": (InfusionRecord, batch.infusions),
-        "responses": (ResponseRecord, batch.responses),
-        "events": (EventRecord, batch.events),
-        "therapies": (TherapyRecord, batch.therapies),
-    }
-    for sheet, sheet_rows in rows.items():
-        for index, row in enumerate(sheet_rows, start=2):
-            number = row.get("_row", index)  # the spreadsheet's own row number
-            if all(v == "" for k, v in row.items() if k != "_row"):
-                continue  # an empty line (a number cell, even 0, is not empty)
-            place = f"{sheet} row {number}"
-            values, bad = {}, False
-            zone = zones.get(row.get("study_id", ""), ZoneInfo(settings.TIME_ZONE))
-            for column in SHEETS[sheet]:
-                text = row.get(column.name, "")
-                if column.required and not text:
-                    problems.append(Problem(place, column.name, "", Coded("required")))
-                    bad = True
-                    continue
-                try:
-                    parsed = _parse(column, text, zone, order)
-                except ValueError as error:
-                    shown = text if isinstance(text, str) else _number_text(text)
-                    message = Coded("cannot_read", error=error_item(error))
-                    problems.append(Problem(place, column.name, shown, message))
-                    bad = True
-                    continue
-                if parsed is not None:
-                    values[column.field or column.name] = parsed
-            if bad:
-                continue
-            if sheet == "labs":
-                batch.samples.append(
-                    SampleRecord(
-                        place=place,
-                        study_id=values["study_id"],
-                        collected_at=values["collected_at"],
-                        values=[
-                            LabValueRecord(
-                                place=place,
-                                analyte=values["analyte"],
-                                value=values.get("value"),
-                                unit=values.get("unit", ""),
-                                qualifier=values.get("qualifier", ""),
-                                method=values.get("method", ""),
-                                confirmed=values.get("confirmed", False),
-                            )
-                        ],
-                    )
-                )
-            else:
-                record_type, target = targets[sheet]
-                target.append(record_type(place=place, **values))
-    return batch, problems

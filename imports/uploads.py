@@ -30,7 +30,9 @@ from imports.models import (
 )
 from imports.problems import Coded, problem_text, stored
 from imports.services import import_scope, records_import, records_preview
-from imports.spreadsheet import FIELD_COLUMNS, TooLarge, read_rows, rows_batch
+from imports.sheet_records import rows_batch
+from imports.sheets import FIELD_COLUMNS
+from imports.spreadsheet import TooLarge, read_rows
 from patients.ingest.records import Batch, Problem
 
 SHEET_ORDER = ["patients", "infusions", "labs", "responses", "events", "therapies"]

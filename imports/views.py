@@ -15,7 +15,7 @@ from imports.forms import UploadForm
 from imports.held import held_result_dismiss, held_results_retry, retry_message
 from imports.jobs import job_progress
 from imports.models import HELD, IMPORTED, IMPORTING, HeldResult, SpreadsheetUpload
-from imports.spreadsheet import SHEETS, template
+from imports.sheets import SHEETS, template
 
 ENTER_DATA = "patients.add_labresult"
 

@@ -93,8 +93,6 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
     held at the last step by a table lock, killed, and the sweep fails the run with the reason;
     the page then shows no running run and the previous snapshot; the next run completes.
     (SHARE mode blocks only inserts into the snapshot table, not reads.)"""
-    import time
-
     import psycopg
     from django.db import connection
     from django.utils import timezone
@@ -120,10 +118,19 @@ def test_a_worker_killed_mid_refresh_is_failed_by_the_sweep_and_the_next_run_com
             return run.step == "Saving"
 
         wait_for(saving, timeout=60, what="the worker to reach the last step")
-        time.sleep(settings.REFRESH_STALE_SECONDS + 1)  # longer than the stale limit...
-        assert services.refresh_runs_sweep() == 0  # ...but the heartbeat says it is alive
+        # Held at "Saving", the worker's heartbeat thread stamps the run a second on: a sweep
+        # past the stale limit of the step's own stamp finds the run alive.
+        reached = run.heartbeat_at
+
+        def beaten():
+            run.refresh_from_db()
+            return run.heartbeat_at - reached >= timedelta(seconds=1)
+
+        wait_for(beaten, timeout=30, what="a heartbeat while blocked")
+        past_the_step = reached + timedelta(seconds=settings.REFRESH_STALE_SECONDS + 0.5)
+        assert services.refresh_runs_sweep(now=past_the_step) == 0  # the heartbeat: alive
         run.refresh_from_db()
-        assert run.status == "running" and run.heartbeat_at is not None
+        assert run.status == "running" and run.step == "Saving"
 
         worker_lost(worker, blocker)
     finally:

@@ -16,7 +16,7 @@ import pytest
 from analytics import services
 from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
 from analytics.dataset_schema import read_analysis_csv
-from analytics.models import DONE, FAILED, DashboardSnapshot, RefreshRun
+from analytics.models import DONE, FAILED, RUNNING, DashboardSnapshot, RefreshRun
 from analytics.report import headline_report
 from patients import units
 from patients.models import LabResult
@@ -229,6 +229,17 @@ def test_a_finished_run_delivered_again_is_not_recomputed(study):
     again = services.refresh_run_execute(run_id=run.pk)
     assert again.snapshot_id == first.snapshot_id
     assert DashboardSnapshot.objects.count() == 1
+
+
+def test_a_run_another_worker_computes_is_not_computed_twice(study):
+    """The claim is conditional (queued -> running): a message delivered while another
+    worker holds the run leaves the run to that worker."""
+    run = RefreshRun.objects.create(
+        cohort_key=CohortFilter().key, options={}, status=RUNNING, attempts=1, step="Figures"
+    )
+    again = services.refresh_run_execute(run_id=run.pk)
+    assert (again.status, again.attempts, again.step) == (RUNNING, 1, "Figures")
+    assert DashboardSnapshot.objects.count() == 0
 
 
 def test_refresh_if_changed_recomputes_only_after_a_change(frozen_now, clinician):

@@ -14,11 +14,12 @@ from django.core.management import CommandError, call_command
 from analytics.dataset_schema import (
     COLUMN_NAMES,
     DATA_DICTIONARY,
-    data_dictionary_csv,
     data_dictionary_markdown,
+    data_dictionary_table,
     read_analysis_csv,
 )
 from analytics.report import headline_report
+from carttrack.csv_safety import write_csv
 from tests.analytics.synthetic_cohort import synthetic_rows, write_synthetic_csv
 
 HEADLINE_KEYS = {
@@ -188,7 +189,7 @@ def test_blank_and_r_style_na_read_as_missing_and_types_are_set(tmp_path):
 def test_data_dictionary_describes_every_column():
     assert [d["name"] for d in DATA_DICTIONARY] == list(COLUMN_NAMES)
     assert all(d["meaning"] and d["allowed_values"] for d in DATA_DICTIONARY)
-    parsed = list(csv.DictReader(io.StringIO(data_dictionary_csv())))
+    parsed = list(csv.DictReader(io.StringIO(write_csv(*data_dictionary_table()))))
     assert parsed == DATA_DICTIONARY
     markdown = data_dictionary_markdown()
     table = markdown.split("\n\n")[0]  # then the note on spreadsheet formulas

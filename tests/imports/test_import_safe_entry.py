@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from imports.services import import_scope, records_import
-from imports.spreadsheet import rows_batch
+from imports.sheet_records import rows_batch
 from patients.ingest.records import Batch, LabValueRecord, PatientRecord, SampleRecord
 from patients.models import LabResult, Patient
 from patients.validation import STUDY_ID_TAKEN

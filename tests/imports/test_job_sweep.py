@@ -16,8 +16,8 @@ import time_machine
 from django.db import connection
 from rest_framework.test import APIClient
 
+from carttrack.background import Heartbeat
 from carttrack.celery import app
-from carttrack.heartbeat import Heartbeat
 from imports import jobs
 from imports.models import DONE, FAILED, QUEUED, RUNNING, ImportJob
 from imports.services import records_import

@@ -8,7 +8,6 @@ it (transactional_db).
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 
 import psycopg
@@ -68,8 +67,18 @@ def test_a_worker_killed_mid_import_is_re_queued_and_the_next_worker_imports_the
         assert response.status_code == 202
         job = ImportJob.objects.get()
         wait_for(lambda: _blocked_on_a_lock() == 1, timeout=30, what="the worker to write")
-        time.sleep(STALE_SECONDS + 1)  # longer than the stale limit...
-        assert jobs.import_jobs_sweep() == (0, 0)  # ...but its heartbeat says it is alive
+        # Held inside the import, the worker's heartbeat thread stamps the job a second after
+        # its claim: a sweep past the stale limit of the claim's stamp finds the job alive.
+        job.refresh_from_db()
+        claimed = job.heartbeat_at
+
+        def beaten():
+            job.refresh_from_db()
+            return job.heartbeat_at - claimed >= timedelta(seconds=1)
+
+        wait_for(beaten, timeout=30, what="a heartbeat while blocked")
+        past_the_claim = claimed + timedelta(seconds=STALE_SECONDS + 0.5)
+        assert jobs.import_jobs_sweep(now=past_the_claim) == (0, 0)  # the heartbeat: alive
         job.refresh_from_db()
         assert (job.status, job.attempts) == (RUNNING, 1), worker.log()
 
