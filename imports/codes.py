@@ -8,43 +8,15 @@ cannot be read here is never guessed, the result is held until someone maps it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from functools import cache, lru_cache
-from typing import Any
 
+from carttrack.shared_reads import read_shared
 from patients import units
 from patients.models import Center
 
 LOINC = "http://loinc.org"
 # HL7 v2 coding-system names (table 0396) for the systems of the shipped mapping.
 HL7_SYSTEMS = {"LN": LOINC, "LOINC": LOINC}
-
-
-_shared: ContextVar[dict | None] = ContextVar("imports_lookups_shared", default=None)
-
-
-@contextmanager
-def lookups_shared() -> Iterator[None]:
-    """Inside the block, each lookup of a center's configuration (code map, unit alias, HL7
-    feed) is read from the database once: for the messages of one group, processed in one
-    transaction (`imports.hl7v2.hl7_messages_process`). Outside it, every call reads."""
-    token = _shared.set({})
-    try:
-        yield
-    finally:
-        _shared.reset(token)
-
-
-def lookup_shared(key: tuple, compute: Callable[[], Any]) -> Any:
-    """`compute()`, or what it gave for the same `key` earlier in the `lookups_shared` block."""
-    memo = _shared.get()
-    if memo is None:
-        return compute()
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
 
 
 def system_normalize(system: str) -> str:
@@ -61,7 +33,7 @@ def code_analyte(*, center: Center, system: str, code: str) -> str | None:
     code = code.strip()
     if not code:
         return None
-    own = lookup_shared(
+    own = read_shared(
         ("code map", center.pk, code, system),
         lambda: {
             m.system: m.analyte
@@ -133,7 +105,7 @@ def unit_resolve(*, center: Center, analyte: str, text: str) -> str | None:
 
     text = text.strip()
     allowed = units.ANALYTES[analyte].units
-    alias = lookup_shared(
+    alias = read_shared(
         ("unit alias", center.pk, text.lower()),
         lambda: UnitAlias.objects.filter(center=center, text__iexact=text).first(),
     )

@@ -37,7 +37,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from imports.codes import lookup_shared, lookups_shared
+from carttrack.shared_reads import read_shared, reads_shared
 from imports.held import (
     feed_account,
     feed_scope,
@@ -150,7 +150,7 @@ class _GroupRefused(Exception):
 
 def _group_process(message_ids: list[int]) -> dict[int, str]:
     done: dict[int, str] = {}
-    with transaction.atomic(), lookups_shared():
+    with transaction.atomic(), reads_shared():
         # Messages first, then (in records_import) their patients, each in pk order: the lock
         # order of hl7_message_process too.
         messages = HL7Message.objects.select_for_update().filter(pk__in=message_ids).order_by("pk")
@@ -236,7 +236,7 @@ def _prepare(message: HL7Message, header: Header | None) -> Outcome | Placed:
         )
     if not header.control_id:
         return _reject("MSH-10 (message control ID) is empty.", REQUIRED_MISSING, fld=10)
-    feed = lookup_shared(
+    feed = read_shared(
         ("hl7 feed", header.sending_application, header.sending_facility),
         lambda: (
             HL7Feed.objects.select_related("center")
