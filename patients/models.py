@@ -317,9 +317,9 @@ class LabResult(models.Model):
         )
         if self.canonical_value is None:  # a qualifier: nothing to find implausible
             self.plausibility_confirmed, self.plausibility_warning = False, ""
-        elif facts is None and not getattr(self, "_checked_with_its_sample", False):
-            # One result on its own (a correction, the admin); a new sample is checked as a whole
-            # by patients.services.lab_results_record, an import's by patients.ingest.checks.
+        elif facts is None:
+            # One result on its own (a correction, the admin); a new sample (the form's, an
+            # import's) is checked as a whole by patients.ingest.checks, with the facts.
             findings = plausibility_checks.sample_plausibility(
                 patient=self.patient,
                 collected_at=self.collected_at,

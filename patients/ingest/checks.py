@@ -178,12 +178,14 @@ class _Collector:
         self.confirm_hint = confirm_hint
 
     def add(self, place: str, field_name: str, value: Any, message) -> None:
+        code = ""
         if isinstance(message, ValidationError):
+            code = message.code or ""
             text = message.message % message.params if message.params else message.message
             if message.code == plausibility_checks.UNCONFIRMED and self.confirm_hint:
                 text = f"{message.params['finding']} {self.confirm_hint}"
             message = text
-        self.problems.append(Problem(place, field_name, value, str(message)))
+        self.problems.append(Problem(place, field_name, value, str(message), code))
 
     def add_errors(self, place: str, record: Any, errors: Errors, *, sample_place: str = ""):
         for key, messages in errors.items():
