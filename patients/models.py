@@ -316,7 +316,7 @@ class LabResult(models.Model):
             None if self.value is None else units.to_canonical(self.analyte, self.value, self.unit)
         )
         if self.canonical_value is None:  # a qualifier: nothing to find implausible
-            self.plausibility_confirmed, self.plausibility_warning = False, ""
+            plausibility_checks.confirmation_apply(self, [], confirmed=False)
         elif facts is None:
             # One result on its own (a correction, the admin); a new sample (the form's, an
             # import's) is checked as a whole by patients.ingest.checks, with the facts.
@@ -326,14 +326,10 @@ class LabResult(models.Model):
                 values={self.analyte: self.canonical_value},
                 excluding_pks=[self.pk] if self.pk else [],
             )
-            _raise(
-                plausibility_checks.plausibility_errors(
-                    findings, confirmed=self.plausibility_confirmed
-                )
+            refusals = plausibility_checks.confirmation_apply(
+                self, findings, confirmed=self.plausibility_confirmed
             )
-            soft = [f.message for f in findings if not f.is_hard]
-            self.plausibility_confirmed = bool(soft) and self.plausibility_confirmed
-            self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""
+            _raise({"value": refusals} if refusals else {})
 
     @property
     def display_value(self) -> str:

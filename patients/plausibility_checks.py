@@ -3,6 +3,8 @@ other results of the same sample, each analyte's previous value, and the finding
 errors (hard ones refuse, soft ones refuse until a person confirms). The check itself is the pure
 `patients.plausibility.check_sample`; the forms, the admin and the API reach it through
 `sample_plausibility`, an import through `sample_findings` with facts loaded once per batch.
+What a result keeps of its findings (refused, or kept as confirmed with the warning and who
+confirmed) is decided once, in `confirmation_apply`, for every door.
 """
 
 from __future__ import annotations
@@ -129,3 +131,27 @@ def plausibility_errors(
                 )
             )
     return errors
+
+
+def confirmation_apply(
+    result, findings: list[PlausibilityFinding], *, confirmed: bool, user=None
+) -> list[ValidationError]:
+    """CLINICAL.md section 2's decision for one result, whichever door it came through: a hard
+    finding refuses; a soft one refuses until the value is `confirmed`. A value kept despite
+    soft findings records the warning that was confirmed and who confirmed (`confirmer_set`); a
+    value without one is never marked confirmed (a confirmation is for the value it was given
+    for). Returns the refusals (the result's "value" errors); none: the result may be saved."""
+    refusals = plausibility_errors(findings, confirmed=confirmed).get("value", [])
+    soft = [f.message for f in findings if not f.is_hard]
+    result.plausibility_confirmed = bool(soft) and confirmed
+    result.plausibility_warning = " ".join(soft)[:1000] if result.plausibility_confirmed else ""
+    confirmer_set(result, user)
+    return refusals
+
+
+def confirmer_set(result, user) -> None:
+    """Who confirmed an unusual value: the signed-in person saving it confirmed; nobody for a
+    value that is not. A model's `clean()` does not know who saves: the saving service calls
+    this again with its user (`patients.services.clinical_record_save`)."""
+    signed_in = user is not None and user.is_authenticated
+    result.plausibility_confirmed_by = user if result.plausibility_confirmed and signed_in else None

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 
-from patients import signals, validation
+from patients import plausibility_checks, signals, validation
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, LabValueRecord, Problem, SampleRecord
 from patients.ingest.write import batch_ingest
@@ -50,8 +50,7 @@ def clinical_record_save(*, instance: models.Model, user: AbstractBaseUser | Non
         instance.patient = patient
         instance.full_clean()
         if isinstance(instance, LabResult):
-            confirmed = instance.plausibility_confirmed and user is not None
-            instance.plausibility_confirmed_by = user if confirmed else None
+            plausibility_checks.confirmer_set(instance, user)
         _with_history_user(instance, user)
         try:
             with transaction.atomic():
