@@ -309,7 +309,7 @@ class LabResult(models.Model):
             return
         # One result on its own (a correction, the admin) is checked with its patient's facts
         # and its plausibility here; a new sample (the form's, an import's) as a whole by
-        # patients.ingest.checks, which passes the facts it loaded.
+        # patients.ingest.samples, which passes the facts it loaded.
         alone = facts is None
         if alone:
             facts = facts_for(self.patient, excluding=self, labs=True)
