@@ -24,8 +24,8 @@ from monitoring.models import ACTIVE_STATUSES
 from monitoring.services import responsible_assign
 from monitoring.sweep import alerts_sync_many
 from patients.days import clinical_day, local_date
-from patients.ingest.checks import Plan
 from patients.ingest.context import Scope
+from patients.ingest.plan import Plan
 from patients.ingest.records import Batch, Problem, problems_by_key
 from patients.ingest.write import batch_ingest, batch_preview
 from patients.models import Center, Infusion

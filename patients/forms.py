@@ -12,6 +12,7 @@ from django.utils.translation import pgettext_lazy
 
 from patients import plausibility_checks, units, validation
 from patients.days import LocalTimeError, at_local_time
+from patients.facts import facts_for
 from patients.fields import DecimalTextField
 from patients.models import (
     ClinicalEvent,
@@ -22,6 +23,7 @@ from patients.models import (
     ResponseAssessment,
 )
 from patients.services import LabValue
+from patients.validation import PatientFacts
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -301,8 +303,9 @@ class SampleForm(forms.Form):
             return cleaned
         errors: dict[str, list] = {}
         parsed = [code for code in entered if not self.has_error(f"{code}-value")]
-        unconfirmed = self._check_values(parsed, errors)
-        date_soft, date_unconfirmed = self._check_date(errors)
+        facts = facts_for(self.patient, dates=True, labs=True)
+        unconfirmed = self._check_values(parsed, errors, facts)
+        date_soft, date_unconfirmed = self._check_date(errors, facts)
         if unconfirmed or date_unconfirmed:  # before the errors take values off cleaned_data
             # The box asks again for everything it covers, a date already confirmed included.
             self.ask_confirmation(unconfirmed, date=date_soft)
@@ -313,11 +316,13 @@ class SampleForm(forms.Form):
                     self.add_error(field, message)
         return cleaned
 
-    def _check_date(self, errors: dict) -> tuple[bool, bool]:
+    def _check_date(self, errors: dict, facts: PatientFacts) -> tuple[bool, bool]:
         """The collection date against the infusions, the patient's samples and today (issue 23):
         whether it needs a confirmation, and whether it still waits for one."""
         on = self.cleaned_data.get("collected_date")
-        findings = plausibility_checks.sample_date_findings(patient=self.patient, on=on)
+        findings = plausibility_checks.sample_date_findings(
+            patient=self.patient, on=on, facts=facts
+        )
         refusals = plausibility_checks.plausibility_errors(
             findings, confirmed=self.date_confirmed(), field="collected_date"
         )
@@ -328,7 +333,7 @@ class SampleForm(forms.Form):
             e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("collected_date", [])
         )
 
-    def _check_values(self, entered: list[str], errors: dict) -> list[str]:
+    def _check_values(self, entered: list[str], errors: dict, facts: PatientFacts) -> list[str]:
         """The rules between a row's fields and the values' plausibility; returns the analytes
         that wait for a confirmation."""
         data = self.cleaned_data
@@ -344,6 +349,7 @@ class SampleForm(forms.Form):
                 value=value,
                 unit=unit,
                 qualifier=data.get(f"{code}-qualifier") or "",
+                facts=facts,
             )
             for field, messages in found.items():
                 if field == "collected_at":
@@ -358,7 +364,7 @@ class SampleForm(forms.Form):
         if not values:
             return []
         findings = plausibility_checks.sample_plausibility(
-            patient=self.patient, collected_at=when, values=values
+            collected_at=when, values=values, facts=facts
         )
         confirmed = self._confirmed()
         unconfirmed = []

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from patients import plausibility_checks, units, validation
+from patients.facts import facts_for
 from patients.formats import human_date
 from patients.vocabulary import DEATH, Agent, Cd19, Event, Mrd, Response, TherapyCategory
 
@@ -149,9 +150,16 @@ class Patient(models.Model):
         return self.study_id
 
     def clean(self, *, facts: validation.PatientFacts | None = None) -> None:
+        # An import passes the facts it loaded for the whole batch; alone, the patient's own.
+        if facts is None:
+            facts = facts_for(
+                self, study_id=True, earliest=bool(self.date_of_birth and self.center_id)
+            )
         errors = validation.study_id_taken_errors(patient=self, facts=facts)
         if self.date_of_birth and self.center_id:
-            errors |= validation.birth_date_errors(patient=self, date_of_birth=self.date_of_birth)
+            errors |= validation.birth_date_errors(
+                patient=self, date_of_birth=self.date_of_birth, facts=facts
+            )
         _raise(errors)
 
     def age_on(self, day: date) -> int | None:
@@ -216,8 +224,7 @@ class Infusion(models.Model):
                 validation.infusion_errors(
                     patient=self.patient,
                     infusion_date=self.infusion_date,
-                    excluding_pk=self.pk,
-                    facts=facts,
+                    facts=facts or facts_for(self.patient, excluding=self, dates=True),
                 )
             )
 
@@ -300,6 +307,12 @@ class LabResult(models.Model):
             self.canonical_unit = definition.canonical_unit
         if self.patient_id is None and facts is None:
             return
+        # One result on its own (a correction, the admin) is checked with its patient's facts
+        # and its plausibility here; a new sample (the form's, an import's) as a whole by
+        # patients.ingest.samples, which passes the facts it loaded.
+        alone = facts is None
+        if alone:
+            facts = facts_for(self.patient, excluding=self, labs=True)
         errors = validation.lab_result_errors(
             patient=self.patient,
             analyte=self.analyte,
@@ -308,7 +321,6 @@ class LabResult(models.Model):
             value=self.value,
             unit=self.unit,
             qualifier=self.qualifier,
-            excluding_pk=self.pk,
             facts=facts,
         )
         _raise(errors)
@@ -316,24 +328,17 @@ class LabResult(models.Model):
             None if self.value is None else units.to_canonical(self.analyte, self.value, self.unit)
         )
         if self.canonical_value is None:  # a qualifier: nothing to find implausible
-            self.plausibility_confirmed, self.plausibility_warning = False, ""
-        elif facts is None and not getattr(self, "_checked_with_its_sample", False):
-            # One result on its own (a correction, the admin); a new sample is checked as a whole
-            # by patients.services.lab_results_record, an import's by patients.ingest.checks.
+            plausibility_checks.confirmation_apply(self, [], confirmed=False)
+        elif alone:
             findings = plausibility_checks.sample_plausibility(
-                patient=self.patient,
                 collected_at=self.collected_at,
                 values={self.analyte: self.canonical_value},
-                excluding_pks=[self.pk] if self.pk else [],
+                facts=facts,
             )
-            _raise(
-                plausibility_checks.plausibility_errors(
-                    findings, confirmed=self.plausibility_confirmed
-                )
+            refusals = plausibility_checks.confirmation_apply(
+                self, findings, confirmed=self.plausibility_confirmed
             )
-            soft = [f.message for f in findings if not f.is_hard]
-            self.plausibility_confirmed = bool(soft) and self.plausibility_confirmed
-            self.plausibility_warning = " ".join(soft)[:1000] if self.plausibility_confirmed else ""
+            _raise({"value": refusals} if refusals else {})
 
     @property
     def display_value(self) -> str:
@@ -410,8 +415,7 @@ class ClinicalEvent(models.Model):
                     patient=self.patient,
                     kind=self.kind,
                     event_date=self.event_date,
-                    excluding_pk=self.pk,
-                    facts=facts,
+                    facts=facts or facts_for(self.patient, excluding=self, dates=True),
                 )
             )
 
@@ -447,7 +451,7 @@ class PreemptiveTherapy(models.Model):
                     start_date=self.start_date,
                     category=self.category,
                     agent=self.agent,
-                    facts=facts,
+                    facts=facts or facts_for(self.patient, dates=True),
                 )
             )
 

@@ -2,7 +2,10 @@
 other results of the same sample, each analyte's previous value, and the findings as validation
 errors (hard ones refuse, soft ones refuse until a person confirms). The check itself is the pure
 `patients.plausibility.check_sample`; the forms, the admin and the API reach it through
-`sample_plausibility`, an import through `sample_findings` with facts loaded once per batch.
+`sample_plausibility` with one patient's facts (`patients.facts`), an import through
+`sample_findings` with facts loaded once per batch. Nothing here reads the stored results.
+What a result keeps of its findings (refused, or kept as confirmed with the warning and who
+confirmed) is decided once, in `confirmation_apply`, for every door.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from patients import units
 from patients.plausibility import Limits, PlausibilityFinding, check_sample, check_sample_date
+from patients.validation import PatientFacts, today_in
 
 Errors = dict[str, list]
 
@@ -36,33 +40,33 @@ def plausibility_limits_for(center, *, at=None) -> Limits:
 
 def sample_plausibility(
     *,
-    patient,
     collected_at: datetime | None,
     values: dict[str, Decimal | None],
-    excluding_pks: list[int] = (),
+    facts: PatientFacts,
 ) -> list[PlausibilityFinding]:
     """Findings for new or changed values of one sample (canonical units), read against the
-    center's limits, the other results already stored for the same collection time, and the
-    patient's previous non-zero value of each analyte. See patients.plausibility."""
-    if patient is None or not patient.pk or collected_at is None or patient.center_id is None:
-        return check_sample(values, Limits() if patient is None else _limits(patient))
-    stored = patient.lab_results.exclude(pk__in=list(excluding_pks))
-    siblings = dict(
-        stored.filter(collected_at=collected_at)
-        .exclude(analyte__in=list(values))
-        .values_list("analyte", "canonical_value")
+    center's limits, the other results stored for the same collection time and the patient's
+    previous non-zero value of each analyte, all from `facts` (`patients.facts.facts_for` with
+    `labs`, without the result being changed). See patients.plausibility."""
+    limits = facts.limits or Limits()
+    if collected_at is None:
+        return check_sample(values, limits)
+    siblings = {
+        analyte: value
+        for analyte, when, value in facts.lab_values
+        if when == collected_at and analyte not in values
+    }
+    previous: dict[str, tuple[datetime, Decimal]] = {}
+    for analyte, when, value in facts.lab_values:
+        if analyte in values and when < collected_at and value is not None and value > 0:
+            if analyte not in previous or when > previous[analyte][0]:
+                previous[analyte] = (when, value)
+    return sample_findings(
+        values,
+        siblings=siblings,
+        previous={analyte: value for analyte, (_when, value) in previous.items()},
+        limits=limits,
     )
-    previous = {}
-    for analyte in values:
-        before = (
-            stored.filter(analyte=analyte, collected_at__lt=collected_at, canonical_value__gt=0)
-            .order_by("-collected_at")
-            .values_list("canonical_value", flat=True)
-            .first()
-        )
-        if before is not None:
-            previous[analyte] = before
-    return sample_findings(values, siblings=siblings, previous=previous, limits=_limits(patient))
 
 
 def sample_findings(
@@ -85,31 +89,20 @@ def sample_findings(
     ]
 
 
-def sample_date_findings(*, patient, on, excluding_pks=()) -> list[PlausibilityFinding]:
+def sample_date_findings(*, patient, on, facts: PatientFacts) -> list[PlausibilityFinding]:
     """The collection date `on` (the center's local date) read against the patient's infusions,
-    its samples already recorded and the center's today (`patients.plausibility.check_sample_date`).
-    """
-    from patients.validation import today_in
-
+    its samples already recorded (`facts`, with `dates` and `labs`) and the center's today
+    (`patients.plausibility.check_sample_date`)."""
     if patient is None or patient.center_id is None or on is None:
         return []
     tz = patient.center.tzinfo
-    infusions, samples = [], set()
-    if patient.pk:
-        infusions = list(patient.infusions.values_list("infusion_date", flat=True))
-        times = (
-            patient.lab_results.exclude(pk__in=list(excluding_pks))
-            .values_list("collected_at", flat=True)
-            .distinct()
-        )
-        samples = {moment.astimezone(tz).date() for moment in times}
+    samples = {when.astimezone(tz).date() for _analyte, when, _value in facts.lab_values}
     return check_sample_date(
-        on, infusion_dates=infusions, sample_dates=sorted(samples), today=today_in(tz)
+        on,
+        infusion_dates=list(facts.infusion_dates),
+        sample_dates=sorted(samples),
+        today=today_in(tz),
     )
-
-
-def _limits(patient) -> Limits:
-    return plausibility_limits_for(patient.center) if patient.center_id else Limits()
 
 
 def plausibility_errors(
@@ -129,3 +122,27 @@ def plausibility_errors(
                 )
             )
     return errors
+
+
+def confirmation_apply(
+    result, findings: list[PlausibilityFinding], *, confirmed: bool, user=None
+) -> list[ValidationError]:
+    """CLINICAL.md section 2's decision for one result, whichever door it came through: a hard
+    finding refuses; a soft one refuses until the value is `confirmed`. A value kept despite
+    soft findings records the warning that was confirmed and who confirmed (`confirmer_set`); a
+    value without one is never marked confirmed (a confirmation is for the value it was given
+    for). Returns the refusals (the result's "value" errors); none: the result may be saved."""
+    refusals = plausibility_errors(findings, confirmed=confirmed).get("value", [])
+    soft = [f.message for f in findings if not f.is_hard]
+    result.plausibility_confirmed = bool(soft) and confirmed
+    result.plausibility_warning = " ".join(soft)[:1000] if result.plausibility_confirmed else ""
+    confirmer_set(result, user)
+    return refusals
+
+
+def confirmer_set(result, user) -> None:
+    """Who confirmed an unusual value: the signed-in person saving it confirmed; nobody for a
+    value that is not. A model's `clean()` does not know who saves: the saving service calls
+    this again with its user (`patients.services.clinical_record_save`)."""
+    signed_in = user is not None and user.is_authenticated
+    result.plausibility_confirmed_by = user if result.plausibility_confirmed and signed_in else None

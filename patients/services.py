@@ -3,7 +3,9 @@
 Every change locks the patient row (one writer per patient), validates with `full_clean()`,
 saves, records who did it in the audit history, and announces the change (`patients.signals`;
 monitoring re-evaluates the patient's alerts), all in one transaction: a result and the alerts
-it causes are committed together or not at all.
+it causes are committed together or not at all. A new sample is written as a one-sample batch
+through the import path (`patients.ingest.write.batch_ingest`), so a form and an import share
+one set of checks and one writer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 
-from patients import plausibility_checks, signals, units, validation
+from patients import plausibility_checks, signals, validation
+from patients.ingest.context import Scope
+from patients.ingest.records import Batch, LabValueRecord, Problem, SampleRecord
+from patients.ingest.write import batch_ingest
 from patients.models import LabResult, Patient, PlausibilityLimits
 from patients.versioned import settings_publish
 
@@ -45,8 +50,7 @@ def clinical_record_save(*, instance: models.Model, user: AbstractBaseUser | Non
         instance.patient = patient
         instance.full_clean()
         if isinstance(instance, LabResult):
-            confirmed = instance.plausibility_confirmed and user is not None
-            instance.plausibility_confirmed_by = user if confirmed else None
+            plausibility_checks.confirmer_set(instance, user)
         _with_history_user(instance, user)
         try:
             with transaction.atomic():
@@ -109,6 +113,8 @@ def lab_results_record(
 ) -> list[LabResult]:
     """Record several analytes of one sample; all are saved or, if any is wrong, none.
 
+    The sample is a one-sample batch written by the import path (`patients.ingest`): the same
+    checks, duplicate rules, plausibility and audit rows as every import, in this transaction.
     Errors are keyed "<analyte>-<field>" (e.g. "pb_bcell_abs-value"), or "collected_at" for the
     sample as a whole, so a form with one row per analyte can show each message beside its field.
     A value outside a soft plausibility limit is refused with the code
@@ -116,90 +122,56 @@ def lab_results_record(
     """
     if not values:
         raise ValidationError({"__all__": [_("Enter at least one result.")]})
-    errors: dict[str, list] = {}
-    with transaction.atomic():
-        patient = _lock_patient(patient.pk)
-        results = []
-        seen = set()
-        for entry in values:
-            if entry.analyte in seen:
-                errors.setdefault(f"{entry.analyte}-value", []).append(
-                    _("This analyte is entered twice for one sample.")
-                )
-                continue
-            seen.add(entry.analyte)
-            definition = units.ANALYTES.get(entry.analyte)
-            result = LabResult(
-                patient=patient,
+    sample = SampleRecord(
+        place=_SAMPLE,
+        study_id=patient.study_id,
+        collected_at=collected_at,
+        values=[
+            LabValueRecord(
+                place=entry.analyte,
                 analyte=entry.analyte,
-                specimen=definition.specimen if definition else "",
-                collected_at=collected_at,
                 value=entry.value,
                 unit=entry.unit,
                 qualifier=entry.qualifier,
                 method=entry.method,
-                entered_by=entered_by if entered_by and entered_by.is_authenticated else None,
+                confirmed=entry.confirmed,
             )
-            result._checked_with_its_sample = True  # plausibility below, with its siblings
-            try:
-                result.full_clean()
-            except ValidationError as error:
-                for field, messages in error.error_dict.items():
-                    key = "collected_at" if field == "collected_at" else f"{entry.analyte}-{field}"
-                    _add_unique(errors, key, messages)
-                continue
-            _with_history_user(result, entered_by)
-            results.append(result)
-        _check_sample_plausibility(patient, collected_at, values, results, entered_by, errors)
-        if errors:
-            raise ValidationError(errors)
-        for result in results:  # save() (not bulk_create) so that each gets its audit row
-            result.save()
-        _patient_changed(patient)
-    return results
-
-
-def _text(error: ValidationError) -> str:
-    return error.message % error.params if error.params else error.message
-
-
-def _add_unique(errors: dict[str, list], key: str, messages: list[ValidationError]) -> None:
-    shown = {_text(m) for m in errors.get(key, [])}
-    for message in messages:
-        text = _text(message)
-        if text not in shown:
-            errors.setdefault(key, []).append(message)
-            shown.add(text)
-
-
-def _check_sample_plausibility(
-    patient: Patient,
-    collected_at: datetime,
-    values: list[LabValue],
-    results: list[LabResult],
-    user: AbstractBaseUser | None,
-    errors: dict[str, list],
-) -> None:
-    """Hard limits refuse; soft ones need the value's confirmation, which is then recorded."""
-    findings = plausibility_checks.sample_plausibility(
-        patient=patient,
-        collected_at=collected_at,
-        values={r.analyte: r.canonical_value for r in results},
+            for entry in values
+        ],
+        # The collection date's plausibility is the form's to ask, with its own confirmation
+        # (`forms.SampleForm._check_date`); this service never refused a date by itself.
+        confirmed=True,
     )
-    confirmed = {v.analyte for v in values if v.confirmed}
-    for result in results:
-        mine = [f for f in findings if f.analyte == result.analyte]
-        refusals = plausibility_checks.plausibility_errors(
-            mine, confirmed=result.analyte in confirmed
-        )
-        if refusals:
-            _add_unique(errors, f"{result.analyte}-value", refusals["value"])
-        soft = [f.message for f in mine if not f.is_hard]
-        if soft and result.analyte in confirmed:
-            result.plausibility_confirmed = True
-            result.plausibility_warning = " ".join(soft)[:1000]
-            if user is not None and user.is_authenticated:
-                result.plausibility_confirmed_by = user
+    scope = Scope(
+        user=entered_by, patients=Patient.objects.filter(pk=patient.pk), may_add_patients=False
+    )
+    with transaction.atomic():
+        ingested = batch_ingest(Batch(samples=[sample]), scope)  # locks the patient's row
+        if not ingested.written:
+            raise ValidationError(_form_errors(ingested.problems))
+        _patient_changed(ingested.plan.patients[patient.study_id])
+    return ingested.plan.labs
+
+
+_SAMPLE = "sample"  # the place of the one-sample batch's sample; a value's place is its analyte
+
+
+def _form_errors(problems: list[Problem]) -> dict[str, list[ValidationError]]:
+    """The batch's problems under the form's keys ("<analyte>-<field>", "collected_at",
+    "__all__"), each message once per key, with its code (a form asks for a confirmation on
+    `plausibility_checks.UNCONFIRMED`)."""
+    errors: dict[str, list[ValidationError]] = {}
+    for problem in problems:
+        if problem.place == _SAMPLE:
+            key = "collected_at" if problem.field == "collected_at" else "__all__"
+        elif problem.place and problem.field:
+            key = f"{problem.place}-{problem.field}"
+        else:
+            key = "__all__"
+        shown = errors.setdefault(key, [])
+        if all(e.message != problem.message for e in shown):
+            shown.append(ValidationError(problem.message, code=problem.code or None))
+    return errors
 
 
 def plausibility_limits_publish(

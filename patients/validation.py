@@ -2,7 +2,9 @@
 
 Each function returns {field: [message, ...]} so that every form, the admin and the API show the
 same clear, field-level message. Models call these from `clean()`; services call `full_clean()`
-before saving, so nothing half-valid reaches the database.
+before saving, so nothing half-valid reaches the database. The checks are pure: what they compare
+a record with is the patient's `PatientFacts`, loaded once by the caller (`patients.facts` for
+one patient's record, `patients.ingest.context` for a whole batch), never read here.
 """
 
 from __future__ import annotations
@@ -41,36 +43,38 @@ def validate_study_id(value: str) -> None:
         raise ValidationError(problems, code="invalid_study_id")
 
 
-def study_id_taken_errors(*, patient, facts: PatientFacts | None = None) -> Errors:
-    """Another patient with this study ID in any case. An import passes `facts.study_id_taken`,
-    found for the whole batch in one query (and within the batch, case-folded)."""
+def study_id_taken_errors(*, patient, facts: PatientFacts) -> Errors:
+    """Another patient with this study ID in any case (`facts.study_id_taken`: found by the
+    loader, for an import for the whole batch in one query and within the batch, case-folded)."""
     if not patient.study_id:
         return {}
-    if facts is not None and facts.study_id_taken is not None:
-        taken = facts.study_id_taken
-    else:
-        others = type(patient)._default_manager.filter(study_id__iexact=patient.study_id)
-        if patient.pk:
-            others = others.exclude(pk=patient.pk)
-        taken = others.exists()
-    return {"study_id": [STUDY_ID_TAKEN]} if taken else {}
+    return {"study_id": [STUDY_ID_TAKEN]} if facts.study_id_taken else {}
 
 
 @dataclass(frozen=True)
 class PatientFacts:
     """A patient's other records, as the checks below need them.
 
-    A model's `clean()` passes none, and each check reads the database. An import passes them
-    pre-loaded for many patients in a few set-based queries, with the batch's own records added,
-    so that a whole batch is checked with the same rules and without a query per row.
+    A model's `clean()` without facts loads its patient's (`patients.facts.facts_for`, without
+    the record being changed); an import passes them pre-loaded for many patients in a few
+    set-based queries, with the batch's own records added, so that a whole batch is checked with
+    the same rules and without a query per row.
     """
 
     infusion_dates: tuple[date, ...] = ()
     events: tuple[tuple[str, date], ...] = ()  # (kind, date) of every clinical event
     # (analyte, specimen, collected_at) of the results already stored (the duplicate check).
     lab_keys: frozenset = frozenset()
-    # Whether another patient has the study ID (any case); None: ask the database.
-    study_id_taken: bool | None = None
+    # Whether another patient has the study ID (any case).
+    study_id_taken: bool = False
+    # The earliest date of any clinical record (a birth date cannot be after it).
+    earliest_record: date | None = None
+    # (analyte, collected_at, canonical value) of the stored results, for plausibility: the
+    # other values of the same sample and each analyte's previous value (an import feeds its
+    # plausibility from its own batch-wide facts, `patients.ingest.plausibility`).
+    lab_values: tuple[tuple[str, datetime, Decimal | None], ...] = ()
+    # The center's plausibility limits in force (`patients.plausibility.Limits`); None: defaults.
+    limits: object = None
 
     @property
     def first_infusion(self) -> date | None:
@@ -115,54 +119,23 @@ def check_clinical_date(
         )
 
 
-def birth_date_errors(*, patient, date_of_birth: date) -> Errors:
+def birth_date_errors(*, patient, date_of_birth: date, facts: PatientFacts) -> Errors:
     """A birth date can be neither in the future nor after any clinical date already recorded."""
     errors: Errors = {}
-    tz = patient.center.tzinfo
-    if date_of_birth > today_in(tz):
+    if date_of_birth > today_in(patient.center.tzinfo):
         _add(errors, "date_of_birth", _("The date of birth is in the future."))
-    if patient.pk:
-        earliest = [
-            d
-            for d in (
-                patient.infusions.order_by("infusion_date")
-                .values_list("infusion_date", flat=True)
-                .first(),
-                patient.responses.order_by("assessed_on")
-                .values_list("assessed_on", flat=True)
-                .first(),
-                patient.events.order_by("event_date").values_list("event_date", flat=True).first(),
-                patient.therapies.order_by("start_date")
-                .values_list("start_date", flat=True)
-                .first(),
+    earliest = facts.earliest_record
+    if earliest is not None and date_of_birth > earliest:
+        _add(
+            errors,
+            "date_of_birth",
+            _(
+                "The date of birth is after data already recorded for this patient (the "
+                "earliest on %(date)s); correct that first."
             )
-            if d is not None
-        ]
-        first_lab = (
-            patient.lab_results.order_by("collected_at")
-            .values_list("collected_at", flat=True)
-            .first()
+            % {"date": f"{earliest:%d %b %Y}"},
         )
-        if first_lab is not None:
-            earliest.append(first_lab.astimezone(tz).date())
-        if earliest and date_of_birth > min(earliest):
-            _add(
-                errors,
-                "date_of_birth",
-                _(
-                    "The date of birth is after data already recorded for this patient (the "
-                    "earliest on %(date)s); correct that first."
-                )
-                % {"date": f"{min(earliest):%d %b %Y}"},
-            )
     return errors
-
-
-def first_infusion_date(patient, *, excluding_pk=None) -> date | None:
-    qs = patient.infusions.all()
-    if excluding_pk:
-        qs = qs.exclude(pk=excluding_pk)
-    return qs.order_by("infusion_date").values_list("infusion_date", flat=True).first()
 
 
 def lab_result_errors(
@@ -174,8 +147,7 @@ def lab_result_errors(
     value: Decimal | None,
     unit: str,
     qualifier: str,
-    excluding_pk=None,
-    facts: PatientFacts | None = None,
+    facts: PatientFacts,
 ) -> Errors:
     errors: Errors = {}
     definition = units.ANALYTES.get(analyte)
@@ -240,15 +212,7 @@ def lab_result_errors(
                 _("The collection date is before the patient's birth (%(birth)s).")
                 % {"birth": f"{patient.date_of_birth:%d %b %Y}"},
             )
-        key = (analyte, specimen or definition.specimen, collected_at)
-        if facts is not None:
-            duplicate = key in facts.lab_keys
-        elif patient.pk:
-            same = patient.lab_results.filter(analyte=key[0], specimen=key[1], collected_at=key[2])
-            duplicate = same.exclude(pk=excluding_pk).exists() if excluding_pk else same.exists()
-        else:
-            duplicate = False
-        if duplicate:
+        if (analyte, specimen or definition.specimen, collected_at) in facts.lab_keys:
             _add(
                 errors,
                 "collected_at",
@@ -261,20 +225,13 @@ def lab_result_errors(
     return errors
 
 
-def event_errors(
-    *,
-    patient,
-    kind: str,
-    event_date: date | None,
-    excluding_pk=None,
-    facts: PatientFacts | None = None,
-) -> Errors:
+def event_errors(*, patient, kind: str, event_date: date | None, facts: PatientFacts) -> Errors:
     errors: Errors = {}
     check_clinical_date(errors, "event_date", event_date, patient=patient, what="event")
-    if event_date is None or patient is None or (facts is None and not patient.pk):
+    if event_date is None or patient is None:
         return errors
     if kind in (RELAPSE, DEATH):
-        first = facts.first_infusion if facts is not None else first_infusion_date(patient)
+        first = facts.first_infusion
         if first is None:
             _add(
                 errors,
@@ -293,24 +250,14 @@ def event_errors(
                 % {"date": f"{first:%d %b %Y}"},
             )
     if kind == DEATH:
-        if facts is not None:
-            later = any(d > event_date for _kind, d in facts.events)
-        else:
-            later = (
-                patient.events.filter(event_date__gt=event_date).exclude(pk=excluding_pk).exists()
-            )
-        if later:
+        if any(d > event_date for _kind, d in facts.events):
             _add(
                 errors,
                 "event_date",
                 _("Other events are recorded after this date of death; correct them first."),
             )
     else:
-        if facts is not None:
-            died = facts.death_date
-        else:
-            death = patient.events.filter(kind=DEATH).exclude(pk=excluding_pk).first()
-            died = death.event_date if death else None
+        died = facts.death_date
         if died and event_date > died:
             _add(
                 errors,
@@ -320,28 +267,16 @@ def event_errors(
     return errors
 
 
-def infusion_errors(
-    *,
-    patient,
-    infusion_date: date | None,
-    excluding_pk=None,
-    facts: PatientFacts | None = None,
-) -> Errors:
+def infusion_errors(*, patient, infusion_date: date | None, facts: PatientFacts) -> Errors:
     errors: Errors = {}
     check_clinical_date(errors, "infusion_date", infusion_date, patient=patient, what="infusion")
-    if infusion_date is None or patient is None or (facts is None and not patient.pk):
+    if infusion_date is None or patient is None:
         return errors
-    if facts is not None:
-        first = min([infusion_date, *facts.infusion_dates])
-        early = min(
-            ((d, kind) for kind, d in facts.events if kind in (RELAPSE, DEATH) and d < first),
-            default=None,
-        )
-    else:
-        others = patient.infusions.exclude(pk=excluding_pk)
-        first = min([infusion_date, *others.values_list("infusion_date", flat=True)])
-        found = patient.events.filter(kind__in=[RELAPSE, DEATH], event_date__lt=first).first()
-        early = (found.event_date, found.kind) if found else None
+    first = min([infusion_date, *facts.infusion_dates])
+    early = min(
+        ((d, kind) for kind, d in facts.events if kind in (RELAPSE, DEATH) and d < first),
+        default=None,
+    )
     if early:
         _add(
             errors,
@@ -358,7 +293,7 @@ def therapy_errors(
     start_date: date | None,
     category: str,
     agent: str,
-    facts: PatientFacts | None = None,
+    facts: PatientFacts,
 ) -> Errors:
     errors: Errors = {}
     check_clinical_date(errors, "start_date", start_date, patient=patient, what="start")
@@ -373,8 +308,8 @@ def therapy_errors(
                 "category": str(TherapyCategory(expected).label).lower(),
             },
         )
-    if start_date and patient is not None and (patient.pk or facts is not None):
-        first = facts.first_infusion if facts is not None else first_infusion_date(patient)
+    if start_date and patient is not None:
+        first = facts.first_infusion
         if first is None:
             _add(
                 errors,

@@ -21,6 +21,9 @@ class Problem:
     field: str
     value: Any
     message: str
+    # The refusal's code where it has one (`plausibility_checks.UNCONFIRMED`: the same value
+    # passes once confirmed), for a door that reacts to it (the sample form's confirm box).
+    code: str = ""
 
     @property
     def key(self) -> str:

@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from simple_history.utils import bulk_create_with_history
 
-from patients.ingest.checks import Plan, batch_check
+from patients.ingest.checks import batch_check
 from patients.ingest.context import Scope, context_load
+from patients.ingest.plan import Plan
 from patients.ingest.records import Batch, Problem
 from patients.models import (
     ClinicalEvent,
