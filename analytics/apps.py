@@ -6,3 +6,36 @@ class AnalyticsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "analytics"
     verbose_name = _("Survival analytics")
+
+    def ready(self):
+        from django.db.models.signals import post_save
+
+        from monitoring.models import RuleParameterSet
+        from patients.signals import records_changed
+
+        records_changed.connect(
+            _derived_rows_on_records_changed, dispatch_uid="analytics.derived_rows"
+        )
+        post_save.connect(
+            _derived_rows_on_rule_params,
+            sender=RuleParameterSet,
+            dispatch_uid="analytics.derived_rows_rule_params",
+        )
+
+
+def _derived_rows_on_records_changed(sender, *, patient_ids, **kwargs):
+    """Patients announced changed records (inside their transaction, under their locks): their
+    stored analysis rows are rebuilt in the same transaction (`analytics.derived`)."""
+    from analytics.derived import derived_rows_store
+
+    derived_rows_store(patient_ids=patient_ids)
+
+
+def _derived_rows_on_rule_params(sender, *, instance, created, raw=False, **kwargs):
+    """A version of a center's rule parameters was published (None: the registry's): the
+    center_* columns of its patients follow it, rebuilt in the publishing transaction."""
+    if raw or not created:
+        return
+    from analytics.derived import center_rows_store
+
+    center_rows_store(center_id=instance.center_id)
