@@ -96,6 +96,7 @@ class PatientRecords(NamedTuple):
     therapies: list[tuple[date, str]]  # (start_date, category), in stored order
     timeline: Timeline  # dates in the center's zone (monitoring.selectors.timeline_build)
     patient_id: int | None = None  # the Patient's pk (where the derived row is stored)
+    center_time_zone: str = ""  # the zone the timeline's dates are in
 
 
 def _age(birth: date | None, day: date) -> int | None:  # as Patient.age_on
@@ -300,12 +301,19 @@ def records_read(patient_ids: list[int]) -> list[PatientRecords]:
         Patient.objects.filter(pk__in=patient_ids)
         .order_by("study_id")
         .values_list(
-            "pk", "study_id", "center__code", "center_id", "is_synthetic", "sex", "date_of_birth"
+            "pk",
+            "study_id",
+            "center__code",
+            "center_id",
+            "is_synthetic",
+            "sex",
+            "date_of_birth",
+            "center__time_zone",
         )
     )
     return [
-        PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk], pk)
-        for pk, *values in patients
+        PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk], pk, zone)
+        for pk, *values, zone in patients
     ]
 
 
@@ -316,14 +324,18 @@ def cohort_records(cohort: CohortFilter):
         yield from records_read(ids[start : start + _BATCH])
 
 
-def rows_build(records: list[PatientRecords]) -> list[tuple[PatientRecords, dict | None]]:
+def rows_build(
+    records: list[PatientRecords], in_force: dict[int | None, RuleParams] | None = None
+) -> list[tuple[PatientRecords, dict | None]]:
     """Each patient's analysis row from their records (None: no infusion), as the analysis
     defines it: the study's definitions (detectable > 0 cells/µL, 45-day window, MRD ≥ 0.01 %),
     whatever a center's alert parameters are, so that centers and published figures are compared
     on one definition and the data dictionary's meaning holds; the center_* columns alone follow
     each center's alert definition (the one resolver). The rows stored per patient
-    (`analytics.derived`) and the rows rebuilt from raw records are both built here."""
-    in_force = params_in_force_for_centers({r.center_id for r in records}) if records else {}
+    (`analytics.derived`) and the rows rebuilt from raw records are both built here. ``in_force``:
+    the centers' alert parameters, when the caller has read them."""
+    if in_force is None:
+        in_force = params_in_force_for_centers({r.center_id for r in records}) if records else {}
     return [
         (r, patient_row(r, STUDY_DEFINITION, center_params=in_force[r.center_id])) for r in records
     ]

@@ -40,6 +40,7 @@ from analytics.dataset import (
 from analytics.dataset_schema import COLUMN_NAMES
 from analytics.models import PatientDerived
 from carttrack.replica import reading_from_replica
+from monitoring.params import RuleParams
 from monitoring.selectors import params_in_force_for_centers
 from patients.models import Center, Patient
 
@@ -47,6 +48,11 @@ from patients.models import Center, Patient
 #: rebuilt when read (and by the nightly check).
 DERIVED_LOGIC = "1"
 BATCH = 2000  # patients per round of queries: bounded memory for large registries
+
+
+def _fingerprint(code: str, zone: str, params: RuleParams) -> str:
+    text = f"{DERIVED_LOGIC}|{code}|{zone}|{params!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def inputs_versions(center_ids: Iterable[int]) -> dict[int, str]:
@@ -57,13 +63,12 @@ def inputs_versions(center_ids: Iterable[int]) -> dict[int, str]:
     if not wanted:
         return {}
     params = params_in_force_for_centers(wanted)
-    versions = {}
-    for pk, code, zone in Center.objects.filter(pk__in=wanted).values_list(
-        "pk", "code", "time_zone"
-    ):
-        text = f"{DERIVED_LOGIC}|{code}|{zone}|{params[pk]!r}"
-        versions[pk] = hashlib.sha256(text.encode()).hexdigest()[:32]
-    return versions
+    return {
+        pk: _fingerprint(code, zone, params[pk])
+        for pk, code, zone in Center.objects.filter(pk__in=wanted).values_list(
+            "pk", "code", "time_zone"
+        )
+    }
 
 
 @dataclass(frozen=True)
@@ -72,23 +77,30 @@ class Rebuilt:
     study_id: str
     center_id: int
     row: dict | None
+    inputs_version: str
 
 
 def rows_rebuild(patient_ids: list[int]) -> list[Rebuilt]:
-    """The patients' rows rebuilt from their raw records (by study ID), in one `records_read`."""
+    """The patients' rows rebuilt from their raw records (by study ID), in one `records_read`,
+    each with the fingerprint of the inputs it was built with (read with them)."""
+    records = records_read(patient_ids)
+    in_force = params_in_force_for_centers({r.center_id for r in records}) if records else {}
     return [
-        Rebuilt(records.patient_id, records.study_id, records.center_id, row)
-        for records, row in rows_build(records_read(patient_ids))
+        Rebuilt(
+            r.patient_id,
+            r.study_id,
+            r.center_id,
+            row,
+            _fingerprint(r.center, r.center_time_zone, in_force[r.center_id]),
+        )
+        for r, row in rows_build(records, in_force)
     ]
 
 
-def _stored(rebuilt: list[Rebuilt], versions: dict[int, str], now) -> list[PatientDerived]:
+def _stored(rebuilt: list[Rebuilt], now) -> list[PatientDerived]:
     return [
         PatientDerived(
-            patient_id=r.patient_id,
-            row=r.row,
-            inputs_version=versions[r.center_id],
-            updated_at=now,
+            patient_id=r.patient_id, row=r.row, inputs_version=r.inputs_version, updated_at=now
         )
         for r in rebuilt
     ]
@@ -104,9 +116,8 @@ def derived_rows_store(*, patient_ids: Iterable[int]) -> int:
     stored = 0
     for start in range(0, len(ids), BATCH):
         rebuilt = rows_rebuild(ids[start : start + BATCH])
-        versions = inputs_versions({r.center_id for r in rebuilt})
         PatientDerived.objects.bulk_create(
-            _stored(rebuilt, versions, timezone.now()),
+            _stored(rebuilt, timezone.now()),
             update_conflicts=True,
             unique_fields=["patient"],
             update_fields=["row", "inputs_version", "updated_at"],
@@ -137,9 +148,12 @@ def rows_stored(
     with ``store``, stored, unless the reads go to a replica (its data may be older than the
     primary's).
 
-    Storing never overwrites a row a writer changed meanwhile: a missing row is inserted only if
-    still missing, a stale one replaced only if still the one read (same ``updated_at``); a
-    writer's row is built under the patient's lock from the committed records, so it wins."""
+    Storing never overwrites a row a writer changed meanwhile and never waits for one: every
+    writer locks the patient before it stores the row, so only the patients whose lock is free
+    are stored (``SKIP LOCKED``: a patient being written is left to its writer), a missing row
+    is inserted only if still missing and a stale one replaced only if still the one read (same
+    ``updated_at``): a row a writer committed after these reads is built from the newer records,
+    so it wins."""
     found = {
         pk: (center_id, row, version, updated)
         for pk, center_id, row, version, updated in PatientDerived.objects.filter(
@@ -164,15 +178,22 @@ def rows_stored(
 
 
 def _fallback_store(rebuilt: list[Rebuilt], outdated: dict) -> None:
-    versions = inputs_versions({r.center_id for r in rebuilt})
     with transaction.atomic():
-        if outdated:
-            still = Q()
-            for pk, updated in outdated.items():
+        free = set(
+            Patient.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=[r.patient_id for r in rebuilt])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        still = Q()
+        for pk, updated in outdated.items():
+            if pk in free:
                 still |= Q(patient_id=pk, updated_at=updated)
+        if still:
             PatientDerived.objects.filter(still).delete()
         PatientDerived.objects.bulk_create(
-            _stored(rebuilt, versions, timezone.now()), ignore_conflicts=True
+            _stored([r for r in rebuilt if r.patient_id in free], timezone.now()),
+            ignore_conflicts=True,
         )
 
 
@@ -206,7 +227,7 @@ class Difference:
     rebuilt: object
 
 
-def _differences(rebuilt: Rebuilt, stored, versions: dict[int, str]) -> list[Difference]:
+def _differences(rebuilt: Rebuilt, stored) -> list[Difference]:
     if stored is None:
         return [Difference(rebuilt.study_id, "(row)", "missing", rebuilt.row is not None)]
     row, version = stored
@@ -219,10 +240,8 @@ def _differences(rebuilt: Rebuilt, stored, versions: dict[int, str]) -> list[Dif
                 found.append(
                     Difference(rebuilt.study_id, column, row.get(column), rebuilt.row.get(column))
                 )
-    if not found and version != versions.get(rebuilt.center_id):
-        found.append(
-            Difference(rebuilt.study_id, "(inputs)", version, versions.get(rebuilt.center_id))
-        )
+    if not found and version != rebuilt.inputs_version:
+        found.append(Difference(rebuilt.study_id, "(inputs)", version, rebuilt.inputs_version))
     return found
 
 
@@ -231,7 +250,6 @@ def derived_facts_verify(*, fix: bool = False, batch: int = BATCH) -> list[Diffe
     one; every difference (study ID, column, stored, rebuilt). ``fix``: store the rebuilt rows
     that differ (each batch in its own transaction)."""
     ids = list(Patient.objects.order_by("study_id").values_list("pk", flat=True))
-    versions = inputs_versions(Center.objects.values_list("pk", flat=True))
     differences: list[Difference] = []
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
@@ -243,7 +261,7 @@ def derived_facts_verify(*, fix: bool = False, batch: int = BATCH) -> list[Diffe
         }
         wrong = []
         for rebuilt in rows_rebuild(chunk):
-            found = _differences(rebuilt, stored.get(rebuilt.patient_id), versions)
+            found = _differences(rebuilt, stored.get(rebuilt.patient_id))
             if found:
                 differences.extend(found)
                 wrong.append(rebuilt.patient_id)
