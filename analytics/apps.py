@@ -11,15 +11,19 @@ class AnalyticsConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from monitoring.models import RuleParameterSet
+        from patients.models import Center
         from patients.signals import records_changed
 
         records_changed.connect(
             _derived_rows_on_records_changed, dispatch_uid="analytics.derived_rows"
         )
         post_save.connect(
-            _derived_rows_on_rule_params,
+            _derived_rows_on_inputs,
             sender=RuleParameterSet,
             dispatch_uid="analytics.derived_rows_rule_params",
+        )
+        post_save.connect(
+            _derived_rows_on_inputs, sender=Center, dispatch_uid="analytics.derived_rows_center"
         )
 
 
@@ -31,11 +35,17 @@ def _derived_rows_on_records_changed(sender, *, patient_ids, **kwargs):
     derived_rows_store(patient_ids=patient_ids)
 
 
-def _derived_rows_on_rule_params(sender, *, instance, created, raw=False, **kwargs):
-    """A version of a center's rule parameters was published (None: the registry's): the
-    center_* columns of its patients follow it, rebuilt in the publishing transaction."""
-    if raw or not created:
+def _derived_rows_on_inputs(sender, *, instance, created, raw=False, **kwargs):
+    """A center was changed (its code or time zone may have moved), or a version of a center's
+    rule parameters was published (None: the registry's): the stored rows of its patients whose
+    inputs changed are rebuilt in the same transaction (`analytics.derived.center_rows_store`)."""
+    if raw:
         return
     from analytics.derived import center_rows_store
+    from patients.models import Center
 
-    center_rows_store(center_id=instance.center_id)
+    if isinstance(instance, Center):
+        if not created:
+            center_rows_store(center_id=instance.pk)
+    elif created:
+        center_rows_store(center_id=instance.center_id)

@@ -127,16 +127,27 @@ def derived_rows_store(*, patient_ids: Iterable[int]) -> int:
 
 
 def center_rows_store(*, center_id: int | None) -> int:
-    """Rebuild the rows of a center's patients (None: every patient): its alert parameters in
-    force changed (the center_* columns follow them). Takes the patients' locks first, in pk
-    order as every bulk writer does (`rule_parameters_publish` then re-evaluates their alerts
-    under the same locks), so a clinical write of one of them waits and rebuilds its row with
-    the new parameters."""
-    patients = (
-        Patient.objects.all() if center_id is None else Patient.objects.filter(center_id=center_id)
-    )
+    """Rebuild the stored rows of a center's patients (None: every center's) whose inputs
+    changed: the center's code or time zone, or its alert parameters in force (the center_*
+    columns follow them). The patients are locked first, in pk order as every bulk writer does
+    (`rule_parameters_publish` then re-evaluates their alerts under the same locks), so a
+    clinical write of one of them waits and rebuilds its row with the new inputs. Returns how
+    many rows were rebuilt."""
+    centers = Center.objects.all() if center_id is None else Center.objects.filter(pk=center_id)
+    versions = inputs_versions(centers.values_list("pk", flat=True))
+    stale = Q()
+    for pk, version in versions.items():
+        stale |= Q(patient__center_id=pk) & ~Q(inputs_version=version)
+    if not stale:
+        return 0
     with transaction.atomic():
-        ids = list(patients.select_for_update().order_by("pk").values_list("pk", flat=True))
+        ids = list(PatientDerived.objects.filter(stale).values_list("patient_id", flat=True))
+        ids = list(
+            Patient.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         return derived_rows_store(patient_ids=ids)
 
 

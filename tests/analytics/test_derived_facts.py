@@ -236,6 +236,21 @@ def test_a_rule_parameter_publish_rebuilds_the_centers_rows(course):
     _current()  # the center's own version still rules: rebuilt, the same
 
 
+def test_a_centers_time_zone_corrected_rebuilds_its_rows(course):
+    """The days of the counts are calendar days in the center's zone: a correction saved (as
+    the admin saves it) rebuilds the rows whose inputs it changed, in its transaction."""
+    _count(course, "12", 30)
+    center = course.center
+    center.time_zone = "America/Los_Angeles"  # 08:00 in Berlin: the evening before there
+    center.save()
+    assert _stored(course)["regen_day"] == 29
+    _current()
+    center.name = "Center Alpha (renamed)"  # nothing the rows read: none rebuilt
+    stamps = dict(PatientDerived.objects.values_list("patient_id", "updated_at"))
+    center.save()
+    assert dict(PatientDerived.objects.values_list("patient_id", "updated_at")) == stamps
+
+
 def test_a_center_setting_changed_without_a_write_makes_the_row_stale(course):
     """A center renamed in the table: the rows' fingerprint no longer matches; the check says
     so, and a snapshot rebuilds (and stores) them rather than read the old code."""
