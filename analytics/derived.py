@@ -39,7 +39,7 @@ from analytics.dataset import (
 )
 from analytics.dataset_schema import COLUMN_NAMES
 from analytics.models import PatientDerived
-from carttrack.replica import reading_from_replica
+from carttrack.replica import primary_reads, reading_from_replica
 from monitoring.params import RuleParams
 from monitoring.selectors import params_in_force_for_centers
 from patients.models import Center, Patient
@@ -114,15 +114,16 @@ def derived_rows_store(*, patient_ids: Iterable[int]) -> int:
     meanwhile has no row to keep (its row goes with it)."""
     ids = sorted(set(patient_ids))
     stored = 0
-    for start in range(0, len(ids), BATCH):
-        rebuilt = rows_rebuild(ids[start : start + BATCH])
-        PatientDerived.objects.bulk_create(
-            _stored(rebuilt, timezone.now()),
-            update_conflicts=True,
-            unique_fields=["patient"],
-            update_fields=["row", "inputs_version", "updated_at"],
-        )
-        stored += len(rebuilt)
+    with primary_reads():  # reads that decide a write (a writer inside replica_reads())
+        for start in range(0, len(ids), BATCH):
+            rebuilt = rows_rebuild(ids[start : start + BATCH])
+            PatientDerived.objects.bulk_create(
+                _stored(rebuilt, timezone.now()),
+                update_conflicts=True,
+                unique_fields=["patient"],
+                update_fields=["row", "inputs_version", "updated_at"],
+            )
+            stored += len(rebuilt)
     return stored
 
 
@@ -134,13 +135,14 @@ def center_rows_store(*, center_id: int | None) -> int:
     clinical write of one of them waits and rebuilds its row with the new inputs. Returns how
     many rows were rebuilt."""
     centers = Center.objects.all() if center_id is None else Center.objects.filter(pk=center_id)
-    versions = inputs_versions(centers.values_list("pk", flat=True))
+    with primary_reads():
+        versions = inputs_versions(centers.values_list("pk", flat=True))
     stale = Q()
     for pk, version in versions.items():
         stale |= Q(patient__center_id=pk) & ~Q(inputs_version=version)
     if not stale:
         return 0
-    with transaction.atomic():
+    with transaction.atomic(), primary_reads():
         ids = list(PatientDerived.objects.filter(stale).values_list("patient_id", flat=True))
         ids = list(
             Patient.objects.select_for_update()
@@ -256,34 +258,47 @@ def _differences(rebuilt: Rebuilt, stored) -> list[Difference]:
     return found
 
 
+def _compared(chunk: list[int]) -> tuple[list[Difference], list[int]]:
+    """The differences between the patients' stored rows and their rebuild, and who differs."""
+    stored = {
+        pk: (row, version)
+        for pk, row, version in PatientDerived.objects.filter(patient_id__in=chunk).values_list(
+            "patient_id", "row", "inputs_version"
+        )
+    }
+    differences, wrong = [], []
+    for rebuilt in rows_rebuild(chunk):
+        found = _differences(rebuilt, stored.get(rebuilt.patient_id))
+        if found:
+            differences.extend(found)
+            wrong.append(rebuilt.patient_id)
+    return differences, wrong
+
+
 def derived_facts_verify(*, fix: bool = False, batch: int = BATCH) -> list[Difference]:
     """Rebuild every patient's row from the raw records, in batches, and compare with the stored
     one; every difference (study ID, column, stored, rebuilt). ``fix``: store the rebuilt rows
-    that differ (each batch in its own transaction)."""
+    that differ.
+
+    A patient found different is compared again under their lock (a writer may have changed
+    the records between the two reads of the first comparison), so only a real difference is
+    reported; with ``fix`` their row is then rebuilt under that lock, as a writer stores it."""
     ids = list(Patient.objects.order_by("study_id").values_list("pk", flat=True))
     differences: list[Difference] = []
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        stored = {
-            pk: (row, version)
-            for pk, row, version in PatientDerived.objects.filter(patient_id__in=chunk).values_list(
-                "patient_id", "row", "inputs_version"
-            )
-        }
-        wrong = []
-        for rebuilt in rows_rebuild(chunk):
-            found = _differences(rebuilt, stored.get(rebuilt.patient_id))
-            if found:
-                differences.extend(found)
-                wrong.append(rebuilt.patient_id)
-        if fix and wrong:
+    with primary_reads():
+        for start in range(0, len(ids), batch):
+            _found, wrong = _compared(ids[start : start + batch])
+            if not wrong:
+                continue
             with transaction.atomic():
-                # Under the patients' locks, from the records committed: as a writer stores it.
-                list(
+                locked = list(
                     Patient.objects.select_for_update()
                     .filter(pk__in=wrong)
                     .order_by("pk")
                     .values_list("pk", flat=True)
                 )
-                derived_rows_store(patient_ids=wrong)
+                found, wrong = _compared(locked)
+                differences.extend(found)
+                if fix and wrong:
+                    derived_rows_store(patient_ids=wrong)
     return differences
