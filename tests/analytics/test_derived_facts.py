@@ -111,6 +111,13 @@ def test_each_write_through_the_services_keeps_the_row_current(course):
     _current()
 
 
+def test_a_row_does_not_age(course, frozen_now):
+    """Nothing in the row depends on the day it is built (follow-up ends at the last record or
+    death, never at "today"): a year later the stored row still equals its rebuild."""
+    frozen_now.shift(timedelta(days=365))
+    _current()
+
+
 def test_a_lab_result_added_corrected_and_deleted(course):
     (added,) = _count(course, "12", 30)
     assert _stored(course)["regen_day"] == 30
