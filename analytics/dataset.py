@@ -94,6 +94,8 @@ class PatientRecords(NamedTuple):
     infusions: list[tuple[date, str]]  # (infusion_date, product), in stored order
     therapies: list[tuple[date, str]]  # (start_date, category), in stored order
     timeline: Timeline  # dates in the center's zone (monitoring.selectors.timeline_build)
+    patient_id: int | None = None  # the Patient's pk (where the derived row is stored)
+    center_time_zone: str = ""  # the zone the timeline's dates are in
 
 
 def _age(birth: date | None, day: date) -> int | None:  # as Patient.age_on
@@ -298,12 +300,19 @@ def records_read(patient_ids: list[int]) -> list[PatientRecords]:
         Patient.objects.filter(pk__in=patient_ids)
         .order_by("study_id")
         .values_list(
-            "pk", "study_id", "center__code", "center_id", "is_synthetic", "sex", "date_of_birth"
+            "pk",
+            "study_id",
+            "center__code",
+            "center_id",
+            "is_synthetic",
+            "sex",
+            "date_of_birth",
+            "center__time_zone",
         )
     )
     return [
-        PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk])
-        for pk, *values in patients
+        PatientRecords(*values, infusions[pk], therapies[pk], timelines[pk], pk, zone)
+        for pk, *values, zone in patients
     ]
 
 
@@ -314,22 +323,32 @@ def cohort_records(cohort: CohortFilter):
         yield from records_read(ids[start : start + _BATCH])
 
 
+def rows_build(
+    records: list[PatientRecords], in_force: dict[int | None, RuleParams] | None = None
+) -> list[tuple[PatientRecords, dict | None]]:
+    """Each patient's analysis row from their records (None: no infusion), as the analysis
+    defines it: the study's definitions (detectable > 0 cells/µL, 45-day window, MRD ≥ 0.01 %),
+    whatever a center's alert parameters are, so that centers and published figures are compared
+    on one definition and the data dictionary's meaning holds; the center_* columns alone follow
+    each center's alert definition (the one resolver). The rows stored per patient
+    (`analytics.derived`) and the rows rebuilt from raw records are both built here. ``in_force``:
+    the centers' alert parameters, when the caller has read them."""
+    if in_force is None:
+        in_force = params_in_force_for_centers({r.center_id for r in records}) if records else {}
+    return [
+        (r, patient_row(r, STUDY_DEFINITION, center_params=in_force[r.center_id])) for r in records
+    ]
+
+
 def analysis_frame(cohort: CohortFilter | None = None) -> pd.DataFrame:
-    """The analysis dataset for a cohort, with exactly the data dictionary's columns."""
+    """The analysis dataset for a cohort, with exactly the data dictionary's columns, rebuilt
+    from the raw records (`analytics.derived.analysis_frame_stored`: the same rows, as stored)."""
     cohort = cohort or CohortFilter()
-    # The analysis uses the study's definitions (detectable > 0 cells/µL, 45-day window, MRD
-    # ≥ 0.01 %), whatever a center's alert parameters are, so that centers and published
-    # figures are compared on one definition and the data dictionary's meaning holds.
-    # The center_* columns alone follow each center's alert definition (the one resolver).
-    params = STUDY_DEFINITION
     rows = []
-    in_force: dict[int | None, RuleParams] = {}
-    for records in cohort_records(cohort):
-        if records.center_id not in in_force:
-            in_force.update(params_in_force_for_centers({records.center_id}))
-        row = patient_row(records, params, center_params=in_force[records.center_id])
-        if row is not None:
-            rows.append(row)
+    ids = list(cohort_patients(cohort).values_list("pk", flat=True))
+    for start in range(0, len(ids), _BATCH):
+        built = rows_build(records_read(ids[start : start + _BATCH]))
+        rows.extend(row for _records, row in built if row is not None)
     return pd.DataFrame(rows, columns=list(COLUMN_NAMES))
 
 

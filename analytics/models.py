@@ -91,3 +91,34 @@ class RefreshRun(BackgroundRun):
 
     def __str__(self) -> str:
         return f"refresh {self.pk} of {self.cohort_key}: {self.status}"
+
+
+class PatientDerived(models.Model):
+    """One patient's analysis dataset row (`analytics.dataset.patient_row`), kept current in the
+    transaction that changes the patient's records (`analytics.derived`), so that a snapshot reads
+    one stored row per patient instead of rebuilding every timeline.
+
+    ``row`` None: the patient has no infusion (no row in the analysis table). ``inputs_version``
+    fingerprints what the row depends on besides the patient's records (the center's code, time
+    zone and alert parameters in force, the row's logic): a row whose fingerprint differs from
+    the current one is stale and is rebuilt when read. ``manage.py derived_facts_verify``
+    rebuilds every row from the raw records and reports any difference.
+    """
+
+    patient = models.OneToOneField(
+        "patients.Patient",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="derived",
+        verbose_name=_("patient"),
+    )
+    row = models.JSONField(_("analysis row"), null=True, blank=True)
+    inputs_version = models.CharField(_("inputs version"), max_length=64)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("derived patient facts")
+        verbose_name_plural = _("derived patient facts")
+
+    def __str__(self) -> str:
+        return f"derived facts of patient {self.patient_id}"

@@ -21,8 +21,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 from simple_history.utils import get_history_model_for_model
 
-from analytics.dataset import CohortFilter, analysis_csv, analysis_frame
+from analytics.dataset import CohortFilter, analysis_csv
 from analytics.dataset_schema import read_analysis_csv, read_analysis_csv_lenient
+from analytics.derived import analysis_frame_stored
 from analytics.disclosure import HIDE_ALL, count_cells, differencing_withheld_all
 from analytics.figures import dashboard_figures
 from analytics.models import DONE, FAILED, QUEUED, RUNNING, DashboardSnapshot, RefreshRun
@@ -109,8 +110,9 @@ def _registry_atoms(key: str, counts_of) -> dict[tuple[str, str, int], dict[str,
     found = cache.get(key)
     if found is not None:
         return found
+    # The stored rows (`analytics.derived`); computed from a page too, which writes nothing.
     table, _refused = read_analysis_csv_lenient(
-        io.StringIO(analysis_csv(analysis_frame(CohortFilter())))
+        io.StringIO(analysis_csv(analysis_frame_stored(CohortFilter(), store=False)))
     )
     atoms = {}
     if len(table):
@@ -221,7 +223,8 @@ def snapshot_compute(
     progress(gettext_noop("Building the analysis dataset"), 10)
     with replica_reads():  # the heavy read, from the replica when one is configured and current
         version = data_version()  # read first: data changed during the run makes it look stale
-        frame = analysis_frame(cohort)
+        # One stored row per patient (kept current on write), not every timeline rebuilt.
+        frame = analysis_frame_stored(cohort)
     # Round-trip through the CSV reader: the snapshot sees exactly what the export gives.
     table_csv = analysis_csv(frame)
     table, refused = read_analysis_csv_lenient(io.StringIO(table_csv))

@@ -62,6 +62,12 @@ app.conf.beat_schedule = {
         "task": "analytics.tasks.refresh_dashboard_nightly",
         "schedule": crontab(hour=2, minute=30),
     },
+    # The stored analysis rows (kept current on write) rebuilt from the raw records and compared;
+    # a difference is logged and fixed. Before the nightly snapshots, after the full sweep.
+    "derived-facts-verify-nightly": {
+        "task": "analytics.tasks.derived_facts_verify_nightly",
+        "schedule": crontab(hour=2, minute=5),
+    },
 }
 
 # Request IDs carried into tasks, task durations recorded (carttrack/celery_signals.py); beat's

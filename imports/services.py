@@ -30,6 +30,7 @@ from patients.ingest.records import Batch, Problem, problems_by_key
 from patients.ingest.write import batch_ingest, batch_preview
 from patients.models import Center, Infusion
 from patients.selectors import patients_visible_to
+from patients.signals import records_changed_send
 
 Progress = Callable[[str, int, int], None]
 
@@ -144,6 +145,11 @@ def records_import(
             history=history,
             history_is_news=history_is_news,
             progress=(lambda done, total: progress("alerts", done, total)) if progress else None,
+        )
+        # What else is derived from the records (the stored analysis rows) is kept by the
+        # receivers of the one announcement every writer makes, in this transaction.
+        records_changed_send(
+            sender=Batch, patient_ids=[p.pk for p in patients], alerts_evaluated=True
         )
         raised = historical = 0
         for change in changes:

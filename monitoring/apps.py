@@ -15,8 +15,11 @@ class MonitoringConfig(AppConfig):
         checks.register(centers_have_recipients, checks.Tags.database)
 
 
-def _alerts_sync_on_records_changed(sender, *, patient_ids, **kwargs):
-    """Patients announced changed records (inside their transaction): bring the alerts in line."""
+def _alerts_sync_on_records_changed(sender, *, patient_ids, alerts_evaluated=False, **kwargs):
+    """Patients announced changed records (inside their transaction): bring the alerts in line,
+    unless the writer evaluated them itself (an import, `imports.services.records_import`)."""
+    if alerts_evaluated:
+        return
     from monitoring.services import alerts_sync
     from patients.models import Patient
 

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 
 from analytics import services
 from analytics.dataset import CohortFilter, analysis_frame
+from patients.services import clinical_record_save
 from tests.analytics.test_dataset import infused_patient, on
 from tests.factories import CenterFactory, EventFactory, LabResultFactory, ResponseFactory
 
@@ -36,7 +37,12 @@ def test_change_committed_after_a_later_change_makes_the_snapshot_stale():
     def slow_request():  # e.g. a response entered while the server is busy
         try:
             with transaction.atomic():
-                ResponseFactory(patient=slow, assessed_on=on(28), response="CR")
+                # Through the write path, as a request does: the patient stays locked until
+                # the commit, so the snapshot leaves its stored row to this writer.
+                clinical_record_save(
+                    instance=ResponseFactory.build(patient=slow, assessed_on=on(28), response="CR"),
+                    user=None,
+                )
                 saved.set()
                 assert release.wait(10)
         except Exception as error:  # reported by the assertion below
