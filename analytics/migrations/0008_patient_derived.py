@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0006_verbose_names_i18n'),
+        ('analytics', '0007_refreshrun_attempts'),
         ('patients', '0006_clinicianprofile_language'),
     ]
 
