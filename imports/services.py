@@ -20,6 +20,7 @@ from datetime import date
 
 from django.db import transaction
 
+from carttrack.shared_reads import reads_shared
 from monitoring.models import ACTIVE_STATUSES
 from monitoring.services import responsible_assign
 from monitoring.sweep import alerts_sync_many
@@ -139,18 +140,23 @@ def records_import(
         if progress is not None:
             progress("alerts", 0, len(patients))
         # The patients' rows are locked by batch_ingest (pk order) until this transaction ends.
-        changes = alerts_sync_many(
-            patient_ids=[p.pk for p in patients],
-            notify=notify,
-            history=history,
-            history_is_news=history_is_news,
-            progress=(lambda done, total: progress("alerts", done, total)) if progress else None,
-        )
-        # What else is derived from the records (the stored analysis rows) is kept by the
-        # receivers of the one announcement every writer makes, in this transaction.
-        records_changed_send(
-            sender=Batch, patient_ids=[p.pk for p in patients], alerts_evaluated=True
-        )
+        # Everything written: the alert evaluation and the announcement's receivers share what
+        # they read of the patients (carttrack.shared_reads).
+        with reads_shared():
+            changes = alerts_sync_many(
+                patient_ids=[p.pk for p in patients],
+                notify=notify,
+                history=history,
+                history_is_news=history_is_news,
+                progress=(
+                    (lambda done, total: progress("alerts", done, total)) if progress else None
+                ),
+            )
+            # What else is derived from the records (the stored analysis rows) is kept by the
+            # receivers of the one announcement every writer makes, in this transaction.
+            records_changed_send(
+                sender=Batch, patient_ids=[p.pk for p in patients], alerts_evaluated=True
+            )
         raised = historical = 0
         for change in changes:
             if change.alert.status in ACTIVE_STATUSES:  # raised or re-opened, or basis updated

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import BigIntegerField, Case, Func, IntegerField, QuerySet, Value, When
 
+from carttrack.shared_reads import read_shared
 from monitoring.models import (
     ACTIVE_STATUSES,
     SEVERITY_RANK,
@@ -115,14 +116,27 @@ class PatientTimeline:
     timeline: Timeline
 
 
+# Up to this many patients, a read is shared by what runs after one write (carttrack.shared_reads:
+# the alert evaluation and the stored analysis rows read the timelines once); a bulk import's
+# batches are read each time, so a scope never holds a registry's timelines.
+SHARED_READ_MOST = 100
+
+
 def timelines_read(patient_ids: Iterable[int]) -> list[PatientTimeline]:
     """Many patients' timelines in one query per section (plain tuples, no model instances),
-    ordered by patient id: what the sweep evaluates in bulk. Same values as `patient_timeline`."""
-    from patients.models import Center
-
+    ordered by patient id: what the sweep evaluates in bulk. Same values as `patient_timeline`.
+    The values are frozen; inside a `reads_shared` scope a few patients' read is shared."""
     ids = sorted(set(patient_ids))
     if not ids:
         return []
+    if len(ids) > SHARED_READ_MOST:
+        return _timelines_read(ids)
+    return list(read_shared(("timelines", tuple(ids)), lambda: _timelines_read(ids)))
+
+
+def _timelines_read(ids: list[int]) -> list[PatientTimeline]:
+    from patients.models import Center
+
     rows: dict[int, dict[str, list[tuple]]] = {
         pk: {section: [] for section in TIMELINE_SECTIONS} for pk in ids
     }
@@ -192,9 +206,12 @@ class AlertingPolicy:
 
 
 def alerting_policies(center_ids: Iterable[int]) -> dict[int, AlertingPolicy]:
-    """Each center's AlertingPolicy (one query for all)."""
+    """Each center's AlertingPolicy (one query for all; once in a `reads_shared` scope)."""
     center_ids = list(center_ids)
-    own = {a.center_id: a for a in CenterAlerting.objects.filter(center_id__in=list(center_ids))}
+    own = read_shared(
+        ("alerting", frozenset(center_ids)),
+        lambda: {a.center_id: a for a in CenterAlerting.objects.filter(center_id__in=center_ids)},
+    )
 
     def pick(row, name, setting):
         value = getattr(row, name, None) if row is not None else None
@@ -224,8 +241,11 @@ def params_in_force_for_centers(
     center_ids: Iterable[int | None], *, at: datetime | None = None
 ) -> dict[int | None, RuleParams]:
     """`rule_params_for` for many centers in one query: what the sweep, the preview and the
-    worklist read."""
-    return settings_in_force(RuleParameterSet, center_ids, at=at)
+    worklist read (once in a `reads_shared` scope)."""
+    wanted = frozenset(center_ids)
+    return read_shared(
+        ("rule params", wanted, at), lambda: settings_in_force(RuleParameterSet, wanted, at=at)
+    )
 
 
 def detectable_bcell_result_ids(patient_ids: Iterable[int]) -> set[int]:

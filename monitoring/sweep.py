@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from carttrack.shared_reads import read_shared
 from monitoring import notifications
 from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
 from monitoring.badge import badge_versions_bump
@@ -59,7 +60,7 @@ class SweepContext:
     """What a run reads once: each center's rule parameters and today in its time zone."""
 
     def __init__(self, as_of: date | None = None) -> None:
-        self.centers = list(Center.objects.all())
+        self.centers = read_shared(("centers",), lambda: list(Center.objects.all()))
         # The center's current set, else the registry-wide one, else the defaults: the one
         # resolver (selectors.params_in_force_for_centers), in one query.
         in_force = params_in_force_for_centers([c.pk for c in self.centers])

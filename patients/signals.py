@@ -11,9 +11,14 @@ Every writer sends it: the form services (`patients.services`) and the one impor
 in bulk, with the sender's choices (history, notifications), and says so with
 `alerts_evaluated=True`: monitoring's receiver then leaves the alerts alone, every other
 receiver (the stored analysis rows, in `analytics.apps`) derives what it keeps.
+
+The receivers of one announcement share what they read (`carttrack.shared_reads`: the
+patients' timelines, their centers' settings), read once after the writes for all of them.
 """
 
 from django.dispatch import Signal
+
+from carttrack.shared_reads import reads_shared
 
 records_changed = Signal()  # keywords: patient_ids (a list of Patient pks), alerts_evaluated
 
@@ -21,6 +26,7 @@ records_changed = Signal()  # keywords: patient_ids (a list of Patient pks), ale
 def records_changed_send(
     *, sender: object, patient_ids: list[int], alerts_evaluated: bool = False
 ) -> None:
-    records_changed.send(
-        sender=sender, patient_ids=list(patient_ids), alerts_evaluated=alerts_evaluated
-    )
+    with reads_shared(join=True):
+        records_changed.send(
+            sender=sender, patient_ids=list(patient_ids), alerts_evaluated=alerts_evaluated
+        )
