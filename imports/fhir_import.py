@@ -1,4 +1,4 @@
-"""Import a FHIR Bundle read by `imports.fhir.bundle_read`, with FHIR's own semantics.
+"""Import a FHIR Bundle read by `imports.fhir_read.bundle_read`, with FHIR's own semantics.
 
 - `transaction`: all or nothing; answered with a `transaction-response` Bundle (one response per
   entry, in order) or, when anything is wrong, a 400 OperationOutcome naming every problem.
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from imports import fhir
-from imports.fhir import (
+from imports.fhir_codes import CONFIRM_HINT
+from imports.fhir_entry import (
     ENTRY_PLACE,
     ERROR,
     HOLD,
@@ -32,8 +32,10 @@ from imports.fhir import (
     SKIPPED,
     WITHDRAW,
     FhirEntry,
-    Intake,
 )
+from imports.fhir_observation import BELOW, REPLACING_STATUSES
+from imports.fhir_read import Intake
+from imports.fhir_write import operation_outcome
 from imports.held import held_result_record
 from imports.models import UNKNOWN_PATIENT, ObservationLink
 from imports.problems import Coded
@@ -48,7 +50,7 @@ REPLACED, WITHDRAWN, STORED, ALREADY = "replaced", "withdrawn", "stored", "alrea
 
 @dataclass
 class Applied:
-    """What happened to each entry: its fate (fhir.* or REPLACED, WITHDRAWN, STORED, ALREADY),
+    """What happened to each entry: its fate (fhir_entry.* or REPLACED, WITHDRAWN, STORED, ALREADY),
     its messages, and the stored result's pk."""
 
     fates: dict[int, str] = field(default_factory=dict)
@@ -185,7 +187,7 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
                 "The stored result was withdrawn (entered in error); its history keeps it.",
             )
         elif entry.fate == RESULT and link is not None:
-            if entry.status in fhir.REPLACING_STATUSES:
+            if entry.status in REPLACING_STATUSES:
                 try:
                     _replace(entry, link, user)
                 except ValidationError as error:
@@ -229,7 +231,7 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
     batch = Batch(
         patients=list(intake.patients),
         samples=list(samples.values()),
-        confirm_hint=fhir.CONFIRM_HINT,
+        confirm_hint=CONFIRM_HINT,
     )
     if not batch.samples and not _new_patients(intake, scope):
         return applied
@@ -301,7 +303,7 @@ def _hold(intake: Intake, scope: Scope, entries: list[FhirEntry] | None = None) 
         quantity = resource.valueQuantity
         value = ""
         if quantity is not None and quantity.value is not None:
-            value = f"{'<' if quantity.comparator in fhir.BELOW else ''}{quantity.value}"
+            value = f"{'<' if quantity.comparator in BELOW else ''}{quantity.value}"
         held = held_result_record(
             center=center,
             source="fhir",
@@ -341,7 +343,7 @@ STATUS = {
 
 
 def _errors_outcome(errors: list[tuple[str, str]]) -> dict:
-    return fhir.operation_outcome(
+    return operation_outcome(
         [("error", "invalid", place, text) for place, text in errors]
         + [("information", "informational", "", "Nothing was saved.")]
     )
@@ -358,7 +360,7 @@ def _response_bundle(kind: str, intake: Intake, applied: Applied, failed=None) -
         messages = failed.get(entry.index) or entry.messages + applied.notes.get(entry.index, [])
         if messages:
             severity, code = SEVERITY[fate]
-            response["outcome"] = fhir.operation_outcome(
+            response["outcome"] = operation_outcome(
                 [(severity, code, place, text) for place, text in messages]
             )
         entries.append({"response": response})
@@ -394,4 +396,4 @@ def _summary_outcome(intake: Intake, applied: Applied) -> dict:
             severity, code = SEVERITY[fate]
             messages = entry.messages + applied.notes.get(entry.index, [])
             issues.extend((severity, code, place, text) for place, text in messages)
-    return fhir.operation_outcome(issues)
+    return operation_outcome(issues)
