@@ -130,17 +130,7 @@ def logrank(
     if e.sum() == 0:
         return undefined("no events in any group")
 
-    k = len(wanted)
-    expected = np.zeros(k)
-    variance = np.zeros((k, k))
-    for u in np.unique(t[e == 1]):
-        at_risk = np.array([(t[m] >= u).sum() for m in members], dtype=float)
-        deaths = np.array([e[m & (t == u)].sum() for m in members], dtype=float)
-        n, d = at_risk.sum(), deaths.sum()
-        expected += d * at_risk / n
-        if n > 1:
-            share = at_risk / n
-            variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
+    expected, variance = _expected_and_variance(t, e, members)
     # As survdiff: a group never at risk at an event time (expected 0) carries no information
     # and is left out of the statistic; with fewer than two informative groups there is no test.
     informative = expected > 0
@@ -153,6 +143,34 @@ def logrank(
     df = int(informative.sum()) - 1
     chi2 = float(diff @ np.linalg.solve(v, diff))
     p = float(stats.chi2.sf(chi2, df))
+    caution = _logrank_caution(wanted, informative, expected)
+    n_excluded = int((~keep).sum())
+    return LogRankResult(name, summary(expected), chi2, df, p, None, n_excluded, caution)
+
+
+def _expected_and_variance(
+    t: np.ndarray, e: np.ndarray, members: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's expected events and the hypergeometric covariance of (O − E), summed over
+    the distinct event times (survdiff's)."""
+    k = len(members)
+    expected = np.zeros(k)
+    variance = np.zeros((k, k))
+    for u in np.unique(t[e == 1]):
+        at_risk = np.array([(t[m] >= u).sum() for m in members], dtype=float)
+        deaths = np.array([e[m & (t == u)].sum() for m in members], dtype=float)
+        n, d = at_risk.sum(), deaths.sum()
+        expected += d * at_risk / n
+        if n > 1:
+            share = at_risk / n
+            variance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
+    return expected, variance
+
+
+def _logrank_caution(
+    wanted: list[str], informative: np.ndarray, expected: np.ndarray
+) -> str | None:
+    """What a reader of the p-value must know: groups left out, groups with few expected events."""
     notes = []
     dropped = [lab for lab, ok in zip(wanted, informative, strict=True) if not ok]
     if dropped:
@@ -164,9 +182,7 @@ def logrank(
             + ", ".join(repr(x) for x in small)
             + ": the chi-square p-value is approximate"
         )
-    caution = "; ".join(notes) or None
-    n_excluded = int((~keep).sum())
-    return LogRankResult(name, summary(expected), chi2, df, p, None, n_excluded, caution)
+    return "; ".join(notes) or None
 
 
 @dataclass(frozen=True)

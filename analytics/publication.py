@@ -16,6 +16,7 @@ Small cells (``analytics.disclosure``): with ``minimum`` > 0 a count below it is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -123,14 +124,16 @@ def table_one(
     "withheld" (with their percentage, or their median, which would give them away)."""
     if grouping not in GROUPINGS:
         raise ValueError(f"group by one of {', '.join(GROUPINGS)}, not {grouping!r}")
-    withheld = withheld or set()
     keys = frame[grouping].map(_text)
     levels = sorted(k for k in keys.dropna().unique())
     if len(levels) < 2:
         raise ValueError(f"{GROUPINGS[grouping]} takes one value only in this cohort")
-    n_blank = int(keys.isna().sum())
-    members = {lvl: (keys == lvl).to_numpy() for lvl in levels}
-    sizes = {lvl: int(m.sum()) for lvl, m in members.items()}
+    groups = _Groups(
+        levels=levels,
+        members={lvl: (keys == lvl).to_numpy() for lvl in levels},
+        minimum=minimum,
+        withheld=withheld or set(),
+    )
     group_names = [
         FLAG_LABELS.get(lvl, lvl)
         if grouping != "cr"
@@ -141,81 +144,107 @@ def table_one(
     for column, (label, kind) in TABLE_ONE_VARIABLES.items():
         if column == grouping:
             continue
-        values = frame[column]
         if kind == "number":
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
-            samples = [numbers[m & ~np.isnan(numbers)] for m in members.values()]
-            p, test = _number_test(samples)
-            cells = []
-            for lvl, s in zip(levels, samples, strict=True):
-                if len(s) and ({f"{column}/n/{lvl}", f"size/{lvl}"} & withheld):
-                    cells.append(WITHHELD)
-                    continue
-                if not len(s) or is_small(len(s), minimum):
-                    cells.append(f"n {small_cell_label(len(s), minimum)}" if len(s) else "—")
-                    continue
-                q1, med, q3 = np.percentile(s, [25, 50, 75])
-                cells.append(f"{med:.1f} ({q1:.1f}–{q3:.1f})")
-            rows.append(
-                {
-                    "variable": label,
-                    "level": gettext_noop("median (IQR)"),
-                    "cells": cells,
-                    "p_value": p,
-                    "test": test,
-                }
-            )
-            continue
-        texts = values.map(_text)
-        categories = sorted(texts.dropna().unique())
-        if not categories:
-            continue
-        counts = np.array(
-            [
-                [int(((texts == c).to_numpy() & m).sum()) for m in members.values()]
-                for c in categories
-            ]
-        )
-        p, test = _category_test(counts)
-        shown_by_group = [
-            suppress_group({c: int(counts[i, j]) for i, c in enumerate(categories)}, minimum)
-            for j in range(len(levels))
-        ]
-        for i, category in enumerate(categories):
-            cells = []
-            for j, lvl in enumerate(levels):
-                shown = shown_by_group[j][category]
-                if {f"{column}/{category}/{lvl}", f"size/{lvl}"} & withheld:
-                    cells.append(WITHHELD)
-                elif shown is None:
-                    cells.append(f"<{minimum}")
-                else:
-                    pct = 100 * shown / sizes[lvl] if sizes[lvl] else 0
-                    cells.append(f"{shown} ({pct:.1f} %)")
-            rows.append(
-                {
-                    "variable": label,
-                    "level": FLAG_LABELS.get(category, category),
-                    "cells": cells,
-                    "p_value": p if i == 0 else None,
-                    "test": test if i == 0 else "",
-                }
-            )
+            rows.append(_number_row(frame[column], column, label, groups))
+        else:
+            rows += _category_rows(frame[column], column, label, groups)
     return {
         "grouping": GROUPINGS[grouping],
         "groups": [
             {
                 "label": name,
                 "n": WITHHELD
-                if f"size/{lvl}" in withheld
-                else small_cell_label(sizes[lvl], minimum),
+                if f"size/{lvl}" in groups.withheld
+                else small_cell_label(groups.sizes[lvl], minimum),
             }
             for name, lvl in zip(group_names, levels, strict=True)
         ],
-        "n_blank_grouping": n_blank,
+        "n_blank_grouping": int(keys.isna().sum()),
         "rows": rows,
         "note": gettext_noop("Percentages of the group's patients; blank values are not counted."),
     }
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Table 1's groups: their levels in order, each one's members (a mask of the frame's
+    rows), and what this reader may not see (small cells, withheld paths)."""
+
+    levels: list[str]
+    members: dict[str, np.ndarray]
+    minimum: int
+    withheld: set[str]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {lvl: int(m.sum()) for lvl, m in self.members.items()}
+
+
+def _number_row(values: pd.Series, column: str, label: str, groups: _Groups) -> dict[str, Any]:
+    """A number's median (IQR) per group and the test of their difference."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    samples = [numbers[m & ~np.isnan(numbers)] for m in groups.members.values()]
+    p, test = _number_test(samples)
+    cells = []
+    for lvl, s in zip(groups.levels, samples, strict=True):
+        if len(s) and ({f"{column}/n/{lvl}", f"size/{lvl}"} & groups.withheld):
+            cells.append(WITHHELD)
+        elif not len(s) or is_small(len(s), groups.minimum):
+            cells.append(f"n {small_cell_label(len(s), groups.minimum)}" if len(s) else "—")
+        else:
+            q1, med, q3 = np.percentile(s, [25, 50, 75])
+            cells.append(f"{med:.1f} ({q1:.1f}–{q3:.1f})")
+    return {
+        "variable": label,
+        "level": gettext_noop("median (IQR)"),
+        "cells": cells,
+        "p_value": p,
+        "test": test,
+    }
+
+
+def _category_rows(
+    values: pd.Series, column: str, label: str, groups: _Groups
+) -> list[dict[str, Any]]:
+    """A category's count (%) per group, one row per value; the test on the first row."""
+    texts = values.map(_text)
+    categories = sorted(texts.dropna().unique())
+    if not categories:
+        return []
+    counts = np.array(
+        [
+            [int(((texts == c).to_numpy() & m).sum()) for m in groups.members.values()]
+            for c in categories
+        ]
+    )
+    p, test = _category_test(counts)
+    shown_by_group = [
+        suppress_group({c: int(counts[i, j]) for i, c in enumerate(categories)}, groups.minimum)
+        for j in range(len(groups.levels))
+    ]
+    sizes = groups.sizes
+    rows = []
+    for i, category in enumerate(categories):
+        cells = []
+        for j, lvl in enumerate(groups.levels):
+            shown = shown_by_group[j][category]
+            if {f"{column}/{category}/{lvl}", f"size/{lvl}"} & groups.withheld:
+                cells.append(WITHHELD)
+            elif shown is None:
+                cells.append(f"<{groups.minimum}")
+            else:
+                pct = 100 * shown / sizes[lvl] if sizes[lvl] else 0
+                cells.append(f"{shown} ({pct:.1f} %)")
+        rows.append(
+            {
+                "variable": label,
+                "level": FLAG_LABELS.get(category, category),
+                "cells": cells,
+                "p_value": p if i == 0 else None,
+                "test": test if i == 0 else "",
+            }
+        )
+    return rows
 
 
 def table_two(

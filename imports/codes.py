@@ -11,6 +11,7 @@ import math
 from functools import cache, lru_cache
 
 from carttrack.shared_reads import read_shared
+from imports.fhir_codes import ANALYTE_SYSTEM, mapping
 from patients import units
 from patients.models import Center
 
@@ -27,7 +28,6 @@ def code_analyte(*, center: Center, system: str, code: str) -> str | None:
     """The analyte `code` (in `system`, as sent) names at `center`, or None (not monitored, or
     not mapped yet). The center's own map first (a mapping with no system matches any), then the
     shipped LOINC entries (imports/fhir_mapping.json and FHIR_LOCAL_MAPPING_FILE)."""
-    from imports.fhir import ANALYTE_SYSTEM, mapping
     from imports.models import CodeMapping
 
     code = code.strip()

@@ -1,4 +1,4 @@
-"""Import a FHIR Bundle read by `imports.fhir.bundle_read`, with FHIR's own semantics.
+"""Import a FHIR Bundle read by `imports.fhir_read.bundle_read`, with FHIR's own semantics.
 
 - `transaction`: all or nothing; answered with a `transaction-response` Bundle (one response per
   entry, in order) or, when anything is wrong, a 400 OperationOutcome naming every problem.
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from imports import fhir
-from imports.fhir import (
+from imports.fhir_codes import CONFIRM_HINT
+from imports.fhir_entry import (
     ENTRY_PLACE,
     ERROR,
     HOLD,
@@ -32,8 +32,10 @@ from imports.fhir import (
     SKIPPED,
     WITHDRAW,
     FhirEntry,
-    Intake,
 )
+from imports.fhir_observation import BELOW, REPLACING_STATUSES
+from imports.fhir_read import Intake
+from imports.fhir_write import operation_outcome
 from imports.held import held_result_record
 from imports.models import UNKNOWN_PATIENT, ObservationLink
 from imports.problems import Coded
@@ -48,7 +50,7 @@ REPLACED, WITHDRAWN, STORED, ALREADY = "replaced", "withdrawn", "stored", "alrea
 
 @dataclass
 class Applied:
-    """What happened to each entry: its fate (fhir.* or REPLACED, WITHDRAWN, STORED, ALREADY),
+    """What happened to each entry: its fate (fhir_entry.* or REPLACED, WITHDRAWN, STORED, ALREADY),
     its messages, and the stored result's pk."""
 
     fates: dict[int, str] = field(default_factory=dict)
@@ -155,8 +157,27 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
     """Replace, withdraw and store what `entries` carry, in the caller's transaction."""
     applied = Applied()
     user = scope.user if getattr(scope.user, "is_authenticated", False) else None
+    links = _links(entries, scope)
+    new: list[FhirEntry] = []
+    for entry in entries:
+        link = links.get(entry.identifier) if entry.identifier else None
+        if entry.fate == WITHDRAW:
+            _withdraw(entry, link, user, applied)
+        elif entry.fate == RESULT and link is not None:
+            _known(entry, link, user, applied)
+        elif entry.fate == RESULT:
+            new.append(entry)
+        elif entry.fate in (PATIENT, SKIPPED, KEPT_OUT, HOLD):
+            applied.fates[entry.index] = entry.fate
+    if not applied.errors:
+        _store(new, intake, scope, applied)
+    return applied
+
+
+def _links(entries: list[FhirEntry], scope: Scope) -> dict[tuple[str, str], ObservationLink]:
+    """The stored results the entries' Observation identifiers name, in the sender's scope."""
     identifiers = [e.identifier for e in entries if e.identifier and e.fate in (RESULT, WITHDRAW)]
-    links = {
+    return {
         (link.system, link.value): link
         for link in ObservationLink.objects.filter(
             system__in={s for s, _v in identifiers},
@@ -164,60 +185,62 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
             lab_result__patient__in=scope.patients,
         ).select_related("lab_result")
     }
-    new: list[FhirEntry] = []
-    for entry in entries:
-        link = links.get(entry.identifier) if entry.identifier else None
-        if entry.fate == WITHDRAW:
-            if link is None:
-                applied.fates[entry.index] = KEPT_OUT
-                applied.note(
-                    entry,
-                    ".identifier",
-                    f"No stored result has the identifier {'|'.join(entry.identifier)}: "
-                    "nothing was withdrawn.",
-                )
-                continue
-            clinical_record_delete(instance=link.lab_result, user=user)
-            applied.fates[entry.index] = WITHDRAWN
-            applied.note(
-                entry,
-                "",
-                "The stored result was withdrawn (entered in error); its history keeps it.",
+
+
+def _withdraw(entry: FhirEntry, link: ObservationLink | None, user, applied: Applied) -> None:
+    """entered-in-error: the stored result it names is deleted (its history keeps it)."""
+    if link is None:
+        applied.fates[entry.index] = KEPT_OUT
+        applied.note(
+            entry,
+            ".identifier",
+            f"No stored result has the identifier {'|'.join(entry.identifier)}: "
+            "nothing was withdrawn.",
+        )
+        return
+    clinical_record_delete(instance=link.lab_result, user=user)
+    applied.fates[entry.index] = WITHDRAWN
+    applied.note(
+        entry,
+        "",
+        "The stored result was withdrawn (entered in error); its history keeps it.",
+    )
+
+
+def _known(entry: FhirEntry, link: ObservationLink, user, applied: Applied) -> None:
+    """A result whose identifier is stored: replaced (amended, corrected), already stored (the
+    same value and time), or refused (another value under a final status)."""
+    if entry.status in REPLACING_STATUSES:
+        try:
+            _replace(entry, link, user)
+        except ValidationError as error:
+            for text in error.messages:
+                applied.errors.append((entry.place, text))
+            return
+        applied.fates[entry.index] = REPLACED
+        applied.locations[entry.index] = f"Observation/lab-{link.lab_result_id}"
+        applied.note(
+            entry,
+            "",
+            f"The stored result was replaced ({entry.status}); its history keeps the old value.",
+        )
+    elif _same(entry, link.lab_result):
+        applied.fates[entry.index] = ALREADY
+        applied.locations[entry.index] = f"Observation/lab-{link.lab_result_id}"
+        applied.note(entry, "", "This result is already stored; nothing changed.")
+    else:
+        applied.errors.append(
+            (
+                f"{entry.place}.status",
+                "A result with this identifier is stored with another value or time: "
+                "send the change with status corrected (or amended).",
             )
-        elif entry.fate == RESULT and link is not None:
-            if entry.status in fhir.REPLACING_STATUSES:
-                try:
-                    _replace(entry, link, user)
-                except ValidationError as error:
-                    for text in error.messages:
-                        applied.errors.append((entry.place, text))
-                    continue
-                applied.fates[entry.index] = REPLACED
-                applied.locations[entry.index] = f"Observation/lab-{link.lab_result_id}"
-                applied.note(
-                    entry,
-                    "",
-                    f"The stored result was replaced ({entry.status}); its history keeps the "
-                    "old value.",
-                )
-            elif _same(entry, link.lab_result):
-                applied.fates[entry.index] = ALREADY
-                applied.locations[entry.index] = f"Observation/lab-{link.lab_result_id}"
-                applied.note(entry, "", "This result is already stored; nothing changed.")
-            else:
-                applied.errors.append(
-                    (
-                        f"{entry.place}.status",
-                        "A result with this identifier is stored with another value or time: "
-                        "send the change with status corrected (or amended).",
-                    )
-                )
-        elif entry.fate == RESULT:
-            new.append(entry)
-        elif entry.fate in (PATIENT, SKIPPED, KEPT_OUT, HOLD):
-            applied.fates[entry.index] = entry.fate
-    if applied.errors:
-        return applied
+        )
+
+
+def _store(new: list[FhirEntry], intake: Intake, scope: Scope, applied: Applied) -> None:
+    """The new results, one sample per patient and time, and the Bundle's new Patients through
+    the one import path; each stored result keeps its Observation identifier."""
     samples: dict[tuple, SampleRecord] = {}
     for entry in new:
         key = (entry.study_id, entry.collected_at)
@@ -229,14 +252,14 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
     batch = Batch(
         patients=list(intake.patients),
         samples=list(samples.values()),
-        confirm_hint=fhir.CONFIRM_HINT,
+        confirm_hint=CONFIRM_HINT,
     )
     if not batch.samples and not _new_patients(intake, scope):
-        return applied
+        return
     outcome = records_import(batch=batch, scope=scope, history=intake.history)
     if not outcome.ok:
         applied.errors = [(p.key, p.message) for p in outcome.problems]
-        return applied
+        return
     applied.alerts, applied.created = outcome.alerts, outcome.counts
     stored = {
         (patient.study_id, lab.collected_at, lab.analyte): lab
@@ -253,7 +276,6 @@ def _apply(entries: list[FhirEntry], intake: Intake, scope: Scope) -> Applied:
             ObservationLink.objects.create(
                 system=entry.identifier[0], value=entry.identifier[1], lab_result=lab
             )
-    return applied
 
 
 def _new_patients(intake: Intake, scope: Scope) -> bool:
@@ -301,7 +323,7 @@ def _hold(intake: Intake, scope: Scope, entries: list[FhirEntry] | None = None) 
         quantity = resource.valueQuantity
         value = ""
         if quantity is not None and quantity.value is not None:
-            value = f"{'<' if quantity.comparator in fhir.BELOW else ''}{quantity.value}"
+            value = f"{'<' if quantity.comparator in BELOW else ''}{quantity.value}"
         held = held_result_record(
             center=center,
             source="fhir",
@@ -341,7 +363,7 @@ STATUS = {
 
 
 def _errors_outcome(errors: list[tuple[str, str]]) -> dict:
-    return fhir.operation_outcome(
+    return operation_outcome(
         [("error", "invalid", place, text) for place, text in errors]
         + [("information", "informational", "", "Nothing was saved.")]
     )
@@ -358,7 +380,7 @@ def _response_bundle(kind: str, intake: Intake, applied: Applied, failed=None) -
         messages = failed.get(entry.index) or entry.messages + applied.notes.get(entry.index, [])
         if messages:
             severity, code = SEVERITY[fate]
-            response["outcome"] = fhir.operation_outcome(
+            response["outcome"] = operation_outcome(
                 [(severity, code, place, text) for place, text in messages]
             )
         entries.append({"response": response})
@@ -394,4 +416,4 @@ def _summary_outcome(intake: Intake, applied: Applied) -> dict:
             severity, code = SEVERITY[fate]
             messages = entry.messages + applied.notes.get(entry.index, [])
             issues.extend((severity, code, place, text) for place, text in messages)
-    return fhir.operation_outcome(issues)
+    return operation_outcome(issues)

@@ -22,6 +22,7 @@ from django.utils import timezone as dj_timezone
 from django.utils.translation import gettext, ngettext
 
 from imports.codes import code_analyte, unit_resolve
+from imports.fhir_codes import ANALYTE_SYSTEM
 from imports.models import (
     HELD,
     HELD_DISMISSED,
@@ -357,8 +358,6 @@ def lab_api_unplaced_hold(*, user, samples: list[tuple[int, dict]]) -> list[dict
     """Keep the values of lab API samples whose patient is unknown in the sender's center's
     queue (the API still refuses the batch, and says which values are held). The same value
     sent again is not held twice. Returns [{"place", "held_result"}]."""
-    from imports.fhir import ANALYTE_SYSTEM
-
     profile = getattr(user, "profile", None)
     center = profile.center if profile is not None else None
     if center is None:

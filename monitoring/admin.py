@@ -7,7 +7,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from monitoring import notifications
+from monitoring import notifications, recipients
 from monitoring.models import (
     Alert,
     AlertEscalation,
@@ -165,7 +165,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
 def warn_centers_without_recipients(request) -> None:
     """A center with nobody to notify is a visible problem, not a silent one."""
-    for center in notifications.centers_without_recipients():
+    for center in recipients.centers_without_recipients():
         messages.warning(
             request,
             gettext(
@@ -192,7 +192,7 @@ class CenterAlertingAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Clinicians who receive e-mail"))
     def recipients(self, obj):
-        found = notifications.center_clinicians({obj.center_id}).get(obj.center_id, [])
+        found = recipients.center_clinicians({obj.center_id}).get(obj.center_id, [])
         return len(found) or gettext("NONE: high alerts reach nobody")
 
     def changelist_view(self, request, extra_context=None):

@@ -33,7 +33,7 @@ def centers_have_recipients(app_configs=None, databases=None, **kwargs):
         return []
     from django.db import DatabaseError
 
-    from monitoring.notifications import centers_without_recipients
+    from monitoring.recipients import centers_without_recipients
 
     try:
         centers = centers_without_recipients()

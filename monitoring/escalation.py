@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring import notifications, texts
+from monitoring import notifications, recipients, texts
 from monitoring.models import (
     ESCALATION_LEADS,
     ESCALATION_OTHERS,
@@ -84,14 +84,14 @@ def alert_escalation_take(*, alert: Alert, step: int, now: datetime) -> int | No
             responsible = set(alert.patient.hematologists.values_list("pk", flat=True))
             users = [
                 u
-                for u in notifications.center_clinicians({center_id}).get(center_id, [])
+                for u in recipients.center_clinicians({center_id}).get(center_id, [])
                 if u not in responsible
             ]
             note, nobody = texts.ESCALATED_OTHERS, texts.ESCALATED_OTHERS_NOBODY
         else:
-            users = notifications.center_leads({center_id}).get(center_id, [])
+            users = recipients.center_leads({center_id}).get(center_id, [])
             note, nobody = texts.ESCALATED_LEADS, texts.ESCALATED_LEADS_NOBODY
-        rows = notifications.outbox_record([(alert, u) for u in users], step=step)
+        rows = recipients.outbox_record([(alert, u) for u in users], step=step)
         # Stored in English; the alert page shows it in the reader's language.
         note = note % {"count": len(rows)}
         if not users:

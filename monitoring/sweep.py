@@ -34,7 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from carttrack.shared_reads import read_shared
-from monitoring import notifications
+from monitoring import notifications, recipients
 from monitoring.alert_diff import DIFF_FIELDS, RAISED, AlertChange, alerts_diff
 from monitoring.badge import badge_versions_bump
 from monitoring.engine import evaluate
@@ -216,7 +216,7 @@ def changes_apply(changes: list[AlertChange], *, now: datetime) -> int:
         ],
         batch_size=2000,
     )
-    recorded = notifications.notifications_record_many(
+    recorded = recipients.notifications_record_many(
         alerts=[c.alert for c in changes if c.notify]
     )
     if recorded:

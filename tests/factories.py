@@ -32,6 +32,9 @@ class CenterFactory(factory.django.DjangoModelFactory):
     time_zone = "Europe/Berlin"
 
 
+PASSWORD = "pw-for-tests"  # every UserFactory user's password
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
@@ -40,7 +43,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.org")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
     def center(self, create, extracted, **kwargs):

@@ -25,14 +25,10 @@ from imports.api.views import (
     _answer_once,
     _read_whole_body,
 )
-from imports.fhir import (
-    CONFIRMED_EXTENSION,
-    bundle_read,
-    capability_statement,
-    operation_outcome,
-    patient_bundle,
-)
+from imports.fhir_codes import CONFIRMED_EXTENSION
 from imports.fhir_import import bundle_import
+from imports.fhir_read import bundle_read
+from imports.fhir_write import capability_statement, operation_outcome, patient_bundle
 from imports.services import import_scope
 from patients.api.errors import ERROR_RESPONSES
 from patients.identifiers import STUDY_ID_MAX_LENGTH

@@ -72,7 +72,8 @@ def course_chart(patient, key: str = "patient", table_anchor: str = "", alert=No
     """The patient's course chart (figure JSON for static/js/course_chart.js), its view buttons
     and its summary. With ``alert``, the marks, window and threshold are those the alert was
     evaluated with (its stored parameters), so the chart cannot disagree with the alert."""
-    from monitoring.course_chart import course_chart_json, course_for, course_summary
+    from monitoring.course_chart import course_chart_json
+    from monitoring.course_data import course_for, course_summary
     from monitoring.params import RuleParams
 
     params = None

@@ -2,7 +2,8 @@
 
 The pattern every browser test follows: request `live_server` and `transactional_db` (the
 server thread reads the data over its own connection, so it must be committed), take a `page`,
-sign in through the real login form with `sign_in`, and click through as a user would.
+sign in through the real login form with `tests.browser.steps.sign_in`, and click through as a
+user would. The steps the tests share are in `tests.browser.steps`.
 """
 
 import os
@@ -18,6 +19,7 @@ from imports.held import held_result_record
 from monitoring.models import Alert
 from patients import units
 from patients.services import LabValue, lab_results_record
+from tests.browser.steps import patient_in_aplasia
 from tests.factories import BERLIN, EventFactory, InfusionFactory, PatientFactory, ResponseFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+MORNING = datetime(2025, 3, 20, 8, 0, tzinfo=UTC)  # day 19 after the 1 March infusion
 
 
 @pytest.hookimpl(wrapper=True)
@@ -104,18 +107,10 @@ def page(open_tab):
 
 
 @pytest.fixture
-def sign_in():
-    """Sign in through the login form, as a person would; its fields are found by their names,
-    as the labels are in the browser's language."""
-
-    def sign_in_as(page, username: str, password: str) -> None:
-        page.goto("/login/")
-        page.locator("[name=username]").fill(username)
-        page.locator("[name=password]").fill(password)
-        page.locator("form button[type=submit]").click()
-        page.wait_for_url(lambda url: "/login/" not in url)  # the worklist, or `next`
-
-    return sign_in_as
+def patient_on_day_19(clinician, center):
+    """`steps.patient_in_aplasia` (CT-0077), the test running on the morning of its day 19."""
+    with time_machine.travel(MORNING, tick=False):
+        yield patient_in_aplasia(clinician=clinician, center=center)
 
 
 @pytest.fixture

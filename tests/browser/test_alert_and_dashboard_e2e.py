@@ -5,7 +5,6 @@ plotly.js served by CARTtrack itself (hospital networks reach no CDN)."""
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -15,27 +14,17 @@ from monitoring.models import Alert
 from patients import units
 from patients.models import PreemptiveTherapy
 from patients.services import LabValue, lab_results_record
-from tests.factories import EventFactory, InfusionFactory, PatientFactory, ResponseFactory
+from tests.browser.steps import patient_in_aplasia, sign_in
+from tests.factories import BERLIN, EventFactory, InfusionFactory, PatientFactory, ResponseFactory
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "pw-for-tests"
-BERLIN = ZoneInfo("Europe/Berlin")
-
 
 def test_early_regeneration_alert_is_raised_acknowledged_and_closed_with_therapy(
-    page, sign_in, clinician, center, frozen_now
+    page, clinician, center, frozen_now
 ):
-    patient = PatientFactory(center=center, study_id="CT-0077")
-    patient.hematologists.add(clinician)
-    InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
-    lab_results_record(
-        patient=patient,
-        collected_at=datetime(2025, 3, 8, 8, tzinfo=BERLIN),
-        values=[LabValue(units.PB_BCELL_ABS, None, units.CELLS_PER_UL, units.UNDETECTABLE)],
-        entered_by=clinician,
-    )
-    sign_in(page, clinician.username, PASSWORD)
+    patient = patient_in_aplasia(clinician=clinician, center=center)
+    sign_in(page, clinician.username)
 
     # The clinician enters the day-30 count through the sample form.
     page.goto("/patients/CT-0077/samples/add/")
@@ -83,7 +72,7 @@ def test_early_regeneration_alert_is_raised_acknowledged_and_closed_with_therapy
     assert alert.acknowledged_by == clinician
 
 
-def test_dashboard_draws_its_figures_with_local_plotly(page, sign_in, clinician, center):
+def test_dashboard_draws_its_figures_with_local_plotly(page, clinician, center):
     for number, (relapse_day, regen) in enumerate([(120, True), (None, False), (300, False)]):
         patient = PatientFactory(center=center, study_id=f"CT-09{number}")
         infusion = InfusionFactory(patient=patient, infusion_date=date(2024, 1, 10))
@@ -111,7 +100,7 @@ def test_dashboard_draws_its_figures_with_local_plotly(page, sign_in, clinician,
 
     requests = []
     page.on("request", lambda request: requests.append(request.url))
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.goto(f"/dashboard/?center={center.code}")
     expect(page.get_by_test_id("results")).to_contain_text("Complete remission")
     figure = page.get_by_test_id("figure-rfs")

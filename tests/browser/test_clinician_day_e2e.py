@@ -2,56 +2,31 @@
 state: the worklist, the patient's course chart, a sample entered, the alert it raised,
 acknowledged and closed with a new therapy record made in the same place."""
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
-import time_machine
 from playwright.sync_api import expect
 
 from monitoring.models import Alert
-from patients import units
 from patients.models import PreemptiveTherapy
-from patients.services import LabValue, lab_results_record
-from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
-from tests.factories import BERLIN, InfusionFactory, PatientFactory
+from tests.browser.steps import check_page, expect_worklist, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
-MORNING = datetime(2025, 3, 20, 8, 0, tzinfo=UTC)  # day 19 after the 1 March infusion
-
-
-@pytest.fixture
-def day_of_a_hematologist(clinician, center):
-    with time_machine.travel(MORNING, tick=False):
-        patient = PatientFactory(center=center, study_id="CT-0077")
-        patient.hematologists.add(clinician)
-        InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
-        lab_results_record(
-            patient=patient,
-            collected_at=datetime(2025, 3, 8, 8, tzinfo=BERLIN),
-            values=[LabValue(units.PB_BCELL_ABS, None, units.CELLS_PER_UL, units.UNDETECTABLE)],
-            entered_by=clinician,
-        )
-        yield patient
 
 
 @pytest.mark.parametrize("width", [1280, 390], ids=["desktop", "phone"])
-def test_the_day_of_a_hematologist(page, sign_in, clinician, day_of_a_hematologist, width):
+def test_the_day_of_a_hematologist(page, clinician, patient_on_day_19, width):
     page.set_viewport_size({"width": width, "height": 900})
 
-    def check(state: str) -> None:
-        assert_accessible(page, state)
-        assert_no_horizontal_scroll(page, state)
-
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
 
     # 1. The worklist: CT-0077 is on day 19, its last count 12 days old: a count is due.
+    expect_worklist(page, in_window="CT-0077", due=1, high=0)
     window = page.get_by_test_id("worklist-window")
-    expect(window).to_contain_text("CT-0077")
     expect(window).to_contain_text("day 19")
     expect(window).to_contain_text("count due")
     expect(page.get_by_test_id("worklist-high")).to_contain_text("No open high alert")
-    check("the worklist")
+    check_page(page, "the worklist")
 
     # 2. The patient's course chart, drawn by plotly.js from the page's JSON, and its caption.
     window.get_by_role("link", name="CT-0077").click()
@@ -59,11 +34,11 @@ def test_the_day_of_a_hematologist(page, sign_in, clinician, day_of_a_hematologi
     chart = page.get_by_test_id("course-chart")
     expect(chart.locator(".course-plot .main-svg").first).to_be_visible(timeout=30_000)
     expect(chart).to_contain_text("1 PB B-cell count, 0 detectable")
-    check("the patient page with its course chart")
+    check_page(page, "the patient page with its course chart")
 
     # 3. A sample with B cells back on day 19: the early-regeneration alert.
     page.get_by_role("link", name="Enter lab results").first.click()
-    check("the sample form")
+    check_page(page, "the sample form")
     page.get_by_label("Collection date").fill("2025-03-20")
     page.get_by_label("Time").fill("07:30")
     page.locator("[name='pb_bcell_abs-value']").fill("12")
@@ -75,32 +50,32 @@ def test_the_day_of_a_hematologist(page, sign_in, clinician, day_of_a_hematologi
     expect(message).to_contain_text("1 result recorded for 20 Mar 2025.")
     expect(message).to_contain_text("This sample raised a HIGH alert: Early B-cell regeneration")
     expect(message).to_be_focused()
-    check("the patient page after the save")
+    check_page(page, "the patient page after the save")
     message.get_by_role("link", name="Early B-cell regeneration").click()
     expect(page.get_by_test_id("recommendation")).to_contain_text("Consider prompt pre-emptive")
     expect(page.get_by_test_id("course-chart").locator(".main-svg").first).to_be_visible(
         timeout=30_000
     )
-    check("the alert page")
+    check_page(page, "the alert page")
 
     # 5. Acknowledge: the close form is right there and has the focus; close with a therapy.
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_test_id("alert-status")).to_have_text("Acknowledged")
     expect(page.get_by_role("heading", name="Close with an outcome")).to_be_focused()
     expect(page.locator("#close")).to_contain_text("needs its therapy record")
-    check("the alert page after Acknowledge")
+    check_page(page, "the alert page after Acknowledge")
     page.get_by_role("button", name="Close alert").click()  # no outcome yet: shown back
     expect(page.locator("#close")).to_contain_text("This field is required")
-    check("the close form with an error")
+    check_page(page, "the close form with an error")
     page.get_by_label("Anti-leukemic pre-emption started").check()
     page.get_by_label("Or record it: start date").fill("2025-03-20")
     page.get_by_label("Agent", exact=True).select_option("chemotherapy")
     page.get_by_role("button", name="Close alert").click()
     expect(page.get_by_test_id("alert-status")).to_have_text("Closed")
-    check("the closed alert")
+    check_page(page, "the closed alert")
 
-    alert = Alert.objects.get(patient=day_of_a_hematologist, rule="early_regeneration")
-    therapy = PreemptiveTherapy.objects.get(patient=day_of_a_hematologist)
+    alert = Alert.objects.get(patient=patient_on_day_19, rule="early_regeneration")
+    therapy = PreemptiveTherapy.objects.get(patient=patient_on_day_19)
     assert (alert.status, alert.outcome, alert.therapy_id) == (
         "closed",
         "anti_leukemic",
@@ -111,5 +86,6 @@ def test_the_day_of_a_hematologist(page, sign_in, clinician, day_of_a_hematologi
     # 6. Back on the worklist: nothing high is open, and the count is no longer due.
     page.get_by_role("link", name="Today").click()
     expect(page.get_by_test_id("worklist-high")).to_contain_text("No open high alert")
+    expect_worklist(page, due=0, high=0)
     expect(page.get_by_test_id("worklist-window")).not_to_contain_text("count due")
-    check("the worklist at the end of the day")
+    check_page(page, "the worklist at the end of the day")

@@ -7,10 +7,10 @@ import pytest
 from playwright.sync_api import expect
 
 from patients import units
+from tests.browser.steps import sign_in
 from tests.factories import BERLIN, InfusionFactory, LabResultFactory, PatientFactory
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 FIRST, SECOND = date(2025, 3, 1), date(2025, 5, 10)  # the second infusion on day 70
 
 
@@ -38,10 +38,10 @@ def x_range(page):
 
 
 def test_the_chart_opens_on_days_minus_7_to_90_and_the_keyboard_switches_views(
-    page, sign_in, clinician, two_infusions
+    page, clinician, two_infusions
 ):
     page.set_viewport_size({"width": 390, "height": 844})
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.goto(f"/patients/{two_infusions.study_id}/")
     chart = page.locator("#course-chart-patient")
     expect(chart.locator(".main-svg").first).to_be_visible()

@@ -8,9 +8,9 @@ from playwright.sync_api import expect
 from analytics.services import snapshot_compute
 from patients.models import Patient
 from tests.analytics.test_snapshot import small_study
+from tests.browser.steps import sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 
 
 def _collect(page) -> list[str]:
@@ -24,13 +24,11 @@ def _violations(messages) -> list[str]:
     return [m for m in messages if "Content Security Policy" in m or "pageerror" in m]
 
 
-def test_dashboard_and_patient_page_work_under_the_policy(
-    page, sign_in, clinician, center, frozen_now
-):
+def test_dashboard_and_patient_page_work_under_the_policy(page, clinician, center, frozen_now):
     small_study(center=center)
     snapshot_compute(options={"center": "alpha"})
     messages = _collect(page)
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
 
     page.goto("/dashboard/?center=alpha")
     for name in ("rfs", "os"):
@@ -45,9 +43,9 @@ def test_dashboard_and_patient_page_work_under_the_policy(
     assert _violations(messages) == [], messages
 
 
-def test_an_injected_inline_script_is_blocked(page, sign_in, clinician):
+def test_an_injected_inline_script_is_blocked(page, clinician):
     messages = _collect(page)
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.goto("/alerts/")
     page.evaluate(
         """() => { const s = document.createElement('script');

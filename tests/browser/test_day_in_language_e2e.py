@@ -10,23 +10,19 @@ terms of the brief (CLINICAL.md) and pass once the catalogues of the translation
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 from playwright.sync_api import expect
 
 from monitoring.models import Alert
 from patients import units
 from patients.models import LabResult, PreemptiveTherapy
-from patients.services import LabValue, lab_results_record
-from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
-from tests.factories import BERLIN, InfusionFactory, PatientFactory
+from tests.browser.steps import check_page, expect_worklist, sign_in_by_keyboard, tab_to
+from tests.factories import BERLIN
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
-MORNING = datetime(2025, 3, 20, 8, 0, tzinfo=UTC)  # day 19 after the 1 March infusion
 
 # The number as a clinician there types it, and the translated words the day must show.
 LOCALES = {
@@ -51,34 +47,9 @@ LOCALES = {
 }
 
 
-@pytest.fixture
-def patient_on_day_19(clinician, center):
-    with time_machine.travel(MORNING, tick=False):
-        patient = PatientFactory(center=center, study_id="CT-0077")
-        patient.hematologists.add(clinician)
-        InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
-        lab_results_record(
-            patient=patient,
-            collected_at=datetime(2025, 3, 8, 8, tzinfo=BERLIN),
-            values=[LabValue(units.PB_BCELL_ABS, None, units.CELLS_PER_UL, units.UNDETECTABLE)],
-            entered_by=clinician,
-        )
-        yield patient
-
-
 def translated(locator):
     """TRANSLATION: an assertion on translated words (passes once the catalogues are merged)."""
     return expect(locator)
-
-
-def tab_to(page, locator, *, limit: int = 120) -> None:
-    """Press Tab until `locator` has the focus: what a keyboard user does to reach it."""
-    target = locator.element_handle()
-    for _ in range(limit):
-        if page.evaluate("(el) => document.activeElement === el", target):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{locator} was not reached with {limit} presses of Tab")
 
 
 @pytest.mark.parametrize("locale", ["de-DE", "zh-CN"])
@@ -90,24 +61,16 @@ def test_the_day_of_a_hematologist_by_keyboard_on_a_phone(
     keyboard = page.keyboard
 
     def check(state: str) -> None:
-        assert_accessible(page, f"{locale} {state}")
-        assert_no_horizontal_scroll(page, f"{locale} {state}")
+        check_page(page, f"{locale} {state}")
 
     # Sign in by keyboard: the browser's language decides the interface's.
-    page.goto("/login/")
-    tab_to(page, page.locator("[name=username]"))
-    keyboard.type(clinician.username)
-    keyboard.press("Tab")
-    keyboard.type(PASSWORD)
-    keyboard.press("Enter")
-    page.wait_for_url(lambda url: "/login/" not in url)
+    sign_in_by_keyboard(page, clinician.username)
     # TRANSLATION: the root templates' catalogue (i18n-core branch) sets <html lang>.
     translated(page.locator("html")).to_have_attribute("lang", words["html_lang"])
 
-    # 1. The worklist: CT-0077 is in its window, a count due.
+    # 1. The worklist: CT-0077 is in its window, a count due, no high alert open.
+    expect_worklist(page, in_window="CT-0077", due=1, high=0)
     window = page.get_by_test_id("worklist-window")
-    expect(window).to_contain_text("CT-0077")
-    expect(window.locator("tr.due")).to_have_count(1)
     check("the worklist")
 
     # 2. The patient.
@@ -217,6 +180,5 @@ def test_the_day_of_a_hematologist_by_keyboard_on_a_phone(
     tab_to(page, page.locator(".topbar a[href='/']").first)
     keyboard.press("Enter")
     page.wait_for_url(re.compile(r"://[^/]+/$"))
-    expect(page.get_by_test_id("worklist-high").locator("article")).to_have_count(0)
-    expect(page.get_by_test_id("worklist-window").locator("tr.due")).to_have_count(0)
+    expect_worklist(page, due=0, high=0)
     check("the worklist at the end of the day")

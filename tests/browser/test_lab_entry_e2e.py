@@ -2,7 +2,6 @@
 after infusion (CLINICAL.md sections 2-3)."""
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -10,12 +9,10 @@ from playwright.sync_api import expect
 from patients import units
 from patients.models import LabResult
 from tests.browser.conftest import ARTIFACTS
-from tests.factories import InfusionFactory, PatientFactory
+from tests.browser.steps import sign_in
+from tests.factories import BERLIN, InfusionFactory, PatientFactory
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's password
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def labs_table_cells(page) -> list[dict[str, str]]:
@@ -30,12 +27,12 @@ def labs_table_cells(page) -> list[dict[str, str]]:
 
 
 def test_a_clinician_enters_a_sample_with_two_analytes_and_sees_it_on_day_14(
-    page, sign_in, clinician, center
+    page, clinician, center
 ):
     patient = PatientFactory(center=center, study_id="CT-0042")
     InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
 
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.goto("/patients/")
     page.get_by_role("link", name="CT-0042").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("CT-0042")

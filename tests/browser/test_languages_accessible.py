@@ -13,10 +13,10 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from tests.browser.axe import blocking_violations, horizontal_overflow
+from tests.browser.steps import sign_in
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 SIZES = [(1280, 900), (390, 844)]
 LANGUAGES = ["en-GB", "de-DE", "zh-CN"]
 
@@ -37,15 +37,6 @@ CLINICIAN_PAGES = [
     "/imports/held/",
     "/account/password/",
 ]
-
-
-def sign_in_by_form(page, username: str) -> None:
-    """The login form, found by its fields' names: the labels are translated."""
-    page.goto("/login/")
-    page.locator("[name=username]").fill(username)
-    page.locator("[name=password]").fill(PASSWORD)
-    page.locator("form button[type=submit]").click()
-    page.wait_for_url(lambda url: "/login/" not in url)
 
 
 @pytest.fixture
@@ -90,7 +81,7 @@ def test_every_page_state_in_every_language_passes_axe(
     check(anonymous, "the login form with an error")
 
     tab = open_tab(locale=locale)
-    sign_in_by_form(tab, clinician.username)
+    sign_in(tab, clinician.username)
     for url in CLINICIAN_PAGES:
         visit(tab, url)
     # The sample form sent back with errors: a letter for a number and no date.
@@ -120,7 +111,7 @@ def test_every_page_state_in_every_language_passes_axe(
         ),
     ]:
         tab = open_tab(locale=locale)
-        sign_in_by_form(tab, rule_users[role].username)
+        sign_in(tab, rule_users[role].username)
         for url in urls:
             visit(tab, url)
 

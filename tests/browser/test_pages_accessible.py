@@ -3,10 +3,10 @@ widths and at 200 % zoom (a 640 px window), with no sideways scrolling."""
 
 import pytest
 
-from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
+from tests.browser.axe import assert_accessible
+from tests.browser.steps import check_page, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 
 
 PAGES = [
@@ -28,16 +28,13 @@ PAGES = [
 @pytest.mark.parametrize(
     ("width", "height"), [(1280, 900), (390, 844), (640, 450)], ids=["desktop", "phone", "zoom200"]
 )
-def test_every_page_passes_axe_and_fits_the_window(
-    page, sign_in, clinician, registry_data, width, height
-):
+def test_every_page_passes_axe_and_fits_the_window(page, clinician, registry_data, width, height):
     page.set_viewport_size({"width": width, "height": height})
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     for url in [*PAGES, registry_data.get_absolute_url()]:
         page.goto(url)
         page.wait_for_load_state("load")
-        assert_accessible(page, url)
-        assert_no_horizontal_scroll(page, url)
+        check_page(page, url)
     # Apply stays reachable on the dashboard at every width.
     page.goto("/dashboard/")
     apply = page.get_by_role("button", name="Apply")
@@ -52,9 +49,9 @@ def test_the_login_page_passes_axe(page):
 
 
 def test_printing_the_patient_page_and_the_dashboard_leaves_out_the_controls(
-    page, sign_in, clinician, registry_data, center
+    page, clinician, registry_data, center
 ):
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.emulate_media(media="print")
     for url in ("/patients/CT-0100/", f"/dashboard/?center={center.code}"):
         page.goto(url)

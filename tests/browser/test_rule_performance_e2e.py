@@ -7,15 +7,15 @@ from playwright.sync_api import expect
 
 from monitoring.services import alerts_sync
 from tests.analytics.test_dataset import infused_patient
+from tests.browser.steps import sign_in
 from tests.factories import UserFactory
 
-PASSWORD = "pw-for-tests"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
 )
 
 
-def test_calibration_plot_draws_under_a_strict_csp(page, sign_in, center, roles):
+def test_calibration_plot_draws_under_a_strict_csp(page, center, roles):
     regrowth = [{7: None, 21: 9}, {7: None, 40: 3}, {7: None, 70: 12}, {7: None, 14: None}]
     for number, bcells in enumerate(regrowth * 3):
         relapse = 150 + 30 * number if number % 2 == 0 else None
@@ -39,7 +39,7 @@ def test_calibration_plot_draws_under_a_strict_csp(page, sign_in, center, roles)
         )
 
     page.route("**/dashboard/rules/**", with_csp)
-    sign_in(page, user.username, PASSWORD)
+    sign_in(page, user.username)
     page.goto("/dashboard/rules/")
     expect(page.get_by_test_id("calibration-caveat")).to_contain_text("overstates")
     figure = page.get_by_test_id("figure-calibration_unconfirmed")

@@ -11,10 +11,10 @@ from playwright.sync_api import expect
 from patients import units
 from patients.models import LabResult
 from tests.browser.conftest import ARTIFACTS
+from tests.browser.steps import sign_in
 from tests.factories import InfusionFactory, PatientFactory
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 
 
 @pytest.fixture
@@ -23,10 +23,10 @@ def german_page(open_tab):
     return open_tab(locale="de-DE", timezone_id="Europe/Berlin")
 
 
-def open_sample_form(page, sign_in, clinician, center) -> None:
+def open_sample_form(page, clinician, center) -> None:
     patient = PatientFactory(center=center, study_id="CT-0077")
     InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.goto("/patients/CT-0077/samples/add/")
     assert page.evaluate("navigator.language") == "de-DE"
     expect(page.get_by_text("Europe/Berlin").first).to_be_visible()  # the zone it uses
@@ -34,11 +34,9 @@ def open_sample_form(page, sign_in, clinician, center) -> None:
     page.locator("[name=collected_time]").fill("08:30")
 
 
-def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(
-    german_page, sign_in, clinician, center
-):
+def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(german_page, clinician, center):
     page = german_page
-    open_sample_form(page, sign_in, clinician, center)
+    open_sample_form(page, clinician, center)
     field = page.locator("[name='alc-value']")
     field.press_sequentially("0,9")  # keystroke by keystroke, as a person types
     expect(field).to_have_value("0,9")  # nothing typed is dropped by the browser
@@ -52,10 +50,10 @@ def test_a_decimal_comma_typed_in_a_german_browser_is_stored_as_0_9(
 
 
 def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
-    german_page, sign_in, clinician, center
+    german_page, clinician, center
 ):
     page = german_page
-    open_sample_form(page, sign_in, clinician, center)
+    open_sample_form(page, clinician, center)
     page.locator("[name='pb_bcell_abs-value']").press_sequentially("1.234")
     page.locator("form.sample-form button[type=submit]").click()
     # In the summary at the top, which has the focus, and beside the value.
@@ -65,9 +63,9 @@ def test_an_ambiguous_number_is_refused_in_the_browser_with_how_to_write_it(
     assert not LabResult.objects.exists()
 
 
-def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, clinician, center):
+def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, clinician, center):
     page = german_page
-    open_sample_form(page, sign_in, clinician, center)
+    open_sample_form(page, clinician, center)
     page.locator("[name='pb_bcell_abs-value']").press_sequentially("15")
     page.locator("[name='pb_bcell_abs-unit']").select_option(units.GIGA_PER_L)
     page.locator("[name='alc-value']").press_sequentially("0,2")
@@ -93,11 +91,9 @@ def test_an_unusual_value_is_confirmed_on_a_second_look(german_page, sign_in, cl
     assert LabResult.objects.get(analyte=units.ALC).canonical_value == Decimal(200)
 
 
-def test_the_date_is_echoed_as_read_with_its_day_after_the_infusion(
-    german_page, sign_in, clinician, center
-):
+def test_the_date_is_echoed_as_read_with_its_day_after_the_infusion(german_page, clinician, center):
     page = german_page
-    open_sample_form(page, sign_in, clinician, center)
+    open_sample_form(page, clinician, center)
     echo = page.locator("[data-date-echo-for='id_collected_date']")
     assert echo.get_attribute("aria-live") == "polite"
 

@@ -8,10 +8,9 @@ import pytest
 from django_otp.oath import TOTP
 from playwright.sync_api import expect
 
-from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
+from tests.browser.steps import check_page, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "pw-for-tests"
 
 
 @pytest.fixture
@@ -21,18 +20,13 @@ def phone(open_tab):
     )
 
 
-def check(page, state: str) -> None:
-    assert_accessible(page, state)
-    assert_no_horizontal_scroll(page, state)
-
-
-def test_set_up_keep_the_codes_and_sign_in_with_one(phone, sign_in, clinician):
+def test_set_up_keep_the_codes_and_sign_in_with_one(phone, clinician):
     page = phone
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     page.get_by_role("link", name=clinician.get_full_name()).click()
     page.get_by_role("link", name="Set up an authenticator app").click()
     expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
-    check(page, "second factor setup")
+    check_page(page, "second factor setup")
 
     secret = page.get_by_test_id("otp-secret").inner_text()
     code = TOTP(b32decode(secret)).token()
@@ -42,7 +36,7 @@ def test_set_up_keep_the_codes_and_sign_in_with_one(phone, sign_in, clinician):
     page.keyboard.press("Enter")
     expect(page.locator("[data-error-summary]")).to_contain_text("That code does not match")
     expect(page.locator("p.error", has_text="That code does not match")).to_be_visible()
-    check(page, "second factor setup, wrong code")
+    check_page(page, "second factor setup, wrong code")
     # django-otp checks no other code for a second after a wrong one; a person takes longer.
     expect(page.get_by_text("Too many wrong codes")).to_have_count(0)
     page.wait_for_timeout(1_200)
@@ -52,22 +46,22 @@ def test_set_up_keep_the_codes_and_sign_in_with_one(phone, sign_in, clinician):
     codes = page.get_by_test_id("recovery-codes").get_by_role("listitem")
     expect(codes).to_have_count(10)
     kept = [text.strip() for text in codes.all_inner_texts()]
-    check(page, "recovery codes shown once")
+    check_page(page, "recovery codes shown once")
     page.get_by_role("link", name="I have kept them, continue").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "recovery-codes" not in url)
 
     page.get_by_role("button", name="Sign out").click()
-    sign_in(page, clinician.username, PASSWORD)
+    sign_in(page, clinician.username)
     expect(page.get_by_role("heading", name="Enter your authenticator code")).to_be_visible()
-    check(page, "second factor at sign-in")
+    check_page(page, "second factor at sign-in")
     page.get_by_label("recovery code").fill(kept[0].upper())
     page.keyboard.press("Enter")
     expect(page.get_by_text("You signed in with a recovery code; 9 of them left")).to_be_visible()
-    check(page, "signed in with a recovery code")
+    check_page(page, "signed in with a recovery code")
 
     page.get_by_role("link", name=clinician.get_full_name()).click()
     page.get_by_role("link", name="Recovery codes for the second factor").click()
     expect(page.get_by_test_id("recovery-codes-left")).to_contain_text("9 unused")
     assert page.get_by_test_id("recovery-codes").count() == 0
-    check(page, "recovery codes left")
+    check_page(page, "recovery codes left")

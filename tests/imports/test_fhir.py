@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from imports import fhir
+from imports import fhir_codes
 from imports.models import HeldResult
 from monitoring.models import Alert
 from patients.models import LabResult, Patient
@@ -39,9 +39,9 @@ def local_mapping(tmp_path, settings):
         )
     )
     settings.FHIR_LOCAL_MAPPING_FILE = str(path)
-    fhir.mapping.cache_clear()
+    fhir_codes.mapping.cache_clear()
     yield
-    fhir.mapping.cache_clear()
+    fhir_codes.mapping.cache_clear()
 
 
 def issues(response) -> list[tuple[str, str, str]]:
@@ -72,7 +72,7 @@ def observation(code: dict, when: str, quantity: dict | None = None, **extra) ->
         **extra,
     }
     if quantity is not None:
-        resource["valueQuantity"] = {"system": fhir.UCUM, **quantity}
+        resource["valueQuantity"] = {"system": fhir_codes.UCUM, **quantity}
     return {"resource": resource}
 
 
@@ -263,7 +263,7 @@ def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extensi
     patient = PatientFactory(center=clinician.profile.center, study_id="CT-FHIR")
     InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
     alc = {"system": "http://loinc.org", "code": "731-0"}
-    confirmed = {"url": fhir.CONFIRMED_EXTENSION, "valueBoolean": True}
+    confirmed = {"url": fhir_codes.CONFIRMED_EXTENSION, "valueBoolean": True}
 
     def send(value, *extension):
         extra = {"extension": list(extension)} if extension else {}
@@ -278,17 +278,18 @@ def test_an_unusual_value_is_kept_only_once_the_lab_confirms_it_with_the_extensi
     assert first.status_code == 400
     [(place, [message])] = errors(first).items()
     assert place.startswith("entry[1].resource")
-    assert fhir.CONFIRMED_EXTENSION in message and "valueBoolean" in message
+    assert fhir_codes.CONFIRMED_EXTENSION in message and "valueBoolean" in message
     assert not LabResult.objects.exists()
 
-    assert send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueBoolean": False}).status_code == 400
-    malformed = send(60, {"url": fhir.CONFIRMED_EXTENSION, "valueString": "yes"})
+    refused = send(60, {"url": fhir_codes.CONFIRMED_EXTENSION, "valueBoolean": False})
+    assert refused.status_code == 400
+    malformed = send(60, {"url": fhir_codes.CONFIRMED_EXTENSION, "valueString": "yes"})
     assert malformed.status_code == 400
     assert "valueBoolean" in errors(malformed)["entry[1].resource.extension"][0]
 
     hard = send(1_001, confirmed)  # the hard limit
     assert hard.status_code == 400
-    assert fhir.CONFIRMED_EXTENSION not in json.dumps(hard.json())  # nothing to confirm
+    assert fhir_codes.CONFIRMED_EXTENSION not in json.dumps(hard.json())  # nothing to confirm
     second = send(60, confirmed)
     assert second.status_code == 201, second.json()
     kept = LabResult.objects.get()

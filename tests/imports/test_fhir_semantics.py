@@ -19,7 +19,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from rest_framework.test import APIClient
 
-from imports import fhir
+from imports import fhir_codes
 from imports.held import held_results_retry
 from imports.models import HeldResult, ObservationLink
 from monitoring.models import Alert
@@ -45,9 +45,9 @@ def configured(tmp_path, settings):
     path.write_text(json.dumps({"codes": [{**CD19, "analyte": "pb_bcell_abs"}]}))
     settings.FHIR_LOCAL_MAPPING_FILE = str(path)
     settings.FHIR_STUDY_ID_SYSTEM = STUDY_SYSTEM
-    fhir.mapping.cache_clear()
+    fhir_codes.mapping.cache_clear()
     yield
-    fhir.mapping.cache_clear()
+    fhir_codes.mapping.cache_clear()
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def obs(code, value=None, unit="/uL", *, status="final", when=WHEN, ident=None, 
         **extra,
     }
     if value is not None:
-        resource["valueQuantity"] = {"value": value, "system": fhir.UCUM, "code": unit}
+        resource["valueQuantity"] = {"value": value, "system": fhir_codes.UCUM, "code": unit}
     return Observation(**resource)
 
 
@@ -117,7 +117,7 @@ def test_a_transaction_is_all_or_nothing_and_answered_entry_for_entry(
         code={"coding": [ALC]},
         subject={"reference": "urn:uuid:patient"},
         effectiveDateTime=WHEN,
-        valueQuantity={"value": 5, "comparator": ">", "code": "10*9/L", "system": fhir.UCUM},
+        valueQuantity={"value": 5, "comparator": ">", "code": "10*9/L", "system": fhir_codes.UCUM},
     )
     refused = post(lab_system, bundle("transaction", good, above))
     assert refused.status_code == 400

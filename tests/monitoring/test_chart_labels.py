@@ -10,7 +10,9 @@ from itertools import combinations
 import pytest
 
 from monitoring.chart_labels import NARROW_PLOT_PX, Label, box_for, place
-from monitoring.course_chart import Course, Marker, Point, course_figure, course_views
+from monitoring.course_chart import course_figure
+from monitoring.course_data import Course, Marker, Point
+from monitoring.course_views import course_views
 from monitoring.engine import EARLY_MARK, LATE_MARK, recovery_marks
 from monitoring.params import RuleParams
 from patients import units

@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from monitoring.course_chart import Course, Marker, Point, course_figure
+from monitoring.course_chart import course_figure
+from monitoring.course_data import Course, Marker, Point
 from monitoring.engine import recovery_marks
 from monitoring.models import Alert
 from monitoring.params import RuleParams

@@ -13,12 +13,12 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from monitoring import notifications
+from monitoring import channels
+from monitoring.channels import TransientError
 from monitoring.models import FAILED, PENDING, SENDING, SENT, Alert, Notification
 from monitoring.notifications import (
     MAX_ATTEMPTS,
     STALE_CLAIM,
-    TransientError,
     notification_send,
     notifications_send_pending,
 )
@@ -116,7 +116,7 @@ def test_mail_server_down_leaves_the_message_pending_for_a_retry(notification, m
     def refused(*args, **kwargs):
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(notifications, "send_mail", refused)
+    monkeypatch.setattr(channels, "send_mail", refused)
     assert notification_send(notification.pk) == PENDING
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == (PENDING, 1)
@@ -131,7 +131,7 @@ def test_mail_server_down_leaves_the_message_pending_for_a_retry(notification, m
 
 
 def test_a_transient_channel_error_is_retried_by_the_pending_sender(notification, monkeypatch):
-    channel = notifications.CHANNELS["email"]
+    channel = channels.CHANNELS["email"]
 
     def busy(_notification):
         raise TransientError("421 service not available, try again later")
@@ -153,7 +153,7 @@ def test_a_transient_channel_error_is_retried_by_the_pending_sender(notification
 
 def test_transient_errors_give_up_after_the_last_attempt(notification, monkeypatch):
     monkeypatch.setattr(
-        notifications.CHANNELS["email"],
+        channels.CHANNELS["email"],
         "notify",
         lambda n: (_ for _ in ()).throw(OSError("timed out")),
     )

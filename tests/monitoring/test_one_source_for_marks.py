@@ -24,7 +24,7 @@ from analytics.course_tables import (
     table_csv,
 )
 from analytics.dataset import analysis_frame
-from monitoring.course_chart import course_for
+from monitoring.course_data import course_for
 from monitoring.engine import EARLY_MARK, LATE_MARK, evaluate, recovery_marks
 from monitoring.params import RuleParams
 from monitoring.rules.recovery import find_regeneration, first_aplasia

@@ -24,7 +24,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
-from imports import fhir
+from imports import fhir_codes
 from imports.models import CodeMapping, HL7Feed
 from monitoring import notifications
 from monitoring.escalation import alerts_escalate
@@ -94,18 +94,18 @@ def via_fhir(request) -> Send:
     mapping.write_text(json.dumps({"codes": [{**CD19, "analyte": "pb_bcell_abs"}]}))
     settings.FHIR_LOCAL_MAPPING_FILE = str(mapping)
     settings.FHIR_STUDY_ID_SYSTEM = STUDY_SYSTEM
-    fhir.mapping.cache_clear()
-    request.addfinalizer(fhir.mapping.cache_clear)
+    fhir_codes.mapping.cache_clear()
+    request.addfinalizer(fhir_codes.mapping.cache_clear)
 
     def sent(day: int, count: int | None) -> int | None:
         if count is None:
             value = {
                 "valueCodeableConcept": {
-                    "coding": [{"system": fhir.QUALIFIER_SYSTEM, "code": "undetectable"}]
+                    "coding": [{"system": fhir_codes.QUALIFIER_SYSTEM, "code": "undetectable"}]
                 }
             }
         else:
-            value = {"valueQuantity": {"value": count, "system": fhir.UCUM, "code": "/uL"}}
+            value = {"valueQuantity": {"value": count, "system": fhir_codes.UCUM, "code": "/uL"}}
         result = Observation(
             status="final",
             code={"coding": [CD19]},
@@ -225,8 +225,8 @@ def test_a_fhir_bundle_tagged_as_history_raises_history_not_news(
     mapping.write_text(json.dumps({"codes": [{**CD19, "analyte": "pb_bcell_abs"}]}))
     settings.FHIR_LOCAL_MAPPING_FILE = str(mapping)
     settings.FHIR_STUDY_ID_SYSTEM = STUDY_SYSTEM
-    fhir.mapping.cache_clear()
-    request.addfinalizer(fhir.mapping.cache_clear)
+    fhir_codes.mapping.cache_clear()
+    request.addfinalizer(fhir_codes.mapping.cache_clear)
     patient = PatientFactory(center=center, study_id="CT-PAST", mrn="4712")
     InfusionFactory(patient=patient, infusion_date=INFUSED)
     person = FhirPatient(identifier=[{"system": STUDY_SYSTEM, "value": "CT-PAST"}])
@@ -242,13 +242,13 @@ def test_a_fhir_bundle_tagged_as_history_raises_history_not_news(
 
     aplasia = {
         "valueCodeableConcept": {
-            "coding": [{"system": fhir.QUALIFIER_SYSTEM, "code": "undetectable"}]
+            "coding": [{"system": fhir_codes.QUALIFIER_SYSTEM, "code": "undetectable"}]
         }
     }
-    regenerated = {"valueQuantity": {"value": 20, "system": fhir.UCUM, "code": "/uL"}}
+    regenerated = {"valueQuantity": {"value": 20, "system": fhir_codes.UCUM, "code": "/uL"}}
     body = Bundle(
         type="collection",
-        meta={"tag": [{"system": fhir.HISTORY_TAG[0], "code": fhir.HISTORY_TAG[1]}]},
+        meta={"tag": [{"system": fhir_codes.HISTORY_TAG[0], "code": fhir_codes.HISTORY_TAG[1]}]},
         entry=[
             BundleEntry(fullUrl="urn:uuid:patient", resource=person),
             BundleEntry(fullUrl="urn:uuid:a", resource=observation(7, aplasia)),

@@ -16,7 +16,7 @@ from django.core import checks
 
 from imports.services import import_scope, records_import
 from monitoring.models import CenterAlerting, Notification
-from monitoring.notifications import centers_without_recipients
+from monitoring.recipients import centers_without_recipients
 from patients.models import Patient
 from tests.factories import BERLIN, UserFactory
 from tests.imports.test_import_path import course
