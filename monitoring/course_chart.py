@@ -272,6 +272,7 @@ def _marrow_rows(fig, course: Course) -> None:
     ]
     _log_row(
         fig, course, 3, [(gettext("BM MRD"), mrd, "#8a5200")],
+        # xgettext:no-python-format
         unit_label=gettext("BM MRD<br>% of cells"), floor_label=gettext("MRD negative"),
         threshold=0.01,
     )  # fmt: skip

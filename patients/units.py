@@ -94,6 +94,7 @@ ANALYTES: dict[str, Analyte] = {
         ),
         Analyte(
             PB_BCELL_PCT,
+            # xgettext:no-python-format
             gettext_noop("PB B cells (CD19+), % of lymphocytes"),
             PB,
             PERCENT_LYMPHOCYTES,
