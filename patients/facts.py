@@ -71,31 +71,29 @@ def _without(rows: QuerySet, excluding) -> QuerySet:
     return rows
 
 
+def _by_patient(rows: QuerySet, *columns: str) -> dict[int, list[tuple]]:
+    """patient id -> the `columns` of its rows."""
+    found: dict[int, list] = defaultdict(list)
+    for pid, *row in rows.values_list("patient_id", *columns):
+        found[pid].append(tuple(row))
+    return found
+
+
 def infusions_of(rows: QuerySet, *, excluding=None) -> dict[int, list[tuple[date, int]]]:
     """patient id -> (date, number) of its infusions."""
-    found: dict[int, list] = defaultdict(list)
-    for pid, when, number in _without(rows, excluding).values_list(
-        "patient_id", "infusion_date", "infusion_number"
-    ):
-        found[pid].append((when, number))
-    return found
+    return _by_patient(_without(rows, excluding), "infusion_date", "infusion_number")
 
 
 def events_of(rows: QuerySet, *, excluding=None) -> dict[int, list[tuple[str, date]]]:
     """patient id -> (kind, date) of its clinical events."""
-    found: dict[int, list] = defaultdict(list)
-    for pid, kind, when in _without(rows, excluding).values_list(
-        "patient_id", "kind", "event_date"
-    ):
-        found[pid].append((kind, when))
-    return found
+    return _by_patient(_without(rows, excluding), "kind", "event_date")
 
 
 def responses_of(rows: QuerySet) -> dict[int, set[date]]:
     """patient id -> the dates of its response assessments (a repeat is a duplicate)."""
     found: dict[int, set] = defaultdict(set)
-    for pid, when in rows.values_list("patient_id", "assessed_on"):
-        found[pid].add(when)
+    for pid, dates in _by_patient(rows, "assessed_on").items():
+        found[pid] = {when for (when,) in dates}
     return found
 
 
@@ -105,12 +103,7 @@ def lab_results_of(rows: QuerySet, *, excluding=None, at=None) -> dict[int, list
     rows = _without(rows, excluding)
     if at is not None:
         rows = rows.filter(collected_at__in=at)
-    found: dict[int, list] = defaultdict(list)
-    for pid, *row in rows.values_list(
-        "patient_id", "analyte", "specimen", "collected_at", "canonical_value"
-    ):
-        found[pid].append(tuple(row))
-    return found
+    return _by_patient(rows, "analyte", "specimen", "collected_at", "canonical_value")
 
 
 def latest_samples_of(rows: QuerySet) -> dict[int, datetime]:
