@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from patients import plausibility_checks, units, validation
+from patients import plausibility_checks, services, units
 from patients.days import LocalTimeError, at_local_time
 from patients.facts import facts_for
 from patients.fields import DecimalTextField
@@ -23,7 +23,7 @@ from patients.models import (
     ResponseAssessment,
 )
 from patients.services import LabValue
-from patients.validation import PatientFacts
+from patients.validation import today_in
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -259,29 +259,32 @@ class SampleForm(forms.Form):
 
     def lab_values(self) -> list[LabValue]:
         data = self.cleaned_data
-        confirmed = self._confirmed()
-        values = []
-        for code in units.ANALYTES:
-            value = data.get(f"{code}-value")
-            qualifier = data.get(f"{code}-qualifier") or ""
-            if value is None and not qualifier:
-                continue  # this analyte was not measured in this sample
-            values.append(
-                LabValue(
-                    analyte=code,
-                    value=value,
-                    unit=data[f"{code}-unit"],
-                    qualifier=qualifier,
-                    method=data.get("method", ""),
-                    confirmed=code in confirmed,
-                )
+        measured = [
+            code
+            for code in units.ANALYTES
+            # An analyte without a value or a qualifier was not measured in this sample.
+            if data.get(f"{code}-value") is not None or data.get(f"{code}-qualifier")
+        ]
+        return self._values(measured, confirmed=self._confirmed())
+
+    def _values(self, codes: list[str], *, confirmed: set[str]) -> list[LabValue]:
+        data = self.cleaned_data
+        return [
+            LabValue(
+                analyte=code,
+                value=data.get(f"{code}-value"),
+                unit=data.get(f"{code}-unit") or "",
+                qualifier=data.get(f"{code}-qualifier") or "",
+                method=data.get("method", ""),
+                confirmed=code in confirmed,
             )
-        return values
+            for code in codes
+        ]
 
     def clean(self):
-        """Every problem of the sample in one round: the fields' own errors, the time, the date's
-        and the values' plausibility and the rules between fields (patients.validation), so that
-        a person corrects everything at once; the service checks the same again when saving."""
+        """Every problem of the sample in one round: the fields' own errors, then what the save
+        would refuse and the collection date's plausibility, from the save's own checks
+        (`services.sample_preview`), so that a person corrects everything at once."""
         cleaned = super().clean()
         if cleaned.get("collected_date") and cleaned.get("collected_time") and self.tz:
             try:
@@ -301,11 +304,13 @@ class SampleForm(forms.Form):
             self.add_error(None, _("Enter at least one result: a value or a qualifier."))
         if self.patient is None:
             return cleaned
-        errors: dict[str, list] = {}
         parsed = [code for code in entered if not self.has_error(f"{code}-value")]
-        facts = facts_for(self.patient, dates=True, labs=True)
-        unconfirmed = self._check_values(parsed, errors, facts)
-        date_soft, date_unconfirmed = self._check_date(errors, facts)
+        found = services.sample_preview(
+            patient=self.patient,
+            collected_at=cleaned.get("collected_at"),
+            values=self._values(parsed, confirmed=set()),
+        )
+        errors, unconfirmed, date_soft, date_unconfirmed = self._refusals(found)
         if unconfirmed or date_unconfirmed:  # before the errors take values off cleaned_data
             # The box asks again for everything it covers, a date already confirmed included.
             self.ask_confirmation(unconfirmed, date=date_soft)
@@ -316,63 +321,47 @@ class SampleForm(forms.Form):
                     self.add_error(field, message)
         return cleaned
 
-    def _check_date(self, errors: dict, facts: PatientFacts) -> tuple[bool, bool]:
-        """The collection date against the infusions, the patient's samples and today (issue 23):
-        whether it needs a confirmation, and whether it still waits for one."""
+    def _refusals(self, found: dict) -> tuple[dict, list[str], bool, bool]:
+        """The preview's refusals under the form's fields, without the soft ones the person
+        confirmed; the analytes that wait for a confirmation; whether the collection date needs
+        one, and whether it still waits for it."""
+        confirmed = self._confirmed()
+        errors: dict[str | None, list] = {}
+        unconfirmed: list[str] = []
+        date_soft = date_unconfirmed = False
+        for key, messages in found.items():
+            code, _dash, name = key.partition("-")
+            for message in messages:
+                soft = message.code == plausibility_checks.UNCONFIRMED
+                if key == "collected_at":
+                    if self.cleaned_data.get("collected_at") is None:
+                        continue  # no time was read: the date and time fields say why
+                    date_soft = date_soft or soft
+                    if soft and self.date_confirmed():
+                        continue
+                    date_unconfirmed = date_unconfirmed or soft
+                    field = "collected_date"
+                elif name:
+                    if soft and name == "value":
+                        if code in confirmed:
+                            continue
+                        if code not in unconfirmed:
+                            unconfirmed.append(code)
+                    field = key if key in self.fields else None
+                else:
+                    field = None
+                errors.setdefault(field, []).append(message)
+        errors.setdefault("collected_date", []).extend(self._date_read())
+        return errors, unconfirmed, date_soft, date_unconfirmed
+
+    def _date_read(self) -> list[str]:
+        """A collection date after today, said with the date as read and its day after the
+        infusion (issue 23), beside the model's "in the future" that the save refuses it with."""
         on = self.cleaned_data.get("collected_date")
+        if on is None or on <= today_in(self.patient.center.tzinfo):
+            return []
+        facts = facts_for(self.patient, dates=True, labs=True)
         findings = plausibility_checks.sample_date_findings(
             patient=self.patient, on=on, facts=facts
         )
-        refusals = plausibility_checks.plausibility_errors(
-            findings, confirmed=self.date_confirmed(), field="collected_date"
-        )
-        for field, messages in refusals.items():
-            errors.setdefault(field, []).extend(messages)
-        soft = any(not f.is_hard for f in findings)
-        return soft, any(
-            e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("collected_date", [])
-        )
-
-    def _check_values(self, entered: list[str], errors: dict, facts: PatientFacts) -> list[str]:
-        """The rules between a row's fields and the values' plausibility; returns the analytes
-        that wait for a confirmation."""
-        data = self.cleaned_data
-        when = data.get("collected_at")
-        values = {}
-        for code in entered:
-            value, unit = data.get(f"{code}-value"), data.get(f"{code}-unit") or ""
-            found = validation.lab_result_errors(
-                patient=self.patient,
-                analyte=code,
-                specimen="",
-                collected_at=when,
-                value=value,
-                unit=unit,
-                qualifier=data.get(f"{code}-qualifier") or "",
-                facts=facts,
-            )
-            for field, messages in found.items():
-                if field == "collected_at":
-                    key = "collected_date"
-                else:
-                    key = f"{code}-{field}" if f"{code}-{field}" in self.fields else None
-                for message in messages:
-                    if message not in errors.get(key, []):
-                        errors.setdefault(key, []).append(message)
-            if value is not None and unit and not found.get("value") and not found.get("unit"):
-                values[code] = units.to_canonical(code, value, unit)
-        if not values:
-            return []
-        findings = plausibility_checks.sample_plausibility(
-            collected_at=when, values=values, facts=facts
-        )
-        confirmed = self._confirmed()
-        unconfirmed = []
-        for code in values:
-            mine = [f for f in findings if f.analyte == code]
-            refusals = plausibility_checks.plausibility_errors(mine, confirmed=code in confirmed)
-            if refusals:
-                errors.setdefault(f"{code}-value", []).extend(refusals["value"])
-            if any(e.code == plausibility_checks.UNCONFIRMED for e in refusals.get("value", [])):
-                unconfirmed.append(code)
-        return unconfirmed
+        return [f.message for f in findings if f.is_hard]

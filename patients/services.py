@@ -10,6 +10,7 @@ one set of checks and one writer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from patients import plausibility_checks, signals, validation
 from patients.ingest.context import Scope
 from patients.ingest.records import Batch, LabValueRecord, Problem, SampleRecord
-from patients.ingest.write import batch_ingest
+from patients.ingest.write import batch_ingest, batch_preview
 from patients.models import LabResult, Patient, PlausibilityLimits
 from patients.versioned import settings_publish
 
@@ -122,6 +123,49 @@ def lab_results_record(
     """
     if not values:
         raise ValidationError({"__all__": [_("Enter at least one result.")]})
+    # The collection date's plausibility is the form's to ask, with its own confirmation
+    # (`forms.SampleForm`, through `sample_preview`); this service never refused a date by itself.
+    batch, scope = _sample_batch(
+        patient=patient, collected_at=collected_at, values=values, user=entered_by, date=True
+    )
+    with transaction.atomic():
+        ingested = batch_ingest(batch, scope)  # locks the patient's row
+        if not ingested.written:
+            raise ValidationError(_form_errors(ingested.problems))
+        _patient_changed(ingested.plan.patients[patient.study_id])
+    return ingested.plan.labs
+
+
+def sample_preview(
+    *, patient: Patient, collected_at: datetime | None, values: list[LabValue]
+) -> dict[str, list[ValidationError]]:
+    """What `lab_results_record` would refuse in this sample, and its collection date's
+    plausibility, without writing or locking: the import path's checks (`batch_preview`) under
+    the same keys, so that a form shows every problem at once from the checks the save runs.
+    Every value and the date are checked unconfirmed: a soft refusal has the code
+    `plausibility_checks.UNCONFIRMED` and the caller drops those the person confirmed. A sample
+    without values is checked for its date (saying that a result is missing is the caller's)."""
+    batch, scope = _sample_batch(
+        patient=patient,
+        collected_at=collected_at,
+        values=[dataclasses.replace(entry, confirmed=False) for entry in values],
+        user=None,
+        date=False,
+    )
+    problems = batch_preview(batch, scope).problems
+    return _form_errors([p for p in problems if (p.place, p.field) != (_SAMPLE, "values")])
+
+
+def _sample_batch(
+    *,
+    patient: Patient,
+    collected_at: datetime | None,
+    values: list[LabValue],
+    user: AbstractBaseUser | None,
+    date: bool,
+) -> tuple[Batch, Scope]:
+    """One sample of `patient` as a one-sample batch, and the scope of its one patient; `date`:
+    its collection date is confirmed."""
     sample = SampleRecord(
         place=_SAMPLE,
         study_id=patient.study_id,
@@ -138,19 +182,10 @@ def lab_results_record(
             )
             for entry in values
         ],
-        # The collection date's plausibility is the form's to ask, with its own confirmation
-        # (`forms.SampleForm._check_date`); this service never refused a date by itself.
-        confirmed=True,
+        confirmed=date,
     )
-    scope = Scope(
-        user=entered_by, patients=Patient.objects.filter(pk=patient.pk), may_add_patients=False
-    )
-    with transaction.atomic():
-        ingested = batch_ingest(Batch(samples=[sample]), scope)  # locks the patient's row
-        if not ingested.written:
-            raise ValidationError(_form_errors(ingested.problems))
-        _patient_changed(ingested.plan.patients[patient.study_id])
-    return ingested.plan.labs
+    scope = Scope(user=user, patients=Patient.objects.filter(pk=patient.pk), may_add_patients=False)
+    return Batch(samples=[sample]), scope
 
 
 _SAMPLE = "sample"  # the place of the one-sample batch's sample; a value's place is its analyte

@@ -3,8 +3,9 @@
 Each function returns {field: [message, ...]} so that every form, the admin and the API show the
 same clear, field-level message. Models call these from `clean()`; services call `full_clean()`
 before saving, so nothing half-valid reaches the database. The checks are pure: what they compare
-a record with is the patient's `PatientFacts`, loaded once by the caller (`patients.facts` for
-one patient's record, `patients.ingest.context` for a whole batch), never read here.
+a record with is the patient's `PatientFacts`, loaded once by the caller with the queries of
+`patients.facts` (`facts_for` for one patient's record, `patients.ingest.context` for a whole
+batch), never read here.
 """
 
 from __future__ import annotations

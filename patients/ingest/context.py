@@ -5,7 +5,8 @@ checks compare with (infusion dates, events, the stored results at the batch's c
 for the duplicate and same-sample checks), study IDs in use (compared without regard to case),
 and the centers. A collection time without a UTC offset is read here in the patient's center's
 zone (`patients.days.at_local_time`). Plausibility checks read each center's limits once and a
-patient's previous values from `previous_value`, loaded on first use for the whole batch at once.
+patient's previous values from `previous_entry`, loaded on first use for the whole batch at once.
+The queries are `patients.facts`'s, the same that load one record's facts for its `clean()`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Max, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import QuerySet
 
+from patients import facts
 from patients.days import LocalTimeError, at_local_time
 from patients.ingest.records import Batch, Problem
 from patients.models import (
@@ -76,18 +77,17 @@ class Context:
             return None
         if self._previous is None:
             ids = [p.pk for p in self.existing.values()]
-            self._previous = _previous_values(ids, self.analytes)
+            rows = LabResult.objects.filter(patient_id__in=ids)
+            self._previous = facts.previous_values_of(rows, self.analytes)
         series = self._previous.get((patient.pk, analyte), [])
         index = bisect.bisect_left(series, (before,)) - 1
         return series[index] if index >= 0 else None
 
     def limits(self, center: Center | None) -> Limits:
         """The center's current plausibility limits, read once per center per batch."""
-        from patients.plausibility_checks import plausibility_limits_for
-
         key = center.pk if center is not None else None
         if key not in self._limits:
-            self._limits[key] = plausibility_limits_for(center) if center else Limits()
+            self._limits[key] = facts.limits_of(center)
         return self._limits[key]
 
 
@@ -102,11 +102,8 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
     folded = {s.lower() for s in study_ids}
     in_scope_ids: set[int] = set()
     taken: dict[str, bool] = {}
-    others = (
-        Patient.objects.annotate(folded=Lower("study_id"))
-        .filter(folded__in=folded)
-        .exclude(pk__in=[p.pk for p in existing.values()])
-        .values_list("pk", "folded")
+    others = facts.study_ids_taken(
+        Patient.objects.all(), folded, excluding=[p.pk for p in existing.values()]
     )
     others = list(others)
     if others:
@@ -126,39 +123,25 @@ def context_load(batch: Batch, scope: Scope, *, lock: bool) -> Context:
     responses: dict[int, set] = defaultdict(set)
     lab_keys: dict[int, set] = defaultdict(set)
     stored: dict[tuple[int, datetime], dict] = defaultdict(dict)
+    latest: dict[int, datetime] = {}
     if ids:
-        for pid, when, number in Infusion.objects.filter(patient_id__in=ids).values_list(
-            "patient_id", "infusion_date", "infusion_number"
-        ):
-            infusions[pid].append((when, number))
-        for pid, kind, when in ClinicalEvent.objects.filter(patient_id__in=ids).values_list(
-            "patient_id", "kind", "event_date"
-        ):
-            events[pid].append((kind, when))
+        infusions = facts.infusions_of(Infusion.objects.filter(patient_id__in=ids))
+        events = facts.events_of(ClinicalEvent.objects.filter(patient_id__in=ids))
         if batch.responses:
-            for pid, when in ResponseAssessment.objects.filter(patient_id__in=ids).values_list(
-                "patient_id", "assessed_on"
-            ):
-                responses[pid].add(when)
+            responses = facts.responses_of(ResponseAssessment.objects.filter(patient_id__in=ids))
         times = {
             s.collected_at
             for s in batch.samples
             if s.collected_at is not None and s.collected_at.tzinfo is not None
         }
+        results = LabResult.objects.filter(patient_id__in=ids)
         if times:
-            for pid, analyte, specimen, when, value in LabResult.objects.filter(
-                patient_id__in=ids, collected_at__in=times
-            ).values_list("patient_id", "analyte", "specimen", "collected_at", "canonical_value"):
-                lab_keys[pid].add((analyte, specimen, when))
-                stored[(pid, when)][analyte] = value
-    latest: dict[int, datetime] = {}
-    if ids and batch.samples:
-        latest = dict(
-            LabResult.objects.filter(patient_id__in=ids)
-            .values("patient_id")
-            .annotate(latest=Max("collected_at"))
-            .values_list("patient_id", "latest")
-        )
+            for pid, rows in facts.lab_results_of(results, at=times).items():
+                for analyte, specimen, when, value in rows:
+                    lab_keys[pid].add((analyte, specimen, when))
+                    stored[(pid, when)][analyte] = value
+        if batch.samples:
+            latest = facts.latest_samples_of(results)
     return Context(
         latest_samples=latest,
         scope=scope,
@@ -197,20 +180,6 @@ def _local_times(batch: Batch, existing: dict[str, Patient], scope: Scope) -> di
         except LocalTimeError as error:
             problems[id(sample)] = Problem(sample.place, "collected_at", moment, str(error))
     return problems
-
-
-def _previous_values(patient_ids: list[int], analytes: frozenset[str]) -> dict[tuple, list]:
-    series: dict[tuple[int, str], list] = defaultdict(list)
-    rows = (
-        LabResult.objects.filter(
-            patient_id__in=patient_ids, analyte__in=list(analytes), canonical_value__gt=0
-        )
-        .order_by("patient_id", "analyte", "collected_at")
-        .values_list("patient_id", "analyte", "collected_at", "canonical_value")
-    )
-    for pid, analyte, when, value in rows.iterator(chunk_size=5000):
-        series[(pid, analyte)].append((when, value))
-    return series
 
 
 def patient_facts(
