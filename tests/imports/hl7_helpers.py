@@ -15,8 +15,23 @@ from django.db import connection, connections
 from hl7.client import MLLPClient
 
 from imports.mllp import Listener
+from imports.models import CodeMapping, HL7Feed
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hl7v2"
+
+
+def hl7_lab_feed(center, *, authority: str = "HOSP") -> HL7Feed:
+    """The test laboratory's feed at `center` (MSH-3/4 LAB|HOSP, PID-3 an MRN of type MR, of
+    `authority` unless empty) and its code CD19ABS (system L) for PB CD19+ B cells/µL."""
+    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
+    return HL7Feed.objects.create(
+        center=center,
+        sending_application="LAB",
+        sending_facility="HOSP",
+        identifier_type="MR",
+        assigning_authority=authority,
+        identifier_is="mrn",
+    )
 
 
 def fixture(name: str) -> str:

@@ -27,6 +27,7 @@ from tests.imports.hl7_helpers import (
     ThreadListener,
     ack_code,
     fixture,
+    hl7_lab_feed,
     obx,
     oru,
     segments,
@@ -52,15 +53,7 @@ def listener():
 
 @pytest.fixture
 def feed(center):
-    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
-    return HL7Feed.objects.create(
-        center=center,
-        sending_application="LAB",
-        sending_facility="HOSP",
-        identifier_type="MR",
-        assigning_authority="HOSP",
-        identifier_is="mrn",
-    )
+    return hl7_lab_feed(center)
 
 
 @pytest.fixture

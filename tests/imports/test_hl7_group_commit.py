@@ -13,26 +13,26 @@ from datetime import date
 import pytest
 
 from imports.hl7v2 import hl7_message_process, hl7_message_store, hl7_messages_process
-from imports.models import PROCESSED, CodeMapping, HeldResult, HL7Feed, HL7Message
+from imports.models import PROCESSED, CodeMapping, HeldResult, HL7Message
 from monitoring.models import Alert
 from patients.models import LabResult
 from tests.factories import InfusionFactory, PatientFactory
-from tests.imports.hl7_helpers import ProcessListener, ack_code, obx, oru, segments, send
+from tests.imports.hl7_helpers import (
+    ProcessListener,
+    ack_code,
+    hl7_lab_feed,
+    obx,
+    oru,
+    segments,
+    send,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def feed(center):
-    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
-    return HL7Feed.objects.create(
-        center=center,
-        sending_application="LAB",
-        sending_facility="HOSP",
-        identifier_type="MR",
-        assigning_authority="HOSP",
-        identifier_is="mrn",
-    )
+    return hl7_lab_feed(center)
 
 
 @pytest.fixture
@@ -122,14 +122,7 @@ def test_corrections_and_a_sample_named_twice_are_processed_alone(feed, patients
 def test_four_concurrent_senders_through_a_listener_process(center, tmp_path):
     """The listener as deployed (its own process, two worker threads): four senders, ten
     messages each, sent concurrently; every message AA, stored once, imported once."""
-    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
-    HL7Feed.objects.create(
-        center=center,
-        sending_application="LAB",
-        sending_facility="HOSP",
-        identifier_type="MR",
-        identifier_is="mrn",
-    )
+    hl7_lab_feed(center, authority="")
     for k in range(4):
         patient = PatientFactory(center=center, study_id=f"CT-03{k:02d}", mrn=f"80{k}")
         InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))

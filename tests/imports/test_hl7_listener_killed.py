@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from django.db import connection
 
-from imports.models import PROCESSED, RECEIVED, CodeMapping, HL7Feed, HL7Listener, HL7Message
+from imports.models import PROCESSED, RECEIVED, HL7Listener, HL7Message
 from patients.models import LabResult
 from tests.factories import InfusionFactory, PatientFactory
-from tests.imports.hl7_helpers import ProcessListener, ack_code, oru, send
+from tests.imports.hl7_helpers import ProcessListener, ack_code, hl7_lab_feed, oru, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,14 +38,7 @@ def _query(sql: str) -> list[tuple]:
 def test_a_listener_killed_between_storing_and_acknowledging_loses_nothing(
     center, tmp_path, wait_for
 ):
-    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
-    HL7Feed.objects.create(
-        center=center,
-        sending_application="LAB",
-        sending_facility="HOSP",
-        identifier_type="MR",
-        identifier_is="mrn",
-    )
+    hl7_lab_feed(center, authority="")
     patient = PatientFactory(center=center, study_id="CT-0300", mrn="4711")
     InfusionFactory(patient=patient, infusion_date=date(2025, 3, 1))
     message = oru("KILL-1")

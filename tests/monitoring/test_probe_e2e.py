@@ -25,14 +25,13 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from imports import fhir_codes
-from imports.models import CodeMapping, HL7Feed
 from monitoring import notifications
 from monitoring.escalation import alerts_escalate
 from monitoring.models import ESCALATION_OTHERS, HIGH, Alert, AlertEscalation, Notification
 from monitoring.worklist import worklist
 from tests.conftest import token_client
 from tests.factories import BERLIN, InfusionFactory, PatientFactory, UserFactory
-from tests.imports.hl7_helpers import ThreadListener, ack_code, obx, oru, send
+from tests.imports.hl7_helpers import ThreadListener, ack_code, hl7_lab_feed, obx, oru, send
 
 INFUSED = date(2025, 3, 1)
 ARRIVES = datetime.combine(INFUSED + timedelta(days=53), time(10), tzinfo=BERLIN)
@@ -136,15 +135,7 @@ def via_fhir(request) -> Send:
 def via_hl7(request) -> Send:
     """An ORU^R01 through the real MLLP listener; the feed names the patient by MRN."""
     center = request.getfixturevalue("center")
-    CodeMapping.objects.create(center=center, system="L", code="CD19ABS", analyte="pb_bcell_abs")
-    HL7Feed.objects.create(
-        center=center,
-        sending_application="LAB",
-        sending_facility="HOSP",
-        identifier_type="MR",
-        assigning_authority="HOSP",
-        identifier_is="mrn",
-    )
+    hl7_lab_feed(center)
     listener = ThreadListener()
     request.addfinalizer(listener.stop)
     messages = iter(range(1, 100))
