@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_setup import COHORT_CHUNK  # noqa: E402
+from snapshot_10k import _peak_mb, _peak_reset  # noqa: E402
+
 # The early regenerators as one SQL query: per infusion window (up to the next infusion), PB
 # B-cell absolute counts from day 1 (in the center's time zone), the first detectable count after
 # an undetectable one, on day <= 45. The count of distinct patients.
@@ -98,6 +101,34 @@ def _queries(fn):
     return seconds, len(captured), result
 
 
+# Every measured step of this process: name -> [seconds, peak RSS MB during it, RSS MB at its
+# start, whether the peak is the step's own (False: clear_refs refused, the process's lifetime
+# peak so far)].
+STEPS: dict[str, list] = {}
+
+
+def _rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _step(name: str, fn, *, queries: bool = False):
+    """Run one measured step: its wall time and the process's peak RSS during it (Linux: the
+    high-water mark reset before it through /proc/self/clear_refs, VmHWM read after it; where
+    that is refused, getrusage's lifetime peak, said so in the table) go to STEPS[name].
+    Returns _timed's answer, or _queries' with `queries`."""
+    start_mb = _rss_mb()
+    own = _peak_reset()
+    answer = _queries(fn) if queries else _timed(fn)
+    STEPS[name] = [answer[0], _peak_mb(), start_mb, own]
+    return answer
+
+
 # --- one size, in its own process -------------------------------------------------------------
 
 
@@ -135,11 +166,11 @@ def _prepare(size: int, seed: int, rebuild: bool) -> dict:
             with transaction.atomic():  # a build cut short leaves nothing to reuse
                 return cohort_store(size, seed)
 
-        setup["bulk load s"], setup["rows"] = _timed(build)
+        setup["bulk load s"], setup["rows"] = _step("bulk load", build)
     from django.db import connection
 
     with connection.cursor() as cursor:
-        seconds, _ = _timed(lambda: cursor.execute("VACUUM ANALYZE"))
+        seconds, _ = _step("VACUUM ANALYZE", lambda: cursor.execute("VACUUM ANALYZE"))
     setup["analyze s"] = seconds
     return setup
 
@@ -296,27 +327,31 @@ def measure(size: int, options) -> dict:
 
     figures: dict = {"size": size, "setup": setup, "labs": LabResult.objects.count()}
     with connection.cursor() as cursor:
-        anchor_seconds, _ = _timed(lambda: cursor.execute(EARLY_REGENERATORS_SQL))
+        anchor_seconds, _ = _step("anchor", lambda: cursor.execute(EARLY_REGENERATORS_SQL))
         (figures["sql early regenerators"],) = cursor.fetchone()
     figures["anchor s"] = anchor_seconds
 
     _alerts_clear()
-    seconds, queries, counts = _queries(sweep.sweep_all)
+    seconds, queries, counts = _step("first sweep", sweep.sweep_all, queries=True)
     figures["first sweep"] = (seconds, queries, counts)
     figures["first sweep notifications"] = Notification.objects.count()
     figures["engine early regenerators"] = (
         Alert.objects.filter(rule="early_regeneration").values("patient_id").distinct().count()
     )
-    figures["full sweep"] = _queries(sweep.sweep_all)
-    figures["hourly sweep"] = _queries(sweep.sweep_time_sensitive)
+    figures["full sweep"] = _step("full sweep", sweep.sweep_all, queries=True)
+    figures["hourly sweep"] = _step("hourly sweep", sweep.sweep_time_sensitive, queries=True)
     ids = sweep.all_patient_ids()
     sample = ids[::20]  # 5 %
-    figures["hourly 5% sample"] = _queries(lambda: sweep.sweep_patients(sample))
+    figures["hourly 5% sample"] = _step(
+        "hourly 5% sample", lambda: sweep.sweep_patients(sample), queries=True
+    )
 
     if options.equality if options.equality is not None else size <= 1000:
         bulk = _state()
         _alerts_clear()  # the per-patient path from the bulk-loaded state, like the first sweep
-        seconds, queries, counts = _queries(_sweep_per_patient)
+        seconds, queries, counts = _step(
+            "per-patient first sweep", _sweep_per_patient, queries=True
+        )
         figures["per-patient first sweep"] = (seconds, queries, counts)
         figures["equal to per-patient"] = _state() == bulk
     if options.redis_url:
@@ -328,9 +363,12 @@ def measure(size: int, options) -> dict:
     from analytics.dataset import analysis_csv, analysis_frame
     from analytics.services import snapshot_compute
 
-    figures["snapshot s"], _ = _timed(lambda: snapshot_compute(options={}))
+    figures["snapshot s"], _ = _step("snapshot", lambda: snapshot_compute(options={}))
     csv_path = Path(tempfile.mkdtemp(prefix="bench13-")) / "analysis.csv"
-    csv_path.write_text(analysis_csv(analysis_frame()))
+    # What /dashboard/export.csv does: the analysis table from the database, as CSV text.
+    figures["export s"], text = _step("CSV export", lambda: analysis_csv(analysis_frame()))
+    csv_path.write_text(text)
+    del text
     figures["R s"], _ = _timed(
         lambda: subprocess.run(
             ["Rscript", str(ROOT / "scripts" / "reproduce_headline.R"), str(csv_path)],
@@ -341,6 +379,7 @@ def measure(size: int, options) -> dict:
     from page_weight import dashboard_weight
 
     figures["weight"] = dashboard_weight()
+    figures["steps"] = STEPS
     return figures
 
 
@@ -351,22 +390,50 @@ def _ratio(value: float, anchor: float) -> str:
     return f"{value / anchor:.1f}×" if anchor else "—"
 
 
+def _mb(f: dict, step: str) -> str:
+    """The peak RSS column: peak during the step (its growth over the RSS at the step's start)."""
+    figure = f.get("steps", {}).get(step)
+    if not figure or figure[1] is None:
+        return "—"
+    _seconds, peak, start, _own = figure
+    return f"{peak:,.0f}" + (f" (+{peak - start:,.0f})" if start is not None else "")
+
+
+MEMORY_TARGET_MB = 1024  # issue 22: snapshot and sweep within 1 GB at 100,000 patients
+
+
 def table(f: dict) -> str:
     anchor = f["anchor s"]
     regen = f"{f['sql early regenerators']} early regenerators: {anchor:.2f} s"
     lines = [
         f"### {f['size']:,} patients ({f['labs']:,} lab results)",
         "",
-        "| measure | CARTtrack | anchor | ratio |",
-        "|---|---|---|---|",
+        "| measure | CARTtrack | anchor | ratio | peak RSS MB (+ over the step's start) |",
+        "|---|---|---|---|---:|",
     ]
+    setup = f["setup"]
+    if not setup["reused"]:
+        rows = setup["rows"]
+        lines.append(
+            f"| bulk load (bulk_create, {COHORT_CHUNK:,} patients at a time, one transaction;"
+            f" {sum(rows.values()):,} rows) | {setup['bulk load s']:.2f} s | — | — |"
+            f" {_mb(f, 'bulk load')} |"
+        )
+    lines.append(
+        f"| VACUUM ANALYZE after the load | {setup['analyze s']:.2f} s | — | — |"
+        f" {_mb(f, 'VACUUM ANALYZE')} |"
+    )
+    lines.append(
+        f"| anchor: SQL window query (early regenerators) | {anchor:.2f} s | — | — |"
+        f" {_mb(f, 'anchor')} |"
+    )
 
     def sweep_row(label, key, target=""):
         seconds, queries, counts = f[key]
         lines.append(
             f"| {label} | {seconds:.2f} s, {queries:,} queries, {counts['patients']:,} patients "
             f"evaluated, {counts['changed']:,} alerts changed | SQL window query, {regen} | "
-            f"{_ratio(seconds, anchor)}{target} |"
+            f"{_ratio(seconds, anchor)}{target} | {_mb(f, key)} |"
         )
 
     sweep_row(
@@ -381,11 +448,11 @@ def table(f: dict) -> str:
     sweep_row("first sweep over the bulk-loaded registry", "first sweep")
     lines.append(
         f"| notifications queued by the first sweep (history) | {f['first sweep notifications']}"
-        " | 0 | — |"
+        " | 0 | — | — |"
     )
     lines.append(
         f"| early regenerators: engine vs SQL | {f['engine early regenerators']} | "
-        f"{f['sql early regenerators']} | — |"
+        f"{f['sql early regenerators']} | — | — |"
     )
     if "per-patient first sweep" in f:
         seconds, queries, _ = f["per-patient first sweep"]
@@ -393,18 +460,20 @@ def table(f: dict) -> str:
         lines.append(
             f"| per-patient path (old sweep), first sweep | {seconds:.2f} s, {queries:,} queries"
             f" | bulk first sweep {first:.2f} s | {_ratio(seconds, first)} |"
+            f" {_mb(f, 'per-patient first sweep')} |"
         )
         lines.append(
-            f"| bulk result equals the per-patient path | {f['equal to per-patient']} | — | — |"
+            f"| bulk result equals the per-patient path | {f['equal to per-patient']} | — | — | — |"
         )
     one = f.get("celery 1")
     for key in sorted(k for k in f if k.startswith("celery ")):
         workers = key.split()[1]
         lines.append(
             f"| full sweep as Celery chunk tasks, {workers} worker process(es) | {f[key]:.2f} s |"
-            f" 1 worker {one:.2f} s | {_ratio(f[key], one)} |"
+            f" 1 worker {one:.2f} s | {_ratio(f[key], one)} | — (worker processes) |"
             if one
             else f"| full sweep as Celery tasks, {workers} worker(s) | {f[key]:.2f} s | — | — |"
+            " — (worker processes) |"
         )
     one = f.get("snapshots 1")
     for key in sorted(k for k in f if k.startswith("snapshots ")):
@@ -414,27 +483,33 @@ def table(f: dict) -> str:
             f"| nightly dashboard refresh ({runs} snapshots: registry and centers) as Celery "
             f"tasks, {workers} worker process(es) | {seconds:.2f} s | "
             + (f"1 worker {one[0]:.2f} s | {_ratio(seconds, one[0])} |" if one else "— | — |")
+            + " — (worker processes) |"
         )
     weight = f["weight"]
     lines.append(
         f"| dashboard, first view (page, plotly.js, CSS, JS, figures JSON; compressed) | "
         f"{weight['first view'] / 1e6:.2f} MB | target 1.5 MB | "
-        f"{_ratio(weight['first view'], 1.5e6)} |"
+        f"{_ratio(weight['first view'], 1.5e6)} | — |"
     )
     lines.append(
         f"| dashboard, repeat view (hashed static files and the snapshot's JSON cached) | "
         f"{weight['repeat view'] / 1e3:.1f} KB | target 200 KB | "
-        f"{_ratio(weight['repeat view'], 200e3)} |"
+        f"{_ratio(weight['repeat view'], 200e3)} | — |"
     )
     figures_json = next((v for k, v in weight["assets"].items() if k.endswith(".json")), None)
     if figures_json:
         lines.append(
             f"| figures JSON of the snapshot ({figures_json[1]}) | "
-            f"{figures_json[0] / 1e3:.0f} KB | — | — |"
+            f"{figures_json[0] / 1e3:.0f} KB | — | — | — |"
         )
     lines.append(
         f"| dashboard snapshot | {f['snapshot s']:.2f} s | R `survival` on the exported CSV: "
         f"{f['R s']:.2f} s | {_ratio(f['snapshot s'], f['R s'])} (target ≤ 1×) |"
+        f" {_mb(f, 'snapshot')} |"
+    )
+    lines.append(
+        f"| CSV export (analysis_frame + analysis_csv, as /dashboard/export.csv) |"
+        f" {f['export s']:.2f} s | — | — | {_mb(f, 'CSV export')} |"
     )
     capacity = [
         (f"full (nightly) sweep as chunk tasks, {k.split()[1]} worker process(es)", f[k], k)
@@ -459,13 +534,26 @@ def table(f: dict) -> str:
             workers = int(key.split()[1])
             rate = f["size"] / (seconds / 60) / workers if seconds else 0
             lines.append(f"| {label} | {f['size']:,} | {seconds / 60:.2f} | {rate:,.0f} |")
-    setup = f["setup"]
     lines.append("")
     lines.append(
         "Setup: "
         + ("database reused" if setup["reused"] else f"bulk load {setup['bulk load s']:.1f} s")
         + f", VACUUM ANALYZE {setup['analyze s']:.1f} s."
     )
+    steps = f.get("steps", {})
+    peaks = {k: steps[k][1] for k in ("snapshot", "full sweep", "first sweep") if k in steps}
+    if peaks:
+        own = all(figure[3] for figure in steps.values())
+        lines.append(
+            "Peak RSS of this process"
+            + ("" if own else " (lifetime peak so far: /proc/self/clear_refs was refused)")
+            + ", target ≤ 1 GB at 100,000 patients: "
+            + ", ".join(
+                f"{k} {mb:,.0f} MB ({'within' if mb <= MEMORY_TARGET_MB else 'over'})"
+                for k, mb in peaks.items()
+            )
+            + "."
+        )
     return "\n".join(lines)
 
 
