@@ -317,6 +317,102 @@ def _celery_snapshots(workers: int, redis_url: str) -> tuple[float, int]:
         return seconds, len(ids)
 
 
+# The clinical tables an import writes, as COPY writes them for the anchor.
+CLINICAL_TABLES = (
+    ("patients_patient", "id"),
+    ("patients_infusion", "patient_id"),
+    ("patients_labresult", "patient_id"),
+    ("patients_responseassessment", "patient_id"),
+    ("patients_clinicalevent", "patient_id"),
+    ("patients_preemptivetherapy", "patient_id"),
+)
+
+
+class _Undo(Exception):
+    """Raised at the end of a measured transaction: nothing it wrote stays."""
+
+
+def import_size(size: int) -> int:
+    """How many new patients the import step brings: a tenth of the registry, at most 1,000
+    (a large hospital's backfill)."""
+    return max(1, min(1000, size // 10))
+
+
+def _import_vs_copy(size: int, seed: int) -> dict:
+    """K new synthetic patients (bench_setup's generator, another seed, study IDs IMPORT-...)
+    with their infusions, lab values, responses, events and therapies, through the one import
+    path (`records_import`, as history, nobody notified) inside a transaction that is rolled
+    back; then PostgreSQL COPY of exactly the clinical rows it wrote, into the same tables, in a
+    transaction also rolled back (the anchor: no checks, no audit history, no alerts)."""
+    import dataclasses
+
+    from bench_setup import cohort_generate
+    from django.db import connection, transaction
+
+    from demo.load import demo_batch
+    from imports.services import records_import
+    from patients.ingest.context import Scope
+    from patients.models import Center, Patient
+
+    k = import_size(size)
+    cohort = [
+        dataclasses.replace(d, study_id=f"IMPORT-{i + 1:05d}")
+        for i, d in enumerate(cohort_generate(k, seed + 1))
+    ]
+    batch = demo_batch(cohort)
+    del cohort
+    scope = Scope(
+        user=None,
+        patients=Patient.objects.all(),
+        centers={c.code: c for c in Center.objects.all()},
+    )
+    figures: dict = {"patients": k}
+    data: dict[str, bytes] = {}
+    try:
+        with transaction.atomic():
+            seconds, outcome = _step(
+                "import path",
+                lambda: records_import(batch=batch, scope=scope, history=True, notify=False),
+            )
+            if not outcome.ok:
+                raise RuntimeError(f"the import refused the batch: {outcome.problems[:5]}")
+            figures["import s"] = seconds
+            figures["alerts"] = dict(outcome.alerts)
+            ids = list(
+                Patient.objects.filter(study_id__startswith="IMPORT-").values_list("pk", flat=True)
+            )
+            listed = "{" + ",".join(map(str, ids)) + "}"  # integers from the database
+            with connection.cursor() as cursor:
+                for table, column in CLINICAL_TABLES:
+                    buffer = bytearray()
+                    statement = (
+                        f"COPY (SELECT * FROM {table} WHERE {column} = ANY('{listed}'::bigint[]))"
+                        " TO STDOUT"
+                    )
+                    with cursor.connection.cursor().copy(statement) as copy:
+                        for chunk in copy:
+                            buffer += chunk
+                    data[table] = bytes(buffer)
+            raise _Undo
+    except _Undo:
+        pass
+    figures["rows"] = {table: data[table].count(b"\n") for table in data}
+
+    def copy_in():
+        with connection.cursor() as cursor:
+            for table, _column in CLINICAL_TABLES:
+                with cursor.connection.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                    copy.write(data[table])
+
+    try:
+        with transaction.atomic():
+            figures["copy s"], _ = _step("COPY", copy_in)
+            raise _Undo
+    except _Undo:
+        pass
+    return figures
+
+
 def measure(size: int, options) -> dict:
     setup = _prepare(size, options.seed, options.rebuild)
     from django.db import connection
@@ -379,6 +475,7 @@ def measure(size: int, options) -> dict:
     from page_weight import dashboard_weight
 
     figures["weight"] = dashboard_weight()
+    figures["import"] = _import_vs_copy(size, options.seed)
     figures["steps"] = STEPS
     return figures
 
@@ -510,6 +607,16 @@ def table(f: dict) -> str:
     lines.append(
         f"| CSV export (analysis_frame + analysis_csv, as /dashboard/export.csv) |"
         f" {f['export s']:.2f} s | — | — | {_mb(f, 'CSV export')} |"
+    )
+    imported = f["import"]
+    rows = sum(imported["rows"].values())
+    lines.append(
+        f"| import path: {imported['patients']:,} new patients, {rows:,} clinical rows"
+        f" ({imported['rows']['patients_labresult']:,} lab values), `records_import` as history,"
+        f" rolled back | {imported['import s']:.2f} s | COPY of the same {rows:,} rows into the"
+        f" same tables, rolled back: {imported['copy s']:.2f} s |"
+        f" {_ratio(imported['import s'], imported['copy s'])} (target ≤ 5×) |"
+        f" {_mb(f, 'import path')}; COPY {_mb(f, 'COPY')} |"
     )
     capacity = [
         (f"full (nightly) sweep as chunk tasks, {k.split()[1]} worker process(es)", f[k], k)
