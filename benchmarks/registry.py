@@ -286,11 +286,18 @@ def _celery_sweep(workers: int, redis_url: str, size: int) -> float:
         started = time.perf_counter()
         # Chunks of 1,000 patients (the default) at 10,000; eight chunks for smaller registries.
         result = sweep_dispatch(scope="all", size=min(1000, max(50, size // 8)))
-        result.get(timeout=1800, disable_sync_subtasks=False)
+        result.get(timeout=_wait_s(size), disable_sync_subtasks=False)
         return time.perf_counter() - started
 
 
-def _celery_snapshots(workers: int, redis_url: str) -> tuple[float, int]:
+def _wait_s(size: int) -> float:
+    """How long to wait for a Celery job over `size` patients before calling it lost: half an
+    hour, or 100 ms per patient (10,000 s at 100,000, where one worker measured at 10,000
+    needs about a tenth of that)."""
+    return max(1800.0, 0.1 * size)
+
+
+def _celery_snapshots(workers: int, redis_url: str, size: int) -> tuple[float, int]:
     """The nightly dashboard refresh (`snapshots_refresh_all`: the registry and each center,
     each its own task) run by a Celery worker with `workers` processes: (seconds until every
     run finished, runs)."""
@@ -305,10 +312,10 @@ def _celery_snapshots(workers: int, redis_url: str) -> tuple[float, int]:
         with transaction.atomic():  # queued when this commits, as in the nightly task
             runs = snapshots_refresh_all()
         ids = [run.pk for run in runs]
-        deadline = time.monotonic() + 3600
+        deadline = time.monotonic() + 2 * _wait_s(size)
         while RefreshRun.objects.filter(pk__in=ids, finished_at__isnull=True).exists():
             if time.monotonic() > deadline:
-                raise RuntimeError("the nightly snapshots did not finish in an hour")
+                raise RuntimeError(f"the nightly snapshots did not finish in {deadline:.0f} s")
             time.sleep(0.2)
         seconds = time.perf_counter() - started
         failed = RefreshRun.objects.filter(pk__in=ids).exclude(error="").count()
@@ -414,6 +421,7 @@ def _import_vs_copy(size: int, seed: int) -> dict:
 
 
 def measure(size: int, options) -> dict:
+    load_before = os.getloadavg()[0]
     setup = _prepare(size, options.seed, options.rebuild)
     from django.db import connection
 
@@ -453,8 +461,12 @@ def measure(size: int, options) -> dict:
     if options.redis_url:
         for workers in options.workers:
             figures[f"celery {workers}"] = _celery_sweep(workers, options.redis_url, size)
+            STEPS[f"celery {workers}"] = [figures[f"celery {workers}"], None, None, True]
         for workers in options.workers:
-            figures[f"snapshots {workers}"] = _celery_snapshots(workers, options.redis_url)
+            figures[f"snapshots {workers}"] = answer = _celery_snapshots(
+                workers, options.redis_url, size
+            )
+            STEPS[f"snapshots {workers}"] = [answer[0], None, None, True]
 
     from analytics.dataset import analysis_csv, analysis_frame
     from analytics.services import snapshot_compute
@@ -472,11 +484,13 @@ def measure(size: int, options) -> dict:
             capture_output=True,
         )
     )
+    STEPS["R"] = [figures["R s"], None, None, True]  # another process: its memory is not ours
     from page_weight import dashboard_weight
 
     figures["weight"] = dashboard_weight()
     figures["import"] = _import_vs_copy(size, options.seed)
     figures["steps"] = STEPS
+    figures["load average"] = [load_before, os.getloadavg()[0]]
     return figures
 
 
@@ -646,6 +660,13 @@ def table(f: dict) -> str:
         "Setup: "
         + ("database reused" if setup["reused"] else f"bulk load {setup['bulk load s']:.1f} s")
         + f", VACUUM ANALYZE {setup['analyze s']:.1f} s."
+        + (
+            " Load average (1 min) at the start and the end of this size: "
+            f"{f['load average'][0]:.2f}, {f['load average'][1]:.2f}."
+            if "load average" in f
+            else ""
+        )
+        + (f" Whole run of this size: {f['run s']:.0f} s." if "run s" in f else "")
     )
     steps = f.get("steps", {})
     peaks = {k: steps[k][1] for k in ("snapshot", "full sweep", "first sweep") if k in steps}
@@ -661,6 +682,160 @@ def table(f: dict) -> str:
             )
             + "."
         )
+    return "\n".join(lines)
+
+
+# The growth table and the estimate: each measure's label and where its figure is.
+GROWTH_MEASURES = (
+    ("bulk load", "bulk load"),
+    ("VACUUM ANALYZE", "VACUUM ANALYZE"),
+    ("anchor (SQL window query)", "anchor"),
+    ("first sweep", "first sweep"),
+    ("full (nightly) sweep", "full sweep"),
+    ("hourly sweep, nothing changed", "hourly sweep"),
+    ("hourly sweep, 5 % of patients", "hourly 5% sample"),
+    ("per-patient first sweep", "per-patient first sweep"),
+    ("full sweep, Celery, 1 worker process", "celery 1"),
+    ("full sweep, Celery, 2 worker processes", "celery 2"),
+    ("nightly dashboard refresh, 1 worker process", "snapshots 1"),
+    ("nightly dashboard refresh, 2 worker processes", "snapshots 2"),
+    ("dashboard snapshot", "snapshot"),
+    ("R on the exported CSV", "R"),
+    ("CSV export", "CSV export"),
+    ("import path (K new patients)", "import path"),
+    ("COPY of the same rows", "COPY"),
+)
+IMPORT_STEPS = ("import path", "COPY")  # these scale with K = import_size(N), not with N
+
+
+def _shape(exponent: float) -> str:
+    if exponent < 0.8:
+        return "less than linear"
+    if exponent <= 1.2:
+        return "linear"
+    return "**worse than linear**"
+
+
+def _scale(f: dict, step: str) -> int:
+    return import_size(f["size"]) if step in IMPORT_STEPS else f["size"]
+
+
+def growth(runs: list[dict]) -> str:
+    """Each measure at each size and its growth from the previous size, with its shape: the
+    exponent k in figure ∝ size^k (1 is linear; the import steps against K, the patients they
+    bring)."""
+    import math
+
+    sizes = [f["size"] for f in runs]
+    head = " | ".join(f"{n:,}" for n in sizes)
+    lines = [
+        "### Growth with the registry's size",
+        "",
+        "Each figure at each size, then its growth from the previous size (× and the shape:"
+        " k in figure ∝ patients^k; 0.8 ≤ k ≤ 1.2 is called linear). Times are seconds, memory"
+        " the step's peak RSS in MB; the import steps grow with K = min(1,000, N/10), the"
+        " patients they bring, not with N.",
+        "",
+        f"| measure | {head} | growth |",
+        "|---|" + "---:|" * len(sizes) + "---|",
+    ]
+
+    def row(label, values, scales):
+        present = [(v, n) for v, n in zip(values, scales, strict=True) if v is not None]
+        cells = " | ".join("—" if v is None else f"{v:,.2f}" for v in values)
+        steps = []
+        for (a, na), (b, nb) in zip(present, present[1:], strict=False):
+            if a > 0 and b > 0 and nb != na:
+                k = math.log(b / a) / math.log(nb / na)
+                steps.append(f"{b / a:.1f}× for {nb / na:.0f}× ({_shape(k)}, k = {k:.2f})")
+            elif a > 0 and b > 0:
+                steps.append(f"{b / a:.1f}× at the same K")
+        lines.append(f"| {label} | {cells} | {'; '.join(steps) or '—'} |")
+
+    for label, step in GROWTH_MEASURES:
+        seconds = [f.get("steps", {}).get(step, [None])[0] for f in runs]
+        if any(v is not None for v in seconds):
+            row(f"{label}, s", seconds, [_scale(f, step) for f in runs])
+    for label, step in GROWTH_MEASURES:
+        mb = [(f.get("steps", {}).get(step) or [None, None])[1] for f in runs]
+        if any(v is not None for v in mb):
+            row(f"{label}, peak RSS MB", mb, [_scale(f, step) for f in runs])
+    row("whole run of one size (this table's process), s", [f.get("run s") for f in runs], sizes)
+    return "\n".join(lines)
+
+
+def estimate(runs: list[dict], target: int) -> str:
+    """How long a run at `target` patients would take, and its snapshot's and sweeps' peak
+    memory: each step scaled from the largest size measured by its own exponent from the two
+    largest sizes (at least linear: a smaller exponent at small sizes is fixed costs, which a
+    larger registry does not keep), linearly when only one size ran. The rest of the run
+    (migrate, collectstatic, the page weight, Celery workers starting) is taken as it is: it
+    does not grow with the registry."""
+    import math
+
+    last = runs[-1]
+    before = runs[-2] if len(runs) > 1 else None
+    basis = (
+        f"from {before['size']:,} and {last['size']:,} patients"
+        if before
+        else f"linearly from {last['size']:,} patients (one size: a lower bound if any step"
+        " grows worse than linearly)"
+    )
+    lines = [
+        f"### Estimate for {target:,} patients ({basis})",
+        "",
+        "| step | measured at the largest size, s | estimated, s |",
+        "|---|---:|---:|",
+    ]
+    total = 0.0
+    for label, step in GROWTH_MEASURES:
+        figure = last.get("steps", {}).get(step)
+        if not figure or (step == "per-patient first sweep" and target > 1000):
+            continue  # the per-patient comparison is off above 1,000 patients by default
+        n2 = _scale(last, step)
+        n_target = import_size(target) if step in IMPORT_STEPS else target
+        k = 1.0
+        if before and before.get("steps", {}).get(step):
+            t1, n1 = before["steps"][step][0], _scale(before, step)
+            if t1 > 0 and figure[0] > 0 and n2 != n1:
+                k = min(2.0, max(1.0, math.log(figure[0] / t1) / math.log(n2 / n1)))
+        seconds = figure[0] * (n_target / n2) ** k
+        total += seconds
+        lines.append(f"| {label} | {figure[0]:,.2f} | {seconds:,.0f} |")
+    rest = max(0.0, (last.get("run s") or 0.0) - sum(v[0] for v in last["steps"].values()))
+    total += rest
+    if "bulk load" not in last["steps"]:
+        lines.append("| bulk load: not measured (database reused; run with --rebuild) | | |")
+    lines.append(
+        f"| the rest (migrate, collectstatic, page weight, workers starting), as measured |"
+        f" {rest:,.0f} | {rest:,.0f} |"
+    )
+    lines.append(
+        f"| **whole run** | {last.get('run s') or 0:,.0f} |"
+        f" **{total:,.0f} ({total / 3600:.1f} h)** |"
+    )
+    if before:
+        memory = []
+        for step in ("snapshot", "full sweep", "first sweep", "bulk load"):
+            a, b = before["steps"].get(step), last["steps"].get(step)
+            if a and b and a[1] is not None and b[1] is not None:
+                slope = (b[1] - a[1]) / (last["size"] - before["size"])
+                mb = b[1] + max(0.0, slope) * (target - last["size"])
+                verdict = (
+                    ""
+                    if step == "bulk load"
+                    else " (within 1 GB)"
+                    if mb <= MEMORY_TARGET_MB
+                    else " (**over 1 GB**)"
+                )
+                memory.append(f"{step} {mb:,.0f} MB{verdict}")
+        if memory:
+            lines += [
+                "",
+                f"Peak RSS at {target:,} patients, extrapolated linearly from the growth between"
+                " the two largest sizes (meaningful from 1,000 patients up: below that the"
+                " process's fixed size and noise dominate): " + ", ".join(memory) + ".",
+            ]
     return "\n".join(lines)
 
 
@@ -697,9 +872,22 @@ def main() -> None:
         default=None,
         help="compare with the per-patient path (default: at 1,000 patients or fewer)",
     )
+    parser.add_argument(
+        "--estimate",
+        type=int,
+        default=100_000,
+        help="estimate the time of a run at this many patients (when the sizes run are smaller)",
+    )
+    parser.add_argument("--save", type=Path, help="write every size's figures to this JSON file")
+    parser.add_argument(
+        "--report", type=Path, help="print the tables of a --save file; measure nothing"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size
     options = parser.parse_args()
     options.redis_url = os.environ.get("BENCH_REDIS_URL", "")
+    if options.report:
+        report(json.loads(options.report.read_text()), options.estimate)
+        return
     base = os.environ.get("BENCH_DATABASE_URL", "")
     if not base:
         sys.exit("Set BENCH_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/bench13")
@@ -720,6 +908,7 @@ def main() -> None:
         return
 
     print(f"# CARTtrack at registry scale\n\n{machine()}\n", flush=True)
+    runs = []
     for size in options.patients:
         args = [sys.executable, __file__, "--one", str(size), "--seed", str(options.seed)]
         args += ["--workers", *map(str, options.workers)]
@@ -727,11 +916,30 @@ def main() -> None:
             args.append("--rebuild")
         if options.equality is not None:
             args.append("--equality" if options.equality else "--no-equality")
+        started = time.perf_counter()
         child = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in child.stdout.splitlines() if x.startswith("FIGURES ")), None)
         if child.returncode != 0 or line is None:
             sys.exit(f"{size} patients failed:\n{child.stdout[-3000:]}\n{child.stderr[-5000:]}")
-        print(table(json.loads(line.removeprefix("FIGURES "))) + "\n", flush=True)
+        figures = json.loads(line.removeprefix("FIGURES "))
+        figures["run s"] = time.perf_counter() - started
+        runs.append(figures)
+        if options.save:
+            options.save.write_text(json.dumps(runs, indent=1))
+        print(table(figures) + "\n", flush=True)
+    report(runs, options.estimate, tables=False)
+
+
+def report(runs: list[dict], target: int, *, tables: bool = True) -> None:
+    """The tables of each size (unless printed already), the growth between sizes and the
+    estimate for `target` patients."""
+    if tables:
+        for figures in runs:
+            print(table(figures) + "\n")
+    if len(runs) > 1:
+        print(growth(runs) + "\n")
+    if runs and runs[-1]["size"] < target:
+        print(estimate(runs, target) + "\n", flush=True)
 
 
 def _sweep_per_patient() -> dict[str, int]:
