@@ -1,8 +1,10 @@
-"""Registry scale: every figure of issue 13 with its anchor and ratio, at 1,000 and 10,000 patients.
+"""Registry scale: every figure of issues 13 and 22 with its anchor and ratio, and each step's
+peak memory, at 1,000, 10,000 (and 100,000) patients.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench13 \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/13 SECRET_KEY=x \\
-        .venv/bin/python benchmarks/registry.py [--patients 1000 10000] [--rebuild] [--workers 1 2]
+        .venv/bin/python benchmarks/registry.py [--patients 1000 10000 100000] [--rebuild] \\
+            [--workers 1 2] [--save figures.json] [--estimate 100000]
 
 For each size N it builds (or reuses, when it already holds exactly N synthetic patients) the
 database `<name>_<N>` with the snapshot benchmark's cohort (benchmarks/bench_setup.py, bulk_create,
@@ -18,10 +20,18 @@ then measures, in one process per size:
   alert by alert, event by event, notification by notification;
 - the full sweep queued as Celery tasks (one per chunk of 1,000 patients) with 1 and 2 worker
   processes (needs BENCH_REDIS_URL; a private queue);
-- the dashboard snapshot next to `Rscript scripts/reproduce_headline.R` on its exported CSV.
+- the dashboard snapshot next to `Rscript scripts/reproduce_headline.R` on its exported CSV, and
+  the CSV export itself;
+- the import path: min(1,000, N/10) new synthetic patients through `records_import` (as
+  history, nobody notified), rolled back, next to COPY of the same clinical rows (rolled back).
 
-It prints one Markdown table per size (measure, CARTtrack, anchor, ratio), the date and the
-machine. Refuses to drop a database holding non-synthetic patients (bench_setup).
+Each step's peak RSS: the process's high-water mark reset before the step (/proc/self/clear_refs)
+and VmHWM read after it (getrusage's lifetime peak where that is refused, said so). The bulk
+load writes 2,000 patients at a time (bench_setup.cohort_store), so its memory does not grow with
+N. It prints one Markdown table per size (measure, CARTtrack, anchor, ratio, peak RSS), the date,
+the machine and the load average; with several sizes a growth table (each figure per size, its
+growth and shape); below --estimate patients (100,000) an estimate of a run at that size.
+Refuses to drop a database holding non-synthetic patients (bench_setup).
 """
 
 from __future__ import annotations
