@@ -334,6 +334,43 @@ def _celery_snapshots(workers: int, redis_url: str, size: int) -> tuple[float, i
         return seconds, len(ids)
 
 
+PROBES = {"snapshot": "a dashboard snapshot", "full sweep": "the full (nightly) sweep"}
+
+
+def _probe_run(step: str) -> None:
+    """In a fresh process (Django set up, the step's modules imported): the step alone, its
+    seconds, its peak RSS and the RSS before it, as a Celery worker doing only that job."""
+    import django
+
+    django.setup()
+    if step == "snapshot":
+        from analytics.services import snapshot_compute
+
+        fn = lambda: snapshot_compute(options={})  # noqa: E731
+    else:
+        from monitoring import sweep
+
+        fn = sweep.sweep_all
+    _step(step, fn)
+    print("PROBE " + json.dumps(STEPS[step]))
+
+
+def _probe(step: str) -> list:
+    """[seconds, peak RSS MB, RSS MB before, own peak] of `step` run alone in a fresh process:
+    the in-process peak also holds what earlier steps left on the heap."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--probe", step],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ,
+    )
+    line = next((x for x in child.stdout.splitlines() if x.startswith("PROBE ")), None)
+    if child.returncode != 0 or line is None:
+        raise RuntimeError(f"the {step} probe failed:\n{child.stderr[-3000:]}")
+    return json.loads(line.removeprefix("PROBE "))
+
+
 # The clinical tables an import writes, as COPY writes them for the anchor.
 CLINICAL_TABLES = (
     ("patients_patient", "id"),
@@ -487,6 +524,7 @@ def measure(size: int, options) -> dict:
     figures["export s"], text = _step("CSV export", lambda: analysis_csv(analysis_frame()))
     csv_path.write_text(text)
     del text
+    figures["probes"] = {step: _probe(step) for step in PROBES}
     figures["R s"], _ = _timed(
         lambda: subprocess.run(
             ["Rscript", str(ROOT / "scripts" / "reproduce_headline.R"), str(csv_path)],
@@ -632,6 +670,14 @@ def table(f: dict) -> str:
         f"| CSV export (analysis_frame + analysis_csv, as /dashboard/export.csv) |"
         f" {f['export s']:.2f} s | — | — | {_mb(f, 'CSV export')} |"
     )
+    for step, label in PROBES.items():
+        probe = f.get("probes", {}).get(step)
+        if probe:
+            seconds, peak, start, _own = probe
+            lines.append(
+                f"| {label} alone in a fresh process (as a worker doing only that job) |"
+                f" {seconds:.2f} s | — | — | {peak:,.0f} (+{peak - start:,.0f}) |"
+            )
     imported = f["import"]
     rows = sum(imported["rows"].values())
     lines.append(
@@ -680,6 +726,7 @@ def table(f: dict) -> str:
     )
     steps = f.get("steps", {})
     peaks = {k: steps[k][1] for k in ("snapshot", "full sweep", "first sweep") if k in steps}
+    peaks.update({f"{k} alone": v[1] for k, v in f.get("probes", {}).items()})
     if peaks:
         own = all(figure[3] for figure in steps.values())
         lines.append(
@@ -770,6 +817,11 @@ def growth(runs: list[dict]) -> str:
         mb = [(f.get("steps", {}).get(step) or [None, None])[1] for f in runs]
         if any(v is not None for v in mb):
             row(f"{label}, peak RSS MB", mb, [_scale(f, step) for f in runs])
+    for step, label in PROBES.items():
+        probes = [f.get("probes", {}).get(step) for f in runs]
+        if any(probes):
+            row(f"{label} alone, fresh process, s", [p and p[0] for p in probes], sizes)
+            row(f"{label} alone, fresh process, peak RSS MB", [p and p[1] for p in probes], sizes)
     row("whole run of one size (this table's process), s", [f.get("run s") for f in runs], sizes)
     return "\n".join(lines)
 
@@ -812,12 +864,25 @@ def estimate(runs: list[dict], target: int) -> str:
         seconds = figure[0] * (n_target / n2) ** k
         total += seconds
         lines.append(f"| {label} | {figure[0]:,.2f} | {seconds:,.0f} |")
-    rest = max(0.0, (last.get("run s") or 0.0) - sum(v[0] for v in last["steps"].values()))
+    for step, label in PROBES.items():  # the fresh-process runs of the snapshot and the sweep
+        a, b = (before or {}).get("probes", {}).get(step), last.get("probes", {}).get(step)
+        if b:
+            k = 1.0
+            if a and a[0] > 0 and b[0] > 0:
+                k = min(
+                    2.0, max(1.0, math.log(b[0] / a[0]) / math.log(last["size"] / before["size"]))
+                )
+            seconds = b[0] * (target / last["size"]) ** k
+            total += seconds
+            lines.append(f"| {label} alone, fresh process | {b[0]:,.2f} | {seconds:,.0f} |")
+    measured = sum(v[0] for v in last["steps"].values())
+    measured += sum(v[0] for v in last.get("probes", {}).values())
+    rest = max(0.0, (last.get("run s") or 0.0) - measured)
     total += rest
     if "bulk load" not in last["steps"]:
         lines.append("| bulk load: not measured (database reused; run with --rebuild) | | |")
     lines.append(
-        f"| the rest (migrate, collectstatic, page weight, workers starting), as measured |"
+        f"| the rest (migrate, collectstatic, page weight, processes starting), as measured |"
         f" {rest:,.0f} | {rest:,.0f} |"
     )
     lines.append(
@@ -826,8 +891,15 @@ def estimate(runs: list[dict], target: int) -> str:
     )
     if before:
         memory = []
-        for step in ("snapshot", "full sweep", "first sweep", "bulk load"):
-            a, b = before["steps"].get(step), last["steps"].get(step)
+        candidates = [
+            (f"{s} alone", before.get("probes", {}).get(s), last.get("probes", {}).get(s))
+            for s in PROBES
+        ]
+        candidates += [
+            (s, before["steps"].get(s), last["steps"].get(s))
+            for s in ("snapshot", "full sweep", "first sweep", "bulk load")
+        ]
+        for step, a, b in candidates:
             if a and b and a[1] is not None and b[1] is not None:
                 slope = (b[1] - a[1]) / (last["size"] - before["size"])
                 mb = b[1] + max(0.0, slope) * (target - last["size"])
@@ -844,7 +916,10 @@ def estimate(runs: list[dict], target: int) -> str:
                 "",
                 f"Peak RSS at {target:,} patients, extrapolated linearly from the growth between"
                 " the two largest sizes (meaningful from 1,000 patients up: below that the"
-                " process's fixed size and noise dominate): " + ", ".join(memory) + ".",
+                " process's fixed size and noise dominate; the in-process figures also carry"
+                " what earlier steps left on the heap, the bulk load's chunk among them, which"
+                " is 1,000 patients at 1,000 and 2,000 above, so they overstate the growth;"
+                " 'alone' is the step in a fresh process): " + ", ".join(memory) + ".",
             ]
     return "\n".join(lines)
 
@@ -893,6 +968,7 @@ def main() -> None:
         "--report", type=Path, help="print the tables of a --save file; measure nothing"
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size
+    parser.add_argument("--probe", choices=PROBES, help=argparse.SUPPRESS)  # internal
     options = parser.parse_args()
     options.redis_url = os.environ.get("BENCH_REDIS_URL", "")
     if options.report:
@@ -905,6 +981,9 @@ def main() -> None:
     os.environ["DEBUG"] = "False"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carttrack.settings")
 
+    if options.probe:  # the environment is the size's process's
+        _probe_run(options.probe)
+        return
     if options.one:
         os.environ["DATABASE_URL"] = _url_for(base, options.one)
         # Sweeps in this process run in-process; only the Celery measurement queues tasks.
