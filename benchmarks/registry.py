@@ -555,7 +555,8 @@ def _mb(f: dict, step: str) -> str:
     if not figure or figure[1] is None:
         return "—"
     _seconds, peak, start, _own = figure
-    return f"{peak:,.0f}" + (f" (+{peak - start:,.0f})" if start is not None else "")
+    grown = f" (+{max(0.0, peak - start):,.0f})" if start is not None else ""
+    return f"{peak:,.0f}{grown}"  # the RSS can shrink a little during a step: +0 then
 
 
 MEMORY_TARGET_MB = 1024  # issue 22: snapshot and sweep within 1 GB at 100,000 patients
@@ -676,7 +677,7 @@ def table(f: dict) -> str:
             seconds, peak, start, _own = probe
             lines.append(
                 f"| {label} alone in a fresh process (as a worker doing only that job) |"
-                f" {seconds:.2f} s | — | — | {peak:,.0f} (+{peak - start:,.0f}) |"
+                f" {seconds:.2f} s | — | — | {peak:,.0f} (+{max(0.0, peak - start):,.0f}) |"
             )
     imported = f["import"]
     rows = sum(imported["rows"].values())
