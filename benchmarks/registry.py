@@ -322,10 +322,11 @@ def _celery_snapshots(workers: int, redis_url: str, size: int) -> tuple[float, i
         with transaction.atomic():  # queued when this commits, as in the nightly task
             runs = snapshots_refresh_all()
         ids = [run.pk for run in runs]
-        deadline = time.monotonic() + 2 * _wait_s(size)
+        wait = 2 * _wait_s(size)
+        deadline = time.monotonic() + wait
         while RefreshRun.objects.filter(pk__in=ids, finished_at__isnull=True).exists():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the nightly snapshots did not finish in {deadline:.0f} s")
+                raise RuntimeError(f"the nightly snapshots did not finish in {wait:.0f} s")
             time.sleep(0.2)
         seconds = time.perf_counter() - started
         failed = RefreshRun.objects.filter(pk__in=ids).exclude(error="").count()
