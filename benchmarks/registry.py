@@ -891,7 +891,9 @@ def estimate(runs: list[dict], target: int) -> str:
         f"| **whole run** | {last.get('run s') or 0:,.0f} |"
         f" **{total:,.0f} ({total / 3600:.1f} h)** |"
     )
-    if before:
+    if before and before["size"] < 1000:
+        lines += ["", "Peak RSS not extrapolated: sizes below 1,000 patients say little about it."]
+    elif before:
         memory = []
         candidates = [
             (f"{s} alone", before.get("probes", {}).get(s), last.get("probes", {}).get(s))
@@ -917,8 +919,7 @@ def estimate(runs: list[dict], target: int) -> str:
             lines += [
                 "",
                 f"Peak RSS at {target:,} patients, extrapolated linearly from the growth between"
-                " the two largest sizes (meaningful from 1,000 patients up: below that the"
-                " process's fixed size and noise dominate; the in-process figures also carry"
+                " the two largest sizes (the in-process figures also carry"
                 " what earlier steps left on the heap, the bulk load's chunk among them, which"
                 " is 1,000 patients at 1,000 and 2,000 above, so they overstate the growth;"
                 " 'alone' is the step in a fresh process): " + ", ".join(memory) + ".",
