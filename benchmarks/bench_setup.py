@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from datetime import time as clock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from demo import cohort as demo_cohort
 
 CLINICAL_TABLES_PREFIXES = (
     "patients_",
@@ -85,13 +89,51 @@ def database_recreate(url: str) -> None:
 # --- the synthetic cohort ---------------------------------------------------------------------
 
 
-def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
-    """N patients from the demo generator, stored with bulk_create (no history, no alerts)."""
+def cohort_generate(n_patients: int, seed: int) -> Iterator[demo_cohort.DemoPatient]:
+    """N patients from the demo generator, made one at a time (a 100,000-patient cohort is
+    never held in memory at once); the same patients for the same seed, however they are
+    consumed."""
     from demo import cohort as demo
+
+    rng = random.Random(seed)
+    # The demo's 55 slots (45 CR in the study's groups, 10 not in CR), repeated and shuffled.
+    slots = demo.CR_GROUPS + ["no_cr"] * (demo.N_PATIENTS - demo.N_CR)
+    groups = [slots[i % len(slots)] for i in range(n_patients)]
+    rng.shuffle(groups)
+    # The generator places patient `index` on the demo's calendar (one infusion every ~23 days
+    # from March 2021, follow-up to mid-2026); index modulo 55 keeps every patient on it.
+    for i, group in enumerate(groups):
+        yield demo._patient(rng, i % demo.N_PATIENTS, group)
+
+
+COHORT_CHUNK = 2000  # patients generated and written at a time: bounds the bulk load's memory
+
+
+def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
+    """N patients from the demo generator, stored with bulk_create (no history, no alerts),
+    `COHORT_CHUNK` patients at a time, so the memory it needs does not grow with N."""
     from demo.load import CENTERS
+    from patients.models import Center
+
+    centers = {
+        code: Center.objects.create(code=code, name=name, time_zone=tz)
+        for code, name, tz in CENTERS
+    }
+    counts = dict.fromkeys(("patients", "infusions", "labs", "responses", "events", "therapies"), 0)
+    chunk: list = []
+    for i, d in enumerate(cohort_generate(n_patients, seed)):
+        chunk.append((i, d))
+        if len(chunk) == COHORT_CHUNK:
+            _chunk_store(chunk, centers, counts)
+            chunk = []
+    if chunk:
+        _chunk_store(chunk, centers, counts)
+    return counts
+
+
+def _chunk_store(chunk, centers, counts: dict[str, int]) -> None:
     from patients import units
     from patients.models import (
-        Center,
         ClinicalEvent,
         Infusion,
         LabResult,
@@ -100,18 +142,6 @@ def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
         ResponseAssessment,
     )
 
-    centers = {
-        code: Center.objects.create(code=code, name=name, time_zone=tz)
-        for code, name, tz in CENTERS
-    }
-    rng = random.Random(seed)
-    # The demo's 55 slots (45 CR in the study's groups, 10 not in CR), repeated and shuffled.
-    slots = demo.CR_GROUPS + ["no_cr"] * (demo.N_PATIENTS - demo.N_CR)
-    groups = [slots[i % len(slots)] for i in range(n_patients)]
-    rng.shuffle(groups)
-    # The generator places patient `index` on the demo's calendar (one infusion every ~23 days
-    # from March 2021, follow-up to mid-2026); index modulo 55 keeps every patient on it.
-    generated = [demo._patient(rng, i % demo.N_PATIENTS, group) for i, group in enumerate(groups)]
     patients = Patient.objects.bulk_create(
         [
             Patient(
@@ -122,12 +152,12 @@ def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
                 ph_positive=d.ph_positive,
                 is_synthetic=True,
             )
-            for i, d in enumerate(generated)
+            for i, d in chunk
         ],
         batch_size=2000,
     )
     infusions, labs, responses, events, therapies = [], [], [], [], []
-    for d, patient in zip(generated, patients, strict=True):
+    for (_i, d), patient in zip(chunk, patients, strict=True):
         tz = centers[d.center_code].tzinfo
         infusions.append(
             Infusion(
@@ -180,22 +210,16 @@ def cohort_store(n_patients: int, seed: int) -> dict[str, int]:
             )
             for day, c, a, x in d.therapies
         ]
-    for model, rows in (
-        (Infusion, infusions),
-        (LabResult, labs),
-        (ResponseAssessment, responses),
-        (ClinicalEvent, events),
-        (PreemptiveTherapy, therapies),
+    for key, model, rows in (
+        ("infusions", Infusion, infusions),
+        ("labs", LabResult, labs),
+        ("responses", ResponseAssessment, responses),
+        ("events", ClinicalEvent, events),
+        ("therapies", PreemptiveTherapy, therapies),
     ):
         model.objects.bulk_create(rows, batch_size=5000)
-    return {
-        "patients": len(patients),
-        "infusions": len(infusions),
-        "labs": len(labs),
-        "responses": len(responses),
-        "events": len(events),
-        "therapies": len(therapies),
-    }
+        counts[key] += len(rows)
+    counts["patients"] += len(patients)
 
 
 def sample_validate(count: int) -> None:

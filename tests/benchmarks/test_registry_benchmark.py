@@ -1,6 +1,7 @@
 """The registry benchmark (benchmarks/registry.py) cannot rot: a seconds-long run on 50 patients
-prints every figure's row with its anchor and ratio, the bulk sweep equals the per-patient path
-and the first sweep after the bulk load queues no e-mail."""
+prints every figure's row with its anchor and ratio and each step's peak memory (the import path
+next to COPY among them) and the estimate for 100,000 patients, the bulk sweep equals the
+per-patient path and the first sweep after the bulk load queues no e-mail."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def test_a_small_run_prints_the_table():
         "dashboard, repeat view",
     ):
         assert row in out
+    assert "peak RSS MB" in out  # every measured step's peak memory
+    for row in ("| bulk load (bulk_create", "| CSV export", "| import path: 5 new patients"):
+        assert row in out
+    assert "(target ≤ 5×)" in out and "Peak RSS of this process" in out
+    assert "### Estimate for 100,000 patients" in out
     assert "| notifications queued by the first sweep (history) | 0 |" in out
     assert "| bulk result equals the per-patient path | True |" in out
     assert "CPUs" in out and "UTC" in out  # the date and the machine
