@@ -163,128 +163,101 @@ class Placed:
 
 
 def obx_place(feed: HL7Feed, results: list[Result], issues) -> Outcome | Placed:
+    """Each OBX read (`_not_read`), then placed (`_placement`): to import as final, correction
+    or withdrawal, to hold, or an ERR; the message is refused (AE) when any ERR is an error."""
     center = feed.center
     outcome = Outcome("AA", list(issues))
     to_hold: list[tuple[Result, str, str]] = []
-    finals: list[tuple[Result, object]] = []  # (result, placement)
-    corrections: list[tuple[Result, object]] = []
-    withdrawals: list[tuple[Result, object]] = []
+    kinds: dict[str, list[tuple[Result, object]]] = {FINAL: [], CORRECTED: [], "withdrawn": []}
     for r in results:
         what = f"{r.code}" + (f" ({r.display})" if r.display else "")
         analyte = code_analyte(center=center, system=r.code_system, code=r.code)
-        if not analyte and not LOOKS_MONITORED.search(f"{r.code} {r.display}"):
-            outcome.issues.append(
-                Issue("OBX", r.sequence, 3, TABLE_VALUE, f"{what} is not monitored: skipped.", "I")
-            )
-            continue
-        if r.status == PRELIMINARY:
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    TABLE_VALUE,
-                    f"{what} is preliminary (P): not imported; send the final result.",
-                    "I",
-                )
-            )
-            continue
-        if r.status not in (FINAL, CORRECTED, *WITHDRAWN):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    TABLE_VALUE,
-                    f"{what}: result status {r.status or '(empty)'} is not read; "
-                    "F, C, X, D, W and P are.",
-                )
-            )
-            continue
-        if analyte and r.status not in WITHDRAWN and r.value_type not in ("NM", "SN"):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    2,
-                    DATA_TYPE_ERROR,
-                    f"{what}: value type {r.value_type or '(empty)'} is not read; send NM or SN.",
-                )
-            )
-            continue
-        place = result_place(
-            center=center,
-            identifier=r.identifier,
-            identifier_kind=feed.identifier_is,
-            code_system=r.code_system,
-            code=r.code,
-            value=r.value if r.status not in WITHDRAWN else "0",
-            unit=r.unit,
-            collected_at_text=r.time_text,
-            analyte=analyte,
-        )
-        if place.reason == UNKNOWN_PATIENT and not r.identifier:
-            wanted = " / ".join(x for x in (feed.identifier_type, feed.assigning_authority) if x)
-            place.reason_text = Coded("held_pid3_missing", wanted=wanted)
-        if place.reason == UNREADABLE:
-            fld = 5 if place.reason_text.startswith("Value") else r.time_field[2]
-            seg, seq = ("OBX", r.sequence) if fld == 5 else r.time_field[:2]
-            if not r.time_text:
-                outcome.issues.append(
-                    Issue(
-                        seg,
-                        seq or 1,
-                        fld,
-                        REQUIRED_MISSING,
-                        f"{what}: no collection time (OBX-14 or OBR-7).",
-                    )
-                )
-            else:
-                outcome.issues.append(
-                    Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, f"{what}: {place.reason_text}")
-                )
-            continue
-        if place.reason and r.status in WITHDRAWN:
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    11,
-                    UNKNOWN_KEY,
-                    f"{what}: withdrawn, but "
-                    f"{place.reason_text[:1].lower()}{place.reason_text[1:]}",
-                    "W",
-                )
-            )
-            continue
-        if place.reason:
+        issue = _not_read(r, analyte, what)
+        place = None
+        if issue is None:
+            issue, place = _placement(r, feed, analyte, what)
+        if issue is not None:
+            outcome.issues.append(issue)
+        elif place.reason:
             to_hold.append((r, place.reason, place.reason_text))
-            continue
-        if r.value_type == "SN" and r.value[:1] in (">",):
-            outcome.issues.append(
-                Issue(
-                    "OBX",
-                    r.sequence,
-                    5,
-                    DATA_TYPE_ERROR,
-                    f"{what}: {r.value!r} above a limit is not a value; send the number.",
-                )
-            )
-            continue
-        if r.status in (CORRECTED, *WITHDRAWN) and place.collected_at.tzinfo is None:
-            try:  # the stored result is found by its moment
-                place.collected_at = at_local_time(place.collected_at, center.tzinfo)
-            except LocalTimeError as error:
-                seg, seq, fld = r.time_field
-                outcome.issues.append(Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, str(error)))
-                continue
-        if r.status in WITHDRAWN:
-            withdrawals.append((r, place))
-        elif r.status == CORRECTED:
-            corrections.append((r, place))
         else:
-            finals.append((r, place))
+            kinds["withdrawn" if r.status in WITHDRAWN else r.status].append((r, place))
     if any(i.severity == "E" for i in outcome.issues):
         outcome.code = "AE"
         return outcome
-    return Placed(feed, outcome, finals, corrections, withdrawals, to_hold)
+    return Placed(feed, outcome, kinds[FINAL], kinds[CORRECTED], kinds["withdrawn"], to_hold)
+
+
+def _not_read(r: Result, analyte: str | None, what: str) -> Issue | None:
+    """Why an OBX is not read at all (not monitored, preliminary, an unknown status, a value
+    type other than NM/SN), as its ERR; None when it is read."""
+    if not analyte and not LOOKS_MONITORED.search(f"{r.code} {r.display}"):
+        return Issue("OBX", r.sequence, 3, TABLE_VALUE, f"{what} is not monitored: skipped.", "I")
+    if r.status == PRELIMINARY:
+        return Issue(
+            "OBX",
+            r.sequence,
+            11,
+            TABLE_VALUE,
+            f"{what} is preliminary (P): not imported; send the final result.",
+            "I",
+        )
+    if r.status not in (FINAL, CORRECTED, *WITHDRAWN):
+        return Issue(
+            "OBX",
+            r.sequence,
+            11,
+            TABLE_VALUE,
+            f"{what}: result status {r.status or '(empty)'} is not read; F, C, X, D, W and P are.",
+        )
+    if analyte and r.status not in WITHDRAWN and r.value_type not in ("NM", "SN"):
+        return Issue(
+            "OBX",
+            r.sequence,
+            2,
+            DATA_TYPE_ERROR,
+            f"{what}: value type {r.value_type or '(empty)'} is not read; send NM or SN.",
+        )
+    return None
+
+
+def _placement(r: Result, feed: HL7Feed, analyte: str | None, what: str):
+    """(ERR, None) when the OBX cannot be used, else (None, its placement): with a `reason`
+    when it is to be held (unknown patient, unmapped code or unit)."""
+    center = feed.center
+    place = result_place(
+        center=center,
+        identifier=r.identifier,
+        identifier_kind=feed.identifier_is,
+        code_system=r.code_system,
+        code=r.code,
+        value=r.value if r.status not in WITHDRAWN else "0",
+        unit=r.unit,
+        collected_at_text=r.time_text,
+        analyte=analyte,
+    )
+    if place.reason == UNKNOWN_PATIENT and not r.identifier:
+        wanted = " / ".join(x for x in (feed.identifier_type, feed.assigning_authority) if x)
+        place.reason_text = Coded("held_pid3_missing", wanted=wanted)
+    if place.reason == UNREADABLE:
+        fld = 5 if place.reason_text.startswith("Value") else r.time_field[2]
+        seg, seq = ("OBX", r.sequence) if fld == 5 else r.time_field[:2]
+        if not r.time_text:
+            text = f"{what}: no collection time (OBX-14 or OBR-7)."
+            return Issue(seg, seq or 1, fld, REQUIRED_MISSING, text), None
+        return Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, f"{what}: {place.reason_text}"), None
+    if place.reason and r.status in WITHDRAWN:
+        text = f"{what}: withdrawn, but {place.reason_text[:1].lower()}{place.reason_text[1:]}"
+        return Issue("OBX", r.sequence, 11, UNKNOWN_KEY, text, "W"), None
+    if place.reason:
+        return None, place  # held
+    if r.value_type == "SN" and r.value[:1] in (">",):
+        text = f"{what}: {r.value!r} above a limit is not a value; send the number."
+        return Issue("OBX", r.sequence, 5, DATA_TYPE_ERROR, text), None
+    if r.status in (CORRECTED, *WITHDRAWN) and place.collected_at.tzinfo is None:
+        try:  # the stored result is found by its moment
+            place.collected_at = at_local_time(place.collected_at, center.tzinfo)
+        except LocalTimeError as error:
+            seg, seq, fld = r.time_field
+            return Issue(seg, seq or 1, fld, DATA_TYPE_ERROR, str(error)), None
+    return None, place
